@@ -1,0 +1,109 @@
+/**
+ * Throughput benchmarks. `bench train` times full training steps (forward, backward, AdamW) of a
+ * GPT of the given shape on random tokens; model FLOP/s counts 6N + 12 L T C per token
+ * (N = parameters without position embeddings, as nanoGPT's estimate_mfu). `bench generate`
+ * times sampling with and without the key/value cache.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { OptSpecs, ParsedOpts, UsageError } from '../args';
+import { Reporter } from '../progress';
+import { COMMON, startBackend } from './shared';
+import { GPT } from '../../engine/model';
+import { defaultConfig } from '../../engine/config';
+import { Rng } from '../../engine/rng';
+import { RunDir } from '../../engine/run';
+import { trainLm } from '../../engine/train/trainer';
+import { DEFAULT_TRAIN } from '../../engine/stages/common';
+import { generate } from '../../engine/generate';
+import { currentBackend } from '../../engine/backends/backend';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+export const BENCH_OPTS: OptSpecs = {
+  layers: { type: 'int', help: 'n_layer', default: 4 },
+  heads: { type: 'int', help: 'n_head', default: 4 },
+  embd: { type: 'int', help: 'n_embd', default: 128 },
+  block: { type: 'int', help: 'context length', default: 64 },
+  batch: { type: 'int', help: 'batch size', default: 12 },
+  vocab: { type: 'int', help: 'vocabulary size', default: 65 },
+  steps: { type: 'int', help: 'timed steps (after 2 warm-up steps)', default: 10 },
+  tokens: { type: 'int', help: 'generate: new tokens per run', default: 0 },
+  ...COMMON,
+};
+
+export async function benchCommand(o: ParsedOpts, positional: string[], r: Reporter) {
+  const what = positional[0] ?? 'train';
+  if (what !== 'train' && what !== 'generate') throw new UsageError(`rlhf bench train|generate, not "${what}"`);
+  await startBackend(o, r);
+  const cfg = defaultConfig({ n_layer: o.layers as number, n_head: o.heads as number, n_embd: o.embd as number, n_positions: o.block as number, vocab_size: o.vocab as number });
+  const model = GPT.init(cfg, 1);
+  const base = { backend: currentBackend()!.name, n_layer: cfg.n_layer, n_head: cfg.n_head, n_embd: cfg.n_embd, block: cfg.n_positions, vocab: cfg.vocab_size };
+  let result: Record<string, unknown>;
+  try {
+    if (what === 'train') result = { ...base, batch: o.batch, ...(await benchTrain(model, o.batch as number, o.steps as number)) };
+    else result = { ...base, ...benchGenerate(model, (o.tokens as number) || cfg.n_positions - 1) };
+  } finally {
+    model.dispose();
+  }
+  if (o.json) process.stdout.write(JSON.stringify(result) + '\n');
+  else for (const [k, v] of Object.entries(result)) process.stdout.write(`${k.padEnd(32)} ${typeof v === 'number' ? Number(v.toPrecision(4)) : v}\n`);
+  return result;
+}
+
+async function benchTrain(model: GPT, B: number, steps: number) {
+  const c = model.config, T = c.n_positions;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-bench-'));
+  const rand = new Rng(3);
+  const batch = () => {
+    const ids = new Int32Array(B * T).map(() => rand.int(c.vocab_size));
+    return { ids, targets: ids.map((x) => (x + 1) % c.vocab_size), weights: new Float32Array(B * T).fill(1), B, T };
+  };
+  const times: number[] = [];
+  let t = performance.now();
+  const tensorsAfter: number[] = [];
+  try {
+    const run = RunDir.create(tmp, { stage: 'bench', config: {} });
+    await trainLm({
+      stage: 'bench', model, tokenizer: { kind: 'char', vocabSize: c.vocab_size, eot: 0, encode: () => [], decode: () => '' },
+      data: { trainBatch: batch, evalBatches: () => [] },
+      cfg: { ...DEFAULT_TRAIN, steps: steps + 2, evalInterval: 0, checkpointInterval: 0, warmupSteps: 0 },
+      run,
+      onProgress: () => {
+        const now = performance.now();
+        times.push(now - t);
+        tensorsAfter.push(tf.memory().numTensors);
+        t = now;
+      },
+    });
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  const timed = times.slice(2);
+  const seconds = timed.reduce((a, b) => a + b, 0) / 1000;
+  const tokensPerSecond = (B * T * timed.length) / seconds;
+  const n = model.numParameters - model.p('wpe.weight').size;
+  const flopsPerToken = 6 * n + 12 * c.n_layer * T * c.n_embd;
+  return {
+    tokens_per_second: tokensPerSecond,
+    model_flops_per_second: flopsPerToken * tokensPerSecond,
+    ms_per_step: (seconds * 1000) / timed.length,
+    parameters: model.numParameters,
+    tensors_after_step_1: tensorsAfter[0],
+    tensors_after_last_step: tensorsAfter[tensorsAfter.length - 1],
+  };
+}
+
+function benchGenerate(model: GPT, tokens: number) {
+  const opts = { maxNewTokens: tokens, temperature: 1, topK: 0, topP: 1, seed: 1 };
+  generate(model, [1], 1, { ...opts, maxNewTokens: 4 }); // warm-up
+  const cached = generate(model, [1], 1, { ...opts, useCache: true });
+  const uncached = generate(model, [1], 1, { ...opts, useCache: false });
+  const same = cached.tokens[0].join(',') === uncached.tokens[0].join(',');
+  return {
+    new_tokens: tokens,
+    cached_tokens_per_second: cached.tokens[0].length / cached.seconds,
+    uncached_tokens_per_second: uncached.tokens[0].length / uncached.seconds,
+    cached_equals_uncached: same,
+  };
+}

@@ -1,0 +1,86 @@
+import { OptSpecs, ParsedOpts, UsageError } from '../args';
+import { Reporter } from '../progress';
+import { COMMON, startBackend } from './shared';
+import { loadModel } from '../../engine/checkpoint';
+import { DEFAULT_SAMPLE, generate, tokenLogprobs } from '../../engine/generate';
+import { promptTemplate } from '../../data/sft';
+
+export const GENERATE_OPTS: OptSpecs = {
+  model: { type: 'string', help: 'model directory' },
+  prompt: { type: 'string', help: 'the prompt' },
+  raw: { type: 'boolean', help: 'use the prompt as it is (default: the chat template "Human: ...\\n\\nAssistant: ")' },
+  'num-samples': { type: 'int', help: 'responses to sample', default: 1 },
+  'max-tokens': { type: 'int', help: 'new tokens at most', default: DEFAULT_SAMPLE.maxNewTokens },
+  temperature: { type: 'number', help: 'sampling temperature (0 = greedy)', default: DEFAULT_SAMPLE.temperature },
+  'top-k': { type: 'int', help: 'sample among the k most likely tokens (0 = all)', default: 0 },
+  'top-p': { type: 'number', help: 'nucleus sampling probability mass', default: 1 },
+  seed: { type: 'int', help: 'random seed', default: 1 },
+  'no-cache': { type: 'boolean', help: 'recompute the whole context for every token (slow; for checks)' },
+  ...COMMON,
+};
+
+export const LOGPROBS_OPTS: OptSpecs = {
+  model: { type: 'string', help: 'model directory' },
+  text: { type: 'string', help: 'the text to score' },
+  ...COMMON,
+};
+
+function checkSampling(o: ParsedOpts) {
+  if ((o['num-samples'] as number) < 1) throw new UsageError('--num-samples must be at least 1');
+  if ((o['max-tokens'] as number) < 1) throw new UsageError('--max-tokens must be at least 1');
+  if ((o.temperature as number) < 0) throw new UsageError('--temperature must be 0 or more');
+  if ((o['top-k'] as number) < 0) throw new UsageError('--top-k must be 0 or more');
+  const p = o['top-p'] as number;
+  if (!(p > 0 && p <= 1)) throw new UsageError('--top-p must be in (0, 1]');
+}
+
+export async function generateCommand(o: ParsedOpts, r: Reporter) {
+  if (!o.model) throw new UsageError('rlhf generate needs --model DIR (see rlhf generate --help)');
+  if (o.prompt === undefined) throw new UsageError('rlhf generate needs --prompt TEXT (see rlhf generate --help)');
+  checkSampling(o);
+  const { model, tokenizer } = loadModel(o.model as string, false); // fails clearly before the backend starts
+  try {
+    await startBackend(o, r);
+    const text = o.raw ? (o.prompt as string) : promptTemplate(o.prompt as string);
+    const g = generate(model, tokenizer.encode(text), o['num-samples'] as number, {
+      maxNewTokens: o['max-tokens'] as number,
+      temperature: o.temperature as number,
+      topK: o['top-k'] as number,
+      topP: o['top-p'] as number,
+      seed: o.seed as number,
+      eot: tokenizer.eot,
+      useCache: !o['no-cache'],
+    });
+    const responses = g.tokens.map((t) => tokenizer.decode(t));
+    const n = g.tokens.reduce((a, t) => a + t.length, 0);
+    if (o.json) {
+      process.stdout.write(JSON.stringify({ type: 'result', prompt: o.prompt, responses, tokens: g.tokens, finished: g.finished, tokens_per_second: n / g.seconds }) + '\n');
+    } else {
+      responses.forEach((s, i) => process.stdout.write(`${responses.length > 1 ? `--- sample ${i + 1}\n` : ''}${s}\n`));
+      r.log(`${n} tokens in ${g.seconds.toFixed(2)} s (${Math.round(n / g.seconds)} tokens/s)`);
+    }
+    return { responses };
+  } finally {
+    model.dispose();
+  }
+}
+
+export async function logprobsCommand(o: ParsedOpts, r: Reporter) {
+  if (!o.model) throw new UsageError('rlhf logprobs needs --model DIR');
+  if (o.text === undefined) throw new UsageError('rlhf logprobs needs --text TEXT');
+  const { model, tokenizer } = loadModel(o.model as string, false);
+  try {
+    await startBackend(o, { ...r, log: () => {} });
+    const tokens = tokenizer.encode(o.text as string);
+    const logprobs = tokenLogprobs(model, tokens);
+    if (o.json) process.stdout.write(JSON.stringify({ tokens, logprobs }) + '\n');
+    else {
+      tokens.forEach((t, i) => process.stdout.write(`${String(t).padStart(6)} ${JSON.stringify(tokenizer.decode([t])).padEnd(12)} ${i ? logprobs[i - 1].toFixed(4) : ''}\n`));
+      const sum = logprobs.reduce((a, b) => a + b, 0);
+      r.log(`total log-probability ${sum.toFixed(4)} over ${logprobs.length} predicted tokens`);
+    }
+    return { tokens, logprobs };
+  } finally {
+    model.dispose();
+  }
+}

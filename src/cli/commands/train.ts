@@ -1,0 +1,85 @@
+import * as path from 'path';
+import { OptSpecs, ParsedOpts, UsageError } from '../args';
+import { Reporter } from '../progress';
+import { COMMON, TRAIN_OPTS, startBackend, stopFlag, trainOverrides } from './shared';
+import { pretrain, resumePretrain } from '../../engine/stages/pretrain';
+import { resumeSft, sft } from '../../engine/stages/sft';
+import { defaultCorpusPath } from '../../engine/stages/common';
+import { RunDir } from '../../engine/run';
+import type { TokenizerKind } from '../../engine/config';
+
+export const PRETRAIN_OPTS: OptSpecs = {
+  corpus: { type: 'string', help: 'text file or JSONL of {"text"} (default: the bundled Moby-Dick)' },
+  init: { type: 'string', help: 'continue from this model directory instead of a new model' },
+  tokenizer: { type: 'string', help: 'char or gpt2 (new models)', default: 'char' },
+  layers: { type: 'int', help: 'n_layer', default: 4 },
+  heads: { type: 'int', help: 'n_head', default: 4 },
+  embd: { type: 'int', help: 'n_embd', default: 128 },
+  block: { type: 'int', help: 'context length n_positions', default: 64 },
+  dropout: { type: 'number', help: 'dropout rate', default: 0 },
+  ...TRAIN_OPTS,
+  ...COMMON,
+};
+
+export const SFT_OPTS: OptSpecs = {
+  data: { type: 'string', help: 'SFT dataset (*.sft.jsonl)' },
+  'eval-data': { type: 'string', help: 'held-out SFT dataset (default: every 10th record of --data)' },
+  model: { type: 'string', help: 'parent model directory (a pretrained checkpoint)' },
+  ...TRAIN_OPTS,
+  ...COMMON,
+};
+
+export const RESUME_OPTS: OptSpecs = { ...COMMON };
+
+function summarize(r: Reporter, result: { run: { id: string; status: string }; finalModel?: string; lastMetrics: Record<string, number>; step: number }, dir: string) {
+  if (r.json) {
+    process.stdout.write(JSON.stringify({ type: 'result', run: dir, status: result.run.status, step: result.step, final_model: result.finalModel ?? null, metrics: result.lastMetrics }) + '\n');
+  } else {
+    r.log(`${result.run.status}: run ${dir} at step ${result.step}${result.finalModel ? `; model in ${result.finalModel}` : ' (resume with: rlhf resume ' + dir + ')'}`);
+  }
+}
+
+export async function pretrainCommand(o: ParsedOpts, r: Reporter) {
+  if (!['char', 'gpt2'].includes(o.tokenizer as string)) throw new UsageError('--tokenizer must be char or gpt2');
+  await startBackend(o, r);
+  const result = await pretrain(
+    {
+      corpus: (o.corpus as string) ?? defaultCorpusPath(),
+      init: o.init as string | undefined,
+      model: { n_layer: o.layers as number, n_head: o.heads as number, n_embd: o.embd as number, n_positions: o.block as number, dropout: o.dropout as number, tokenizer: o.tokenizer as TokenizerKind },
+      train: trainOverrides(o),
+      runsDir: path.resolve(o['runs-dir'] as string),
+      runId: o['run-id'] as string | undefined,
+    },
+    { onProgress: (p) => r.progress(p), log: (l) => r.log(l), shouldStop: stopFlag() },
+  );
+  summarize(r, result, path.join(path.resolve(o['runs-dir'] as string), result.run.id));
+  return result;
+}
+
+export async function sftCommand(o: ParsedOpts, r: Reporter) {
+  if (!o.data) throw new UsageError('rlhf sft needs --data FILE (see rlhf sft --help)');
+  if (!o.model) throw new UsageError('rlhf sft needs --model DIR, the pretrained parent (see rlhf sft --help)');
+  await startBackend(o, r);
+  const result = await sft(
+    { data: o.data as string, evalData: o['eval-data'] as string | undefined, model: o.model as string, train: trainOverrides(o), runsDir: path.resolve(o['runs-dir'] as string), runId: o['run-id'] as string | undefined },
+    { onProgress: (p) => r.progress(p), log: (l) => r.log(l), shouldStop: stopFlag() },
+  );
+  summarize(r, result, path.join(path.resolve(o['runs-dir'] as string), result.run.id));
+  return result;
+}
+
+export async function resumeCommand(o: ParsedOpts, positional: string[], r: Reporter) {
+  const dir = positional[0];
+  if (!dir) throw new UsageError('rlhf resume needs a run directory: rlhf resume .rlhf/runs/<run-id>');
+  const info = new RunDir(dir).read();
+  if (info.status === 'completed') throw new Error(`run ${dir} is already completed`);
+  await startBackend(o, r);
+  const hooks = { onProgress: (p: import('../../engine/train/trainer').Progress) => r.progress(p), log: (l: string) => r.log(l), shouldStop: stopFlag() };
+  let result;
+  if (info.stage === 'pretrain') result = await resumePretrain(dir, hooks);
+  else if (info.stage === 'sft') result = await resumeSft(dir, hooks);
+  else throw new Error(`cannot resume a run of stage "${info.stage}"`);
+  summarize(r, result, path.resolve(dir));
+  return result;
+}

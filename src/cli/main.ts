@@ -1,0 +1,69 @@
+/**
+ * The `rlhf` command line (also the training worker's engine). Every failure is one line on
+ * stderr and a non-zero exit: 2 for a usage error, 1 for anything else. Never a stack trace,
+ * unless RLHF_DEBUG is set.
+ */
+import { OptSpecs, UsageError, helpText, parseArgs } from './args';
+import { makeReporter, Reporter } from './progress';
+import { PRETRAIN_OPTS, RESUME_OPTS, SFT_OPTS, pretrainCommand, resumeCommand, sftCommand } from './commands/train';
+import { GENERATE_OPTS, LOGPROBS_OPTS, generateCommand, logprobsCommand } from './commands/generate';
+import { BENCH_OPTS, benchCommand } from './commands/bench';
+import { DEMO_OPTS, demoCommand } from './commands/demo';
+import { ParsedOpts } from './args';
+
+interface Command {
+  usage: string;
+  summary: string;
+  opts: OptSpecs;
+  run: (o: ParsedOpts, positional: string[], r: Reporter) => Promise<unknown>;
+}
+
+export const COMMANDS: Record<string, Command> = {
+  pretrain: { usage: 'rlhf pretrain [--corpus FILE] [options]', summary: 'Pretrain a GPT on a text corpus (default: the bundled Moby-Dick).', opts: PRETRAIN_OPTS, run: (o, _p, r) => pretrainCommand(o, r) },
+  sft: { usage: 'rlhf sft --data FILE --model DIR [options]', summary: 'Supervised fine-tuning on demonstrations; loss on response tokens only.', opts: SFT_OPTS, run: (o, _p, r) => sftCommand(o, r) },
+  resume: { usage: 'rlhf resume RUN_DIR', summary: 'Continue a cancelled or interrupted run from its last checkpoint.', opts: RESUME_OPTS, run: (o, p, r) => resumeCommand(o, p, r) },
+  generate: { usage: 'rlhf generate --model DIR --prompt TEXT [options]', summary: 'Sample responses from a model.', opts: GENERATE_OPTS, run: (o, _p, r) => generateCommand(o, r) },
+  logprobs: { usage: 'rlhf logprobs --model DIR --text TEXT --json', summary: 'Per-token log-probabilities: logprobs[i] = log p(tokens[i+1] | tokens[0..i]).', opts: LOGPROBS_OPTS, run: (o, _p, r) => logprobsCommand(o, r) },
+  bench: { usage: 'rlhf bench train|generate [options]', summary: 'Training tokens/s and model FLOP/s, or generation tokens/s with and without the cache.', opts: BENCH_OPTS, run: (o, p, r) => benchCommand(o, p, r) },
+  demo: { usage: 'rlhf demo [--out DIR]', summary: 'The main job on the bundled default: pretrain, SFT and generation.', opts: DEMO_OPTS, run: (o, _p, r) => demoCommand(o, r) },
+};
+
+function topHelp(): string {
+  const rows = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`);
+  return `rlhf — the InstructGPT recipe on your own machine\n\nUsage: rlhf <command> [options]   (rlhf <command> --help for its options)\n\nCommands:\n${rows.join('\n')}\n`;
+}
+
+/** Runs one command with the given reporter; returns the exit code. Used by the CLI and the worker. */
+export async function runCommand(argv: string[], reporterFor: (json: boolean) => Reporter, onError: (msg: string) => void): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(topHelp());
+    return name ? 0 : 2;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    onError(`rlhf: unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+    return 2;
+  }
+  try {
+    const { opts, positional } = parseArgs(name, rest, cmd.opts);
+    if (opts.help) {
+      process.stdout.write(helpText(cmd.usage, cmd.summary, cmd.opts));
+      return 0;
+    }
+    await cmd.run(opts, positional, reporterFor(Boolean(opts.json)));
+    return 0;
+  } catch (e) {
+    if (process.env.RLHF_DEBUG) console.error(e);
+    onError(`rlhf ${name}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+    return e instanceof UsageError ? 2 : 1;
+  }
+}
+
+export function main(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  return runCommand(argv, makeReporter, (msg) => {
+    if (json) process.stdout.write(JSON.stringify({ type: 'error', message: msg }) + '\n');
+    process.stderr.write(msg + '\n');
+  });
+}

@@ -1,0 +1,122 @@
+/**
+ * Chooses and starts the TensorFlow.js backend. Order for "auto": CUDA (`@tensorflow/tfjs-node-gpu`),
+ * native CPU (`@tensorflow/tfjs-node`), WebAssembly with SIMD, plain JavaScript. The two native
+ * packages are optional (they download libtensorflow at install time), so each is tried and the
+ * reason it was skipped is kept for the user.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+// The core package registers no gradients by itself (the umbrella @tensorflow/tfjs does this).
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { registerWasmSegmentSum } from './segment-sum-kernel';
+
+export type BackendName = 'auto' | 'gpu' | 'node' | 'wasm' | 'cpu';
+export const BACKEND_NAMES: BackendName[] = ['auto', 'gpu', 'node', 'wasm', 'cpu'];
+
+export interface BackendChoice {
+  name: Exclude<BackendName, 'auto'>;
+  /** The TensorFlow.js backend name (tensorflow, wasm, cpu). */
+  tfName: string;
+  reason: string;
+  skipped: string[];
+}
+
+export class BackendError extends Error {}
+
+const GPU_HELP =
+  'the CUDA backend needs @tensorflow/tfjs-node-gpu (npm install @tensorflow/tfjs-node-gpu, which ' +
+  'downloads libtensorflow from Google at install time) and CUDA 11.2 with cuDNN 8.1 on Linux or Windows x64; ' +
+  'use --backend auto to train on the CPU';
+const NODE_HELP =
+  'the native CPU backend needs @tensorflow/tfjs-node (npm install @tensorflow/tfjs-node, which downloads ' +
+  'libtensorflow from Google at install time); use --backend wasm';
+
+/** Extra folders to look for optional native packages in (e.g. the extension's global storage). */
+function extraPaths(): string[] {
+  const v = process.env.RLHF_NATIVE_MODULES;
+  return v ? v.split(process.platform === 'win32' ? ';' : ':').filter(Boolean) : [];
+}
+
+function tryRequire(pkg: string): { ok: true } | { ok: false; why: string } {
+  try {
+    const resolved = require.resolve(pkg, { paths: [process.cwd(), __dirname, ...extraPaths()] });
+    require(resolved);
+    return { ok: true };
+  } catch (e) {
+    const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    return { ok: false, why: (e as { code?: string }).code === 'MODULE_NOT_FOUND' ? `${pkg} is not installed` : msg };
+  }
+}
+
+async function start(tfName: string): Promise<boolean> {
+  try {
+    return (await tf.setBackend(tfName)) && tf.getBackend() === tfName;
+  } catch {
+    return false;
+  }
+}
+
+async function startGpu(): Promise<string> {
+  const r = tryRequire('@tensorflow/tfjs-node-gpu');
+  if (!r.ok) throw new BackendError(`GPU backend unavailable: ${r.why}; ${GPU_HELP}`);
+  if (!(await start('tensorflow'))) throw new BackendError(`GPU backend failed to start; ${GPU_HELP}`);
+  return 'CUDA through @tensorflow/tfjs-node-gpu';
+}
+
+async function startNode(): Promise<string> {
+  const r = tryRequire('@tensorflow/tfjs-node');
+  if (!r.ok) throw new BackendError(`native CPU backend unavailable: ${r.why}; ${NODE_HELP}`);
+  if (!(await start('tensorflow'))) throw new BackendError(`native CPU backend failed to start; ${NODE_HELP}`);
+  return 'native libtensorflow through @tensorflow/tfjs-node';
+}
+
+async function startWasm(): Promise<string> {
+  require('@tensorflow/tfjs-backend-wasm');
+  registerWasmSegmentSum();
+  if (!(await start('wasm'))) throw new BackendError('the WebAssembly backend failed to start');
+  const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+  return `WebAssembly${simd ? ' with SIMD' : ' without SIMD'} (one thread)`;
+}
+
+async function startCpu(): Promise<string> {
+  require('@tensorflow/tfjs-backend-cpu');
+  if (!(await start('cpu'))) throw new BackendError('the plain JavaScript backend failed to start');
+  return 'plain JavaScript (slowest)';
+}
+
+let current: BackendChoice | undefined;
+
+/** Starts a backend once per process; later calls return the same choice. */
+export async function initBackend(requested: BackendName = 'auto'): Promise<BackendChoice> {
+  if (current && (requested === 'auto' || requested === current.name)) return current;
+  if (!BACKEND_NAMES.includes(requested)) {
+    throw new BackendError(`unknown backend "${requested}"; choose one of ${BACKEND_NAMES.join(', ')}`);
+  }
+  tf.env().set('PROD', true); // no debug checks in the hot loop
+  const starters: Record<Exclude<BackendName, 'auto'>, [string, () => Promise<string>]> = {
+    gpu: ['tensorflow', startGpu],
+    node: ['tensorflow', startNode],
+    wasm: ['wasm', startWasm],
+    cpu: ['cpu', startCpu],
+  };
+  if (requested !== 'auto') {
+    const [tfName, fn] = starters[requested];
+    const reason = `${await fn()} (asked for ${requested})`;
+    return (current = { name: requested, tfName, reason, skipped: [] });
+  }
+  const skipped: string[] = [];
+  for (const name of ['gpu', 'node', 'wasm', 'cpu'] as const) {
+    const [tfName, fn] = starters[name];
+    try {
+      const how = await fn();
+      const reason = skipped.length ? `${how}; skipped: ${skipped.join('; ')}` : how;
+      return (current = { name, tfName, reason, skipped });
+    } catch (e) {
+      skipped.push(e instanceof Error ? e.message.split(';')[0] : String(e));
+    }
+  }
+  throw new BackendError(`no TensorFlow.js backend could start: ${skipped.join('; ')}`);
+}
+
+export function currentBackend(): BackendChoice | undefined {
+  return current;
+}

@@ -1,0 +1,129 @@
+/**
+ * Model directories in the Hugging Face GPT-2 layout (config.json, model.safetensors,
+ * tokenizer.json for char models), written atomically: into a temporary sibling folder,
+ * fsynced, then renamed into place, so a crash mid-write never leaves a half checkpoint.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { GPTConfig, configFromJson, configToJson } from './config';
+import { GPT, parameterShapes } from './model';
+import { NamedTensor, readSafetensors, serializeSafetensors } from './safetensors';
+import { Tokenizer, loadTokenizer, saveTokenizer } from './tokenizer';
+
+export class ModelDirError extends Error {}
+
+export interface LoadedModel {
+  config: GPTConfig;
+  weights: Map<string, Float32Array>;
+  tokenizer: Tokenizer;
+  /** Extra tensors found (e.g. score.weight of reward models), without the "transformer." prefix. */
+  extra: Map<string, NamedTensor>;
+  /** config.json as read, for keys other stages add (reward statistics, ...). */
+  rawConfig: Record<string, unknown>;
+}
+
+export function readModelDir(dir: string): LoadedModel {
+  const cfgFile = path.join(dir, 'config.json');
+  const stFile = path.join(dir, 'model.safetensors');
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new ModelDirError(`model directory not found: ${dir}`);
+  if (!fs.existsSync(cfgFile)) throw new ModelDirError(`${dir} has no config.json (not a model directory)`);
+  if (!fs.existsSync(stFile)) throw new ModelDirError(`${dir} has no model.safetensors`);
+  let rawConfig: Record<string, unknown>;
+  try {
+    rawConfig = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+  } catch {
+    throw new ModelDirError(`${cfgFile} is not valid JSON`);
+  }
+  let config: GPTConfig;
+  try {
+    config = configFromJson(rawConfig);
+  } catch (e) {
+    throw new ModelDirError(`${cfgFile}: ${(e as Error).message.replace(/^config.json: /, '')}`);
+  }
+  let tensors: Map<string, NamedTensor>;
+  try {
+    tensors = readSafetensors(stFile).tensors;
+  } catch (e) {
+    throw new ModelDirError((e as Error).message);
+  }
+  const byName = new Map<string, NamedTensor>();
+  for (const [name, t] of tensors) byName.set(name.startsWith('transformer.') ? name.slice(12) : name, t);
+  const weights = new Map<string, Float32Array>();
+  for (const [name, shape] of parameterShapes(config)) {
+    const t = byName.get(name);
+    if (!t) throw new ModelDirError(`${stFile} has no tensor ${name}`);
+    if (t.shape.join(',') !== shape.join(',')) {
+      throw new ModelDirError(`${stFile}: ${name} has shape [${t.shape}], config.json implies [${shape}]`);
+    }
+    weights.set(name, t.data);
+    byName.delete(name);
+  }
+  const tokenizer = loadTokenizer(config.tokenizer, dir);
+  if (tokenizer.vocabSize > config.vocab_size) {
+    throw new ModelDirError(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but vocab_size is ${config.vocab_size}`);
+  }
+  return { config, weights, tokenizer, extra: byName, rawConfig };
+}
+
+/** Writes dir atomically. `extra` tensors (score heads) go after the GPT-2 ones. */
+export function writeModelDir(
+  dir: string,
+  config: GPTConfig,
+  weights: Map<string, Float32Array>,
+  tokenizer: Tokenizer,
+  opts: { extra?: Map<string, NamedTensor>; extraConfig?: Record<string, unknown>; files?: Record<string, string | Buffer> } = {},
+): void {
+  const tensors = new Map<string, NamedTensor>();
+  for (const [name, shape] of parameterShapes(config)) tensors.set(name, { shape, data: weights.get(name)! });
+  for (const [name, t] of opts.extra ?? []) tensors.set(name, t);
+  const files: Record<string, string | Buffer> = {
+    'config.json': JSON.stringify(configToJson(config, opts.extraConfig), null, 2) + '\n',
+    'model.safetensors': serializeSafetensors(tensors, { format: 'pt' }),
+    ...opts.files,
+  };
+  writeDirAtomic(dir, (tmp) => {
+    for (const [name, content] of Object.entries(files)) writeFileSynced(path.join(tmp, name), content);
+    saveTokenizer(tokenizer, tmp);
+  });
+}
+
+export async function saveModel(model: GPT, tokenizer: Tokenizer, dir: string, extraConfig?: Record<string, unknown>) {
+  writeModelDir(dir, model.config, await model.weights(), tokenizer, { extraConfig });
+}
+
+export function loadModel(dir: string, trainable = true): { model: GPT; tokenizer: Tokenizer; loaded: LoadedModel } {
+  const loaded = readModelDir(dir);
+  return { model: new GPT(loaded.config, loaded.weights, trainable), tokenizer: loaded.tokenizer, loaded };
+}
+
+export function writeFileSynced(file: string, content: string | Buffer): void {
+  const fd = fs.openSync(file, 'w');
+  try {
+    fs.writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Fills a temporary sibling of dir, then renames it over dir (replacing an older one). */
+export function writeDirAtomic(dir: string, fill: (tmp: string) => void): void {
+  const parent = path.dirname(path.resolve(dir));
+  fs.mkdirSync(parent, { recursive: true });
+  const tmp = path.join(parent, `.tmp-${path.basename(dir)}-${process.pid}-${Date.now()}`);
+  fs.mkdirSync(tmp);
+  try {
+    fill(tmp);
+    if (fs.existsSync(dir)) {
+      const old = `${tmp}-old`;
+      fs.renameSync(dir, old);
+      fs.renameSync(tmp, dir);
+      fs.rmSync(old, { recursive: true, force: true });
+    } else {
+      fs.renameSync(tmp, dir);
+    }
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}

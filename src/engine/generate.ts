@@ -1,0 +1,133 @@
+/**
+ * Sampling from a GPT: temperature, top-k, top-p (nucleus), a token budget, stop at
+ * end-of-text, seeded. With the key/value cache each new token costs one position; without it
+ * every token re-reads the whole (cropped) context. Both give the same tokens under a seed.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { GPT, KVCache, disposeCache } from './model';
+import { Rng } from './rng';
+
+export interface SampleOptions {
+  maxNewTokens: number;
+  /** 0 means greedy. */
+  temperature: number;
+  /** Keep the k most likely tokens (0 = all). */
+  topK: number;
+  /** Keep the smallest set of tokens whose probability reaches p (1 = all). */
+  topP: number;
+  seed: number;
+  /** Stop a sequence at this token (not included in the output). */
+  eot?: number;
+  useCache?: boolean;
+}
+
+export const DEFAULT_SAMPLE: SampleOptions = { maxNewTokens: 128, temperature: 0.8, topK: 0, topP: 1, seed: 1, useCache: true };
+
+/** Draws one token id from logits (float32, length V). */
+export function sampleToken(logits: Float32Array, o: Pick<SampleOptions, 'temperature' | 'topK' | 'topP'>, rng: Rng): number {
+  const V = logits.length;
+  if (o.temperature <= 0) {
+    let best = 0;
+    for (let i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
+    return best;
+  }
+  let idx = Array.from({ length: V }, (_, i) => i);
+  if ((o.topK > 0 && o.topK < V) || o.topP < 1) {
+    idx.sort((a, b) => logits[b] - logits[a] || a - b);
+    if (o.topK > 0 && o.topK < V) idx = idx.slice(0, o.topK);
+  }
+  let max = -Infinity;
+  for (const i of idx) max = Math.max(max, logits[i] / o.temperature);
+  const p = idx.map((i) => Math.exp(logits[i] / o.temperature - max));
+  let sum = p.reduce((a, b) => a + b, 0);
+  if (o.topP < 1) {
+    let cum = 0, keep = idx.length;
+    for (let j = 0; j < idx.length; j++) {
+      cum += p[j] / sum;
+      if (cum >= o.topP) {
+        keep = j + 1;
+        break;
+      }
+    }
+    idx = idx.slice(0, keep);
+    p.length = keep;
+    sum = p.reduce((a, b) => a + b, 0);
+  }
+  let u = rng.next() * sum;
+  for (let j = 0; j < idx.length; j++) {
+    u -= p[j];
+    if (u <= 0) return idx[j];
+  }
+  return idx[idx.length - 1];
+}
+
+export interface Generation {
+  /** New tokens per sample, without the prompt and without the end-of-text token. */
+  tokens: number[][];
+  /** Whether each sample ended with end-of-text (rather than the token budget). */
+  finished: boolean[];
+  seconds: number;
+}
+
+/**
+ * `numSamples` continuations of one prompt, sampled as one batch. Sample i draws from its own
+ * generator seeded with seed + i, so a sample does not depend on how many are drawn with it.
+ */
+export function generate(model: GPT, prompt: number[], numSamples: number, o: SampleOptions): Generation {
+  if (!prompt.length) throw new Error('the prompt has no tokens');
+  const t0 = performance.now();
+  const N = model.config.n_positions;
+  const B = numSamples;
+  const seqs = Array.from({ length: B }, () => [...prompt]);
+  const out: number[][] = Array.from({ length: B }, () => []);
+  const finished = new Array<boolean>(B).fill(false);
+  const rngs = Array.from({ length: B }, (_, i) => new Rng(o.seed + i));
+  const cache: KVCache | undefined = o.useCache === false ? undefined : { k: [], v: [], length: 0 };
+  let fed = 0; // tokens of seqs already in the cache
+  try {
+    for (let step = 0; step < o.maxNewTokens && !finished.every(Boolean); step++) {
+      const len = seqs[0].length;
+      const logits = tf.tidy(() => {
+        let input: number[][];
+        if (cache && len <= N) {
+          input = seqs.map((s) => s.slice(fed)); // only what the cache has not seen
+        } else {
+          // Context full (or no cache): crop to the last N tokens and recompute from position 0.
+          if (cache) disposeCache(cache);
+          input = seqs.map((s) => s.slice(Math.max(0, len - N)));
+        }
+        const T = input[0].length;
+        const ids = tf.tensor2d(input.flat(), [B, T], 'int32');
+        const h = model.hidden(ids, { cache });
+        const last = tf.reshape(tf.slice(tf.reshape(h, [B, T, -1]), [0, T - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D;
+        return model.lmHead(last);
+      });
+      fed = len;
+      const data = logits.dataSync() as Float32Array;
+      logits.dispose();
+      const V = data.length / B;
+      for (let i = 0; i < B; i++) {
+        const next = sampleToken(data.subarray(i * V, (i + 1) * V), o, rngs[i]);
+        seqs[i].push(next);
+        if (finished[i]) continue;
+        if (o.eot !== undefined && next === o.eot) finished[i] = true;
+        else out[i].push(next);
+      }
+    }
+  } finally {
+    disposeCache(cache);
+  }
+  return { tokens: out, finished, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** log p(tokens[i+1] | tokens[0..i]) for i = 0..n-2, in one forward pass. */
+export function tokenLogprobs(model: GPT, tokens: number[]): number[] {
+  const n = tokens.length;
+  if (n < 2) return [];
+  if (n > model.config.n_positions) throw new Error(`the text has ${n} tokens; the model reads at most ${model.config.n_positions}`);
+  return tf.tidy(() => {
+    const logp = tf.logSoftmax(model.logits(tf.tensor2d([tokens], [1, n], 'int32')));
+    const picked = tf.sum(tf.mul(tf.slice(logp, [0, 0], [n - 1, -1]), tf.oneHot(tf.tensor1d(tokens.slice(1), 'int32'), model.config.vocab_size)), 1);
+    return Array.from(picked.dataSync());
+  });
+}

@@ -1,0 +1,181 @@
+/**
+ * GPT-2 (Radford et al. 2019) in TensorFlow.js, parameter for parameter the Hugging Face layout:
+ * pre-LayerNorm blocks, causal self-attention, tanh-GELU MLP, learned positions, LM head tied
+ * to the token embedding. Weights are GPT-2's Conv1D [in, out], so x @ W needs no transpose.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { GPTConfig } from './config';
+import { Rng } from './rng';
+import { causalMask, gelu, layerNorm, linear, matMul } from './layers';
+
+/** Keys and values of every layer for the positions seen so far: [B, n_head, length, head_dim]. */
+export interface KVCache {
+  k: tf.Tensor4D[];
+  v: tf.Tensor4D[];
+  length: number;
+}
+
+export function disposeCache(cache: KVCache | undefined): void {
+  if (!cache) return;
+  tf.dispose([...cache.k, ...cache.v]);
+  cache.k = [];
+  cache.v = [];
+  cache.length = 0;
+}
+
+export interface ForwardOptions {
+  /** Dropout on, with seeds drawn from rng. */
+  training?: boolean;
+  rng?: Rng;
+  /** Read past keys/values from here and append this call's; the caller disposes it. */
+  cache?: KVCache;
+}
+
+/** Parameter names and shapes in Hugging Face GPT-2 order. */
+export function parameterShapes(c: GPTConfig): [string, number[]][] {
+  const C = c.n_embd;
+  const out: [string, number[]][] = [
+    ['wte.weight', [c.vocab_size, C]],
+    ['wpe.weight', [c.n_positions, C]],
+  ];
+  for (let i = 0; i < c.n_layer; i++) {
+    const p = `h.${i}.`;
+    out.push(
+      [p + 'ln_1.weight', [C]], [p + 'ln_1.bias', [C]],
+      [p + 'attn.c_attn.weight', [C, 3 * C]], [p + 'attn.c_attn.bias', [3 * C]],
+      [p + 'attn.c_proj.weight', [C, C]], [p + 'attn.c_proj.bias', [C]],
+      [p + 'ln_2.weight', [C]], [p + 'ln_2.bias', [C]],
+      [p + 'mlp.c_fc.weight', [C, 4 * C]], [p + 'mlp.c_fc.bias', [4 * C]],
+      [p + 'mlp.c_proj.weight', [4 * C, C]], [p + 'mlp.c_proj.bias', [C]],
+    );
+  }
+  out.push(['ln_f.weight', [C]], ['ln_f.bias', [C]]);
+  return out;
+}
+
+/**
+ * GPT-2 initialisation: weights N(0, 0.02), residual projections (attn.c_proj, mlp.c_proj)
+ * N(0, 0.02 / sqrt(2 n_layer)), biases 0, LayerNorm gain 1. Drawn from our own seeded
+ * generator, so a seed gives the same model on every backend.
+ */
+export function initialWeights(c: GPTConfig, seed: number): Map<string, Float32Array> {
+  const rng = new Rng(seed);
+  const out = new Map<string, Float32Array>();
+  for (const [name, shape] of parameterShapes(c)) {
+    const a = new Float32Array(shape.reduce((x, y) => x * y, 1));
+    if (name.endsWith('ln_1.weight') || name.endsWith('ln_2.weight') || name === 'ln_f.weight') a.fill(1);
+    else if (shape.length === 2) {
+      const std = name.endsWith('c_proj.weight') ? 0.02 / Math.sqrt(2 * c.n_layer) : 0.02;
+      for (let i = 0; i < a.length; i++) a[i] = rng.normal() * std;
+    }
+    out.set(name, a);
+  }
+  return out;
+}
+
+export class GPT {
+  readonly params = new Map<string, tf.Variable>();
+
+  constructor(readonly config: GPTConfig, weights: Map<string, Float32Array>, trainable = true) {
+    for (const [name, shape] of parameterShapes(config)) {
+      const w = weights.get(name);
+      if (!w) throw new Error(`missing weight ${name}`);
+      const size = shape.reduce((x, y) => x * y, 1);
+      if (w.length !== size) throw new Error(`weight ${name} has ${w.length} values, expected shape [${shape}]`);
+      this.params.set(name, tf.variable(tf.tensor(w, shape, 'float32'), trainable, `${name}#${nextId++}`));
+    }
+  }
+
+  static init(config: GPTConfig, seed: number): GPT {
+    return new GPT(config, initialWeights(config, seed));
+  }
+
+  p(name: string): tf.Variable {
+    const v = this.params.get(name);
+    if (!v) throw new Error(`no parameter ${name}`);
+    return v;
+  }
+
+  get numParameters(): number {
+    let n = 0;
+    for (const v of this.params.values()) n += v.size;
+    return n;
+  }
+
+  /** Non-embedding parameters (for FLOP counts, as in Kaplan et al.). */
+  get numBlockParameters(): number {
+    return this.numParameters - this.p('wte.weight').size - this.p('wpe.weight').size;
+  }
+
+  /** Final hidden states [B*T, n_embd] after ln_f for token ids [B, T]. */
+  hidden(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
+    const c = this.config;
+    const [B, T] = ids.shape;
+    const C = c.n_embd, H = c.n_head, hd = C / H;
+    const past = opts.cache?.length ?? 0;
+    if (past + T > c.n_positions) throw new Error(`sequence of ${past + T} tokens exceeds n_positions ${c.n_positions}`);
+    const drop = (x: tf.Tensor): tf.Tensor =>
+      opts.training && c.dropout > 0 ? tf.dropout(x, c.dropout, undefined, opts.rng?.seed()) : x;
+
+    const tok = tf.gather(this.p('wte.weight'), tf.reshape(ids, [B * T]));
+    const pos = tf.slice(this.p('wpe.weight'), [past, 0], [T, C]);
+    let x = drop(tf.reshape(tf.add(tf.reshape(tok, [B, T, C]), pos), [B * T, C])) as tf.Tensor2D;
+    const mask = T > 1 ? causalMask(T, past + T, past) : undefined;
+
+    for (let i = 0; i < c.n_layer; i++) {
+      const p = `h.${i}.`;
+      // causal self-attention
+      const h1 = layerNorm(x, this.p(p + 'ln_1.weight'), this.p(p + 'ln_1.bias'), c.layer_norm_epsilon);
+      const qkv = linear(h1, this.p(p + 'attn.c_attn.weight'), this.p(p + 'attn.c_attn.bias'));
+      // [B*T, 3C] -> q, k, v as [B, H, T, hd]. Two small transposes, not one 5-D one: the wasm
+      // backend transposes rank <= 4 tensors about 50x faster.
+      const [q, kNew, vNew] = tf
+        .split(tf.transpose(tf.reshape(qkv, [B * T, 3, C]), [1, 0, 2]), 3, 0)
+        .map((t) => tf.transpose(tf.reshape(t, [B, T, H, hd]), [0, 2, 1, 3]) as tf.Tensor4D);
+      let k = kNew, v = vNew;
+      if (opts.cache) {
+        if (past > 0) {
+          k = tf.concat([opts.cache.k[i], kNew], 2);
+          v = tf.concat([opts.cache.v[i], vNew], 2);
+          tf.dispose([opts.cache.k[i], opts.cache.v[i]]);
+        }
+        opts.cache.k[i] = tf.keep(k);
+        opts.cache.v[i] = tf.keep(v);
+      }
+      let att = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd));
+      if (mask) att = tf.add(att, mask);
+      att = drop(tf.softmax(att));
+      const y = tf.reshape(tf.transpose(tf.matMul(att as tf.Tensor4D, v), [0, 2, 1, 3]), [B * T, C]) as tf.Tensor2D;
+      x = tf.add(x, drop(linear(y, this.p(p + 'attn.c_proj.weight'), this.p(p + 'attn.c_proj.bias'))));
+      // MLP
+      const h2 = layerNorm(x, this.p(p + 'ln_2.weight'), this.p(p + 'ln_2.bias'), c.layer_norm_epsilon);
+      const a = gelu(linear(h2, this.p(p + 'mlp.c_fc.weight'), this.p(p + 'mlp.c_fc.bias'))) as tf.Tensor2D;
+      x = tf.add(x, drop(linear(a, this.p(p + 'mlp.c_proj.weight'), this.p(p + 'mlp.c_proj.bias'))));
+    }
+    if (opts.cache) opts.cache.length = past + T;
+    return layerNorm(x, this.p('ln_f.weight'), this.p('ln_f.bias'), c.layer_norm_epsilon);
+  }
+
+  /** Next-token logits [n, vocab] from hidden states [n, n_embd] (head tied to wte). */
+  lmHead(h: tf.Tensor2D): tf.Tensor2D {
+    return matMul(h, tf.transpose(this.p('wte.weight')) as tf.Tensor2D);
+  }
+
+  logits(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
+    return this.lmHead(this.hidden(ids, opts));
+  }
+
+  /** Current weights as plain arrays, in parameter order. */
+  async weights(): Promise<Map<string, Float32Array>> {
+    const out = new Map<string, Float32Array>();
+    for (const [name, v] of this.params) out.set(name, (await v.data()) as Float32Array);
+    return out;
+  }
+
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    this.params.clear();
+  }
+}
+
+let nextId = 0;

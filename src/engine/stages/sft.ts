@@ -1,0 +1,158 @@
+/**
+ * Supervised fine-tuning on demonstrations: the loss is taken only on response tokens
+ * (assistant turns for conversations) and their end-of-text token; prompt tokens and padding
+ * get weight 0, hence exactly zero gradient. Examples are visited in a seeded permutation per
+ * epoch, so the position in the data is a function of the step (exact resume).
+ */
+import * as path from 'path';
+import { GPT } from '../model';
+import { Tokenizer } from '../tokenizer';
+import { Rng, deriveSeed, permutation } from '../rng';
+import { RunDir } from '../run';
+import { loadModel } from '../checkpoint';
+import { Batch, LmData, TrainConfig, trainLm } from '../train/trainer';
+import { formatProblem, readJsonl } from '../../data/jsonl';
+import { SftExample, toSftExample } from '../../data/sft';
+import { DEFAULT_TRAIN, StageHooks, assertFile, readResumePoint, runLifecycle } from './common';
+
+export interface SftOptions {
+  data: string;
+  evalData?: string;
+  model: string;
+  train?: Partial<TrainConfig>;
+  runsDir: string;
+  runId?: string;
+}
+
+export const SFT_DEFAULTS: Partial<TrainConfig> = { lr: 3e-4, minLr: 3e-5, warmupSteps: 10, steps: 150, weightDecay: 0.0 };
+
+export interface TokenizedExample {
+  ids: number[];
+  /** weights[i] = 1 when token i is a response token (a target of the loss). */
+  weights: number[];
+}
+
+export function tokenizeExample(ex: SftExample, tok: Tokenizer, maxTokens: number): TokenizedExample {
+  const ids: number[] = [], weights: number[] = [];
+  for (const s of ex.segments) {
+    for (const id of tok.encode(s.text)) {
+      ids.push(id);
+      weights.push(s.train ? 1 : 0);
+    }
+    if (s.eot) {
+      ids.push(tok.eot);
+      weights.push(s.train ? 1 : 0);
+    }
+  }
+  return { ids: ids.slice(0, maxTokens), weights: weights.slice(0, maxTokens) };
+}
+
+export function readSftFile(file: string): { examples: SftExample[]; problems: string[] } {
+  assertFile(file, 'SFT dataset');
+  const { records, problems } = readJsonl(file);
+  const out = problems.map(formatProblem);
+  const examples: SftExample[] = [];
+  for (const r of records) {
+    const ex = toSftExample(r.value, file, r.line);
+    if ('segments' in ex) examples.push(ex);
+    else out.push(formatProblem(ex));
+  }
+  return { examples, problems: out };
+}
+
+/** Input/target/weight rows for a list of examples, padded with end-of-text at weight 0. */
+export function makeBatch(exs: TokenizedExample[], pad: number): Batch {
+  const T = Math.max(...exs.map((e) => e.ids.length - 1));
+  const B = exs.length;
+  const b: Batch = { ids: new Int32Array(B * T).fill(pad), targets: new Int32Array(B * T).fill(pad), weights: new Float32Array(B * T), B, T };
+  exs.forEach((e, r) => {
+    for (let t = 0; t + 1 < e.ids.length; t++) {
+      b.ids[r * T + t] = e.ids[t];
+      b.targets[r * T + t] = e.ids[t + 1];
+      b.weights[r * T + t] = e.weights[t + 1];
+    }
+  });
+  return b;
+}
+
+export function sftData(train: TokenizedExample[], evalSet: TokenizedExample[], cfg: TrainConfig, pad: number): LmData {
+  const perms = new Map<number, number[]>();
+  const perm = (epoch: number) => {
+    if (!perms.has(epoch)) perms.set(epoch, permutation(train.length, new Rng(deriveSeed(cfg.seed, 0x5f7, epoch))));
+    return perms.get(epoch)!;
+  };
+  const evalBatches: Batch[] = [];
+  for (let i = 0; i < evalSet.length; i += cfg.batchSize) evalBatches.push(makeBatch(evalSet.slice(i, i + cfg.batchSize), pad));
+  return {
+    trainBatch(step, micro) {
+      const exs: TokenizedExample[] = [];
+      for (let r = 0; r < cfg.batchSize; r++) {
+        const g = (step * cfg.gradAccum + micro) * cfg.batchSize + r;
+        exs.push(train[perm(Math.floor(g / train.length))[g % train.length]]);
+      }
+      return makeBatch(exs, pad);
+    },
+    evalBatches: () => evalBatches,
+  };
+}
+
+function prepare(o: { data: string; evalData?: string }, tokenizer: Tokenizer, maxTokens: number, log?: (s: string) => void) {
+  const { examples, problems } = readSftFile(o.data);
+  if (problems.length) {
+    throw new Error(`${problems.length} bad record(s) in the SFT data; the first: ${problems[0]}`);
+  }
+  let trainEx = examples, evalEx: SftExample[] = [];
+  if (o.evalData) {
+    const e = readSftFile(o.evalData);
+    if (e.problems.length) throw new Error(`bad record in the SFT eval data: ${e.problems[0]}`);
+    evalEx = e.examples;
+  } else if (examples.length >= 20) {
+    // hold out every 10th demonstration
+    trainEx = examples.filter((_, i) => i % 10 !== 9);
+    evalEx = examples.filter((_, i) => i % 10 === 9);
+  }
+  const tok = (exs: SftExample[]) => exs.map((e) => tokenizeExample(e, tokenizer, maxTokens)).filter((e) => e.weights.slice(1).some((w) => w > 0));
+  const train = tok(trainEx), evalSet = tok(evalEx);
+  const dropped = trainEx.length - train.length;
+  if (dropped) log?.(`${dropped} demonstration(s) have no response token within ${maxTokens} tokens and are skipped`);
+  if (!train.length) throw new Error(`${o.data} has no usable demonstration`);
+  return { train, evalSet };
+}
+
+export async function sft(o: SftOptions, hooks: StageHooks = {}) {
+  const { model, tokenizer } = loadModel(o.model);
+  const train: TrainConfig = { ...DEFAULT_TRAIN, ...SFT_DEFAULTS, ...o.train };
+  try {
+    const prepared = prepare(o, tokenizer, model.config.n_positions + 1, hooks.log);
+    const run = RunDir.create(o.runsDir, {
+      stage: 'sft',
+      config: { data: path.resolve(o.data), eval_data: o.evalData ? path.resolve(o.evalData) : null, model: model.config, train },
+      parent_model: path.resolve(o.model),
+    }, o.runId);
+    hooks.log?.(`run ${run.dir}: ${prepared.train.length} demonstrations (${prepared.evalSet.length} held out)`);
+    return await continueSft(run, model, tokenizer, prepared, train, hooks);
+  } finally {
+    model.dispose();
+  }
+}
+
+async function continueSft(run: RunDir, model: GPT, tokenizer: Tokenizer, p: { train: TokenizedExample[]; evalSet: TokenizedExample[] }, train: TrainConfig, hooks: StageHooks, resume?: { step: number; dir: string }) {
+  const data = sftData(p.train, p.evalSet, train, tokenizer.eot);
+  return runLifecycle(run, () => trainLm({ stage: 'sft', model, tokenizer, data, cfg: train, run, resume, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop }));
+}
+
+export async function resumeSft(runDir: string, hooks: StageHooks = {}) {
+  const run = new RunDir(runDir);
+  const info = run.read();
+  const point = readResumePoint(run);
+  const cfg = info.config as { data: string; eval_data: string | null; train: TrainConfig };
+  const { model, tokenizer } = loadModel(point.dir);
+  try {
+    const prepared = prepare({ data: cfg.data, evalData: cfg.eval_data ?? undefined }, tokenizer, model.config.n_positions + 1, hooks.log);
+    run.update({ resumed_at: [...(info.resumed_at ?? []), new Date().toISOString()] });
+    hooks.log?.(`resuming ${run.dir} from step ${point.step}`);
+    return await continueSft(run, model, tokenizer, prepared, cfg.train, hooks, point);
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * Tokenizers: GPT-2's byte-level BPE (r50k, ranks shipped offline by `gpt-tokenizer`) and a
+ * character tokenizer built from a corpus and saved with the model as tokenizer.json.
+ * Both have an end-of-text token that marks where a response stops.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+export interface Tokenizer {
+  readonly kind: 'gpt2' | 'char';
+  readonly vocabSize: number;
+  readonly eot: number;
+  encode(text: string): number[];
+  decode(ids: number[]): string;
+}
+
+const EOT_TEXT = '<|endoftext|>';
+
+export class Gpt2Tokenizer implements Tokenizer {
+  readonly kind = 'gpt2';
+  readonly vocabSize = 50257;
+  readonly eot = 50256;
+  private readonly bpe: {
+    encode(text: string, opts?: { disallowedSpecial?: Set<string>; allowedSpecial?: Set<string> }): number[];
+    decode(ids: number[]): string;
+  };
+
+  constructor() {
+    // Loaded on first use: the rank table is large and char models never need it.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    this.bpe = require('gpt-tokenizer/encoding/r50k_base');
+  }
+
+  /** User text is plain text: "<|endoftext|>" inside it is spelled out, never the special id. */
+  encode(text: string): number[] {
+    return this.bpe.encode(text, { disallowedSpecial: new Set() });
+  }
+
+  decode(ids: number[]): string {
+    return this.bpe.decode(ids);
+  }
+}
+
+/** id 0 is end-of-text, id 1 stands for any character the corpus did not have. */
+export class CharTokenizer implements Tokenizer {
+  readonly kind = 'char';
+  readonly eot = 0;
+  static readonly UNK = 1;
+  private readonly index = new Map<string, number>();
+
+  constructor(readonly chars: string[]) {
+    chars.forEach((c, i) => this.index.set(c, i + 2));
+  }
+
+  static fromText(text: string): CharTokenizer {
+    const set = new Set<string>();
+    for (const ch of text) set.add(ch);
+    return new CharTokenizer([...set].sort());
+  }
+
+  get vocabSize(): number {
+    return this.chars.length + 2;
+  }
+
+  encode(text: string): number[] {
+    const out: number[] = [];
+    for (const ch of text) out.push(this.index.get(ch) ?? CharTokenizer.UNK);
+    return out;
+  }
+
+  decode(ids: number[]): string {
+    let s = '';
+    for (const id of ids) s += id === 0 ? EOT_TEXT : id === 1 ? '\uFFFD' : this.chars[id - 2] ?? '\uFFFD';
+    return s;
+  }
+
+  toJson(): Record<string, unknown> {
+    return { type: 'char', special: { [EOT_TEXT]: 0, '<|unk|>': 1 }, chars: this.chars };
+  }
+}
+
+export function saveTokenizer(tok: Tokenizer, dir: string): void {
+  if (tok instanceof CharTokenizer) {
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tok.toJson()));
+  }
+}
+
+export function loadTokenizer(kind: 'gpt2' | 'char', dir: string): Tokenizer {
+  if (kind === 'gpt2') return new Gpt2Tokenizer();
+  const file = path.join(dir, 'tokenizer.json');
+  let json: { type?: string; chars?: unknown };
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file}: cannot read the character vocabulary (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (json.type !== 'char' || !Array.isArray(json.chars) || !json.chars.every((c) => typeof c === 'string')) {
+    throw new Error(`${file}: not a character tokenizer ({"type": "char", "chars": [...]})`);
+  }
+  return new CharTokenizer(json.chars as string[]);
+}

@@ -1,0 +1,89 @@
+/**
+ * The extension host: thin wiring from VS Code commands to the training worker. It never
+ * imports TensorFlow.js; every stage runs in the worker process.
+ */
+import * as vscode from 'vscode';
+import * as path from 'path';
+import { WorkerClient } from './host/worker-client';
+
+export function activate(context: vscode.ExtensionContext): void {
+  const log = vscode.window.createOutputChannel('RLHF', { log: true });
+  const worker = new WorkerClient(context.extensionPath);
+  const status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left);
+  context.subscriptions.push(log, status);
+
+  const folder = () => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  const cfg = () => vscode.workspace.getConfiguration('rlhf');
+
+  async function runStage(title: string, argv: string[]): Promise<void> {
+    const cwd = folder();
+    if (!cwd) {
+      void vscode.window.showErrorMessage('RLHF: open a folder first; runs are written inside it.');
+      return;
+    }
+    if (!vscode.workspace.isTrusted) {
+      void vscode.window.showWarningMessage('RLHF: training is disabled in an untrusted workspace.');
+      return;
+    }
+    const runsDir = path.resolve(cwd, cfg().get<string>('runsFolder', '.rlhf/runs'));
+    await vscode.commands.executeCommand('setContext', 'rlhf.training', true);
+    log.show(true);
+    try {
+      const code = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `RLHF: ${title}`, cancellable: true },
+        (progress, token) => {
+          token.onCancellationRequested(() => worker.cancel());
+          let last = 0;
+          return worker.run([...argv, '--runs-dir', runsDir], cwd, { RLHF_BACKEND: cfg().get<string>('backend', 'auto') }, {
+            onLog: (line) => log.info(line),
+            onProgress: (p) => {
+              const pct = (100 * p.step) / p.total;
+              const loss = p.metrics.loss !== undefined ? ` loss ${p.metrics.loss.toFixed(3)}` : '';
+              progress.report({ increment: pct - last, message: `step ${p.step}/${p.total}${loss}` });
+              last = pct;
+              status.text = `$(pulse) ${p.stage} ${p.step}/${p.total}${loss} · ETA ${Math.round(p.eta_seconds)}s`;
+              status.show();
+            },
+          });
+        },
+      );
+      if (code === 0) void vscode.window.showInformationMessage(`RLHF: ${title} finished.`);
+      else void vscode.window.showErrorMessage(`RLHF: ${title} failed; see the RLHF output.`);
+    } catch (e) {
+      void vscode.window.showErrorMessage(`RLHF: ${(e as Error).message}`);
+    } finally {
+      status.hide();
+      await vscode.commands.executeCommand('setContext', 'rlhf.training', false);
+    }
+  }
+
+  async function pickModel(): Promise<string | undefined> {
+    const uris = await vscode.workspace.findFiles('**/config.json', '**/node_modules/**', 200);
+    const dirs = uris.map((u) => path.dirname(u.fsPath));
+    if (!dirs.length) {
+      void vscode.window.showErrorMessage('RLHF: no model directory (config.json + model.safetensors) in this workspace.');
+      return undefined;
+    }
+    return (await vscode.window.showQuickPick(dirs.map((d) => ({ label: vscode.workspace.asRelativePath(d), dir: d })), { placeHolder: 'Parent model' }))?.dir;
+  }
+
+  context.subscriptions.push(
+    vscode.commands.registerCommand('rlhf.pretrain', () => runStage('Pretrain', ['pretrain'])),
+    vscode.commands.registerCommand('rlhf.trainSft', async () => {
+      const files = await vscode.workspace.findFiles('**/*.sft.jsonl', '**/node_modules/**', 200);
+      const data = await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), path: f.fsPath })), { placeHolder: 'SFT dataset' });
+      if (!data) return;
+      const model = await pickModel();
+      if (model) await runStage('Train SFT Model', ['sft', '--data', data.path, '--model', model]);
+    }),
+    vscode.commands.registerCommand('rlhf.generate', async () => {
+      const model = await pickModel();
+      if (!model) return;
+      const prompt = await vscode.window.showInputBox({ prompt: 'Prompt' });
+      if (prompt) await runStage('Generate', ['generate', '--model', model, '--prompt', prompt]);
+    }),
+    vscode.commands.registerCommand('rlhf.cancel', () => worker.cancel()),
+  );
+}
+
+export function deactivate(): void {}

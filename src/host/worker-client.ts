@@ -1,0 +1,51 @@
+/**
+ * Starts the training worker (dist/worker.js) as a child process and turns its messages into
+ * log lines, progress and a final exit code. The host never loads TensorFlow.js itself.
+ */
+import { fork, ChildProcess } from 'child_process';
+import * as path from 'path';
+import { WorkerToHost, parseWorkerMessage } from '../protocol/worker';
+
+export interface WorkerEvents {
+  onLog(line: string): void;
+  onProgress(p: Extract<WorkerToHost, { type: 'progress' }>): void;
+}
+
+export class WorkerClient {
+  private child: ChildProcess | undefined;
+
+  constructor(private readonly extensionPath: string) {}
+
+  get running(): boolean {
+    return this.child !== undefined;
+  }
+
+  run(argv: string[], cwd: string, env: Record<string, string>, ev: WorkerEvents): Promise<number> {
+    if (this.child) return Promise.reject(new Error('a training run is already in progress'));
+    return new Promise((resolve) => {
+      const child = fork(path.join(this.extensionPath, 'dist', 'worker.js'), [], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+      this.child = child;
+      let code: number | undefined;
+      child.stdout?.on('data', (d) => ev.onLog(String(d).trimEnd()));
+      child.stderr?.on('data', (d) => ev.onLog(String(d).trimEnd()));
+      child.on('message', (raw) => {
+        const m = parseWorkerMessage(raw);
+        if (!m) return ev.onLog(`ignored an invalid message from the worker`);
+        if (m.type === 'ready') child.send({ type: 'start', argv });
+        else if (m.type === 'log') ev.onLog(m.message);
+        else if (m.type === 'error') ev.onLog(`error: ${m.message}`);
+        else if (m.type === 'progress') ev.onProgress(m);
+        else if (m.type === 'done') code = m.code;
+      });
+      child.on('exit', (exitCode, signal) => {
+        this.child = undefined;
+        if (code === undefined) ev.onLog(`the worker stopped unexpectedly (${signal ? `signal ${signal}` : `exit code ${exitCode}`}); the last checkpoint of the run is kept and can be resumed`);
+        resolve(code ?? 1);
+      });
+    });
+  }
+
+  cancel(): void {
+    this.child?.send({ type: 'cancel' });
+  }
+}

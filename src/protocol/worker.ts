@@ -1,0 +1,46 @@
+/**
+ * Messages between the extension host and the training worker (a child process started with
+ * child_process.fork). One module for both sides; every message is validated on receipt.
+ */
+export type HostToWorker =
+  | { type: 'start'; argv: string[] }
+  | { type: 'cancel' };
+
+export type WorkerToHost =
+  | { type: 'ready'; pid: number }
+  | { type: 'log'; message: string }
+  | { type: 'progress'; stage: string; step: number; total: number; eta_seconds: number; metrics: Record<string, number> }
+  | { type: 'error'; message: string }
+  | { type: 'done'; code: number };
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isNum = (v: unknown): v is number => typeof v === 'number' && !Number.isNaN(v);
+const isStr = (v: unknown): v is string => typeof v === 'string';
+
+export function parseHostMessage(v: unknown): HostToWorker | undefined {
+  if (!isObj(v)) return undefined;
+  if (v.type === 'start' && Array.isArray(v.argv) && v.argv.every(isStr)) return { type: 'start', argv: v.argv };
+  if (v.type === 'cancel') return { type: 'cancel' };
+  return undefined;
+}
+
+export function parseWorkerMessage(v: unknown): WorkerToHost | undefined {
+  if (!isObj(v)) return undefined;
+  switch (v.type) {
+    case 'ready':
+      return isNum(v.pid) ? { type: 'ready', pid: v.pid } : undefined;
+    case 'log':
+    case 'error':
+      return isStr(v.message) ? { type: v.type, message: v.message } : undefined;
+    case 'progress': {
+      if (!isStr(v.stage) || !isNum(v.step) || !isNum(v.total) || !isNum(v.eta_seconds) || !isObj(v.metrics)) return undefined;
+      const metrics: Record<string, number> = {};
+      for (const [k, x] of Object.entries(v.metrics)) if (typeof x === 'number') metrics[k] = x;
+      return { type: 'progress', stage: v.stage, step: v.step, total: v.total, eta_seconds: v.eta_seconds, metrics };
+    }
+    case 'done':
+      return isNum(v.code) ? { type: 'done', code: v.code } : undefined;
+    default:
+      return undefined;
+  }
+}

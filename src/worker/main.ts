@@ -1,0 +1,43 @@
+/**
+ * The training worker: a child process forked by the extension host. It runs the same commands
+ * as the `rlhf` CLI and reports over IPC with the messages of src/protocol/worker.ts.
+ */
+import { runCommand } from '../cli/main';
+import { requestStop } from '../cli/commands/shared';
+import { Reporter } from '../cli/progress';
+import { WorkerToHost, parseHostMessage } from '../protocol/worker';
+
+function send(m: WorkerToHost): void {
+  process.send?.(m);
+}
+
+const reporter: Reporter = {
+  json: true,
+  log: (message) => send({ type: 'log', message }),
+  progress: (p) => send({ type: 'progress', stage: p.stage, step: p.step, total: p.totalSteps, eta_seconds: p.etaSeconds, metrics: p.metrics }),
+};
+
+let busy = false;
+process.on('message', async (raw) => {
+  const m = parseHostMessage(raw);
+  if (!m) {
+    send({ type: 'error', message: `worker: ignored an invalid message ${JSON.stringify(raw).slice(0, 200)}` });
+    return;
+  }
+  if (m.type === 'cancel') {
+    requestStop();
+    return;
+  }
+  if (busy) {
+    send({ type: 'error', message: 'worker: a command is already running' });
+    return;
+  }
+  busy = true;
+  const code = await runCommand(m.argv, () => reporter, (message) => send({ type: 'error', message }));
+  send({ type: 'done', code });
+  busy = false;
+  process.disconnect?.();
+});
+
+process.on('disconnect', () => requestStop());
+send({ type: 'ready', pid: process.pid });
