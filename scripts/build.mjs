@@ -1,21 +1,25 @@
 // Builds the bundles with esbuild: the extension host (never TensorFlow.js), the training
-// worker and the `rlhf` command line. TensorFlow.js stays external so that an optional native
-// backend (tfjs-node, tfjs-node-gpu) registers itself with the same tfjs-core instance.
+// worker and the `rlhf` command line. TensorFlow.js is bundled (its engine and kernel registry
+// live on globalThis, so an optional native backend loaded at run time from node_modules still
+// registers with the same engine); the wasm binaries are copied next to the bundles.
 import * as esbuild from 'esbuild';
 import * as fs from 'fs';
 
 const watch = process.argv.includes('--watch');
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, logLevel: 'warning' };
+const NATIVE = ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@stdlib/*'];
 const builds = [
   { ...common, entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] },
-  { ...common, entryPoints: ['src/worker/main.ts'], outfile: 'dist/worker.js', external: ['@tensorflow/*', 'gpt-tokenizer', '@stdlib/*'] },
-  { ...common, entryPoints: ['src/cli/index.ts'], outfile: 'dist/cli.js', external: ['@tensorflow/*', 'gpt-tokenizer', '@stdlib/*'] },
+  { ...common, entryPoints: ['src/worker/main.ts'], outfile: 'dist/worker.js', external: NATIVE },
+  { ...common, entryPoints: ['src/cli/index.ts'], outfile: 'dist/cli.js', external: NATIVE },
 ];
 
 if (watch) {
   for (const b of builds) await (await esbuild.context(b)).watch();
 } else {
   await Promise.all(builds.map((b) => esbuild.build(b)));
+  const wasmDir = 'node_modules/@tensorflow/tfjs-backend-wasm/wasm-out';
+  for (const f of fs.readdirSync(wasmDir).filter((f) => f.endsWith('.wasm'))) fs.copyFileSync(`${wasmDir}/${f}`, `dist/${f}`);
   const host = fs.readFileSync('dist/extension.js', 'utf8');
   if (host.includes('@tensorflow/')) {
     console.error('build: dist/extension.js references TensorFlow.js; the extension host must not load it');

@@ -1,7 +1,8 @@
 import { OptSpecs, ParsedOpts, UsageError } from '../args';
 import { Reporter } from '../progress';
 import { COMMON, startBackend } from './shared';
-import { loadModel } from '../../engine/checkpoint';
+import { readModelDir } from '../../engine/checkpoint';
+import { GPT } from '../../engine/model';
 import { DEFAULT_SAMPLE, generate, tokenLogprobs } from '../../engine/generate';
 import { promptTemplate } from '../../data/sft';
 
@@ -38,9 +39,11 @@ export async function generateCommand(o: ParsedOpts, r: Reporter) {
   if (!o.model) throw new UsageError('rlhf generate needs --model DIR (see rlhf generate --help)');
   if (o.prompt === undefined) throw new UsageError('rlhf generate needs --prompt TEXT (see rlhf generate --help)');
   checkSampling(o);
-  const { model, tokenizer } = loadModel(o.model as string, false); // fails clearly before the backend starts
+  const loaded = readModelDir(o.model as string); // a bad directory fails before the backend starts
+  await startBackend(o, r);
+  const { tokenizer } = loaded;
+  const model = new GPT(loaded.config, loaded.weights, false);
   try {
-    await startBackend(o, r);
     const text = o.raw ? (o.prompt as string) : promptTemplate(o.prompt as string);
     const g = generate(model, tokenizer.encode(text), o['num-samples'] as number, {
       maxNewTokens: o['max-tokens'] as number,
@@ -68,9 +71,11 @@ export async function generateCommand(o: ParsedOpts, r: Reporter) {
 export async function logprobsCommand(o: ParsedOpts, r: Reporter) {
   if (!o.model) throw new UsageError('rlhf logprobs needs --model DIR');
   if (o.text === undefined) throw new UsageError('rlhf logprobs needs --text TEXT');
-  const { model, tokenizer } = loadModel(o.model as string, false);
+  const loaded = readModelDir(o.model as string);
+  await startBackend(o, { ...r, log: () => {} });
+  const { tokenizer } = loaded;
+  const model = new GPT(loaded.config, loaded.weights, false);
   try {
-    await startBackend(o, { ...r, log: () => {} });
     const tokens = tokenizer.encode(o.text as string);
     const logprobs = tokenLogprobs(model, tokens);
     if (o.json) process.stdout.write(JSON.stringify({ tokens, logprobs }) + '\n');
