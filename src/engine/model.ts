@@ -82,7 +82,8 @@ export class GPT {
       if (!w) throw new Error(`missing weight ${name}`);
       const size = shape.reduce((x, y) => x * y, 1);
       if (w.length !== size) throw new Error(`weight ${name} has ${w.length} values, expected shape [${shape}]`);
-      this.params.set(name, tf.variable(tf.tensor(w, shape, 'float32'), trainable, `${name}#${nextId++}`));
+      // tidy: the initial tensor would otherwise stay alive beside the variable
+      this.params.set(name, tf.tidy(() => tf.variable(tf.tensor(w, shape, 'float32'), trainable, `${name}#${nextId++}`)));
     }
   }
 

@@ -42,11 +42,11 @@ test('gradients of a tiny GPT match central finite differences', () => {
       const at = (delta: number) => {
         const v = base.slice();
         v[i] += delta;
-        p.assign(tf.tensor(v, p.shape));
+        tf.tidy(() => p.assign(tf.tensor(v, p.shape)));
         return lossOf(model, ids, targets, weights);
       };
       const numeric = (at(eps) - at(-eps)) / (2 * eps);
-      p.assign(tf.tensor(base, p.shape));
+      tf.tidy(() => p.assign(tf.tensor(base, p.shape)));
       assert.ok(Math.abs(numeric - g[i]) <= 5e-4 + 5e-3 * Math.abs(g[i]), `${name}[${i}]: analytic ${g[i]}, numeric ${numeric}`);
       checked++;
     }

@@ -22,8 +22,8 @@ export class AdamW {
   constructor(private readonly params: Map<string, tf.Variable>, readonly cfg: AdamWConfig) {
     for (const [name, p] of params) {
       if (!p.trainable) continue;
-      this.m.set(name, tf.variable(tf.zerosLike(p), false));
-      this.v.set(name, tf.variable(tf.zerosLike(p), false));
+      this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
+      this.v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
     }
   }
 
@@ -60,7 +60,7 @@ export class AdamW {
       for (const [name, variable] of map) {
         const s = state.get(`${kind}.${name}`);
         if (!s || s.data.length !== variable.size) throw new Error(`optimizer state has no ${kind} for ${name}`);
-        variable.assign(tf.tensor(s.data, variable.shape));
+        tf.tidy(() => variable.assign(tf.tensor(s.data, variable.shape)));
       }
     }
     this.t = t;

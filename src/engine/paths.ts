@@ -1,0 +1,24 @@
+/** Files that ship with the package: the example workspace and its base model. */
+import * as fs from 'fs';
+import * as path from 'path';
+
+/** The package root (the folder with this project's package.json), from source or a bundle. */
+export function packageRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    const pj = path.join(dir, 'package.json');
+    if (fs.existsSync(pj) && JSON.parse(fs.readFileSync(pj, 'utf8')).name === 'rlhf-studio') return dir;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('cannot find the rlhf-studio package folder');
+    dir = up;
+  }
+}
+
+export function exampleWorkspace(): string {
+  return path.join(packageRoot(), 'examples', 'workspace');
+}
+
+/** The committed base model: a character-level GPT pretrained on Moby-Dick by `rlhf pretrain`. */
+export function bundledBaseModel(): string {
+  return path.join(exampleWorkspace(), 'models', 'base-char');
+}

@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { FIXTURES, ROOT, tmpDir } from '../helpers';
+
+// The built command line, as users run it (npm test builds dist/ first).
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+
+function rlhf(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, RLHF_DEBUG: '' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function oneClearLine(r: { code: number | null; stderr: string }, pattern: RegExp) {
+  assert.notEqual(r.code, 0);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
+  assert.match(lines[0], pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at |Error:/, 'no stack trace');
+}
+
+test('rlhf generate with a missing model directory: one clear line, non-zero exit', () => {
+  oneClearLine(rlhf('generate', '--model', '/nonexistent/model', '--prompt', 'hi'), /^rlhf generate: model directory not found: \/nonexistent\/model$/);
+});
+
+test('rlhf generate with a corrupt model directory: one clear line, non-zero exit', () => {
+  const dir = path.join(tmpDir(), 'broken');
+  fs.cpSync(path.join(FIXTURES, 'tiny-gpt2'), dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'model.safetensors'), 'garbage that is not safetensors');
+  oneClearLine(rlhf('generate', '--model', dir, '--prompt', 'hi'), /model\.safetensors: header length/);
+  fs.writeFileSync(path.join(dir, 'config.json'), '{');
+  oneClearLine(rlhf('generate', '--model', dir, '--prompt', 'hi'), /config\.json is not valid JSON/);
+});
+
+test('rlhf generate with a bad flag or value: one clear line, exit 2', () => {
+  const r = rlhf('generate', '--model', path.join(FIXTURES, 'tiny-gpt2'), '--prompt', 'hi', '--temprature', '1');
+  oneClearLine(r, /unknown option --temprature for "rlhf generate"/);
+  assert.equal(r.code, 2);
+  oneClearLine(rlhf('generate', '--model', 'x', '--prompt', 'hi', '--top-p', 'lots'), /--top-p must be a number/);
+});
+
+test('rlhf generate --backend gpu without CUDA: one clear line with the fix', () => {
+  const r = rlhf('generate', '--model', path.join(FIXTURES, 'tiny-gpt2'), '--prompt', 'hi', '--backend', 'gpu');
+  oneClearLine(r, /GPU backend unavailable: .*tfjs-node-gpu.*CUDA 11\.2.*--backend auto/);
+});
+
+test('rlhf logprobs --json prints the tokens exactly as the tokenizer gives them', () => {
+  const r = rlhf('logprobs', '--model', path.join(FIXTURES, 'tiny-gpt2'), '--text', 'Hello world', '--json', '--backend', 'wasm');
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.deepEqual(out.tokens, [15496, 995]);
+  assert.equal(out.logprobs.length, 1);
+});
+
+test('rlhf generate samples with the chosen seed and reports tokens/s', () => {
+  const args = ['generate', '--model', path.join(FIXTURES, 'tiny-gpt2'), '--prompt', 'Call me', '--raw', '--max-tokens', '5', '--seed', '7', '--json', '--num-samples', '2'];
+  const a = JSON.parse(rlhf(...args).stdout.trim().split('\n').at(-1)!);
+  const b = JSON.parse(rlhf(...args).stdout.trim().split('\n').at(-1)!);
+  assert.equal(a.tokens.length, 2);
+  assert.deepEqual(a.tokens, b.tokens);
+  assert.ok(a.tokens_per_second > 0);
+});
+
+test('every command has --help', () => {
+  for (const c of ['pretrain', 'sft', 'resume', 'generate', 'logprobs', 'bench', 'demo']) {
+    const r = rlhf(c, '--help');
+    assert.equal(r.code, 0, c);
+    assert.match(r.stdout, /Options:/);
+  }
+  assert.match(rlhf('--help').stdout, /Commands:/);
+  oneClearLine(rlhf('frobnicate'), /unknown command "frobnicate"/);
+});
