@@ -4,6 +4,7 @@
 // registers with the same engine); the wasm binaries are copied next to the bundles.
 import * as esbuild from 'esbuild';
 import * as fs from 'fs';
+import wabtInit from 'wabt';
 
 const watch = process.argv.includes('--watch');
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, logLevel: 'warning' };
@@ -12,12 +13,19 @@ const builds = [
   { ...common, entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] },
   { ...common, entryPoints: ['src/worker/main.ts'], outfile: 'dist/worker.js', external: NATIVE },
   { ...common, entryPoints: ['src/cli/index.ts'], outfile: 'dist/cli.js', external: NATIVE },
+  { ...common, entryPoints: ['src/engine/train/grad-thread.ts'], outfile: 'dist/grad-thread.js', external: NATIVE },
 ];
 
 if (watch) {
   for (const b of builds) await (await esbuild.context(b)).watch();
 } else {
   await Promise.all(builds.map((b) => esbuild.build(b)));
+  // our SIMD kernel, assembled from its text source
+  const wabt = await wabtInit();
+  const mod = wabt.parseWat('bmm.wat', fs.readFileSync('src/engine/kernels/bmm.wat', 'utf8'), { simd: true, bulk_memory: true });
+  mod.validate();
+  fs.writeFileSync('dist/bmm.wasm', mod.toBinary({}).buffer);
+  mod.destroy();
   const wasmDir = 'node_modules/@tensorflow/tfjs-backend-wasm/wasm-out';
   for (const f of fs.readdirSync(wasmDir).filter((f) => f.endsWith('.wasm'))) fs.copyFileSync(`${wasmDir}/${f}`, `dist/${f}`);
   const host = fs.readFileSync('dist/extension.js', 'utf8');

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { GPTConfig } from './config';
 import { Rng } from './rng';
 import { causalMask, gelu, layerNorm, linear, matMul } from './layers';
+import { bmm } from './kernels/bmm';
 
 /** Keys and values of every layer for the positions seen so far: [B, n_head, length, head_dim]. */
 export interface KVCache {
@@ -143,10 +144,14 @@ export class GPT {
         opts.cache.k[i] = tf.keep(k);
         opts.cache.v[i] = tf.keep(v);
       }
-      let att = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd));
+      // attention weights softmax(q k^T / sqrt(hd) + mask), as [B*H, T, Tk] for the batched products
+      const Tk = k.shape[2];
+      const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [B * H, hd, Tk]) as tf.Tensor3D;
+      let att: tf.Tensor = tf.mul(bmm(tf.reshape(q, [B * H, T, hd]) as tf.Tensor3D, kT), 1 / Math.sqrt(hd));
       if (mask) att = tf.add(att, mask);
       att = drop(tf.softmax(att));
-      const y = tf.reshape(tf.transpose(tf.matMul(att as tf.Tensor4D, v), [0, 2, 1, 3]), [B * T, C]) as tf.Tensor2D;
+      const yh = bmm(att as tf.Tensor3D, tf.reshape(v, [B * H, Tk, hd]) as tf.Tensor3D);
+      const y = tf.reshape(tf.transpose(tf.reshape(yh, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, C]) as tf.Tensor2D;
       x = tf.add(x, drop(linear(y, this.p(p + 'attn.c_proj.weight'), this.p(p + 'attn.c_proj.bias'))));
       // MLP
       const h2 = layerNorm(x, this.p(p + 'ln_2.weight'), this.p(p + 'ln_2.bias'), c.layer_norm_epsilon);

@@ -22,3 +22,13 @@ export function exampleWorkspace(): string {
 export function bundledBaseModel(): string {
   return path.join(exampleWorkspace(), 'models', 'base-char');
 }
+
+/**
+ * A file the build puts in dist/ (a wasm kernel, the gradient-thread bundle): next to the running
+ * bundle, or in the package's dist/ when running from source.
+ */
+export function distFile(name: string): string | undefined {
+  const candidates = [path.join(__dirname, name)];
+  for (let dir = __dirname, i = 0; i < 6; i++, dir = path.dirname(dir)) candidates.push(path.join(dir, 'dist', name));
+  return candidates.find((f) => fs.existsSync(f));
+}

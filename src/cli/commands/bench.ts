@@ -16,6 +16,7 @@ import { trainLm } from '../../engine/train/trainer';
 import { DEFAULT_TRAIN } from '../../engine/stages/common';
 import { generate } from '../../engine/generate';
 import { currentBackend } from '../../engine/backends/backend';
+import { autoThreads } from '../../engine/train/parallel';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -29,6 +30,7 @@ export const BENCH_OPTS: OptSpecs = {
   vocab: { type: 'int', help: 'vocabulary size', default: 65 },
   steps: { type: 'int', help: 'timed steps (after 2 warm-up steps)', default: 10 },
   tokens: { type: 'int', help: 'generate: new tokens per run', default: 0 },
+  threads: { type: 'int', help: 'train: CPU threads (0 = auto)', default: 0 },
   ...COMMON,
 };
 
@@ -41,7 +43,7 @@ export async function benchCommand(o: ParsedOpts, positional: string[], r: Repor
   const base = { backend: currentBackend()!.name, n_layer: cfg.n_layer, n_head: cfg.n_head, n_embd: cfg.n_embd, block: cfg.n_positions, vocab: cfg.vocab_size };
   let result: Record<string, unknown>;
   try {
-    if (what === 'train') result = { ...base, batch: o.batch, ...(await benchTrain(model, o.batch as number, o.steps as number)) };
+    if (what === 'train') result = { ...base, batch: o.batch, ...(await benchTrain(model, o.batch as number, o.steps as number, o.threads as number)) };
     else result = { ...base, ...benchGenerate(model, (o.tokens as number) || cfg.n_positions - 1) };
   } finally {
     model.dispose();
@@ -51,7 +53,7 @@ export async function benchCommand(o: ParsedOpts, positional: string[], r: Repor
   return result;
 }
 
-async function benchTrain(model: GPT, B: number, steps: number) {
+async function benchTrain(model: GPT, B: number, steps: number, threads: number) {
   const c = model.config, T = c.n_positions;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-bench-'));
   const rand = new Rng(3);
@@ -67,7 +69,7 @@ async function benchTrain(model: GPT, B: number, steps: number) {
     await trainLm({
       stage: 'bench', model, tokenizer: { kind: 'char', vocabSize: c.vocab_size, eot: 0, encode: () => [], decode: () => '' },
       data: { trainBatch: batch, evalBatches: () => [] },
-      cfg: { ...DEFAULT_TRAIN, steps: steps + 2, evalInterval: 0, checkpointInterval: 0, warmupSteps: 0 },
+      cfg: { ...DEFAULT_TRAIN, steps: steps + 2, evalInterval: 0, checkpointInterval: 0, warmupSteps: 0, threads },
       run,
       onProgress: () => {
         const now = performance.now();
@@ -85,6 +87,7 @@ async function benchTrain(model: GPT, B: number, steps: number) {
   const n = model.numParameters - model.p('wpe.weight').size;
   const flopsPerToken = 6 * n + 12 * c.n_layer * T * c.n_embd;
   return {
+    threads: threads || autoThreads(),
     tokens_per_second: tokensPerSecond,
     model_flops_per_second: flopsPerToken * tokensPerSecond,
     ms_per_step: (seconds * 1000) / timed.length,

@@ -19,6 +19,7 @@ export const TRAIN_OPTS: OptSpecs = {
   'weight-decay': { type: 'number', help: 'AdamW decoupled weight decay (2-D weights only)' },
   'grad-clip': { type: 'number', help: 'global gradient-norm clip (0 = off)' },
   seed: { type: 'int', help: 'random seed' },
+  threads: { type: 'int', help: 'CPU threads for data-parallel gradients (0 = both cores on wasm/cpu)' },
   'eval-interval': { type: 'int', help: 'steps between evaluations' },
   'checkpoint-interval': { type: 'int', help: 'steps between checkpoints' },
   'runs-dir': { type: 'string', help: 'where runs are written', default: '.rlhf/runs' },
@@ -29,7 +30,7 @@ export function trainOverrides(o: ParsedOpts): Partial<TrainConfig> {
   const map: [string, keyof TrainConfig][] = [
     ['steps', 'steps'], ['batch-size', 'batchSize'], ['grad-accum', 'gradAccum'], ['lr', 'lr'], ['min-lr', 'minLr'],
     ['warmup-steps', 'warmupSteps'], ['weight-decay', 'weightDecay'], ['grad-clip', 'gradClip'], ['seed', 'seed'],
-    ['eval-interval', 'evalInterval'], ['checkpoint-interval', 'checkpointInterval'],
+    ['eval-interval', 'evalInterval'], ['checkpoint-interval', 'checkpointInterval'], ['threads', 'threads'],
   ];
   const out: Partial<TrainConfig> = {};
   for (const [k, field] of map) if (o[k] !== undefined) (out as Record<string, number>)[field] = o[k] as number;

@@ -23,6 +23,7 @@ export const DEFAULT_TRAIN: TrainConfig = {
   evalInterval: 50,
   checkpointInterval: 100,
   keepCheckpoints: 2,
+  threads: 0,
 };
 
 export function defaultRunsDir(): string {

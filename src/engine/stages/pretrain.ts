@@ -13,6 +13,7 @@ import { RunDir } from '../run';
 import { loadModel } from '../checkpoint';
 import { Batch, LmData, TrainConfig, trainLm } from '../train/trainer';
 import { readJsonl, formatProblem } from '../../data/jsonl';
+import { autoThreads } from '../train/parallel';
 import { DEFAULT_TRAIN, StageHooks, assertFile, readResumePoint, runLifecycle } from './common';
 
 export interface PretrainOptions {
@@ -74,6 +75,7 @@ export async function pretrain(o: PretrainOptions, hooks: StageHooks = {}) {
     model = GPT.init(cfg, (o.train?.seed ?? DEFAULT_TRAIN.seed) + 1);
   }
   const train: TrainConfig = { ...DEFAULT_TRAIN, ...o.train };
+  train.threads ||= autoThreads(); // recorded, so a resume splits batches the same way
   const run = RunDir.create(o.runsDir, {
     stage: 'pretrain',
     config: { corpus: path.resolve(o.corpus), model: model.config, train, init: o.init ? path.resolve(o.init) : null },

@@ -13,6 +13,7 @@ import { loadModel } from '../checkpoint';
 import { Batch, LmData, TrainConfig, trainLm } from '../train/trainer';
 import { formatProblem, readJsonl } from '../../data/jsonl';
 import { SftExample, toSftExample } from '../../data/sft';
+import { autoThreads } from '../train/parallel';
 import { DEFAULT_TRAIN, StageHooks, assertFile, readResumePoint, runLifecycle } from './common';
 
 export interface SftOptions {
@@ -122,6 +123,7 @@ function prepare(o: { data: string; evalData?: string }, tokenizer: Tokenizer, m
 export async function sft(o: SftOptions, hooks: StageHooks = {}) {
   const { model, tokenizer } = loadModel(o.model);
   const train: TrainConfig = { ...DEFAULT_TRAIN, ...SFT_DEFAULTS, ...o.train };
+  train.threads ||= autoThreads(); // recorded, so a resume splits batches the same way
   try {
     const prepared = prepare(o, tokenizer, model.config.n_positions + 1, hooks.log);
     const run = RunDir.create(o.runsDir, {

@@ -18,6 +18,8 @@ import { RunDir } from '../run';
 import { writeDirAtomic, writeFileSynced, writeModelDir } from '../checkpoint';
 import { readSafetensors, serializeSafetensors } from '../safetensors';
 import { AdamW, clipByGlobalNorm, learningRate } from './optim';
+import { GradThreads, autoThreads } from './parallel';
+import { lossAndGrads } from './grad-thread';
 
 export interface Batch {
   /** Token ids [B, T], row-major. */
@@ -50,6 +52,8 @@ export interface TrainConfig {
   evalInterval: number;
   checkpointInterval: number;
   keepCheckpoints: number;
+  /** CPU threads for data-parallel gradients (0 = auto: both cores on wasm/cpu). */
+  threads: number;
 }
 
 export interface Progress {
@@ -85,7 +89,7 @@ export interface TrainResult {
   lastMetrics: Record<string, number>;
 }
 
-function batchTensors(b: Batch) {
+export function batchTensors(b: Batch) {
   return {
     ids: tf.tensor2d(b.ids, [b.B, b.T], 'int32'),
     targets: tf.tensor1d(b.targets, 'int32'),
@@ -112,8 +116,6 @@ export function evalLoss(model: GPT, batches: Batch[]): number {
 
 export async function trainLm(o: TrainOptions): Promise<TrainResult> {
   const { model, cfg, run, data } = o;
-  const vars = [...model.params.values()].filter((v) => v.trainable);
-  const names = new Map(vars.map((v) => [v.name, [...model.params].find(([, p]) => p === v)![0]]));
   const opt = new AdamW(model.params, { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weightDecay: cfg.weightDecay });
   const sched = { lr: cfg.lr, minLr: cfg.minLr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps };
   let step = 0;
@@ -124,6 +126,8 @@ export async function trainLm(o: TrainOptions): Promise<TrainResult> {
     run.truncateMetrics(step);
   }
   const evalSet = data.evalBatches();
+  const threads = cfg.threads > 0 ? cfg.threads : autoThreads();
+  const par = threads > 1 && cfg.batchSize > 1 ? await GradThreads.start(model, threads - 1) : undefined;
   let lastMetrics: Record<string, number> = {};
   const started = Date.now();
   const firstStep = step;
@@ -156,14 +160,16 @@ export async function trainLm(o: TrainOptions): Promise<TrainResult> {
         const rng = new Rng(deriveSeed(cfg.seed, step, micro));
         const b = data.trainBatch(step, micro, rng);
         tokens += b.B * b.T;
-        const { value, grads: g } = tf.tidy(() => {
-          const t = batchTensors(b);
-          return tf.variableGrads(() => crossEntropy(model.logits(t.ids, { training: true, rng }), t.targets, t.weights), vars);
-        });
-        lossSum += value.dataSync()[0];
-        value.dispose();
-        for (const [vname, gt] of Object.entries(g)) {
-          const name = names.get(vname)!;
+        let loss: number, g: Map<string, tf.Tensor>;
+        if (par) ({ loss, grads: g } = await par.lossAndGrads(b, rng, deriveSeed(cfg.seed, step, micro, 0x7d)));
+        else {
+          const r = lossAndGrads(model, b, rng);
+          loss = r.value.dataSync()[0];
+          r.value.dispose();
+          g = r.grads;
+        }
+        lossSum += loss;
+        for (const [name, gt] of g) {
           const prev = grads.get(name);
           if (prev) {
             grads.set(name, tf.add(prev, gt));
@@ -183,6 +189,7 @@ export async function trainLm(o: TrainOptions): Promise<TrainResult> {
       const gradNorm = clipByGlobalNorm(grads, cfg.gradClip);
       if (!Number.isFinite(gradNorm)) throw new TrainingError(`step ${step + 1}: grad_norm is ${gradNorm}; stopped, the last good checkpoint is kept`);
       opt.step(grads, lr);
+      par?.invalidate();
       tf.dispose([...grads.values()]);
       step += 1;
       const seconds = (performance.now() - t0) / 1000;
@@ -208,5 +215,6 @@ export async function trainLm(o: TrainOptions): Promise<TrainResult> {
     return { step, stopped: false, finalModel, lastMetrics };
   } finally {
     opt.dispose();
+    await par?.close();
   }
 }
