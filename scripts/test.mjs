@@ -1,6 +1,8 @@
-// Runs every test file under test/ with Node's own test runner (TypeScript through tsx).
+// Runs every test file under test/ with Node's own test runner (TypeScript through tsx):
+// the spec reporter on the terminal, TAP into a file from which the closing count is printed.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 
 function find(dir) {
@@ -11,5 +13,13 @@ function find(dir) {
 }
 const only = process.argv.slice(2);
 const files = only.length ? only : find('test').sort();
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], { stdio: 'inherit' });
+const tap = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-tap-')), 'results.tap');
+const r = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...files],
+  { stdio: 'inherit' },
+);
+const text = fs.existsSync(tap) ? fs.readFileSync(tap, 'utf8') : '';
+const count = (k) => Number((text.match(new RegExp(`^# ${k} (\\d+)$`, 'm')) ?? [])[1] ?? 0);
+console.log(`\n${count('pass')} passed, ${count('fail')} failed, ${count('skipped')} skipped`);
 process.exit(r.status ?? 1);

@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import { ROOT, tmpDir } from '../helpers';
+import { WorkerClient } from '../../src/host/worker-client';
+import { RunDir } from '../../src/engine/run';
+import { defaultCorpusPath } from '../../src/engine/stages/common';
+import { parseHostMessage, parseWorkerMessage } from '../../src/protocol/worker';
+
+function setup() {
+  const root = tmpDir();
+  const corpus = path.join(root, 'c.txt');
+  fs.writeFileSync(corpus, fs.readFileSync(defaultCorpusPath(), 'utf8').slice(0, 40_000));
+  const argv = ['pretrain', '--corpus', corpus, '--layers', '1', '--heads', '2', '--embd', '16', '--block', '16', '--batch-size', '4', '--runs-dir', path.join(root, 'runs'), '--run-id', 'w'];
+  return { root, argv, run: new RunDir(path.join(root, 'runs', 'w')) };
+}
+
+test('the worker process runs a stage and reports progress over IPC', async () => {
+  const { argv, run } = setup();
+  const client = new WorkerClient(ROOT);
+  const steps: number[] = [];
+  const logs: string[] = [];
+  const code = await client.run([...argv, '--steps', '8'], ROOT, {}, { onLog: (l) => logs.push(l), onProgress: (p) => steps.push(p.step) });
+  assert.equal(code, 0, logs.join('\n'));
+  assert.deepEqual(steps, [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.ok(logs.some((l) => l.startsWith('backend: ')), 'says which backend it uses');
+  assert.equal(run.read().status, 'completed');
+});
+
+test('cancel stops the worker cleanly with a checkpoint, and the run resumes', async () => {
+  const { argv, run } = setup();
+  const client = new WorkerClient(ROOT);
+  const t0 = Date.now();
+  let cancelledAt = 0;
+  const code = await client.run([...argv, '--steps', '400'], ROOT, {}, {
+    onLog: () => {},
+    onProgress: (p) => {
+      if (p.step === 3 && !cancelledAt) {
+        cancelledAt = Date.now();
+        client.cancel();
+      }
+    },
+  });
+  assert.equal(code, 0);
+  assert.ok(Date.now() - cancelledAt < 5000, 'stops within a few seconds');
+  assert.equal(run.read().status, 'cancelled');
+  const ckpt = run.latestCheckpoint()!;
+  assert.ok(ckpt.step >= 3 && ckpt.step < 400);
+  assert.ok(Date.now() - t0 < 60_000);
+  const resumed = await new WorkerClient(ROOT).run(['resume', run.dir], ROOT, {}, { onLog: () => {}, onProgress: () => {} });
+  assert.equal(resumed, 0);
+  assert.equal(run.read().status, 'completed');
+  assert.equal(run.readMetrics().at(-1)!.step, 400);
+});
+
+test('a worker killed with SIGKILL is reported, and its run resumes from the last checkpoint', async () => {
+  const { argv, run } = setup();
+  const client = new WorkerClient(ROOT);
+  const logs: string[] = [];
+  const code = await client.run([...argv, '--steps', '400', '--checkpoint-interval', '2'], ROOT, {}, {
+    onLog: (l) => logs.push(l),
+    onProgress: (p) => {
+      if (p.step === 5) (client as unknown as { child: { kill(s: string): void } }).child.kill('SIGKILL');
+    },
+  });
+  assert.notEqual(code, 0);
+  assert.ok(logs.some((l) => /stopped unexpectedly \(signal SIGKILL\)/.test(l)), logs.join('\n'));
+  assert.equal(run.read().status, 'running', 'the run was not closed by the dead worker');
+  assert.ok(run.latestCheckpoint()!.step >= 4);
+  const resumed = await new WorkerClient(ROOT).run(['resume', run.dir], ROOT, {}, { onLog: () => {}, onProgress: () => {} });
+  assert.equal(resumed, 0);
+  assert.equal(run.read().status, 'completed');
+});
+
+test('protocol messages are validated on receipt', () => {
+  assert.deepEqual(parseHostMessage({ type: 'start', argv: ['pretrain'] }), { type: 'start', argv: ['pretrain'] });
+  assert.equal(parseHostMessage({ type: 'start', argv: [1] }), undefined);
+  assert.equal(parseHostMessage({ type: 'rm -rf' }), undefined);
+  assert.equal(parseHostMessage(null), undefined);
+  assert.deepEqual(parseWorkerMessage({ type: 'progress', stage: 'sft', step: 1, total: 2, eta_seconds: 3, metrics: { loss: 1, bad: 'x' } }), { type: 'progress', stage: 'sft', step: 1, total: 2, eta_seconds: 3, metrics: { loss: 1 } });
+  assert.equal(parseWorkerMessage({ type: 'progress', stage: 'sft' }), undefined);
+  assert.equal(parseWorkerMessage({ type: 'done', code: 'zero' }), undefined);
+});
