@@ -20,7 +20,7 @@ const subjects = [
 ];
 const aspects = ['staff', 'food', 'room', 'view', 'price', 'music', 'service', 'coffee', 'guide', 'bed', 'water', 'crowd'];
 const good = ['good', 'great', 'wonderful', 'lovely', 'excellent', 'nice', 'beautiful', 'perfect', 'fun', 'fresh', 'friendly', 'clean'];
-const bad = ['bad', 'terrible', 'awful', 'dirty', 'rude', 'boring', 'poor', 'horrible', 'ugly', 'cold', 'noisy', 'sad'];
+const bad = ['bad', 'terrible', 'awful', 'dirty', 'rude', 'boring', 'poor', 'horrible', 'ugly', 'dull', 'noisy', 'sad'];
 const prompts = ['Write a review of {s}.', 'What did you think of {s}?', 'Describe your visit to {s}.', 'Tell me about {s}.'];
 
 function cap(s: string) {

@@ -37,10 +37,10 @@ export const BENCH_OPTS: OptSpecs = {
 export async function benchCommand(o: ParsedOpts, positional: string[], r: Reporter) {
   const what = positional[0] ?? 'train';
   if (what !== 'train' && what !== 'generate') throw new UsageError(`rlhf bench train|generate, not "${what}"`);
-  await startBackend(o, r);
+  await startBackend(o, o.json ? { ...r, log: () => {} } : r); // --json: one object on stdout
   const cfg = defaultConfig({ n_layer: o.layers as number, n_head: o.heads as number, n_embd: o.embd as number, n_positions: o.block as number, vocab_size: o.vocab as number });
   const model = GPT.init(cfg, 1);
-  const base = { backend: currentBackend()!.name, n_layer: cfg.n_layer, n_head: cfg.n_head, n_embd: cfg.n_embd, block: cfg.n_positions, vocab: cfg.vocab_size };
+  const base = { backend: currentBackend()!.name, backend_reason: currentBackend()!.reason, n_layer: cfg.n_layer, n_head: cfg.n_head, n_embd: cfg.n_embd, block: cfg.n_positions, vocab: cfg.vocab_size };
   let result: Record<string, unknown>;
   try {
     if (what === 'train') result = { ...base, batch: o.batch, ...(await benchTrain(model, o.batch as number, o.steps as number, o.threads as number)) };
