@@ -12,7 +12,7 @@ import { GPT } from '../../engine/model';
 import { defaultConfig } from '../../engine/config';
 import { Rng } from '../../engine/rng';
 import { RunDir } from '../../engine/run';
-import { trainLm } from '../../engine/train/trainer';
+import { lmObjective, train } from '../../engine/train/trainer';
 import { DEFAULT_TRAIN } from '../../engine/stages/common';
 import { generate } from '../../engine/generate';
 import { currentBackend } from '../../engine/backends/backend';
@@ -66,10 +66,11 @@ async function benchTrain(model: GPT, B: number, steps: number, threads: number)
   const tensorsAfter: number[] = [];
   try {
     const run = RunDir.create(tmp, { stage: 'bench', config: {} });
-    await trainLm({
-      stage: 'bench', model, tokenizer: { kind: 'char', vocabSize: c.vocab_size, eot: 0, encode: () => [], decode: () => '' },
-      data: { trainBatch: batch, evalBatches: () => [] },
-      cfg: { ...DEFAULT_TRAIN, steps: steps + 2, evalInterval: 0, checkpointInterval: 0, warmupSteps: 0, threads },
+    const cfg = { ...DEFAULT_TRAIN, steps: steps + 2, evalInterval: 0, checkpointInterval: 0, warmupSteps: 0, threads, batchSize: B };
+    const tokenizer = { kind: 'char' as const, vocabSize: c.vocab_size, eot: 0, encode: () => [], decode: () => '' };
+    await train({
+      objective: await lmObjective('bench', model, tokenizer, { trainBatch: batch, evalBatches: () => [] }, cfg),
+      cfg,
       run,
       onProgress: () => {
         const now = performance.now();

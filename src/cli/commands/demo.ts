@@ -28,7 +28,7 @@ export const DEMO_OPTS: OptSpecs = {
   ...COMMON,
 };
 
-const HELD_OUT_PROMPTS = ['Write a review of the old lighthouse.', 'What did you think of the harbor inn?', 'Tell me about the whaling museum.'];
+const HELD_OUT_PROMPTS = ['What did you think of the candle shop?', 'Tell me about the old mill.', 'Describe your visit to the walking tour.'];
 
 export async function demoCommand(o: ParsedOpts, r: Reporter) {
   const t0 = Date.now();

@@ -11,7 +11,7 @@ import { CharTokenizer, Gpt2Tokenizer, Tokenizer } from '../tokenizer';
 import { Rng, deriveSeed } from '../rng';
 import { RunDir } from '../run';
 import { loadModel } from '../checkpoint';
-import { Batch, LmData, TrainConfig, trainLm } from '../train/trainer';
+import { Batch, LmData, TrainConfig, lmObjective, train as trainLoop } from '../train/trainer';
 import { readJsonl, formatProblem } from '../../data/jsonl';
 import { autoThreads } from '../train/parallel';
 import { DEFAULT_TRAIN, StageHooks, assertFile, readResumePoint, runLifecycle } from './common';
@@ -90,7 +90,7 @@ async function continuePretrain(run: RunDir, model: GPT, tokenizer: Tokenizer, t
   const data = corpusData(tokens, model.config.n_positions, train.batchSize);
   try {
     return await runLifecycle(run, () =>
-      trainLm({ stage: 'pretrain', model, tokenizer, data, cfg: train, run, resume, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop }),
+      lmObjective('pretrain', model, tokenizer, data, train).then((objective) => trainLoop({ objective, cfg: train, run, resume, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop })),
     );
   } finally {
     model.dispose();

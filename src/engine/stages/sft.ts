@@ -10,7 +10,7 @@ import { Tokenizer } from '../tokenizer';
 import { Rng, deriveSeed, permutation } from '../rng';
 import { RunDir } from '../run';
 import { loadModel } from '../checkpoint';
-import { Batch, LmData, TrainConfig, trainLm } from '../train/trainer';
+import { Batch, LmData, TrainConfig, lmObjective, train as trainLoop } from '../train/trainer';
 import { formatProblem, readJsonl } from '../../data/jsonl';
 import { SftExample, toSftExample } from '../../data/sft';
 import { autoThreads } from '../train/parallel';
@@ -140,7 +140,7 @@ export async function sft(o: SftOptions, hooks: StageHooks = {}) {
 
 async function continueSft(run: RunDir, model: GPT, tokenizer: Tokenizer, p: { train: TokenizedExample[]; evalSet: TokenizedExample[] }, train: TrainConfig, hooks: StageHooks, resume?: { step: number; dir: string }) {
   const data = sftData(p.train, p.evalSet, train, tokenizer.eot);
-  return runLifecycle(run, () => trainLm({ stage: 'sft', model, tokenizer, data, cfg: train, run, resume, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop }));
+  return runLifecycle(run, () => lmObjective('sft', model, tokenizer, data, train).then((objective) => trainLoop({ objective, cfg: train, run, resume, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop })));
 }
 
 export async function resumeSft(runDir: string, hooks: StageHooks = {}) {

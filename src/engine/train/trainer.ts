@@ -1,7 +1,8 @@
 /**
- * The language-model training loop shared by pretraining and SFT: gradient accumulation,
- * global-norm clipping, AdamW, warmup + cosine schedule, periodic evaluation, metrics,
- * atomic checkpoints with optimizer state, cancellation, and exact resume.
+ * The training loop every gradient stage shares (pretraining, SFT, reward model): gradient
+ * accumulation, global-norm clipping, AdamW, warmup + cosine schedule, periodic evaluation,
+ * metrics, atomic checkpoints with optimizer state, cancellation, NaN/Inf stops, exact resume.
+ * What is trained and how its loss is computed is an Objective.
  *
  * Reproducibility: every random choice of step s, micro-batch j (batch sampling, dropout) comes
  * from a generator seeded by (seed, s, j), so a run resumed at step s replays exactly what an
@@ -64,20 +65,30 @@ export interface Progress {
   etaSeconds: number;
 }
 
-export interface TrainOptions {
+/** What a stage trains: its parameters, its loss, its evaluation and its model directory. */
+export interface Objective {
   stage: string;
-  model: GPT;
-  tokenizer: Tokenizer;
-  data: LmData;
+  params: Map<string, tf.Variable>;
+  /** Loss, gradients (keyed like params), tokens processed and extra metrics of one micro-batch. */
+  microStep(step: number, micro: number, rng: Rng): Promise<{ loss: number; grads: Map<string, tf.Tensor>; tokens: number; metrics?: Record<string, number> }>;
+  /** Held-out metrics, named eval/... */
+  evaluate(): Record<string, number>;
+  /** Writes a model directory (with the extra files given) atomically at dir. */
+  writeModel(dir: string, files: Record<string, string | Buffer>): Promise<void>;
+  /** Called after every optimizer step (weights changed). */
+  afterUpdate?(): void;
+  close?(): Promise<void>;
+}
+
+export interface TrainOptions {
+  objective: Objective;
   cfg: TrainConfig;
   run: RunDir;
   onProgress?: (p: Progress) => void;
   /** Polled between steps; true stops after writing a checkpoint. */
   shouldStop?: () => boolean;
-  /** Resume from this step checkpoint (the model must already hold its weights). */
+  /** Resume from this step checkpoint (the objective must already hold its weights). */
   resume?: { step: number; dir: string };
-  /** Keys added to config.json of every checkpoint. */
-  extraConfig?: Record<string, unknown>;
 }
 
 export class TrainingError extends Error {}
@@ -89,6 +100,101 @@ export interface TrainResult {
   lastMetrics: Record<string, number>;
 }
 
+/** Throws, naming the step and the quantity, when a number is NaN or infinite. */
+export function assertFinite(step: number, values: Record<string, number>): void {
+  for (const [k, v] of Object.entries(values)) {
+    if (!Number.isFinite(v)) throw new TrainingError(`step ${step}: ${k} is ${v}; stopped, the last good checkpoint is kept`);
+  }
+}
+
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const { objective, cfg, run } = o;
+  const opt = new AdamW(objective.params, { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weightDecay: cfg.weightDecay });
+  const sched = { lr: cfg.lr, minLr: cfg.minLr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps };
+  let step = 0;
+  if (o.resume) {
+    const state = JSON.parse(fs.readFileSync(path.join(o.resume.dir, 'trainer_state.json'), 'utf8'));
+    opt.loadState(readSafetensors(path.join(o.resume.dir, 'optimizer.safetensors')).tensors, state.optimizer_t);
+    step = state.step;
+    run.truncateMetrics(step);
+  }
+  let lastMetrics: Record<string, number> = {};
+  const started = Date.now();
+  const firstStep = step;
+
+  const checkpoint = async (s: number) => {
+    await objective.writeModel(run.stepCheckpointDir(s), {
+      'optimizer.safetensors': serializeSafetensors(await opt.state()),
+      'trainer_state.json': JSON.stringify({ step: s, optimizer_t: opt.t, seed: cfg.seed, stage: objective.stage }) + '\n',
+    });
+    run.pruneCheckpoints(cfg.keepCheckpoints);
+  };
+
+  try {
+    while (step < cfg.steps) {
+      if (o.shouldStop?.()) {
+        await checkpoint(step);
+        return { step, stopped: true, lastMetrics };
+      }
+      const t0 = performance.now();
+      const lr = learningRate(step, sched);
+      const grads = new Map<string, tf.Tensor>();
+      const sums: Record<string, number> = {};
+      let lossSum = 0, tokens = 0;
+      for (let micro = 0; micro < cfg.gradAccum; micro++) {
+        const r = await objective.microStep(step, micro, new Rng(deriveSeed(cfg.seed, step, micro)));
+        lossSum += r.loss;
+        tokens += r.tokens;
+        for (const [k, v] of Object.entries(r.metrics ?? {})) sums[k] = (sums[k] ?? 0) + v;
+        for (const [name, g] of r.grads) {
+          const prev = grads.get(name);
+          if (prev) {
+            grads.set(name, tf.add(prev, g));
+            prev.dispose();
+            g.dispose();
+          } else grads.set(name, g);
+        }
+      }
+      if (cfg.gradAccum > 1) {
+        for (const [name, g] of grads) {
+          grads.set(name, tf.div(g, cfg.gradAccum));
+          g.dispose();
+        }
+      }
+      const loss = lossSum / cfg.gradAccum;
+      const gradNorm = clipByGlobalNorm(grads, cfg.gradClip);
+      assertFinite(step + 1, { loss, grad_norm: gradNorm });
+      opt.step(grads, lr);
+      objective.afterUpdate?.();
+      tf.dispose([...grads.values()]);
+      step += 1;
+      const seconds = (performance.now() - t0) / 1000;
+      const m: Record<string, number> = { step, time: Date.now() / 1000, loss, learning_rate: lr, grad_norm: gradNorm, tokens_per_second: tokens / seconds };
+      for (const [k, v] of Object.entries(sums)) m[k] = v / cfg.gradAccum;
+      if ((cfg.evalInterval > 0 && step % cfg.evalInterval === 0) || step === cfg.steps) {
+        for (const [k, v] of Object.entries(objective.evaluate())) if (Number.isFinite(v)) m[k] = v;
+      }
+      run.appendMetrics(m);
+      lastMetrics = m;
+      const elapsed = (Date.now() - started) / 1000;
+      o.onProgress?.({ stage: objective.stage, step, totalSteps: cfg.steps, metrics: m, etaSeconds: (elapsed / (step - firstStep)) * (cfg.steps - step) });
+      if (cfg.checkpointInterval > 0 && step % cfg.checkpointInterval === 0 && step < cfg.steps) await checkpoint(step);
+    }
+    await checkpoint(step);
+    const finalModel = path.join(run.checkpointsDir, 'final');
+    const last = run.stepCheckpointDir(step);
+    writeDirAtomic(finalModel, (tmp) => {
+      for (const f of fs.readdirSync(last)) {
+        if (f !== 'optimizer.safetensors' && f !== 'trainer_state.json') writeFileSynced(path.join(tmp, f), fs.readFileSync(path.join(last, f)));
+      }
+    });
+    return { step, stopped: false, finalModel, lastMetrics };
+  } finally {
+    opt.dispose();
+    await objective.close?.();
+  }
+}
+
 export function batchTensors(b: Batch) {
   return {
     ids: tf.tensor2d(b.ids, [b.B, b.T], 'int32'),
@@ -97,7 +203,7 @@ export function batchTensors(b: Batch) {
   };
 }
 
-/** Weighted mean next-token loss of a batch (no gradient). */
+/** Weighted mean next-token loss over batches (no gradient). */
 export function evalLoss(model: GPT, batches: Batch[]): number {
   if (!batches.length) return NaN;
   let total = 0, weight = 0;
@@ -114,107 +220,29 @@ export function evalLoss(model: GPT, batches: Batch[]): number {
   return total / weight;
 }
 
-export async function trainLm(o: TrainOptions): Promise<TrainResult> {
-  const { model, cfg, run, data } = o;
-  const opt = new AdamW(model.params, { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weightDecay: cfg.weightDecay });
-  const sched = { lr: cfg.lr, minLr: cfg.minLr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps };
-  let step = 0;
-  if (o.resume) {
-    const state = JSON.parse(fs.readFileSync(path.join(o.resume.dir, 'trainer_state.json'), 'utf8'));
-    opt.loadState(readSafetensors(path.join(o.resume.dir, 'optimizer.safetensors')).tensors, state.optimizer_t);
-    step = state.step;
-    run.truncateMetrics(step);
-  }
+/**
+ * Next-token prediction (pretraining, SFT): batches from `data`, gradients split across CPU
+ * threads where that helps (parallel.ts).
+ */
+export async function lmObjective(stage: string, model: GPT, tokenizer: Tokenizer, data: LmData, cfg: TrainConfig, extraConfig?: Record<string, unknown>): Promise<Objective> {
   const evalSet = data.evalBatches();
   const threads = cfg.threads > 0 ? cfg.threads : autoThreads();
   const par = threads > 1 && cfg.batchSize > 1 ? await GradThreads.start(model, threads - 1) : undefined;
-  let lastMetrics: Record<string, number> = {};
-  const started = Date.now();
-  const firstStep = step;
-
-  const checkpoint = async (s: number) => {
-    const dir = run.stepCheckpointDir(s);
-    const weights = await model.weights();
-    const optState = serializeSafetensors(await opt.state());
-    writeModelDir(dir, model.config, weights, o.tokenizer, {
-      extraConfig: o.extraConfig,
-      files: {
-        'optimizer.safetensors': optState,
-        'trainer_state.json': JSON.stringify({ step: s, optimizer_t: opt.t, seed: cfg.seed, stage: o.stage }) + '\n',
-      },
-    });
-    run.pruneCheckpoints(cfg.keepCheckpoints);
+  return {
+    stage,
+    params: model.params,
+    async microStep(step, micro, rng) {
+      const b = data.trainBatch(step, micro, rng);
+      const tokens = b.B * b.T;
+      if (par) return { ...(await par.lossAndGrads(b, rng, deriveSeed(cfg.seed, step, micro, 0x7d))), tokens };
+      const r = lossAndGrads(model, b, rng);
+      const loss = r.value.dataSync()[0];
+      r.value.dispose();
+      return { loss, grads: r.grads, tokens };
+    },
+    evaluate: () => ({ 'eval/loss': evalLoss(model, evalSet) }),
+    writeModel: async (dir, files) => writeModelDir(dir, model.config, await model.weights(), tokenizer, { extraConfig, files }),
+    afterUpdate: () => par?.invalidate(),
+    close: async () => par?.close(),
   };
-
-  try {
-    while (step < cfg.steps) {
-      if (o.shouldStop?.()) {
-        await checkpoint(step);
-        return { step, stopped: true, lastMetrics };
-      }
-      const t0 = performance.now();
-      const lr = learningRate(step, sched);
-      const grads = new Map<string, tf.Tensor>();
-      let lossSum = 0, tokens = 0;
-      for (let micro = 0; micro < cfg.gradAccum; micro++) {
-        const rng = new Rng(deriveSeed(cfg.seed, step, micro));
-        const b = data.trainBatch(step, micro, rng);
-        tokens += b.B * b.T;
-        let loss: number, g: Map<string, tf.Tensor>;
-        if (par) ({ loss, grads: g } = await par.lossAndGrads(b, rng, deriveSeed(cfg.seed, step, micro, 0x7d)));
-        else {
-          const r = lossAndGrads(model, b, rng);
-          loss = r.value.dataSync()[0];
-          r.value.dispose();
-          g = r.grads;
-        }
-        lossSum += loss;
-        for (const [name, gt] of g) {
-          const prev = grads.get(name);
-          if (prev) {
-            grads.set(name, tf.add(prev, gt));
-            prev.dispose();
-            gt.dispose();
-          } else grads.set(name, gt);
-        }
-      }
-      if (cfg.gradAccum > 1) {
-        for (const [name, g] of grads) {
-          grads.set(name, tf.div(g, cfg.gradAccum));
-          g.dispose();
-        }
-      }
-      const loss = lossSum / cfg.gradAccum;
-      if (!Number.isFinite(loss)) throw new TrainingError(`step ${step + 1}: loss is ${loss}; stopped, the last good checkpoint is kept`);
-      const gradNorm = clipByGlobalNorm(grads, cfg.gradClip);
-      if (!Number.isFinite(gradNorm)) throw new TrainingError(`step ${step + 1}: grad_norm is ${gradNorm}; stopped, the last good checkpoint is kept`);
-      opt.step(grads, lr);
-      par?.invalidate();
-      tf.dispose([...grads.values()]);
-      step += 1;
-      const seconds = (performance.now() - t0) / 1000;
-      const m: Record<string, number> = { step, time: Date.now() / 1000, loss, learning_rate: lr, grad_norm: gradNorm, tokens_per_second: tokens / seconds };
-      if ((cfg.evalInterval > 0 && step % cfg.evalInterval === 0) || step === cfg.steps) {
-        const el = evalLoss(model, evalSet);
-        if (Number.isFinite(el)) m['eval/loss'] = el;
-      }
-      run.appendMetrics(m);
-      lastMetrics = m;
-      const elapsed = (Date.now() - started) / 1000;
-      o.onProgress?.({ stage: o.stage, step, totalSteps: cfg.steps, metrics: m, etaSeconds: (elapsed / (step - firstStep)) * (cfg.steps - step) });
-      if (cfg.checkpointInterval > 0 && step % cfg.checkpointInterval === 0 && step < cfg.steps) await checkpoint(step);
-    }
-    await checkpoint(step);
-    const finalModel = path.join(run.checkpointsDir, 'final');
-    writeDirAtomic(finalModel, (tmp) => {
-      for (const f of fs.readdirSync(run.stepCheckpointDir(step))) {
-        if (f === 'optimizer.safetensors' || f === 'trainer_state.json') continue;
-        writeFileSynced(path.join(tmp, f), fs.readFileSync(path.join(run.stepCheckpointDir(step), f)));
-      }
-    });
-    return { step, stopped: false, finalModel, lastMetrics };
-  } finally {
-    opt.dispose();
-    await par?.close();
-  }
 }
