@@ -24,8 +24,9 @@ export function makeReporter(json: boolean, out: NodeJS.WriteStream = process.st
         return;
       }
       const m = p.metrics;
-      const ev = m['eval/loss'] !== undefined ? ` eval ${m['eval/loss'].toFixed(4)}` : '';
-      const line = `${p.stage} step ${p.step}/${p.totalSteps} loss ${m.loss.toFixed(4)}${ev} lr ${m.learning_rate.toExponential(2)} ${Math.round(m.tokens_per_second)} tok/s eta ${eta(p.etaSeconds)}`;
+      const ev = (m['eval/loss'] !== undefined ? ` eval ${m['eval/loss'].toFixed(4)}` : '') + (m['eval/accuracy'] !== undefined ? ` eval acc ${m['eval/accuracy'].toFixed(3)}` : '');
+      const acc = m.accuracy !== undefined ? ` acc ${m.accuracy.toFixed(3)}` : '';
+      const line = `${p.stage} step ${p.step}/${p.totalSteps} loss ${m.loss.toFixed(4)}${acc}${ev} lr ${m.learning_rate.toExponential(2)} ${Math.round(m.tokens_per_second)} tok/s eta ${eta(p.etaSeconds)}`;
       if (tty) {
         out.write(`\r\x1b[2K${line}`);
         open = true;

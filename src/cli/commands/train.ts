@@ -4,6 +4,7 @@ import { Reporter } from '../progress';
 import { COMMON, TRAIN_OPTS, startBackend, stopFlag, trainOverrides } from './shared';
 import { pretrain, resumePretrain } from '../../engine/stages/pretrain';
 import { resumeSft, sft } from '../../engine/stages/sft';
+import { resumeRewardModel, trainRewardModel } from '../../engine/stages/rm';
 import { defaultCorpusPath } from '../../engine/stages/common';
 import { RunDir } from '../../engine/run';
 import type { TokenizerKind } from '../../engine/config';
@@ -25,6 +26,14 @@ export const SFT_OPTS: OptSpecs = {
   data: { type: 'string', help: 'SFT dataset (*.sft.jsonl)' },
   'eval-data': { type: 'string', help: 'held-out SFT dataset (default: every 10th record of --data)' },
   model: { type: 'string', help: 'parent model directory (a pretrained checkpoint)' },
+  ...TRAIN_OPTS,
+  ...COMMON,
+};
+
+export const RM_OPTS: OptSpecs = {
+  data: { type: 'string', help: 'RM dataset (*.rm.jsonl: K-way rankings, pairwise or HH transcripts)' },
+  'eval-data': { type: 'string', help: 'held-out RM dataset (default: every 10th record of --data)' },
+  model: { type: 'string', help: 'the SFT model the reward model starts from' },
   ...TRAIN_OPTS,
   ...COMMON,
 };
@@ -69,6 +78,18 @@ export async function sftCommand(o: ParsedOpts, r: Reporter) {
   return result;
 }
 
+export async function rmCommand(o: ParsedOpts, r: Reporter) {
+  if (!o.data) throw new UsageError('rlhf rm needs --data FILE (see rlhf rm --help)');
+  if (!o.model) throw new UsageError('rlhf rm needs --model DIR, the SFT model (see rlhf rm --help)');
+  await startBackend(o, r);
+  const result = await trainRewardModel(
+    { data: o.data as string, evalData: o['eval-data'] as string | undefined, model: o.model as string, train: trainOverrides(o), runsDir: path.resolve(o['runs-dir'] as string), runId: o['run-id'] as string | undefined },
+    { onProgress: (p) => r.progress(p), log: (l) => r.log(l), shouldStop: stopFlag() },
+  );
+  summarize(r, result, path.join(path.resolve(o['runs-dir'] as string), result.run.id));
+  return result;
+}
+
 export async function resumeCommand(o: ParsedOpts, positional: string[], r: Reporter) {
   const dir = positional[0];
   if (!dir) throw new UsageError('rlhf resume needs a run directory: rlhf resume .rlhf/runs/<run-id>');
@@ -79,6 +100,7 @@ export async function resumeCommand(o: ParsedOpts, positional: string[], r: Repo
   let result;
   if (info.stage === 'pretrain') result = await resumePretrain(dir, hooks);
   else if (info.stage === 'sft') result = await resumeSft(dir, hooks);
+  else if (info.stage === 'rm') result = await resumeRewardModel(dir, hooks);
   else throw new Error(`cannot resume a run of stage "${info.stage}"`);
   summarize(r, result, path.resolve(dir));
   return result;

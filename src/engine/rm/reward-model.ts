@@ -1,0 +1,74 @@
+/**
+ * A reward model: the GPT trunk (initialised from an SFT checkpoint) and a scalar head read at
+ * the last token of prompt + response + end-of-text. Saved as a GPT-2 model directory whose
+ * safetensors add `score.weight` [n_embd, 1] and `score.bias` [1], and whose config.json carries
+ * the training set's reward mean and standard deviation (PPO centres scores with them).
+ * The PPO value model is the same network read at every position.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { GPT, ForwardOptions } from '../model';
+import { LoadedModel, writeModelDir } from '../checkpoint';
+import { Tokenizer } from '../tokenizer';
+import { Rng } from '../rng';
+
+export class RewardModel {
+  readonly params: Map<string, tf.Variable>;
+  readonly w: tf.Variable;
+  readonly b: tf.Variable;
+
+  constructor(readonly trunk: GPT, w: Float32Array, b: Float32Array, trainable = true) {
+    const C = trunk.config.n_embd;
+    this.w = tf.tidy(() => tf.variable(tf.tensor2d(w, [C, 1]), trainable));
+    this.b = tf.tidy(() => tf.variable(tf.tensor1d(b), trainable));
+    this.params = new Map([...trunk.params, ['score.weight', this.w], ['score.bias', this.b]]);
+  }
+
+  /** From a model directory: its score head if it has one, else a new head N(0, 1/sqrt(n_embd + 1)). */
+  static fromLoaded(loaded: LoadedModel, trainable = true, seed = 1): RewardModel {
+    const C = loaded.config.n_embd;
+    const sw = loaded.extra.get('score.weight'), sb = loaded.extra.get('score.bias');
+    let w: Float32Array, b: Float32Array;
+    if (sw && sw.data.length === C) {
+      w = sw.data;
+      b = sb?.data ?? new Float32Array(1);
+    } else {
+      const rng = new Rng(seed);
+      w = Float32Array.from({ length: C }, () => rng.normal() / Math.sqrt(C + 1));
+      b = new Float32Array(1);
+    }
+    return new RewardModel(new GPT(loaded.config, loaded.weights, trainable), w, b, trainable);
+  }
+
+  /** Scores [N] of sequences ids [N, T], each read at its position last[n]. */
+  rewards(ids: tf.Tensor2D, last: number[], opts: ForwardOptions = {}): tf.Tensor1D {
+    const [N, T] = ids.shape;
+    const h = this.trunk.hidden(ids, opts);
+    const rows = tf.gather(h, tf.tensor1d(last.map((l, n) => n * T + l), 'int32'));
+    return tf.reshape(tf.add(tf.matMul(rows, this.w), this.b), [N]) as tf.Tensor1D;
+  }
+
+  /** Scores at every position [N, T] (the value model's per-token estimates). */
+  values(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
+    const [N, T] = ids.shape;
+    return tf.reshape(tf.add(tf.matMul(this.trunk.hidden(ids, opts), this.w), this.b), [N, T]) as tf.Tensor2D;
+  }
+
+  async write(dir: string, tokenizer: Tokenizer, extraConfig: Record<string, unknown>, files: Record<string, string | Buffer> = {}): Promise<void> {
+    const C = this.trunk.config.n_embd;
+    const extra = new Map([
+      ['score.weight', { shape: [C, 1], data: (await this.w.data()) as Float32Array }],
+      ['score.bias', { shape: [1], data: (await this.b.data()) as Float32Array }],
+    ]);
+    writeModelDir(dir, this.trunk.config, await this.trunk.weights(), tokenizer, {
+      extra,
+      extraConfig: { architectures: ['GPT2ForSequenceClassification'], num_labels: 1, ...extraConfig },
+      files,
+    });
+  }
+
+  dispose(): void {
+    this.trunk.dispose();
+    this.w.dispose();
+    this.b.dispose();
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * Reward-model training (`rlhf rm`): the trunk starts from an SFT checkpoint, a scalar head is
+ * added, and the K-way ranking loss of rm/ranking-loss.ts is minimised over the rankings. Logs
+ * loss, accuracy, margin and reward mean/std on train and on a held-out split (every 10th record
+ * unless --eval-data is given). Every checkpoint stores the training set's reward mean and
+ * standard deviation in config.json (reward_mean, reward_std).
+ */
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import { Tokenizer } from '../tokenizer';
+import { Rng, deriveSeed, permutation } from '../rng';
+import { RunDir } from '../run';
+import { readModelDir } from '../checkpoint';
+import { Objective, TrainConfig, train as trainLoop } from '../train/trainer';
+import { RewardModel } from '../rm/reward-model';
+import { pairStats, pairsFor, rankingLoss } from '../rm/ranking-loss';
+import { formatProblem, readJsonl } from '../../data/jsonl';
+import { Ranking, comparisons, toRanking } from '../../data/rm';
+import { DEFAULT_TRAIN, StageHooks, assertFile, readResumePoint, runLifecycle } from './common';
+
+export interface RmOptions {
+  data: string;
+  evalData?: string;
+  model: string;
+  train?: Partial<TrainConfig>;
+  runsDir: string;
+  runId?: string;
+}
+
+export const RM_DEFAULTS: Partial<TrainConfig> = { steps: 150, batchSize: 8, lr: 2e-4, minLr: 2e-5, warmupSteps: 10, weightDecay: 0, evalInterval: 50 };
+
+export interface TokenizedRanking {
+  seqs: number[][];
+  ranks: number[];
+  flags: string[];
+  margin?: number;
+}
+
+export function readRmFile(file: string): { rankings: Ranking[]; problems: string[] } {
+  assertFile(file, 'RM dataset');
+  const { records, problems } = readJsonl(file);
+  const out = problems.map(formatProblem);
+  const rankings: Ranking[] = [];
+  for (const r of records) {
+    const x = toRanking(r.value, file, r.line);
+    if ('responses' in x) rankings.push(x);
+    else out.push(formatProblem(x));
+  }
+  return { rankings, problems: out };
+}
+
+/** Each response as context + response + end-of-text, keeping the last maxLen tokens. */
+export function tokenizeRanking(r: Ranking, tok: Tokenizer, maxLen: number): TokenizedRanking {
+  const ctx = tok.encode(r.context);
+  return { seqs: r.responses.map((resp) => [...ctx, ...tok.encode(resp), tok.eot].slice(-maxLen)), ranks: r.ranks, flags: r.flags, margin: r.margin };
+}
+
+/** Padded ids [N, T], the reading position of each sequence and its pairs. */
+export function rankingBatch(records: TokenizedRanking[], pad: number) {
+  const seqs = records.flatMap((r) => r.seqs);
+  const T = Math.max(...seqs.map((s) => s.length));
+  const ids = new Int32Array(seqs.length * T).fill(pad);
+  seqs.forEach((s, n) => ids.set(s, n * T));
+  const offsets: number[] = [];
+  let o = 0;
+  for (const r of records) {
+    offsets.push(o);
+    o += r.seqs.length;
+  }
+  return { ids, N: seqs.length, T, last: seqs.map((s) => s.length - 1), pairs: pairsFor(records, offsets) };
+}
+
+/** Rewards of many sequences, a chunk at a time (no gradient). */
+export function scoreSequences(rm: RewardModel, seqs: number[][], pad: number, chunk = 64): Float32Array {
+  const out = new Float32Array(seqs.length);
+  for (let i = 0; i < seqs.length; i += chunk) {
+    const part = seqs.slice(i, i + chunk);
+    const T = Math.max(...part.map((s) => s.length));
+    const ids = new Int32Array(part.length * T).fill(pad);
+    part.forEach((s, n) => ids.set(s, n * T));
+    const r = tf.tidy(() => rm.rewards(tf.tensor2d(ids, [part.length, T], 'int32'), part.map((s) => s.length - 1)).dataSync());
+    out.set(r, i);
+  }
+  return out;
+}
+
+function meanStd(a: ArrayLike<number>): { mean: number; std: number } {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m += a[i];
+  m /= a.length || 1;
+  let v = 0;
+  for (let i = 0; i < a.length; i++) v += (a[i] - m) ** 2;
+  return { mean: m, std: Math.sqrt(v / (a.length || 1)) };
+}
+
+/** Loss, accuracy and margin of a set of rankings under the reward model. */
+export function evaluateRankings(rm: RewardModel, records: TokenizedRanking[], pad: number): { loss: number; accuracy: number; margin: number } {
+  if (!records.length) return { loss: NaN, accuracy: NaN, margin: NaN };
+  const rewards = scoreSequences(rm, records.flatMap((r) => r.seqs), pad);
+  const offsets: number[] = [];
+  let o = 0;
+  for (const r of records) {
+    offsets.push(o);
+    o += r.seqs.length;
+  }
+  const pairs = pairsFor(records, offsets);
+  const loss = tf.tidy(() => rankingLoss(tf.tensor1d(rewards), pairs).dataSync()[0]);
+  return { loss, ...pairStats(rewards, pairs) };
+}
+
+function prepare(o: { data: string; evalData?: string }, tok: Tokenizer, maxLen: number) {
+  const { rankings, problems } = readRmFile(o.data);
+  if (problems.length) throw new Error(`${problems.length} bad record(s) in the RM data; the first: ${problems[0]}`);
+  let trainR = rankings, evalR: Ranking[] = [];
+  if (o.evalData) {
+    const e = readRmFile(o.evalData);
+    if (e.problems.length) throw new Error(`bad record in the RM eval data: ${e.problems[0]}`);
+    evalR = e.rankings;
+  } else if (rankings.length >= 20) {
+    trainR = rankings.filter((_, i) => i % 10 !== 9);
+    evalR = rankings.filter((_, i) => i % 10 === 9);
+  }
+  const tokd = (rs: Ranking[]) => rs.filter((r) => comparisons(r).length > 0).map((r) => tokenizeRanking(r, tok, maxLen));
+  const trainSet = tokd(trainR), evalSet = tokd(evalR);
+  if (!trainSet.length) throw new Error(`${o.data} has no ranking with a comparison to learn from`);
+  return { trainSet, evalSet };
+}
+
+function rmObjective(rm: RewardModel, tok: Tokenizer, trainSet: TokenizedRanking[], evalSet: TokenizedRanking[], cfg: TrainConfig): Objective {
+  const perms = new Map<number, number[]>();
+  const perm = (epoch: number) => {
+    if (!perms.has(epoch)) perms.set(epoch, permutation(trainSet.length, new Rng(deriveSeed(cfg.seed, 0x7e, epoch))));
+    return perms.get(epoch)!;
+  };
+  const trainable = [...rm.params.values()].filter((v) => v.trainable);
+  const byVar = new Map([...rm.params].map(([n, v]) => [v.name, n]));
+  return {
+    stage: 'rm',
+    params: rm.params,
+    async microStep(step, micro, rng) {
+      const recs: TokenizedRanking[] = [];
+      for (let r = 0; r < cfg.batchSize; r++) {
+        const g = (step * cfg.gradAccum + micro) * cfg.batchSize + r;
+        recs.push(trainSet[perm(Math.floor(g / trainSet.length))[g % trainSet.length]]);
+      }
+      const b = rankingBatch(recs, tok.eot);
+      let rewards: Float32Array = new Float32Array();
+      const { value, grads } = tf.tidy(() =>
+        tf.variableGrads(() => {
+          const r = rm.rewards(tf.tensor2d(b.ids, [b.N, b.T], 'int32'), b.last, { training: true, rng });
+          rewards = r.dataSync() as Float32Array;
+          return rankingLoss(r, b.pairs);
+        }, trainable),
+      );
+      const loss = value.dataSync()[0];
+      value.dispose();
+      const { mean, std } = meanStd(rewards);
+      return {
+        loss,
+        tokens: b.N * b.T,
+        grads: new Map(Object.entries(grads).map(([k, g]) => [byVar.get(k)!, g])),
+        metrics: { ...pairStats(rewards, b.pairs), reward_mean: mean, reward_std: std },
+      };
+    },
+    evaluate() {
+      const e = evaluateRankings(rm, evalSet, tok.eot);
+      return { 'eval/loss': e.loss, 'eval/accuracy': e.accuracy, 'eval/margin': e.margin };
+    },
+    async writeModel(dir, files) {
+      const { mean, std } = meanStd(scoreSequences(rm, trainSet.flatMap((r) => r.seqs), tok.eot));
+      await rm.write(dir, tok, { reward_mean: mean, reward_std: std }, files);
+    },
+  };
+}
+
+export async function trainRewardModel(o: RmOptions, hooks: StageHooks = {}) {
+  const loaded = readModelDir(o.model);
+  const train: TrainConfig = { ...DEFAULT_TRAIN, ...RM_DEFAULTS, ...o.train, threads: 1 };
+  const prepared = prepare(o, loaded.tokenizer, loaded.config.n_positions); // fails before anything is written
+  const rm = RewardModel.fromLoaded(loaded, true, train.seed);
+  try {
+    const run = RunDir.create(o.runsDir, {
+      stage: 'rm',
+      config: { data: path.resolve(o.data), eval_data: o.evalData ? path.resolve(o.evalData) : null, model: loaded.config, train },
+      parent_model: path.resolve(o.model),
+    }, o.runId);
+    hooks.log?.(`run ${run.dir}: ${prepared.trainSet.length} rankings (${prepared.evalSet.length} held out)`);
+    return await runLifecycle(run, () => trainLoop({ objective: rmObjective(rm, loaded.tokenizer, prepared.trainSet, prepared.evalSet, train), cfg: train, run, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop }));
+  } finally {
+    rm.dispose();
+  }
+}
+
+export async function resumeRewardModel(runDir: string, hooks: StageHooks = {}) {
+  const run = new RunDir(runDir);
+  const info = run.read();
+  const point = readResumePoint(run);
+  const cfg = info.config as { data: string; eval_data: string | null; train: TrainConfig };
+  const loaded = readModelDir(point.dir);
+  const prepared = prepare({ data: cfg.data, evalData: cfg.eval_data ?? undefined }, loaded.tokenizer, loaded.config.n_positions);
+  const rm = RewardModel.fromLoaded(loaded, true, cfg.train.seed);
+  try {
+    run.update({ resumed_at: [...(info.resumed_at ?? []), new Date().toISOString()] });
+    hooks.log?.(`resuming ${run.dir} from step ${point.step}`);
+    return await runLifecycle(run, () => trainLoop({ objective: rmObjective(rm, loaded.tokenizer, prepared.trainSet, prepared.evalSet, cfg.train), cfg: cfg.train, run, resume: point, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop }));
+  } finally {
+    rm.dispose();
+  }
+}
