@@ -26,7 +26,10 @@ export function makeReporter(json: boolean, out: NodeJS.WriteStream = process.st
       const m = p.metrics;
       const ev = (m['eval/loss'] !== undefined ? ` eval ${m['eval/loss'].toFixed(4)}` : '') + (m['eval/accuracy'] !== undefined ? ` eval acc ${m['eval/accuracy'].toFixed(3)}` : '');
       const acc = m.accuracy !== undefined ? ` acc ${m.accuracy.toFixed(3)}` : '';
-      const line = `${p.stage} step ${p.step}/${p.totalSteps} loss ${m.loss.toFixed(4)}${acc}${ev} lr ${m.learning_rate.toExponential(2)} ${Math.round(m.tokens_per_second)} tok/s eta ${eta(p.etaSeconds)}`;
+      const body = m.loss !== undefined
+        ? `loss ${m.loss.toFixed(4)}${acc}${ev} lr ${m.learning_rate.toExponential(2)}`
+        : `score ${m['objective/scores'].toFixed(3)} kl ${m['objective/kl'].toFixed(3)} beta ${m['objective/kl_coef'].toFixed(3)}${m['objective/gold'] !== undefined ? ` gold ${m['objective/gold'].toFixed(2)}` : ''} ratio ${m['val/ratio'].toFixed(3)}`;
+      const line = `${p.stage} step ${p.step}/${p.totalSteps} ${body} ${Math.round(m.tokens_per_second)} tok/s eta ${eta(p.etaSeconds)}`;
       if (tty) {
         out.write(`\r\x1b[2K${line}`);
         open = true;
@@ -34,7 +37,7 @@ export function makeReporter(json: boolean, out: NodeJS.WriteStream = process.st
           out.write('\n');
           open = false;
         }
-      } else if (p.step === 1 || p.step === p.totalSteps || p.step % 10 === 0 || ev) out.write(line + '\n');
+      } else if (p.step === 1 || p.step === p.totalSteps || p.step % 10 === 0 || ev || p.stage === 'ppo') out.write(line + '\n');
     },
     log(line) {
       if (json) {

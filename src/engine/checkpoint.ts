@@ -8,7 +8,7 @@ import * as path from 'path';
 import { GPTConfig, configFromJson, configToJson } from './config';
 import { GPT, parameterShapes } from './model';
 import { NamedTensor, readSafetensors, serializeSafetensors } from './safetensors';
-import { Tokenizer, loadTokenizer, saveTokenizer } from './tokenizer';
+import { Tokenizer, loadTokenizer, tokenizerFile } from './tokenizer';
 
 export class ModelDirError extends Error {}
 
@@ -65,7 +65,36 @@ export function readModelDir(dir: string): LoadedModel {
   return { config, weights, tokenizer, extra: byName, rawConfig };
 }
 
-/** Writes dir atomically. `extra` tensors (score heads) go after the GPT-2 ones. */
+/** The files of a model directory: config.json, model.safetensors (+ extra tensors), tokenizer.json. */
+export function modelDirFiles(
+  config: GPTConfig,
+  weights: Map<string, Float32Array>,
+  tokenizer: Tokenizer,
+  opts: { extra?: Map<string, NamedTensor>; extraConfig?: Record<string, unknown> } = {},
+): Record<string, string | Buffer> {
+  const tensors = new Map<string, NamedTensor>();
+  for (const [name, shape] of parameterShapes(config)) tensors.set(name, { shape, data: weights.get(name)! });
+  for (const [name, t] of opts.extra ?? []) tensors.set(name, t);
+  const files: Record<string, string | Buffer> = {
+    'config.json': JSON.stringify(configToJson(config, opts.extraConfig), null, 2) + '\n',
+    'model.safetensors': serializeSafetensors(tensors, { format: 'pt' }),
+  };
+  const tok = tokenizerFile(tokenizer);
+  if (tok) files['tokenizer.json'] = tok;
+  return files;
+}
+
+/** Writes files (names may contain one folder level, e.g. "value/config.json") into dir atomically. */
+export function writeFilesAtomic(dir: string, files: Record<string, string | Buffer>): void {
+  writeDirAtomic(dir, (tmp) => {
+    for (const [name, content] of Object.entries(files)) {
+      fs.mkdirSync(path.dirname(path.join(tmp, name)), { recursive: true });
+      writeFileSynced(path.join(tmp, name), content);
+    }
+  });
+}
+
+/** Writes a model directory atomically. `extra` tensors (score heads) go after the GPT-2 ones. */
 export function writeModelDir(
   dir: string,
   config: GPTConfig,
@@ -73,18 +102,7 @@ export function writeModelDir(
   tokenizer: Tokenizer,
   opts: { extra?: Map<string, NamedTensor>; extraConfig?: Record<string, unknown>; files?: Record<string, string | Buffer> } = {},
 ): void {
-  const tensors = new Map<string, NamedTensor>();
-  for (const [name, shape] of parameterShapes(config)) tensors.set(name, { shape, data: weights.get(name)! });
-  for (const [name, t] of opts.extra ?? []) tensors.set(name, t);
-  const files: Record<string, string | Buffer> = {
-    'config.json': JSON.stringify(configToJson(config, opts.extraConfig), null, 2) + '\n',
-    'model.safetensors': serializeSafetensors(tensors, { format: 'pt' }),
-    ...opts.files,
-  };
-  writeDirAtomic(dir, (tmp) => {
-    for (const [name, content] of Object.entries(files)) writeFileSynced(path.join(tmp, name), content);
-    saveTokenizer(tokenizer, tmp);
-  });
+  writeFilesAtomic(dir, { ...modelDirFiles(config, weights, tokenizer, opts), ...opts.files });
 }
 
 export async function saveModel(model: GPT, tokenizer: Tokenizer, dir: string, extraConfig?: Record<string, unknown>) {

@@ -79,10 +79,14 @@ export class CharTokenizer implements Tokenizer {
   }
 }
 
-export function saveTokenizer(tok: Tokenizer, dir: string): void {
-  if (tok instanceof CharTokenizer) {
-    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tok.toJson()));
-  }
+/** tokenizer.json for a character tokenizer; GPT-2 BPE needs no file. */
+export function tokenizerFile(tok: Tokenizer): string | undefined {
+  return tok instanceof CharTokenizer ? JSON.stringify(tok.toJson()) : undefined;
+}
+
+/** Whether two tokenizers map text to the same ids. */
+export function sameVocabulary(a: Tokenizer, b: Tokenizer): boolean {
+  return a.kind === b.kind && a.vocabSize === b.vocabSize && tokenizerFile(a) === tokenizerFile(b);
 }
 
 export function loadTokenizer(kind: 'gpt2' | 'char', dir: string): Tokenizer {

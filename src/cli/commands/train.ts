@@ -5,6 +5,7 @@ import { COMMON, TRAIN_OPTS, startBackend, stopFlag, trainOverrides } from './sh
 import { pretrain, resumePretrain } from '../../engine/stages/pretrain';
 import { resumeSft, sft } from '../../engine/stages/sft';
 import { resumeRewardModel, trainRewardModel } from '../../engine/stages/rm';
+import { DEFAULT_PPO, PpoConfig, ppoTrain, resumePpo } from '../../engine/stages/ppo';
 import { defaultCorpusPath } from '../../engine/stages/common';
 import { RunDir } from '../../engine/run';
 import type { TokenizerKind } from '../../engine/config';
@@ -35,6 +36,31 @@ export const RM_OPTS: OptSpecs = {
   'eval-data': { type: 'string', help: 'held-out RM dataset (default: every 10th record of --data)' },
   model: { type: 'string', help: 'the SFT model the reward model starts from' },
   ...TRAIN_OPTS,
+  ...COMMON,
+};
+
+export const PPO_OPTS: OptSpecs = {
+  prompts: { type: 'string', help: 'PPO prompts (*.ppo.jsonl)' },
+  policy: { type: 'string', help: 'the SFT model: initial policy and frozen reference' },
+  'reward-model': { type: 'string', help: 'the reward model (rlhf rm); also initialises the value model' },
+  iterations: { type: 'int', help: 'rollout + update iterations', default: DEFAULT_PPO.iterations },
+  'prompts-per-rollout': { type: 'int', help: 'prompts per iteration', default: DEFAULT_PPO.promptsPerRollout },
+  'samples-per-prompt': { type: 'int', help: 'responses sampled per prompt', default: DEFAULT_PPO.samplesPerPrompt },
+  'max-new-tokens': { type: 'int', help: 'response length limit', default: DEFAULT_PPO.maxNewTokens },
+  'ppo-epochs': { type: 'int', help: 'passes over each rollout', default: DEFAULT_PPO.ppoEpochs },
+  minibatches: { type: 'int', help: 'minibatches per pass', default: DEFAULT_PPO.minibatches },
+  lr: { type: 'number', help: 'policy learning rate', default: DEFAULT_PPO.lr },
+  'value-lr': { type: 'number', help: 'value model learning rate', default: DEFAULT_PPO.valueLr },
+  'kl-coef': { type: 'number', help: 'beta, the per-token KL penalty to the SFT model', default: DEFAULT_PPO.klCoef },
+  'kl-target': { type: 'number', help: 'adapt beta toward this KL in nats per response (0 = fixed beta)', default: DEFAULT_PPO.klTarget },
+  'kl-estimator': { type: 'string', help: 'k1 (log ratio) or k3 (unbiased, non-negative)', default: DEFAULT_PPO.klEstimator },
+  'missing-eos-penalty': { type: 'number', help: 'score penalty for a response that never ends (0 = off)', default: DEFAULT_PPO.missingEosPenalty },
+  'ptx-coef': { type: 'number', help: 'PPO-ptx gamma on the pretraining log-likelihood (0 = off)', default: DEFAULT_PPO.ptxCoef },
+  'ptx-corpus': { type: 'string', help: 'pretraining corpus for PPO-ptx (default: the bundled Moby-Dick)' },
+  seed: { type: 'int', help: 'random seed', default: DEFAULT_PPO.seed },
+  'checkpoint-interval': { type: 'int', help: 'iterations between checkpoints', default: DEFAULT_PPO.checkpointInterval },
+  'runs-dir': { type: 'string', help: 'where runs are written', default: '.rlhf/runs' },
+  'run-id': { type: 'string', help: 'name of the run folder' },
   ...COMMON,
 };
 
@@ -90,6 +116,28 @@ export async function rmCommand(o: ParsedOpts, r: Reporter) {
   return result;
 }
 
+export function ppoConfig(o: ParsedOpts): Partial<PpoConfig> {
+  if (o['kl-estimator'] !== 'k1' && o['kl-estimator'] !== 'k3') throw new UsageError('--kl-estimator must be k1 or k3');
+  return {
+    iterations: o.iterations as number, promptsPerRollout: o['prompts-per-rollout'] as number, samplesPerPrompt: o['samples-per-prompt'] as number,
+    maxNewTokens: o['max-new-tokens'] as number, ppoEpochs: o['ppo-epochs'] as number, minibatches: o.minibatches as number, lr: o.lr as number,
+    valueLr: o['value-lr'] as number, klCoef: o['kl-coef'] as number, klTarget: o['kl-target'] as number, klEstimator: o['kl-estimator'] as 'k1' | 'k3',
+    missingEosPenalty: o['missing-eos-penalty'] as number, ptxCoef: o['ptx-coef'] as number, seed: o.seed as number, checkpointInterval: o['checkpoint-interval'] as number,
+  };
+}
+
+export async function ppoCommand(o: ParsedOpts, r: Reporter) {
+  for (const k of ['prompts', 'policy', 'reward-model']) if (!o[k]) throw new UsageError(`rlhf ppo needs --${k} (see rlhf ppo --help)`);
+  const cfg = ppoConfig(o);
+  await startBackend(o, r);
+  const result = await ppoTrain(
+    { prompts: o.prompts as string, policy: o.policy as string, rewardModel: o['reward-model'] as string, ptxCorpus: (o['ptx-corpus'] as string) ?? (cfg.ptxCoef ? defaultCorpusPath() : undefined), ppo: cfg, runsDir: path.resolve(o['runs-dir'] as string), runId: o['run-id'] as string | undefined },
+    { onProgress: (p) => r.progress(p), log: (l) => r.log(l), shouldStop: stopFlag() },
+  );
+  summarize(r, result, path.join(path.resolve(o['runs-dir'] as string), result.run.id));
+  return result;
+}
+
 export async function resumeCommand(o: ParsedOpts, positional: string[], r: Reporter) {
   const dir = positional[0];
   if (!dir) throw new UsageError('rlhf resume needs a run directory: rlhf resume .rlhf/runs/<run-id>');
@@ -101,6 +149,7 @@ export async function resumeCommand(o: ParsedOpts, positional: string[], r: Repo
   if (info.stage === 'pretrain') result = await resumePretrain(dir, hooks);
   else if (info.stage === 'sft') result = await resumeSft(dir, hooks);
   else if (info.stage === 'rm') result = await resumeRewardModel(dir, hooks);
+  else if (info.stage === 'ppo') result = await resumePpo(dir, hooks);
   else throw new Error(`cannot resume a run of stage "${info.stage}"`);
   summarize(r, result, path.resolve(dir));
   return result;

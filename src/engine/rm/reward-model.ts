@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GPT, ForwardOptions } from '../model';
-import { LoadedModel, writeModelDir } from '../checkpoint';
+import { LoadedModel, modelDirFiles, writeFilesAtomic } from '../checkpoint';
 import { Tokenizer } from '../tokenizer';
 import { Rng } from '../rng';
 
@@ -53,17 +53,21 @@ export class RewardModel {
     return tf.reshape(tf.add(tf.matMul(this.trunk.hidden(ids, opts), this.w), this.b), [N, T]) as tf.Tensor2D;
   }
 
-  async write(dir: string, tokenizer: Tokenizer, extraConfig: Record<string, unknown>, files: Record<string, string | Buffer> = {}): Promise<void> {
+  /** The files of this model's directory (config.json carries extraConfig). */
+  async files(tokenizer: Tokenizer, extraConfig: Record<string, unknown>): Promise<Record<string, string | Buffer>> {
     const C = this.trunk.config.n_embd;
     const extra = new Map([
       ['score.weight', { shape: [C, 1], data: (await this.w.data()) as Float32Array }],
       ['score.bias', { shape: [1], data: (await this.b.data()) as Float32Array }],
     ]);
-    writeModelDir(dir, this.trunk.config, await this.trunk.weights(), tokenizer, {
+    return modelDirFiles(this.trunk.config, await this.trunk.weights(), tokenizer, {
       extra,
       extraConfig: { architectures: ['GPT2ForSequenceClassification'], num_labels: 1, ...extraConfig },
-      files,
     });
+  }
+
+  async write(dir: string, tokenizer: Tokenizer, extraConfig: Record<string, unknown>, files: Record<string, string | Buffer> = {}): Promise<void> {
+    writeFilesAtomic(dir, { ...(await this.files(tokenizer, extraConfig)), ...files });
   }
 
   dispose(): void {

@@ -1,0 +1,490 @@
+/**
+ * PPO against the reward model (`rlhf ppo`), as in InstructGPT (Ouyang et al. 2022) and TRL:
+ *
+ *   policy    pi      initialised from the SFT model, trained
+ *   reference pi_SFT  the SFT model, frozen: the per-token penalty -beta * KL(pi || pi_SFT)
+ *   value     V       a separate critic initialised from the reward model, trained
+ *   reward    r       the reward model, frozen; scores centred by its training mean and std
+ *
+ * Each iteration: sample responses to a batch of prompts with the cached generator; score them;
+ * per-token rewards r_t = -beta * kl_t, plus the score at the last token (minus a penalty when a
+ * response never ends); GAE (gamma 1, lambda 0.95); whitened advantages; then several epochs of
+ * clipped policy and value updates over minibatches. Optional PPO-ptx: gamma_ptx times the
+ * pretraining negative log-likelihood is added to the policy loss. beta is fixed or adapted
+ * toward a target KL. Checkpoints hold policy, critic, both optimizers, beta and the iteration,
+ * and every random choice of iteration i is seeded by (seed, i): a resumed run replays exactly.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import { GPT } from '../model';
+import { Tokenizer, sameVocabulary } from '../tokenizer';
+import { Rng, deriveSeed, permutation } from '../rng';
+import { RunDir } from '../run';
+import { modelDirFiles, readModelDir, writeFilesAtomic } from '../checkpoint';
+import { readSafetensors, serializeSafetensors } from '../safetensors';
+import { generate } from '../generate';
+import { crossEntropy } from '../layers';
+import { AdamW, clipByGlobalNorm } from '../train/optim';
+import { TrainResult, assertFinite } from '../train/trainer';
+import { RewardModel } from '../rm/reward-model';
+import { gae, whiten } from '../ppo/gae';
+import { AdaptiveKl, FixedKl, KlController, klEstimate } from '../ppo/kl-controller';
+import { policyLoss, valueLoss } from '../ppo/losses';
+import { formatProblem, readJsonl } from '../../data/jsonl';
+import { PpoPrompt, toPpoPrompt } from '../../data/ppo';
+import { corpusData, readCorpus } from './pretrain';
+import { StageHooks, assertFile, readResumePoint, runLifecycle } from './common';
+
+export interface PpoConfig {
+  iterations: number;
+  promptsPerRollout: number;
+  samplesPerPrompt: number;
+  maxNewTokens: number;
+  temperature: number;
+  ppoEpochs: number;
+  minibatches: number;
+  lr: number;
+  valueLr: number;
+  clip: number;
+  valueClip: number;
+  gamma: number;
+  lambda: number;
+  klCoef: number;
+  /** Adapt beta toward this KL (nats per response); 0 keeps beta fixed. */
+  klTarget: number;
+  klHorizon: number;
+  klEstimator: 'k1' | 'k3';
+  /** Subtracted from the score of a response that hits the token limit without ending (0 = off). */
+  missingEosPenalty: number;
+  /** PPO-ptx coefficient gamma on the pretraining log-likelihood (0 = off; InstructGPT: 27.8). */
+  ptxCoef: number;
+  ptxBatch: number;
+  gradClip: number;
+  seed: number;
+  checkpointInterval: number;
+  keepCheckpoints: number;
+}
+
+export const DEFAULT_PPO: PpoConfig = {
+  iterations: 30,
+  promptsPerRollout: 4,
+  samplesPerPrompt: 4,
+  maxNewTokens: 64,
+  temperature: 1,
+  ppoEpochs: 2,
+  minibatches: 2,
+  lr: 5e-5,
+  valueLr: 1e-4,
+  clip: 0.2,
+  valueClip: 0.2,
+  gamma: 1,
+  lambda: 0.95,
+  klCoef: 0.05,
+  klTarget: 0,
+  klHorizon: 10000,
+  klEstimator: 'k1',
+  missingEosPenalty: 1,
+  ptxCoef: 0,
+  ptxBatch: 4,
+  gradClip: 1,
+  seed: 1337,
+  checkpointInterval: 10,
+  keepCheckpoints: 2,
+};
+
+export interface PpoOptions {
+  prompts: string;
+  policy: string;
+  rewardModel: string;
+  /** Pretraining corpus for PPO-ptx (needed when ptxCoef > 0). */
+  ptxCorpus?: string;
+  ppo?: Partial<PpoConfig>;
+  runsDir: string;
+  runId?: string;
+  /** An optional gold scorer (the demo's simulated labeler): logged as objective/gold. */
+  gold?: (response: string) => number;
+}
+
+export function readPrompts(file: string): PpoPrompt[] {
+  assertFile(file, 'PPO prompts');
+  const { records, problems } = readJsonl(file);
+  const bad = problems.map(formatProblem);
+  const prompts: PpoPrompt[] = [];
+  for (const r of records) {
+    const p = toPpoPrompt(r.value, file, r.line);
+    if ('context' in p) prompts.push(p);
+    else bad.push(formatProblem(p));
+  }
+  if (bad.length) throw new Error(`${bad.length} bad record(s) in the PPO prompts; the first: ${bad[0]}`);
+  if (!prompts.length) throw new Error(`${file} has no prompts`);
+  return prompts;
+}
+
+/** The models of a PPO run, checked against each other before anything is written. */
+function loadModels(policyDir: string, rmDir: string, refDir: string, valueDir?: string) {
+  const policy = readModelDir(policyDir);
+  const rm = readModelDir(rmDir);
+  const ref = refDir === policyDir ? policy : readModelDir(refDir);
+  if (!sameVocabulary(policy.tokenizer, rm.tokenizer) || policy.config.vocab_size !== rm.config.vocab_size) {
+    throw new Error(
+      `the reward model ${rmDir} has another vocabulary (${rm.tokenizer.kind}, ${rm.tokenizer.vocabSize} tokens) than the policy ${policyDir} (${policy.tokenizer.kind}, ${policy.tokenizer.vocabSize} tokens); train the reward model from this policy's SFT model`,
+    );
+  }
+  if (!rm.extra.has('score.weight')) throw new Error(`${rmDir} has no score head (score.weight): train it with rlhf rm`);
+  const stats = { mean: Number(rm.rawConfig.reward_mean ?? 0), std: Number(rm.rawConfig.reward_std ?? 1) || 1 };
+  const value = valueDir ? readModelDir(valueDir) : rm;
+  return { policy, rm, ref, value, stats };
+}
+
+interface Rollout {
+  /** Padded token ids [N, T] of context + response. */
+  ids: Int32Array;
+  N: number;
+  T: number;
+  /** Per sequence: first response position P, response length L (end-of-text included when it ended). */
+  start: number[];
+  len: number[];
+  finished: boolean[];
+  responses: string[];
+  contexts: number[][];
+}
+
+/** log pi(ids[t+1] | ids[..t]) at every position t [N, T] (the last column is padding), and per-position entropy. */
+function tokenLogps(model: GPT, ids: tf.Tensor2D, withEntropy = false): { logp: tf.Tensor2D; entropy?: tf.Tensor2D } {
+  const [N, T] = ids.shape;
+  const logits = model.logits(ids);
+  const logp = tf.logSoftmax(logits);
+  const next = tf.concat([tf.slice(ids, [0, 1], [N, T - 1]), tf.zeros([N, 1], 'int32')], 1);
+  const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.reshape(next, [N * T]), model.config.vocab_size)), 1);
+  const out: { logp: tf.Tensor2D; entropy?: tf.Tensor2D } = { logp: tf.reshape(picked, [N, T]) as tf.Tensor2D };
+  if (withEntropy) out.entropy = tf.reshape(tf.neg(tf.sum(tf.mul(tf.exp(logp), logp), 1)), [N, T]) as tf.Tensor2D;
+  return out;
+}
+
+/** The positions whose next-token prediction is a response token: P-1 .. P+L-2 (mask [N, T]). */
+function responseMask(r: Rollout): Float32Array {
+  const m = new Float32Array(r.N * r.T);
+  for (let n = 0; n < r.N; n++) for (let t = r.start[n] - 1; t < r.start[n] + r.len[n] - 1; t++) m[n * r.T + t] = 1;
+  return m;
+}
+
+function subset(r: Rollout, rows: number[]): Rollout {
+  const ids = new Int32Array(rows.length * r.T);
+  rows.forEach((n, i) => ids.set(r.ids.subarray(n * r.T, (n + 1) * r.T), i * r.T));
+  const pick = <T>(a: T[]) => rows.map((n) => a[n]);
+  return { ids, N: rows.length, T: r.T, start: pick(r.start), len: pick(r.len), finished: pick(r.finished), responses: pick(r.responses), contexts: pick(r.contexts) };
+}
+
+function rowsOf(a: Float32Array, T: number, rows: number[]): Float32Array {
+  const out = new Float32Array(rows.length * T);
+  rows.forEach((n, i) => out.set(a.subarray(n * T, (n + 1) * T), i * T));
+  return out;
+}
+
+class PpoRun {
+  readonly policy: GPT;
+  readonly ref: GPT;
+  readonly critic: RewardModel;
+  readonly rm: RewardModel;
+  readonly tok: Tokenizer;
+  readonly policyOpt: AdamW;
+  readonly valueOpt: AdamW;
+  kl: KlController;
+  iteration = 0;
+  private ptx?: ReturnType<typeof corpusData>;
+
+  constructor(
+    models: ReturnType<typeof loadModels>,
+    readonly prompts: PpoPrompt[],
+    readonly cfg: PpoConfig,
+    readonly stats: { mean: number; std: number },
+    ptxText: string | undefined,
+    readonly gold?: (s: string) => number,
+  ) {
+    this.tok = models.policy.tokenizer;
+    this.policy = new GPT(models.policy.config, models.policy.weights, true);
+    this.ref = new GPT(models.ref.config, models.ref.weights, false);
+    this.rm = RewardModel.fromLoaded(models.rm, false);
+    this.critic = RewardModel.fromLoaded(models.value, true);
+    this.policyOpt = new AdamW(this.policy.params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 });
+    this.valueOpt = new AdamW(this.critic.params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 });
+    this.kl = cfg.klTarget > 0 ? new AdaptiveKl(cfg.klCoef, cfg.klTarget, cfg.klHorizon) : new FixedKl(cfg.klCoef);
+    if (cfg.ptxCoef > 0) {
+      if (!ptxText) throw new Error('PPO-ptx (--ptx-coef > 0) needs a pretraining corpus (--ptx-corpus)');
+      this.ptx = corpusData(Int32Array.from(this.tok.encode(ptxText)), this.policy.config.n_positions, cfg.ptxBatch, 0);
+    }
+  }
+
+  dispose(): void {
+    for (const m of [this.policy, this.ref, this.critic, this.rm]) m.dispose();
+    this.policyOpt.dispose();
+    this.valueOpt.dispose();
+  }
+
+  /** Prompts of iteration i: a seeded permutation per pass over the prompt set. */
+  private promptsFor(i: number): PpoPrompt[] {
+    const P = this.cfg.promptsPerRollout, n = this.prompts.length;
+    const out: PpoPrompt[] = [];
+    for (let j = 0; j < P; j++) {
+      const g = i * P + j;
+      const epoch = Math.floor(g / n);
+      out.push(this.prompts[permutation(n, new Rng(deriveSeed(this.cfg.seed, 0x99, epoch)))[g % n]]);
+    }
+    return out;
+  }
+
+  rollout(i: number): Rollout {
+    const c = this.cfg, tok = this.tok, Npos = this.policy.config.n_positions;
+    const seqs: number[][] = [], start: number[] = [], len: number[] = [], finished: boolean[] = [], responses: string[] = [], contexts: number[][] = [];
+    this.promptsFor(i).forEach((p, j) => {
+      const ctx = tok.encode(p.context).slice(-(Npos - 8)); // leave room for a response
+      const maxNew = Math.min(c.maxNewTokens, Npos - ctx.length - 1);
+      const g = generate(this.policy, ctx, c.samplesPerPrompt, { maxNewTokens: maxNew, temperature: c.temperature, topK: 0, topP: 1, seed: deriveSeed(c.seed, i, j), eot: tok.eot });
+      g.tokens.forEach((t, s) => {
+        const resp = g.finished[s] ? [...t, tok.eot] : t;
+        if (!resp.length) resp.push(tok.eot);
+        seqs.push([...ctx, ...resp]);
+        start.push(ctx.length);
+        len.push(resp.length);
+        finished.push(g.finished[s]);
+        responses.push(tok.decode(t));
+        contexts.push(ctx);
+      });
+    });
+    const T = Math.max(...seqs.map((s) => s.length));
+    const ids = new Int32Array(seqs.length * T).fill(tok.eot);
+    seqs.forEach((s, n) => ids.set(s, n * T));
+    return { ids, N: seqs.length, T, start, len, finished, responses, contexts };
+  }
+
+  /** Normalised reward-model scores of the rollout (each response read after its end-of-text). */
+  scores(r: Rollout): number[] {
+    const seqs = r.contexts.map((ctx, n) => {
+      const resp = Array.from(r.ids.subarray(n * r.T + r.start[n], n * r.T + r.start[n] + r.len[n]));
+      return [...ctx, ...(r.finished[n] ? resp : [...resp, this.tok.eot])].slice(-this.policy.config.n_positions);
+    });
+    const T = Math.max(...seqs.map((s) => s.length));
+    const ids = new Int32Array(seqs.length * T).fill(this.tok.eot);
+    seqs.forEach((s, n) => ids.set(s, n * T));
+    const raw = tf.tidy(() => this.rm.rewards(tf.tensor2d(ids, [seqs.length, T], 'int32'), seqs.map((s) => s.length - 1)).dataSync());
+    return Array.from(raw, (x, n) => (x - this.stats.mean) / this.stats.std - (r.finished[n] ? 0 : this.cfg.missingEosPenalty));
+  }
+
+  async step(): Promise<Record<string, number>> {
+    const c = this.cfg, i = this.iteration;
+    const t0 = performance.now();
+    const r = this.rollout(i);
+    const tGen = performance.now();
+    const mask = responseMask(r);
+    const { logpOld, logpRef, vOld } = tf.tidy(() => {
+      const ids = tf.tensor2d(r.ids, [r.N, r.T], 'int32');
+      return {
+        logpOld: tokenLogps(this.policy, ids).logp.dataSync() as Float32Array,
+        logpRef: tokenLogps(this.ref, ids).logp.dataSync() as Float32Array,
+        vOld: this.critic.values(ids).dataSync() as Float32Array,
+      };
+    });
+    const scores = this.scores(r);
+    // per-token rewards, GAE, whitening
+    const beta = this.kl.value;
+    const adv = new Float32Array(r.N * r.T), ret = new Float32Array(r.N * r.T);
+    const klSeq: number[] = [], nonScore: number[] = [], negLogp: number[] = [];
+    const allAdv: number[] = [];
+    const perSeq: { idx: number[]; a: number[] }[] = [];
+    for (let n = 0; n < r.N; n++) {
+      const idx = Array.from({ length: r.len[n] }, (_, t) => n * r.T + r.start[n] - 1 + t);
+      const kl = idx.map((k) => klEstimate(logpOld[k], logpRef[k], c.klEstimator));
+      const rewards = kl.map((x) => -beta * x);
+      rewards[rewards.length - 1] += scores[n];
+      const { advantages, returns } = gae(rewards, idx.map((k) => vOld[k]), c.gamma, c.lambda);
+      idx.forEach((k, t) => (ret[k] = returns[t]));
+      perSeq.push({ idx, a: advantages });
+      allAdv.push(...advantages);
+      klSeq.push(idx.reduce((s, k) => s + (logpOld[k] - logpRef[k]), 0));
+      nonScore.push(kl.reduce((s, x) => s - beta * x, 0));
+      negLogp.push(idx.reduce((s, k) => s - logpOld[k], 0));
+    }
+    const white = whiten(allAdv);
+    let w = 0;
+    for (const s of perSeq) s.idx.forEach((k) => (adv[k] = white[w++]));
+
+    // PPO epochs over minibatches
+    const rng = new Rng(deriveSeed(c.seed, i, 0xabc));
+    const sums = { pg: 0, vf: 0, clip: 0, vclip: 0, approxkl: 0, ratio: 0, entropy: 0, ptx: 0, n: 0 };
+    const mbSize = Math.ceil(r.N / c.minibatches);
+    const pVars = [...this.policy.params.values()];
+    const vVars = [...this.critic.params.values()].filter((v) => v.trainable);
+    const pName = new Map([...this.policy.params].map(([k, v]) => [v.name, k]));
+    const vName = new Map([...this.critic.params].map(([k, v]) => [v.name, k]));
+    for (let e = 0; e < c.ppoEpochs; e++) {
+      const order = permutation(r.N, rng);
+      for (let b = 0; b < r.N; b += mbSize) {
+        const rows = order.slice(b, b + mbSize);
+        const mb = subset(r, rows);
+        const T = r.T, M = rows.length;
+        const ptxBatch = this.ptx?.trainBatch(i, e * 1000 + b, rng);
+        const stats: Record<string, number> = {};
+        const pg = tf.tidy(() => {
+          const ids = tf.tensor2d(mb.ids, [M, T], 'int32');
+          const m = tf.tensor2d(rowsOf(mask, T, rows), [M, T]);
+          return tf.variableGrads(() => {
+            const { logp, entropy } = tokenLogps(this.policy, ids, true);
+            const pl = policyLoss(logp, tf.tensor2d(rowsOf(logpOld, T, rows), [M, T]), tf.tensor2d(rowsOf(adv, T, rows), [M, T]), m, c.clip);
+            stats.clip = pl.clipfrac.dataSync()[0];
+            stats.approxkl = pl.approxkl.dataSync()[0];
+            stats.ratio = pl.ratio.dataSync()[0];
+            stats.entropy = tf.div(tf.sum(tf.mul(entropy!, m)), tf.maximum(tf.sum(m), 1)).dataSync()[0];
+            stats.pg = pl.loss.dataSync()[0];
+            let loss: tf.Scalar = pl.loss;
+            if (ptxBatch) {
+              const ptx = crossEntropy(
+                this.policy.logits(tf.tensor2d(ptxBatch.ids, [ptxBatch.B, ptxBatch.T], 'int32')),
+                tf.tensor1d(ptxBatch.targets, 'int32'),
+                tf.tensor1d(ptxBatch.weights),
+              );
+              stats.ptx = ptx.dataSync()[0];
+              loss = tf.add(loss, tf.mul(ptx, c.ptxCoef));
+            }
+            return loss;
+          }, pVars);
+        });
+        const vf = tf.tidy(() => {
+          const ids = tf.tensor2d(mb.ids, [M, T], 'int32');
+          const m = tf.tensor2d(rowsOf(mask, T, rows), [M, T]);
+          return tf.variableGrads(() => {
+            const vl = valueLoss(this.critic.values(ids), tf.tensor2d(rowsOf(vOld, T, rows), [M, T]), tf.tensor2d(rowsOf(ret, T, rows), [M, T]), m, c.valueClip);
+            stats.vclip = vl.clipfrac.dataSync()[0];
+            stats.vf = vl.loss.dataSync()[0];
+            return vl.loss;
+          }, vVars);
+        });
+        assertFinite(i + 1, { 'loss/policy': stats.pg, 'loss/value': stats.vf });
+        const pGrads = new Map(Object.entries(pg.grads).map(([k, g]) => [pName.get(k)!, g]));
+        const vGrads = new Map(Object.entries(vf.grads).map(([k, g]) => [vName.get(k)!, g]));
+        const pNorm = clipByGlobalNorm(pGrads, c.gradClip);
+        const vNorm = clipByGlobalNorm(vGrads, c.gradClip);
+        assertFinite(i + 1, { 'policy grad_norm': pNorm, 'value grad_norm': vNorm });
+        this.policyOpt.step(pGrads, c.lr);
+        this.valueOpt.step(vGrads, c.valueLr);
+        tf.dispose([pg.value, vf.value, ...pGrads.values(), ...vGrads.values()]);
+        sums.pg += stats.pg; sums.vf += stats.vf; sums.clip += stats.clip; sums.vclip += stats.vclip;
+        sums.approxkl += stats.approxkl; sums.ratio += stats.ratio; sums.entropy += stats.entropy; sums.ptx += stats.ptx ?? 0; sums.n++;
+      }
+    }
+    const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / (a.length || 1);
+    const klMean = mean(klSeq);
+    this.kl.update(klMean, r.N);
+    this.iteration += 1;
+    const seconds = (performance.now() - t0) / 1000;
+    const tokens = r.len.reduce((a, b) => a + b, 0);
+    const m: Record<string, number> = {
+      step: this.iteration,
+      time: Date.now() / 1000,
+      'objective/kl': klMean,
+      'objective/entropy': mean(negLogp),
+      'objective/non_score_reward': mean(nonScore),
+      'objective/scores': mean(scores),
+      'objective/rlhf_reward': mean(scores) + mean(nonScore),
+      'objective/kl_coef': beta,
+      'policy/approxkl_avg': sums.approxkl / sums.n,
+      'policy/clipfrac_avg': sums.clip / sums.n,
+      'policy/entropy_avg': sums.entropy / sums.n,
+      'loss/policy_avg': sums.pg / sums.n,
+      'loss/value_avg': sums.vf / sums.n,
+      'val/clipfrac_avg': sums.vclip / sums.n,
+      'val/ratio': sums.ratio / sums.n,
+      'val/num_eos_tokens': r.finished.filter(Boolean).length,
+      response_length: tokens / r.N,
+      tokens_per_second: (r.N * r.T * c.ppoEpochs) / seconds, // tokens through the policy update
+      generation_seconds: (tGen - t0) / 1000,
+    };
+    if (this.cfg.ptxCoef > 0) m['loss/ptx_avg'] = sums.ptx / sums.n;
+    if (this.gold) m['objective/gold'] = mean(r.responses.map(this.gold));
+    assertFinite(this.iteration, { 'objective/kl': klMean, 'objective/scores': m['objective/scores'] });
+    return m;
+  }
+
+  async checkpointFiles(): Promise<Record<string, string | Buffer>> {
+    const files: Record<string, string | Buffer> = {
+      ...modelDirFiles(this.policy.config, await this.policy.weights(), this.tok),
+      'optimizer.safetensors': serializeSafetensors(await this.policyOpt.state()),
+      'value_optimizer.safetensors': serializeSafetensors(await this.valueOpt.state()),
+      'trainer_state.json': JSON.stringify({ step: this.iteration, optimizer_t: this.policyOpt.t, value_optimizer_t: this.valueOpt.t, kl_coef: this.kl.value, seed: this.cfg.seed, stage: 'ppo' }) + '\n',
+    };
+    for (const [name, content] of Object.entries(await this.critic.files(this.tok, { model_role: 'value' }))) files[`value/${name}`] = content;
+    return files;
+  }
+
+  restore(dir: string): void {
+    const s = JSON.parse(fs.readFileSync(path.join(dir, 'trainer_state.json'), 'utf8'));
+    this.policyOpt.loadState(readSafetensors(path.join(dir, 'optimizer.safetensors')).tensors, s.optimizer_t);
+    this.valueOpt.loadState(readSafetensors(path.join(dir, 'value_optimizer.safetensors')).tensors, s.value_optimizer_t);
+    this.kl.value = s.kl_coef;
+    this.iteration = s.step;
+  }
+}
+
+async function loop(run: RunDir, ppo: PpoRun, hooks: StageHooks): Promise<TrainResult> {
+  const c = ppo.cfg;
+  const checkpoint = async () => {
+    writeFilesAtomic(run.stepCheckpointDir(ppo.iteration), await ppo.checkpointFiles());
+    run.pruneCheckpoints(c.keepCheckpoints);
+  };
+  let last: Record<string, number> = {};
+  const started = Date.now(), first = ppo.iteration;
+  while (ppo.iteration < c.iterations) {
+    if (hooks.shouldStop?.()) {
+      await checkpoint();
+      return { step: ppo.iteration, stopped: true, lastMetrics: last };
+    }
+    last = await ppo.step();
+    run.appendMetrics(last);
+    const elapsed = (Date.now() - started) / 1000;
+    hooks.onProgress?.({ stage: 'ppo', step: ppo.iteration, totalSteps: c.iterations, metrics: last, etaSeconds: (elapsed / (ppo.iteration - first)) * (c.iterations - ppo.iteration) });
+    if (c.checkpointInterval > 0 && ppo.iteration % c.checkpointInterval === 0 && ppo.iteration < c.iterations) await checkpoint();
+  }
+  await checkpoint();
+  const finalModel = path.join(run.checkpointsDir, 'final');
+  writeFilesAtomic(finalModel, modelDirFiles(ppo.policy.config, await ppo.policy.weights(), ppo.tok));
+  return { step: ppo.iteration, stopped: false, finalModel, lastMetrics: last };
+}
+
+export async function ppoTrain(o: PpoOptions, hooks: StageHooks = {}) {
+  const cfg: PpoConfig = { ...DEFAULT_PPO, ...o.ppo };
+  // everything is read and checked before the run folder exists
+  const prompts = readPrompts(o.prompts);
+  const models = loadModels(o.policy, o.rewardModel, o.policy);
+  const ptxText = cfg.ptxCoef > 0 ? readCorpus(o.ptxCorpus ?? '') : undefined;
+  const ppo = new PpoRun(models, prompts, cfg, models.stats, ptxText, o.gold);
+  try {
+    const run = RunDir.create(o.runsDir, {
+      stage: 'ppo',
+      config: { prompts: path.resolve(o.prompts), policy: path.resolve(o.policy), reward_model: path.resolve(o.rewardModel), ptx_corpus: o.ptxCorpus ? path.resolve(o.ptxCorpus) : null, ppo: cfg, reward_stats: models.stats },
+      parent_model: path.resolve(o.policy),
+    }, o.runId);
+    hooks.log?.(`run ${run.dir}: ${prompts.length} prompts, ${cfg.promptsPerRollout} x ${cfg.samplesPerPrompt} responses per iteration, beta ${cfg.klCoef}${cfg.klTarget ? ` adapting to KL ${cfg.klTarget}` : ''}`);
+    return await runLifecycle(run, () => loop(run, ppo, hooks));
+  } finally {
+    ppo.dispose();
+  }
+}
+
+export async function resumePpo(runDir: string, hooks: StageHooks = {}, gold?: (s: string) => number) {
+  const run = new RunDir(runDir);
+  const info = run.read();
+  const point = readResumePoint(run);
+  const c = info.config as { prompts: string; policy: string; reward_model: string; ptx_corpus: string | null; ppo: PpoConfig };
+  const prompts = readPrompts(c.prompts);
+  const models = loadModels(point.dir, c.reward_model, c.policy, path.join(point.dir, 'value'));
+  const ppo = new PpoRun(models, prompts, c.ppo, models.stats, c.ppo.ptxCoef > 0 ? readCorpus(c.ptx_corpus ?? '') : undefined, gold);
+  try {
+    ppo.restore(point.dir);
+    run.truncateMetrics(point.step);
+    run.update({ resumed_at: [...(info.resumed_at ?? []), new Date().toISOString()] });
+    hooks.log?.(`resuming ${run.dir} from iteration ${point.step}`);
+    return await runLifecycle(run, () => loop(run, ppo, hooks));
+  } finally {
+    ppo.dispose();
+  }
+}
