@@ -8,7 +8,7 @@ import wabtInit from 'wabt';
 
 const watch = process.argv.includes('--watch');
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, logLevel: 'warning' };
-const NATIVE = ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@stdlib/*'];
+const NATIVE = ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@stdlib/*', 'sentiment'];
 const builds = [
   { ...common, entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] },
   { ...common, entryPoints: ['src/worker/main.ts'], outfile: 'dist/worker.js', external: NATIVE },

@@ -8,7 +8,7 @@ import { makeReporter, Reporter } from './progress';
 import { PPO_OPTS, PRETRAIN_OPTS, RESUME_OPTS, RM_OPTS, SFT_OPTS, ppoCommand, pretrainCommand, resumeCommand, rmCommand, sftCommand } from './commands/train';
 import { GENERATE_OPTS, LOGPROBS_OPTS, generateCommand, logprobsCommand } from './commands/generate';
 import { BENCH_OPTS, benchCommand } from './commands/bench';
-import { DEMO_OPTS, demoCommand } from './commands/demo';
+import { PIPELINE_OPTS, pipelineCommand } from './commands/pipeline';
 import { ParsedOpts } from './args';
 
 interface Command {
@@ -27,7 +27,8 @@ export const COMMANDS: Record<string, Command> = {
   generate: { usage: 'rlhf generate --model DIR --prompt TEXT [options]', summary: 'Sample responses from a model.', opts: GENERATE_OPTS, run: (o, _p, r) => generateCommand(o, r) },
   logprobs: { usage: 'rlhf logprobs --model DIR --text TEXT --json', summary: 'Per-token log-probabilities: logprobs[i] = log p(tokens[i+1] | tokens[0..i]).', opts: LOGPROBS_OPTS, run: (o, _p, r) => logprobsCommand(o, r) },
   bench: { usage: 'rlhf bench train|generate [options]', summary: 'Training tokens/s and model FLOP/s, or generation tokens/s with and without the cache.', opts: BENCH_OPTS, run: (o, p, r) => benchCommand(o, p, r) },
-  demo: { usage: 'rlhf demo [--out DIR]', summary: 'The main job on the bundled default: pretrain, SFT and generation.', opts: DEMO_OPTS, run: (o, _p, r) => demoCommand(o, r) },
+  pipeline: { usage: 'rlhf pipeline [--out DIR]', summary: 'The whole recipe on the example workspace: pretrain, SFT, reward model, PPO, held-out evaluation.', opts: PIPELINE_OPTS, run: (o, _p, r) => pipelineCommand(o, r) },
+  demo: { usage: 'rlhf demo [--out DIR]', summary: 'The same as rlhf pipeline (what npm run demo runs).', opts: PIPELINE_OPTS, run: (o, _p, r) => pipelineCommand(o, r) },
 };
 
 function topHelp(): string {

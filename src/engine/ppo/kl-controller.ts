@@ -10,7 +10,7 @@ export interface KlController {
 
 export class FixedKl implements KlController {
   constructor(public value: number) {}
-  update(): void {}
+  update(_currentKl?: number, _nSteps?: number): void {}
 }
 
 export class AdaptiveKl implements KlController {
