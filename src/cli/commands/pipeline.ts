@@ -38,8 +38,8 @@ export const PIPELINE_OPTS: OptSpecs = {
   workspace: { type: 'string', help: 'workspace with data/*.sft.jsonl, *.rm.jsonl, *.ppo.jsonl (default: the bundled example)' },
   'pretrain-steps': { type: 'int', help: 'steps of the demonstration pretraining run (0 = skip)', default: 100 },
   'sft-steps': { type: 'int', help: 'SFT steps', default: 300 },
-  'rm-steps': { type: 'int', help: 'reward-model steps', default: 80 },
-  'ppo-iterations': { type: 'int', help: 'PPO iterations', default: 30 },
+  'rm-steps': { type: 'int', help: 'reward-model steps', default: 70 },
+  'ppo-iterations': { type: 'int', help: 'PPO iterations', default: 24 },
   'eval-samples': { type: 'int', help: 'responses per held-out prompt and model', default: 2 },
   ...COMMON,
 };
@@ -136,7 +136,7 @@ export async function pipelineCommand(o: ParsedOpts, r: Reporter) {
   if (sftRun.stopped || !sftRun.finalModel) return;
 
   r.log('[2/4] rm: reward model from the SFT model on reviews.rm.jsonl (K = 4 rankings by the simulated labeler)');
-  const rmRun = await timed('rm', () => trainRewardModel({ data: data('reviews.rm.jsonl'), model: sftRun.finalModel!, runsDir, runId: 'rm', train: { steps: o['rm-steps'] as number, evalInterval: 40, checkpointInterval: 0 } }, hooks));
+  const rmRun = await timed('rm', () => trainRewardModel({ data: data('reviews.rm.jsonl'), model: sftRun.finalModel!, runsDir, runId: 'rm', train: { steps: o['rm-steps'] as number, evalInterval: 35, checkpointInterval: 0 } }, hooks));
   if (rmRun.stopped || !rmRun.finalModel) return;
 
   r.log('[3/4] ppo: the SFT model against the reward model, KL-penalised toward the SFT model');

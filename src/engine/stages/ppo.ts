@@ -80,7 +80,7 @@ export const DEFAULT_PPO: PpoConfig = {
   valueClip: 0.2,
   gamma: 1,
   lambda: 0.95,
-  klCoef: 0.05,
+  klCoef: 0.1,
   klTarget: 0,
   klHorizon: 10000,
   klEstimator: 'k1',

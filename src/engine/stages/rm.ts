@@ -2,8 +2,8 @@
  * Reward-model training (`rlhf rm`): the trunk starts from an SFT checkpoint, a scalar head is
  * added, and the K-way ranking loss of rm/ranking-loss.ts is minimised over the rankings. Logs
  * loss, accuracy, margin and reward mean/std on train and on a held-out split (every 10th record
- * unless --eval-data is given). Every checkpoint stores the training set's reward mean and
- * standard deviation in config.json (reward_mean, reward_std).
+ * unless --eval-data is given). Every checkpoint stores the reward mean and standard deviation
+ * over the training responses (the first 512) in config.json (reward_mean, reward_std).
  */
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -167,7 +167,8 @@ function rmObjective(rm: RewardModel, tok: Tokenizer, trainSet: TokenizedRanking
       return { 'eval/loss': e.loss, 'eval/accuracy': e.accuracy, 'eval/margin': e.margin };
     },
     async writeModel(dir, files) {
-      const { mean, std } = meanStd(scoreSequences(rm, trainSet.flatMap((r) => r.seqs), tok.eot));
+      // reward statistics over (at most) the first 512 training responses: enough to centre scores
+      const { mean, std } = meanStd(scoreSequences(rm, trainSet.flatMap((r) => r.seqs).slice(0, 512), tok.eot));
       await rm.write(dir, tok, { reward_mean: mean, reward_std: std }, files);
     },
   };
