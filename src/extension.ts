@@ -57,25 +57,44 @@ export function activate(context: vscode.ExtensionContext): void {
     }
   }
 
-  async function pickModel(): Promise<string | undefined> {
+  async function pickFile(glob: string, placeHolder: string): Promise<string | undefined> {
+    const files = await vscode.workspace.findFiles(glob, '**/node_modules/**', 200);
+    if (!files.length) {
+      void vscode.window.showErrorMessage(`RLHF: no ${glob} file in this workspace.`);
+      return undefined;
+    }
+    return (await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), path: f.fsPath })), { placeHolder }))?.path;
+  }
+
+  async function pickModel(placeHolder = 'Parent model'): Promise<string | undefined> {
     const uris = await vscode.workspace.findFiles('**/config.json', '**/node_modules/**', 200);
     const dirs = uris.map((u) => path.dirname(u.fsPath));
     if (!dirs.length) {
       void vscode.window.showErrorMessage('RLHF: no model directory (config.json + model.safetensors) in this workspace.');
       return undefined;
     }
-    return (await vscode.window.showQuickPick(dirs.map((d) => ({ label: vscode.workspace.asRelativePath(d), dir: d })), { placeHolder: 'Parent model' }))?.dir;
+    return (await vscode.window.showQuickPick(dirs.map((d) => ({ label: vscode.workspace.asRelativePath(d), dir: d })), { placeHolder }))?.dir;
   }
 
   context.subscriptions.push(
     vscode.commands.registerCommand('rlhf.pretrain', () => runStage('Pretrain', ['pretrain'])),
     vscode.commands.registerCommand('rlhf.trainSft', async () => {
-      const files = await vscode.workspace.findFiles('**/*.sft.jsonl', '**/node_modules/**', 200);
-      const data = await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), path: f.fsPath })), { placeHolder: 'SFT dataset' });
-      if (!data) return;
-      const model = await pickModel();
-      if (model) await runStage('Train SFT Model', ['sft', '--data', data.path, '--model', model]);
+      const data = await pickFile('**/*.sft.jsonl', 'SFT dataset');
+      const model = data && (await pickModel('Pretrained model to fine-tune'));
+      if (data && model) await runStage('Train SFT Model', ['sft', '--data', data, '--model', model]);
     }),
+    vscode.commands.registerCommand('rlhf.trainRm', async () => {
+      const data = await pickFile('**/*.rm.jsonl', 'Rankings (RM dataset)');
+      const model = data && (await pickModel('SFT model the reward model starts from'));
+      if (data && model) await runStage('Train Reward Model', ['rm', '--data', data, '--model', model]);
+    }),
+    vscode.commands.registerCommand('rlhf.runPpo', async () => {
+      const prompts = await pickFile('**/*.ppo.jsonl', 'PPO prompts');
+      const policy = prompts && (await pickModel('SFT model (policy and reference)'));
+      const rm = policy && (await pickModel('Reward model'));
+      if (prompts && policy && rm) await runStage('Run PPO', ['ppo', '--prompts', prompts, '--policy', policy, '--reward-model', rm]);
+    }),
+    vscode.commands.registerCommand('rlhf.runPipeline', () => runStage('Run Full Pipeline', ['pipeline', '--out', path.join(folder() ?? '.', '.rlhf', 'pipeline')])),
     vscode.commands.registerCommand('rlhf.generate', async () => {
       const model = await pickModel();
       if (!model) return;
