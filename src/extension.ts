@@ -34,7 +34,7 @@ export function activate(context: vscode.ExtensionContext): void {
         (progress, token) => {
           token.onCancellationRequested(() => worker.cancel());
           let last = 0;
-          return worker.run([...argv, '--runs-dir', runsDir], cwd, { RLHF_BACKEND: cfg().get<string>('backend', 'auto') }, {
+          return worker.run(argv[0] === 'pipeline' || argv[0] === 'generate' ? argv : [...argv, '--runs-dir', runsDir], cwd, { RLHF_BACKEND: cfg().get<string>('backend', 'auto') }, {
             onLog: (line) => log.info(line),
             onProgress: (p) => {
               const pct = (100 * p.step) / p.total;
