@@ -43,3 +43,22 @@ export function readJsonl(file: string): { records: JsonlRecord[]; problems: Pro
   });
   return { records, problems };
 }
+
+/**
+ * Every record of a JSONL file converted to one stage's type; bad lines (bad JSON or a record
+ * the converter rejects) come back as `FILE:LINE: message` strings.
+ */
+export function readRecords<T extends object>(
+  file: string,
+  convert: (value: Record<string, unknown>, file: string, line: number) => T | Problem,
+): { items: T[]; problems: string[] } {
+  const { records, problems } = readJsonl(file);
+  const out = problems.map(formatProblem);
+  const items: T[] = [];
+  for (const r of records) {
+    const x = convert(r.value, file, r.line);
+    if ('message' in x && 'file' in x) out.push(formatProblem(x as Problem));
+    else items.push(x as T);
+  }
+  return { items, problems: out };
+}

@@ -57,3 +57,21 @@ export function permutation(n: number, rng: Rng): number[] {
   }
   return a;
 }
+
+/**
+ * Visiting order of n items over many epochs: position g of the stream is item
+ * order(g), a fresh seeded permutation each epoch. A function of g alone, so a resumed run
+ * continues exactly where it stopped in the data.
+ */
+export function epochOrder(n: number, seed: number): (g: number) => number {
+  const perms = new Map<number, number[]>();
+  return (g: number) => {
+    const epoch = Math.floor(g / n);
+    let p = perms.get(epoch);
+    if (!p) {
+      p = permutation(n, new Rng(deriveSeed(seed, epoch)));
+      perms.set(epoch, p);
+    }
+    return p[g % n];
+  };
+}

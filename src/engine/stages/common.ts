@@ -68,3 +68,19 @@ export function readResumePoint(run: RunDir): { step: number; dir: string } {
 export function assertFile(file: string, what: string): void {
   if (!fs.existsSync(file) || !fs.statSync(file).isFile()) throw new Error(`${what} not found: ${file}`);
 }
+
+/**
+ * Training and held-out records: the eval file when given, otherwise every 10th record of the
+ * data (when there are at least 20). A bad record stops the stage before anything is written.
+ */
+export function trainEvalSplit<T>(read: (file: string) => { items: T[]; problems: string[] }, what: string, data: string, evalData?: string): { train: T[]; held: T[] } {
+  const d = read(data);
+  if (d.problems.length) throw new Error(`${d.problems.length} bad record(s) in the ${what} data; the first: ${d.problems[0]}`);
+  if (evalData) {
+    const e = read(evalData);
+    if (e.problems.length) throw new Error(`bad record in the ${what} eval data: ${e.problems[0]}`);
+    return { train: d.items, held: e.items };
+  }
+  if (d.items.length < 20) return { train: d.items, held: [] };
+  return { train: d.items.filter((_, i) => i % 10 !== 9), held: d.items.filter((_, i) => i % 10 === 9) };
+}

@@ -19,7 +19,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { GPT } from '../model';
 import { Tokenizer, sameVocabulary } from '../tokenizer';
-import { Rng, deriveSeed, permutation } from '../rng';
+import { Rng, deriveSeed, epochOrder, permutation } from '../rng';
 import { RunDir } from '../run';
 import { modelDirFiles, readModelDir, writeFilesAtomic } from '../checkpoint';
 import { readSafetensors, serializeSafetensors } from '../safetensors';
@@ -31,7 +31,7 @@ import { RewardModel } from '../rm/reward-model';
 import { gae, whiten } from '../ppo/gae';
 import { AdaptiveKl, FixedKl, KlController, klEstimate } from '../ppo/kl-controller';
 import { policyLoss, valueLoss } from '../ppo/losses';
-import { formatProblem, readJsonl } from '../../data/jsonl';
+import { readRecords } from '../../data/jsonl';
 import { PpoPrompt, toPpoPrompt } from '../../data/ppo';
 import { corpusData, readCorpus } from './pretrain';
 import { StageHooks, assertFile, readResumePoint, runLifecycle } from './common';
@@ -108,17 +108,10 @@ export interface PpoOptions {
 
 export function readPrompts(file: string): PpoPrompt[] {
   assertFile(file, 'PPO prompts');
-  const { records, problems } = readJsonl(file);
-  const bad = problems.map(formatProblem);
-  const prompts: PpoPrompt[] = [];
-  for (const r of records) {
-    const p = toPpoPrompt(r.value, file, r.line);
-    if ('context' in p) prompts.push(p);
-    else bad.push(formatProblem(p));
-  }
-  if (bad.length) throw new Error(`${bad.length} bad record(s) in the PPO prompts; the first: ${bad[0]}`);
-  if (!prompts.length) throw new Error(`${file} has no prompts`);
-  return prompts;
+  const { items, problems } = readRecords(file, toPpoPrompt);
+  if (problems.length) throw new Error(`${problems.length} bad record(s) in the PPO prompts; the first: ${problems[0]}`);
+  if (!items.length) throw new Error(`${file} has no prompts`);
+  return items;
 }
 
 /** The models of a PPO run, checked against each other before anything is written. */
@@ -193,6 +186,7 @@ class PpoRun {
   kl: KlController;
   iteration = 0;
   private ptx?: ReturnType<typeof corpusData>;
+  private readonly order: (g: number) => number;
 
   constructor(
     models: ReturnType<typeof loadModels>,
@@ -209,6 +203,7 @@ class PpoRun {
     this.critic = RewardModel.fromLoaded(models.value, true);
     this.policyOpt = new AdamW(this.policy.params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 });
     this.valueOpt = new AdamW(this.critic.params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 });
+    this.order = epochOrder(prompts.length, deriveSeed(cfg.seed, 0x99));
     this.kl = cfg.klTarget > 0 ? new AdaptiveKl(cfg.klCoef, cfg.klTarget, cfg.klHorizon) : new FixedKl(cfg.klCoef);
     if (cfg.ptxCoef > 0) {
       if (!ptxText) throw new Error('PPO-ptx (--ptx-coef > 0) needs a pretraining corpus (--ptx-corpus)');
@@ -224,14 +219,8 @@ class PpoRun {
 
   /** Prompts of iteration i: a seeded permutation per pass over the prompt set. */
   private promptsFor(i: number): PpoPrompt[] {
-    const P = this.cfg.promptsPerRollout, n = this.prompts.length;
-    const out: PpoPrompt[] = [];
-    for (let j = 0; j < P; j++) {
-      const g = i * P + j;
-      const epoch = Math.floor(g / n);
-      out.push(this.prompts[permutation(n, new Rng(deriveSeed(this.cfg.seed, 0x99, epoch)))[g % n]]);
-    }
-    return out;
+    const P = this.cfg.promptsPerRollout;
+    return Array.from({ length: P }, (_, j) => this.prompts[this.order(i * P + j)]);
   }
 
   rollout(i: number): Rollout {

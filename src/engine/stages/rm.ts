@@ -8,15 +8,15 @@
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Tokenizer } from '../tokenizer';
-import { Rng, deriveSeed, permutation } from '../rng';
+import { deriveSeed, epochOrder } from '../rng';
 import { RunDir } from '../run';
 import { readModelDir } from '../checkpoint';
 import { Objective, TrainConfig, train as trainLoop } from '../train/trainer';
 import { RewardModel } from '../rm/reward-model';
 import { pairStats, pairsFor, rankingLoss } from '../rm/ranking-loss';
-import { formatProblem, readJsonl } from '../../data/jsonl';
+import { readRecords } from '../../data/jsonl';
 import { Ranking, comparisons, toRanking } from '../../data/rm';
-import { DEFAULT_TRAIN, StageHooks, assertFile, readResumePoint, runLifecycle } from './common';
+import { DEFAULT_TRAIN, StageHooks, assertFile, readResumePoint, runLifecycle, trainEvalSplit } from './common';
 
 export interface RmOptions {
   data: string;
@@ -36,17 +36,9 @@ export interface TokenizedRanking {
   margin?: number;
 }
 
-export function readRmFile(file: string): { rankings: Ranking[]; problems: string[] } {
+export function readRmFile(file: string): { items: Ranking[]; problems: string[] } {
   assertFile(file, 'RM dataset');
-  const { records, problems } = readJsonl(file);
-  const out = problems.map(formatProblem);
-  const rankings: Ranking[] = [];
-  for (const r of records) {
-    const x = toRanking(r.value, file, r.line);
-    if ('responses' in x) rankings.push(x);
-    else out.push(formatProblem(x));
-  }
-  return { rankings, problems: out };
+  return readRecords(file, toRanking);
 }
 
 /** Each response as context + response + end-of-text, keeping the last maxLen tokens. */
@@ -109,17 +101,7 @@ export function evaluateRankings(rm: RewardModel, records: TokenizedRanking[], p
 }
 
 function prepare(o: { data: string; evalData?: string }, tok: Tokenizer, maxLen: number) {
-  const { rankings, problems } = readRmFile(o.data);
-  if (problems.length) throw new Error(`${problems.length} bad record(s) in the RM data; the first: ${problems[0]}`);
-  let trainR = rankings, evalR: Ranking[] = [];
-  if (o.evalData) {
-    const e = readRmFile(o.evalData);
-    if (e.problems.length) throw new Error(`bad record in the RM eval data: ${e.problems[0]}`);
-    evalR = e.rankings;
-  } else if (rankings.length >= 20) {
-    trainR = rankings.filter((_, i) => i % 10 !== 9);
-    evalR = rankings.filter((_, i) => i % 10 === 9);
-  }
+  const { train: trainR, held: evalR } = trainEvalSplit(readRmFile, 'RM', o.data, o.evalData);
   const tokd = (rs: Ranking[]) => rs.filter((r) => comparisons(r).length > 0).map((r) => tokenizeRanking(r, tok, maxLen));
   const trainSet = tokd(trainR), evalSet = tokd(evalR);
   if (!trainSet.length) throw new Error(`${o.data} has no ranking with a comparison to learn from`);
@@ -127,11 +109,7 @@ function prepare(o: { data: string; evalData?: string }, tok: Tokenizer, maxLen:
 }
 
 function rmObjective(rm: RewardModel, tok: Tokenizer, trainSet: TokenizedRanking[], evalSet: TokenizedRanking[], cfg: TrainConfig): Objective {
-  const perms = new Map<number, number[]>();
-  const perm = (epoch: number) => {
-    if (!perms.has(epoch)) perms.set(epoch, permutation(trainSet.length, new Rng(deriveSeed(cfg.seed, 0x7e, epoch))));
-    return perms.get(epoch)!;
-  };
+  const order = epochOrder(trainSet.length, deriveSeed(cfg.seed, 0x7e));
   const trainable = [...rm.params.values()].filter((v) => v.trainable);
   const byVar = new Map([...rm.params].map(([n, v]) => [v.name, n]));
   return {
@@ -141,7 +119,7 @@ function rmObjective(rm: RewardModel, tok: Tokenizer, trainSet: TokenizedRanking
       const recs: TokenizedRanking[] = [];
       for (let r = 0; r < cfg.batchSize; r++) {
         const g = (step * cfg.gradAccum + micro) * cfg.batchSize + r;
-        recs.push(trainSet[perm(Math.floor(g / trainSet.length))[g % trainSet.length]]);
+        recs.push(trainSet[order(g)]);
       }
       const b = rankingBatch(recs, tok.eot);
       let rewards: Float32Array = new Float32Array();

@@ -7,14 +7,14 @@
 import * as path from 'path';
 import { GPT } from '../model';
 import { Tokenizer } from '../tokenizer';
-import { Rng, deriveSeed, permutation } from '../rng';
+import { deriveSeed, epochOrder } from '../rng';
 import { RunDir } from '../run';
 import { loadModel } from '../checkpoint';
 import { Batch, LmData, TrainConfig, lmObjective, train as trainLoop } from '../train/trainer';
-import { formatProblem, readJsonl } from '../../data/jsonl';
+import { readRecords } from '../../data/jsonl';
 import { SftExample, toSftExample } from '../../data/sft';
 import { autoThreads } from '../train/parallel';
-import { DEFAULT_TRAIN, StageHooks, assertFile, readResumePoint, runLifecycle } from './common';
+import { DEFAULT_TRAIN, StageHooks, assertFile, readResumePoint, runLifecycle, trainEvalSplit } from './common';
 
 export interface SftOptions {
   data: string;
@@ -48,17 +48,9 @@ export function tokenizeExample(ex: SftExample, tok: Tokenizer, maxTokens: numbe
   return { ids: ids.slice(0, maxTokens), weights: weights.slice(0, maxTokens) };
 }
 
-export function readSftFile(file: string): { examples: SftExample[]; problems: string[] } {
+export function readSftFile(file: string): { items: SftExample[]; problems: string[] } {
   assertFile(file, 'SFT dataset');
-  const { records, problems } = readJsonl(file);
-  const out = problems.map(formatProblem);
-  const examples: SftExample[] = [];
-  for (const r of records) {
-    const ex = toSftExample(r.value, file, r.line);
-    if ('segments' in ex) examples.push(ex);
-    else out.push(formatProblem(ex));
-  }
-  return { examples, problems: out };
+  return readRecords(file, toSftExample);
 }
 
 /** Input/target/weight rows for a list of examples, padded with end-of-text at weight 0. */
@@ -77,11 +69,7 @@ export function makeBatch(exs: TokenizedExample[], pad: number): Batch {
 }
 
 export function sftData(train: TokenizedExample[], evalSet: TokenizedExample[], cfg: TrainConfig, pad: number): LmData {
-  const perms = new Map<number, number[]>();
-  const perm = (epoch: number) => {
-    if (!perms.has(epoch)) perms.set(epoch, permutation(train.length, new Rng(deriveSeed(cfg.seed, 0x5f7, epoch))));
-    return perms.get(epoch)!;
-  };
+  const order = epochOrder(train.length, deriveSeed(cfg.seed, 0x5f7));
   const evalBatches: Batch[] = [];
   for (let i = 0; i < evalSet.length; i += cfg.batchSize) evalBatches.push(makeBatch(evalSet.slice(i, i + cfg.batchSize), pad));
   return {
@@ -89,7 +77,7 @@ export function sftData(train: TokenizedExample[], evalSet: TokenizedExample[], 
       const exs: TokenizedExample[] = [];
       for (let r = 0; r < cfg.batchSize; r++) {
         const g = (step * cfg.gradAccum + micro) * cfg.batchSize + r;
-        exs.push(train[perm(Math.floor(g / train.length))[g % train.length]]);
+        exs.push(train[order(g)]);
       }
       return makeBatch(exs, pad);
     },
@@ -98,20 +86,7 @@ export function sftData(train: TokenizedExample[], evalSet: TokenizedExample[], 
 }
 
 function prepare(o: { data: string; evalData?: string }, tokenizer: Tokenizer, maxTokens: number, log?: (s: string) => void) {
-  const { examples, problems } = readSftFile(o.data);
-  if (problems.length) {
-    throw new Error(`${problems.length} bad record(s) in the SFT data; the first: ${problems[0]}`);
-  }
-  let trainEx = examples, evalEx: SftExample[] = [];
-  if (o.evalData) {
-    const e = readSftFile(o.evalData);
-    if (e.problems.length) throw new Error(`bad record in the SFT eval data: ${e.problems[0]}`);
-    evalEx = e.examples;
-  } else if (examples.length >= 20) {
-    // hold out every 10th demonstration
-    trainEx = examples.filter((_, i) => i % 10 !== 9);
-    evalEx = examples.filter((_, i) => i % 10 === 9);
-  }
+  const { train: trainEx, held: evalEx } = trainEvalSplit(readSftFile, 'SFT', o.data, o.evalData);
   const tok = (exs: SftExample[]) => exs.map((e) => tokenizeExample(e, tokenizer, maxTokens)).filter((e) => e.weights.slice(1).some((w) => w > 0));
   const train = tok(trainEx), evalSet = tok(evalEx);
   const dropped = trainEx.length - train.length;
