@@ -18,11 +18,13 @@ export interface PairSet {
 
 /**
  * Pairs of a batch of rankings whose responses sit at rows offsets[i] .. offsets[i] + K_i - 1
- * of the reward vector.
+ * of the reward vector. `recordsInBatch` counts the records with pairs of the whole batch when
+ * `records` is only a part of it, so the parts' losses add up to the batch's.
  */
-export function pairsFor(records: { ranks: number[]; flags: string[]; margin?: number }[], offsets: number[]): PairSet {
+export function pairsFor(records: { ranks: number[]; flags: string[]; margin?: number }[], offsets: number[], recordsInBatch?: number): PairSet {
   const per = records.map((r) => comparisons({ ...r, line: 0, prompt: '', context: '', responses: [] }));
-  const withPairs = per.filter((p) => p.length > 0).length;
+  // records with pairs in the whole batch (when these records are one part of it)
+  const withPairs = recordsInBatch ?? per.filter((p) => p.length > 0).length;
   const out: PairSet = { winners: [], losers: [], weights: [], margins: [] };
   per.forEach((pairs, i) => {
     for (const [w, l] of pairs) {

@@ -12,6 +12,8 @@ import { deriveSeed, epochOrder } from '../rng';
 import { RunDir } from '../run';
 import { readModelDir } from '../checkpoint';
 import { Objective, TrainConfig, train as trainLoop } from '../train/trainer';
+import { GradThreads, autoThreads } from '../train/parallel';
+import { RankBatch, rankLossAndGrads } from '../train/grad-thread';
 import { RewardModel } from '../rm/reward-model';
 import { pairStats, pairsFor, rankingLoss } from '../rm/ranking-loss';
 import { readRecords } from '../../data/jsonl';
@@ -48,7 +50,7 @@ export function tokenizeRanking(r: Ranking, tok: Tokenizer, maxLen: number): Tok
 }
 
 /** Padded ids [N, T], the reading position of each sequence and its pairs. */
-export function rankingBatch(records: TokenizedRanking[], pad: number) {
+export function rankingBatch(records: TokenizedRanking[], pad: number, recordsInBatch?: number): RankBatch {
   const seqs = records.flatMap((r) => r.seqs);
   const T = Math.max(...seqs.map((s) => s.length));
   const ids = new Int32Array(seqs.length * T).fill(pad);
@@ -59,7 +61,7 @@ export function rankingBatch(records: TokenizedRanking[], pad: number) {
     offsets.push(o);
     o += r.seqs.length;
   }
-  return { ids, N: seqs.length, T, last: seqs.map((s) => s.length - 1), pairs: pairsFor(records, offsets) };
+  return { ids, N: seqs.length, T, last: seqs.map((s) => s.length - 1), pairs: pairsFor(records, offsets, recordsInBatch) };
 }
 
 /** Rewards of many sequences, a chunk at a time (no gradient). */
@@ -108,37 +110,40 @@ function prepare(o: { data: string; evalData?: string }, tok: Tokenizer, maxLen:
   return { trainSet, evalSet };
 }
 
-function rmObjective(rm: RewardModel, tok: Tokenizer, trainSet: TokenizedRanking[], evalSet: TokenizedRanking[], cfg: TrainConfig): Objective {
+async function rmObjective(rm: RewardModel, tok: Tokenizer, trainSet: TokenizedRanking[], evalSet: TokenizedRanking[], cfg: TrainConfig): Promise<Objective> {
   const order = epochOrder(trainSet.length, deriveSeed(cfg.seed, 0x7e));
-  const trainable = [...rm.params.values()].filter((v) => v.trainable);
-  const byVar = new Map([...rm.params].map(([n, v]) => [v.name, n]));
+  const threads = cfg.threads > 0 ? cfg.threads : autoThreads();
+  const par = threads > 1 && cfg.batchSize > 1 ? await GradThreads.start(rm, threads - 1) : undefined;
   return {
     stage: 'rm',
     params: rm.params,
     async microStep(step, micro, rng) {
       const recs: TokenizedRanking[] = [];
-      for (let r = 0; r < cfg.batchSize; r++) {
-        const g = (step * cfg.gradAccum + micro) * cfg.batchSize + r;
-        recs.push(trainSet[order(g)]);
+      for (let r = 0; r < cfg.batchSize; r++) recs.push(trainSet[order((step * cfg.gradAccum + micro) * cfg.batchSize + r)]);
+      // records split across the threads; pair weights stay those of the whole batch
+      const n = par?.size ?? 1;
+      const withPairs = recs.filter((r) => comparisons({ ...r, line: 0, prompt: '', context: '', responses: [] }).length > 0).length;
+      const parts = Array.from({ length: n }, (_, i) => recs.filter((_, j) => j % n === i)).filter((p) => p.length).map((p) => rankingBatch(p, tok.eot, withPairs));
+      let loss: number, grads: Map<string, tf.Tensor>, rewards: Float32Array;
+      if (par) ({ loss, grads, rewards } = await par.rankLossAndGrads(parts, rng, deriveSeed(cfg.seed, step, micro, 0x7d)));
+      else {
+        const r = rankLossAndGrads(rm, parts[0], rng);
+        loss = r.value.dataSync()[0];
+        r.value.dispose();
+        ({ grads, rewards } = r);
       }
-      const b = rankingBatch(recs, tok.eot);
-      let rewards: Float32Array = new Float32Array();
-      const { value, grads } = tf.tidy(() =>
-        tf.variableGrads(() => {
-          const r = rm.rewards(tf.tensor2d(b.ids, [b.N, b.T], 'int32'), b.last, { training: true, rng });
-          rewards = r.dataSync() as Float32Array;
-          return rankingLoss(r, b.pairs);
-        }, trainable),
-      );
-      const loss = value.dataSync()[0];
-      value.dispose();
       const { mean, std } = meanStd(rewards);
-      return {
-        loss,
-        tokens: b.N * b.T,
-        grads: new Map(Object.entries(grads).map(([k, g]) => [byVar.get(k)!, g])),
-        metrics: { ...pairStats(rewards, b.pairs), reward_mean: mean, reward_std: std },
-      };
+      let acc = 0, margin = 0, o = 0;
+      for (const p of parts) {
+        const s = pairStats(rewards.subarray(o, o + p.N), p.pairs);
+        const w = p.pairs.weights.reduce((a, x) => a + x, 0);
+        if (w > 0) {
+          acc += s.accuracy * w;
+          margin += s.margin * w;
+        }
+        o += p.N;
+      }
+      return { loss, grads, tokens: parts.reduce((a, p) => a + p.N * p.T, 0), metrics: { accuracy: acc, margin, reward_mean: mean, reward_std: std } };
     },
     evaluate() {
       const e = evaluateRankings(rm, evalSet, tok.eot);
@@ -149,12 +154,15 @@ function rmObjective(rm: RewardModel, tok: Tokenizer, trainSet: TokenizedRanking
       const { mean, std } = meanStd(scoreSequences(rm, trainSet.flatMap((r) => r.seqs).slice(0, 512), tok.eot));
       await rm.write(dir, tok, { reward_mean: mean, reward_std: std }, files);
     },
+    afterUpdate: () => par?.invalidate(),
+    close: async () => par?.close(),
   };
 }
 
 export async function trainRewardModel(o: RmOptions, hooks: StageHooks = {}) {
   const loaded = readModelDir(o.model);
-  const train: TrainConfig = { ...DEFAULT_TRAIN, ...RM_DEFAULTS, ...o.train, threads: 1 };
+  const train: TrainConfig = { ...DEFAULT_TRAIN, ...RM_DEFAULTS, ...o.train };
+  train.threads ||= autoThreads(); // recorded, so a resume splits batches the same way
   const prepared = prepare(o, loaded.tokenizer, loaded.config.n_positions); // fails before anything is written
   const rm = RewardModel.fromLoaded(loaded, true, train.seed);
   try {
@@ -164,7 +172,7 @@ export async function trainRewardModel(o: RmOptions, hooks: StageHooks = {}) {
       parent_model: path.resolve(o.model),
     }, o.runId);
     hooks.log?.(`run ${run.dir}: ${prepared.trainSet.length} rankings (${prepared.evalSet.length} held out)`);
-    return await runLifecycle(run, () => trainLoop({ objective: rmObjective(rm, loaded.tokenizer, prepared.trainSet, prepared.evalSet, train), cfg: train, run, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop }));
+    return await runLifecycle(run, async () => trainLoop({ objective: await rmObjective(rm, loaded.tokenizer, prepared.trainSet, prepared.evalSet, train), cfg: train, run, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop }));
   } finally {
     rm.dispose();
   }
@@ -181,7 +189,7 @@ export async function resumeRewardModel(runDir: string, hooks: StageHooks = {}) 
   try {
     run.update({ resumed_at: [...(info.resumed_at ?? []), new Date().toISOString()] });
     hooks.log?.(`resuming ${run.dir} from step ${point.step}`);
-    return await runLifecycle(run, () => trainLoop({ objective: rmObjective(rm, loaded.tokenizer, prepared.trainSet, prepared.evalSet, cfg.train), cfg: cfg.train, run, resume: point, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop }));
+    return await runLifecycle(run, async () => trainLoop({ objective: await rmObjective(rm, loaded.tokenizer, prepared.trainSet, prepared.evalSet, cfg.train), cfg: cfg.train, run, resume: point, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop }));
   } finally {
     rm.dispose();
   }

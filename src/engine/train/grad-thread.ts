@@ -1,8 +1,9 @@
 /**
  * A gradient replica on another core (worker_threads). The wasm backend runs one thread per
  * process, so data parallelism is how training uses a second core: this thread holds a copy of
- * the model, receives the current weights and its share of the batch, and returns its loss and
- * gradients. The main thread averages them and takes the optimizer step.
+ * the model (a GPT, or a reward model: GPT + score head), receives the current weights and its
+ * share of the batch, and returns its loss and gradients. The main thread combines them and
+ * takes the optimizer step.
  */
 import { parentPort } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
@@ -11,58 +12,90 @@ import { GPT } from '../model';
 import { GPTConfig } from '../config';
 import { Rng } from '../rng';
 import { crossEntropy } from '../layers';
+import { RewardModel } from '../rm/reward-model';
+import { PairSet, rankingLoss } from '../rm/ranking-loss';
 import { Batch } from './trainer';
 
+/** A reward-model batch: padded sequences, where each is read, and the pairs (weights global to the whole batch). */
+export interface RankBatch {
+  ids: Int32Array;
+  N: number;
+  T: number;
+  last: number[];
+  pairs: PairSet;
+}
+
 export type ThreadRequest =
-  | { type: 'init'; backend: BackendName; config: GPTConfig; names: string[] }
+  | { type: 'init'; backend: BackendName; config: GPTConfig; names: string[]; head: boolean }
   | { type: 'grad'; weights?: Float32Array[]; batch: Batch; seed: number }
+  | { type: 'rank'; weights?: Float32Array[]; batch: RankBatch; seed: number }
   | { type: 'close' };
 
 export type ThreadReply =
   | { type: 'ready' }
-  | { type: 'grad'; loss: number; grads: Float32Array[] }
+  | { type: 'grad'; loss: number; grads: Float32Array[]; rewards?: Float32Array }
   | { type: 'error'; message: string };
 
-export function lossAndGrads(model: GPT, b: Batch, rng: Rng): { value: tf.Scalar; grads: Map<string, tf.Tensor> } {
-  const vars = [...model.params.values()].filter((v) => v.trainable);
-  const byVar = new Map([...model.params].map(([n, v]) => [v.name, n]));
-  const { value, grads } = tf.tidy(() => {
-    const ids = tf.tensor2d(b.ids, [b.B, b.T], 'int32');
-    const targets = tf.tensor1d(b.targets, 'int32');
-    const weights = tf.tensor1d(b.weights, 'float32');
-    return tf.variableGrads(() => crossEntropy(model.logits(ids, { training: true, rng }), targets, weights), vars);
-  });
+type Params = Map<string, tf.Variable>;
+
+function gradsByName(params: Params, run: () => tf.Scalar) {
+  const vars = [...params.values()].filter((v) => v.trainable);
+  const byVar = new Map([...params].map(([n, v]) => [v.name, n]));
+  const { value, grads } = tf.tidy(() => tf.variableGrads(run, vars));
   return { value, grads: new Map(Object.entries(grads).map(([k, g]) => [byVar.get(k)!, g])) };
+}
+
+/** Next-token loss and gradients of a batch. */
+export function lossAndGrads(model: GPT, b: Batch, rng: Rng): { value: tf.Scalar; grads: Map<string, tf.Tensor> } {
+  return gradsByName(model.params, () =>
+    crossEntropy(model.logits(tf.tensor2d(b.ids, [b.B, b.T], 'int32'), { training: true, rng }), tf.tensor1d(b.targets, 'int32'), tf.tensor1d(b.weights, 'float32')),
+  );
+}
+
+/** Ranking loss and gradients of a reward-model batch; also the rewards it computed. */
+export function rankLossAndGrads(rm: RewardModel, b: RankBatch, rng: Rng) {
+  let rewards: Float32Array = new Float32Array();
+  const r = gradsByName(rm.params, () => {
+    const r = rm.rewards(tf.tensor2d(b.ids, [b.N, b.T], 'int32'), b.last, { training: true, rng });
+    rewards = r.dataSync() as Float32Array;
+    return rankingLoss(r, b.pairs);
+  });
+  return { ...r, rewards };
 }
 
 if (parentPort) {
   const port = parentPort;
-  let model: GPT | undefined;
+  let params: Params | undefined;
+  let gpt: GPT | undefined;
+  let rm: RewardModel | undefined;
   let names: string[] = [];
   port.on('message', async (m: ThreadRequest) => {
     try {
       if (m.type === 'close') {
-        model?.dispose();
+        (rm ?? gpt)?.dispose();
         port.close();
         return;
       }
       if (m.type === 'init') {
         await initBackend(m.backend);
         names = m.names;
-        model = GPT.init(m.config, 0); // the real weights arrive with the first request
+        gpt = GPT.init(m.config, 0); // the real weights arrive with the first request
+        if (m.head) rm = new RewardModel(gpt, new Float32Array(m.config.n_embd), new Float32Array(1));
+        params = rm?.params ?? gpt.params;
         port.postMessage({ type: 'ready' } satisfies ThreadReply);
         return;
       }
-      if (!model) throw new Error('gradient thread used before init');
+      if (!params || !gpt) throw new Error('gradient thread used before init');
       if (m.weights) {
-        const mdl = model;
-        tf.tidy(() => names.forEach((n, i) => mdl.p(n).assign(tf.tensor(m.weights![i], mdl.p(n).shape))));
+        const p = params;
+        tf.tidy(() => names.forEach((n, i) => p.get(n)!.assign(tf.tensor(m.weights![i], p.get(n)!.shape))));
       }
-      const { value, grads } = lossAndGrads(model, m.batch, new Rng(m.seed));
-      const out = names.map((n) => grads.get(n)!.dataSync() as Float32Array);
-      const loss = value.dataSync()[0];
-      tf.dispose([value, ...grads.values()]);
-      port.postMessage({ type: 'grad', loss, grads: out } satisfies ThreadReply, out.map((a) => a.buffer as ArrayBuffer));
+      const rng = new Rng(m.seed);
+      const r = m.type === 'rank' ? rankLossAndGrads(rm!, m.batch, rng) : { ...lossAndGrads(gpt, m.batch, rng), rewards: undefined };
+      const out = names.map((n) => r.grads.get(n)!.dataSync() as Float32Array);
+      const loss = r.value.dataSync()[0];
+      tf.dispose([r.value, ...r.grads.values()]);
+      port.postMessage({ type: 'grad', loss, grads: out, rewards: r.rewards } satisfies ThreadReply, out.map((a) => a.buffer as ArrayBuffer));
     } catch (e) {
       port.postMessage({ type: 'error', message: (e as Error).message } satisfies ThreadReply);
     }

@@ -12,7 +12,8 @@ import { Rng, deriveSeed } from '../rng';
 import { currentBackend } from '../backends/backend';
 import { distFile } from '../paths';
 import { Batch } from './trainer';
-import { ThreadReply, ThreadRequest, lossAndGrads } from './grad-thread';
+import { RankBatch, ThreadReply, ThreadRequest, lossAndGrads, rankLossAndGrads } from './grad-thread';
+import { RewardModel } from '../rm/reward-model';
 
 /** How many threads `auto` uses: both cores for the single-threaded CPU backends, else one. */
 export function autoThreads(): number {
@@ -38,17 +39,20 @@ export class GradThreads {
   private readonly workers: Worker[] = [];
   private stale = true;
 
-  private constructor(private readonly model: GPT, private readonly names: string[]) {}
+  private constructor(private readonly model: GPT, private readonly params: Map<string, tf.Variable>, private readonly names: string[], private readonly rm?: RewardModel) {}
 
-  static async start(model: GPT, extra: number): Promise<GradThreads> {
+  /** `extra` threads beside this one, each with a replica of the model (or of the reward model). */
+  static async start(model: GPT | RewardModel, extra: number): Promise<GradThreads> {
     if (!distFile('grad-thread.js')) throw new Error('dist/grad-thread.js is missing: run npm run build, or train with --threads 1');
+    const rm = model instanceof RewardModel ? model : undefined;
+    const gpt = rm ? rm.trunk : (model as GPT);
     const names = [...model.params].filter(([, v]) => v.trainable).map(([n]) => n);
-    const g = new GradThreads(model, names);
+    const g = new GradThreads(gpt, model.params, names, rm);
     const backend = currentBackend()?.name ?? 'wasm';
     for (let i = 0; i < extra; i++) {
       const w = new Worker(distFile('grad-thread.js')!);
       g.workers.push(w);
-      await g.call(w, { type: 'init', backend, config: model.config, names });
+      await g.call(w, { type: 'init', backend, config: gpt.config, names, head: Boolean(rm) });
     }
     return g;
   }
@@ -83,35 +87,66 @@ export class GradThreads {
    * Loss and gradients of one batch, computed in parts across the threads. Part i draws its
    * dropout from `rng` (part 0) or from a generator seeded by (seed, i).
    */
-  async lossAndGrads(b: Batch, rng: Rng, seed: number): Promise<{ loss: number; grads: Map<string, tf.Tensor> }> {
-    const parts = splitBatch(b, this.size);
-    const wsum = parts.map((p) => p.weights.reduce((a, x) => a + x, 0));
-    const total = wsum.reduce((a, x) => a + x, 0) || 1;
-    let weights: Float32Array[] | undefined;
-    if (this.stale && parts.length > 1) {
-      weights = await Promise.all(this.names.map(async (n) => (await this.model.p(n).data()) as Float32Array));
-      this.stale = false;
-    }
-    const pending = parts.slice(1).map((p, i) =>
-      this.call(this.workers[i], { type: 'grad', weights, batch: p, seed: deriveSeed(seed, i + 1) }),
-    );
-    const local = lossAndGrads(this.model, parts[0], rng);
-    const replies = (await Promise.all(pending)) as Extract<ThreadReply, { type: 'grad' }>[];
-    let loss = local.value.dataSync()[0] * (wsum[0] / total);
-    local.value.dispose();
+  private async weightsIfStale(): Promise<Float32Array[] | undefined> {
+    if (!this.stale) return undefined;
+    this.stale = false;
+    return Promise.all(this.names.map(async (n) => (await this.params.get(n)!.data()) as Float32Array));
+  }
+
+  /** Sums gradients scaled per part: local ones (tensors) and the threads' (arrays). */
+  private combine(local: Map<string, tf.Tensor>, replies: Extract<ThreadReply, { type: 'grad' }>[], scale: number[]): Map<string, tf.Tensor> {
     const grads = new Map<string, tf.Tensor>();
     tf.tidy(() => {
       this.names.forEach((n, j) => {
-        let g = tf.mul(local.grads.get(n)!, wsum[0] / total);
+        let g = scale[0] === 1 ? local.get(n)! : tf.mul(local.get(n)!, scale[0]);
         replies.forEach((r, i) => {
-          g = tf.add(g, tf.mul(tf.tensor(r.grads[j], g.shape), wsum[i + 1] / total));
+          g = tf.add(g, tf.mul(tf.tensor(r.grads[j], g.shape), scale[i + 1]));
         });
         grads.set(n, tf.keep(g));
       });
     });
-    replies.forEach((r, i) => (loss += r.loss * (wsum[i + 1] / total)));
-    tf.dispose([...local.grads.values()]);
-    return { loss, grads };
+    tf.dispose([...local.values()]);
+    return grads;
+  }
+
+  /**
+   * Loss and gradients of one batch, computed in parts across the threads. Part i draws its
+   * dropout from `rng` (part 0) or from a generator seeded by (seed, i).
+   */
+  async lossAndGrads(b: Batch, rng: Rng, seed: number): Promise<{ loss: number; grads: Map<string, tf.Tensor> }> {
+    const parts = splitBatch(b, this.size);
+    const wsum = parts.map((p) => p.weights.reduce((a, x) => a + x, 0));
+    const total = wsum.reduce((a, x) => a + x, 0) || 1;
+    const scale = wsum.map((w) => w / total);
+    const weights = parts.length > 1 ? await this.weightsIfStale() : undefined;
+    const pending = parts.slice(1).map((p, i) => this.call(this.workers[i], { type: 'grad', weights, batch: p, seed: deriveSeed(seed, i + 1) }));
+    const local = lossAndGrads(this.model, parts[0], rng);
+    const replies = (await Promise.all(pending)) as Extract<ThreadReply, { type: 'grad' }>[];
+    let loss = local.value.dataSync()[0] * scale[0];
+    local.value.dispose();
+    replies.forEach((r, i) => (loss += r.loss * scale[i + 1]));
+    return { loss, grads: this.combine(local.grads, replies, scale) };
+  }
+
+  /**
+   * Reward-model loss and gradients over parts of a batch. Pair weights are global to the whole
+   * batch, so the parts' losses and gradients simply add up. Returns the rewards of all parts.
+   */
+  async rankLossAndGrads(parts: RankBatch[], rng: Rng, seed: number): Promise<{ loss: number; grads: Map<string, tf.Tensor>; rewards: Float32Array }> {
+    const weights = parts.length > 1 ? await this.weightsIfStale() : undefined;
+    const pending = parts.slice(1).map((p, i) => this.call(this.workers[i], { type: 'rank', weights, batch: p, seed: deriveSeed(seed, i + 1) }));
+    const local = rankLossAndGrads(this.rm!, parts[0], rng);
+    const replies = (await Promise.all(pending)) as Extract<ThreadReply, { type: 'grad' }>[];
+    let loss = local.value.dataSync()[0];
+    local.value.dispose();
+    replies.forEach((r) => (loss += r.loss));
+    const rewards = new Float32Array(parts.reduce((a, p) => a + p.N, 0));
+    let o = 0;
+    for (const r of [local.rewards, ...replies.map((x) => x.rewards!)]) {
+      rewards.set(r, o);
+      o += r.length;
+    }
+    return { loss, grads: this.combine(local.grads, replies, parts.map(() => 1)), rewards };
   }
 
   async close(): Promise<void> {

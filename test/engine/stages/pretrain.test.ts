@@ -55,3 +55,16 @@ test('resume equals an uninterrupted run, bit for bit', async () => {
   const lb = runB.readMetrics().map((m) => [m.step, m.loss, m['eval/loss']]);
   assert.deepEqual(lb, la, 'metrics.jsonl reads as one uninterrupted run');
 });
+
+test('data-parallel gradients over two threads match one thread', async () => {
+  const text = corpus(30_000);
+  const root = tmpDir();
+  const train = { steps: 3, batchSize: 5, lr: 1e-3, warmupSteps: 1 };
+  await pretrain({ corpus: text, model: { ...model, dropout: 0 }, runsDir: root, runId: 't1', train: { ...train, threads: 1 } });
+  await pretrain({ corpus: text, model: { ...model, dropout: 0 }, runsDir: root, runId: 't2', train: { ...train, threads: 2 } });
+  const a = new RunDir(path.join(root, 't1')).readMetrics(), b = new RunDir(path.join(root, 't2')).readMetrics();
+  a.forEach((m, i) => {
+    assert.ok(Math.abs(m.loss - b[i].loss) < 1e-4, `step ${i + 1}: loss ${m.loss} vs ${b[i].loss}`);
+    assert.ok(Math.abs(m.grad_norm - b[i].grad_norm) < 1e-3 * m.grad_norm, `step ${i + 1}: grad_norm ${m.grad_norm} vs ${b[i].grad_norm}`);
+  });
+});

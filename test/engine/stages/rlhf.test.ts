@@ -109,3 +109,15 @@ test('NaN anywhere stops PPO with the step and the quantity, and marks the run f
   assert.equal(info.status, 'failed');
   assert.match(info.error!, /step 1/);
 });
+
+test('reward-model training split across two threads matches one thread', async () => {
+  const root = await fixture();
+  const o = { data: path.join(root, 'toy.rm.jsonl'), model: path.join(root, 'sft'), runsDir: root };
+  await trainRewardModel({ ...o, runId: 't1', train: { steps: 3, batchSize: 5, threads: 1 } });
+  await trainRewardModel({ ...o, runId: 't2', train: { steps: 3, batchSize: 5, threads: 2 } });
+  const m1 = new RunDir(path.join(root, 't1')).readMetrics(), m2 = new RunDir(path.join(root, 't2')).readMetrics();
+  m1.forEach((m, i) => {
+    assert.ok(Math.abs(m.loss - m2[i].loss) < 1e-5, `step ${i + 1}: ${m.loss} vs ${m2[i].loss}`);
+    assert.ok(Math.abs(m.accuracy - m2[i].accuracy) < 1e-9);
+  });
+});
