@@ -10,11 +10,13 @@ import { GENERATE_OPTS, LOGPROBS_OPTS, generateCommand, logprobsCommand } from '
 import { BENCH_OPTS, benchCommand } from './commands/bench';
 import { PIPELINE_OPTS, pipelineCommand } from './commands/pipeline';
 import { ParsedOpts } from './args';
+import { CONVERT_OPTS, STATS_OPTS, VALIDATE_OPTS, convertCommand, statsCommand, validateCommand } from './commands/data';
 
 interface Command {
   usage: string;
   summary: string;
   opts: OptSpecs;
+  /** A number it returns is the exit code (validate: 1 when a problem was found). */
   run: (o: ParsedOpts, positional: string[], r: Reporter) => Promise<unknown>;
 }
 
@@ -27,6 +29,9 @@ export const COMMANDS: Record<string, Command> = {
   generate: { usage: 'rlhf generate --model DIR --prompt TEXT [options]', summary: 'Sample responses from a model.', opts: GENERATE_OPTS, run: (o, _p, r) => generateCommand(o, r) },
   logprobs: { usage: 'rlhf logprobs --model DIR --text TEXT --json', summary: 'Per-token log-probabilities: logprobs[i] = log p(tokens[i+1] | tokens[0..i]).', opts: LOGPROBS_OPTS, run: (o, _p, r) => logprobsCommand(o, r) },
   bench: { usage: 'rlhf bench train|generate [options]', summary: 'Training tokens/s and model FLOP/s, or generation tokens/s with and without the cache.', opts: BENCH_OPTS, run: (o, p, r) => benchCommand(o, p, r) },
+  validate: { usage: 'rlhf validate FILE... [--json]', summary: 'Check datasets: one FILE:LINE: message per problem; exit 0 only when all are valid.', opts: VALIDATE_OPTS, run: (o, p, r) => validateCommand(o, p, r) },
+  stats: { usage: 'rlhf stats FILE [--eval FILE] [--json]', summary: 'Dataset statistics: lengths, K and ties, categories, annotators, train/eval leaks.', opts: STATS_OPTS, run: (o, p) => statsCommand(o, p) },
+  convert: { usage: 'rlhf convert FILE --to KIND --out NEW_FILE', summary: 'Rankings to TRL pairwise, HH transcripts to native, messages <-> prompt/response.', opts: CONVERT_OPTS, run: (o, p) => convertCommand(o, p) },
   pipeline: { usage: 'rlhf pipeline [--out DIR]', summary: 'The whole recipe on the example workspace: pretrain, SFT, reward model, PPO, held-out evaluation.', opts: PIPELINE_OPTS, run: (o, _p, r) => pipelineCommand(o, r) },
   demo: { usage: 'rlhf demo [--out DIR]', summary: 'The same as rlhf pipeline (what npm run demo runs).', opts: PIPELINE_OPTS, run: (o, _p, r) => pipelineCommand(o, r) },
 };
@@ -54,8 +59,8 @@ export async function runCommand(argv: string[], reporterFor: (json: boolean) =>
       process.stdout.write(helpText(cmd.usage, cmd.summary, cmd.opts));
       return 0;
     }
-    await cmd.run(opts, positional, reporterFor(Boolean(opts.json)));
-    return 0;
+    const code = await cmd.run(opts, positional, reporterFor(Boolean(opts.json)));
+    return typeof code === 'number' ? code : 0;
   } catch (e) {
     if (process.env.RLHF_DEBUG) console.error(e);
     onError(`rlhf ${name}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
