@@ -25,3 +25,34 @@ for (const r of rows) {
 const g = spawnSync(process.execPath, ['dist/cli.js', 'bench', 'generate', ...shape, '--backend', 'wasm', '--json'], { encoding: 'utf8' });
 const gen = JSON.parse(g.stdout.trim().split('\n').at(-1));
 console.log(`\nGeneration (wasm, same model, ${gen.new_tokens} new tokens): ${gen.cached_tokens_per_second.toFixed(0)} tokens/s with the KV cache, ${gen.uncached_tokens_per_second.toFixed(0)} without; same tokens: ${gen.cached_equals_uncached}`);
+
+// Dataset indexing: a generated 1 GB RM file (about 1M K-way records), beside `wc -l` on it.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+const big = path.join(os.tmpdir(), 'rlhf-bench-1gb.rm.jsonl');
+const target = 1e9;
+if (!fs.existsSync(big) || fs.statSync(big).size < target) {
+  const fd = fs.openSync(big, 'w');
+  const words = ['the', 'harbor', 'was', 'lovely', 'and', 'the', 'chowder', 'terrible', 'but', 'the', 'view', 'wonderful'];
+  let written = 0, n = 0;
+  while (written < target) {
+    const lines = [];
+    for (let i = 0; i < 2000; i++, n++) {
+      const resp = Array.from({ length: 4 }, (_, k) => Array.from({ length: 30 + ((n + k) % 20) }, (_, j) => words[(n * 7 + j * 3 + k) % words.length]).join(' ') + '.');
+      lines.push(JSON.stringify({ id: `r${n}`, prompt: `Write review number ${n} of the harbor inn, please, in a few sentences.`, responses: resp, ranks: [1, 2, 3, 4], annotator: `labeler-${n % 17}`, created_at: '2026-11-29T00:00:00.000Z' }));
+    }
+    const buf = Buffer.from(lines.join('\n') + '\n');
+    fs.writeSync(fd, buf);
+    written += buf.length;
+  }
+  fs.closeSync(fd);
+}
+const size = fs.statSync(big).size;
+let t = performance.now();
+const wc = spawnSync('wc', ['-l', big], { encoding: 'utf8' });
+const wcSeconds = (performance.now() - t) / 1000;
+const idx = JSON.parse(spawnSync(process.execPath, ['dist/cli.js', 'bench', 'index', big, '--json'], { encoding: 'utf8' }).stdout.trim());
+console.log(`\nIndexing ${(size / 1e9).toFixed(2)} GB, ${idx.records.toLocaleString('en')} records (${big})`);
+console.log(`rlhf index: ${idx.mb_per_second.toFixed(0)} MB/s, peak memory ${idx.peak_rss_mb.toFixed(0)} MB (index itself ${idx.index_mb.toFixed(0)} MB)`);
+console.log(`wc -l:      ${(size / 1e6 / wcSeconds).toFixed(0)} MB/s (${wc.stdout.trim().split(' ')[0]} lines)`);

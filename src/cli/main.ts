@@ -28,7 +28,7 @@ export const COMMANDS: Record<string, Command> = {
   resume: { usage: 'rlhf resume RUN_DIR', summary: 'Continue a cancelled or interrupted run from its last checkpoint.', opts: RESUME_OPTS, run: (o, p, r) => resumeCommand(o, p, r) },
   generate: { usage: 'rlhf generate --model DIR --prompt TEXT [options]', summary: 'Sample responses from a model.', opts: GENERATE_OPTS, run: (o, _p, r) => generateCommand(o, r) },
   logprobs: { usage: 'rlhf logprobs --model DIR --text TEXT --json', summary: 'Per-token log-probabilities: logprobs[i] = log p(tokens[i+1] | tokens[0..i]).', opts: LOGPROBS_OPTS, run: (o, _p, r) => logprobsCommand(o, r) },
-  bench: { usage: 'rlhf bench train|generate [options]', summary: 'Training tokens/s and model FLOP/s, or generation tokens/s with and without the cache.', opts: BENCH_OPTS, run: (o, p, r) => benchCommand(o, p, r) },
+  bench: { usage: 'rlhf bench train|generate [options] | rlhf bench index FILE', summary: 'Training tokens/s and model FLOP/s, generation tokens/s with and without the cache, or dataset indexing MB/s.', opts: BENCH_OPTS, run: (o, p, r) => benchCommand(o, p, r) },
   validate: { usage: 'rlhf validate FILE... [--json]', summary: 'Check datasets: one FILE:LINE: message per problem; exit 0 only when all are valid.', opts: VALIDATE_OPTS, run: (o, p, r) => validateCommand(o, p, r) },
   stats: { usage: 'rlhf stats FILE [--eval FILE] [--json]', summary: 'Dataset statistics: lengths, K and ties, categories, annotators, train/eval leaks.', opts: STATS_OPTS, run: (o, p) => statsCommand(o, p) },
   convert: { usage: 'rlhf convert FILE --to KIND --out NEW_FILE', summary: 'Rankings to TRL pairwise, HH transcripts to native, messages <-> prompt/response.', opts: CONVERT_OPTS, run: (o, p) => convertCommand(o, p) },

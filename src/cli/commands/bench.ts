@@ -18,6 +18,7 @@ import { generate } from '../../engine/generate';
 import { currentBackend } from '../../engine/backends/backend';
 import { autoThreads } from '../../engine/train/parallel';
 import * as fs from 'fs';
+import { buildIndex } from '../../data/record-index';
 import * as os from 'os';
 import * as path from 'path';
 
@@ -36,7 +37,8 @@ export const BENCH_OPTS: OptSpecs = {
 
 export async function benchCommand(o: ParsedOpts, positional: string[], r: Reporter) {
   const what = positional[0] ?? 'train';
-  if (what !== 'train' && what !== 'generate') throw new UsageError(`rlhf bench train|generate, not "${what}"`);
+  if (what === 'index') return benchIndex(positional[1], Boolean(o.json));
+  if (what !== 'train' && what !== 'generate') throw new UsageError(`rlhf bench train|generate|index, not "${what}"`);
   await startBackend(o, o.json ? { ...r, log: () => {} } : r); // --json: one object on stdout
   const cfg = defaultConfig({ n_layer: o.layers as number, n_head: o.heads as number, n_embd: o.embd as number, n_positions: o.block as number, vocab_size: o.vocab as number });
   const model = GPT.init(cfg, 1);
@@ -110,4 +112,24 @@ function benchGenerate(model: GPT, tokens: number) {
     uncached_tokens_per_second: uncached.tokens[0].length / uncached.seconds,
     cached_equals_uncached: same,
   };
+}
+
+/** Builds the record index of a dataset file: MB/s and the process's peak memory. */
+function benchIndex(file: string | undefined, json: boolean) {
+  if (!file || !fs.existsSync(file)) throw new UsageError('rlhf bench index FILE: an existing dataset file');
+  const t = performance.now();
+  const index = buildIndex(file);
+  const seconds = (performance.now() - t) / 1000;
+  const result = {
+    file,
+    bytes: index.bytes,
+    records: index.count,
+    seconds,
+    mb_per_second: index.bytes / 1e6 / seconds,
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    index_mb: (index.starts.byteLength + index.ends.byteLength + index.lineNos.byteLength) / 1e6,
+  };
+  if (json) process.stdout.write(JSON.stringify(result) + '\n');
+  else for (const [k, v] of Object.entries(result)) process.stdout.write(`${k.padEnd(16)} ${typeof v === 'number' ? Number(v.toPrecision(4)) : v}\n`);
+  return result;
 }
