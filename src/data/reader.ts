@@ -74,65 +74,101 @@ export interface ReadSummary {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-export function readDataset(file: string, o: ReadOptions = {}): ReadSummary {
-  let stage = o.stage ?? stageFromName(file);
-  let records = 0, problems = 0;
-  const ids = new Map<string, number>();
-  const problem = (line: number, message: string) => {
-    problems++;
-    o.onProblem?.({ file, line, message });
-  };
+/**
+ * The per-line checks shared by the file reader and the editor's diagnostics (which check a
+ * document's unsaved text): UTF-8, JSON, object, stage, shape, duplicate ids.
+ */
+export class RecordChecker {
+  stage: Stage | undefined;
+  records = 0;
+  problems = 0;
+  private readonly ids = new Map<string, number>();
   // bad JSON waits one line: only at the end do we know whether it was a truncated last line
-  let pending: { line: number; message: string } | undefined;
-  const flush = (truncated = false) => {
-    if (pending) problem(pending.line, truncated ? `${pending.message}; the file ends without a newline, so the last line looks truncated` : pending.message);
-    pending = undefined;
-  };
-  const stats = forEachLine(
-    file,
-    {
-      line(bytes, lineNo) {
-        flush();
-        let b = bytes;
-        if (lineNo === 1 && b.length >= 3 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) b = b.subarray(3);
-        let text: string;
-        try {
-          text = utf8.decode(b);
-        } catch {
-          return problem(lineNo, 'invalid UTF-8');
-        }
-        if (!text.trim()) return;
-        let v: unknown;
-        try {
-          v = JSON.parse(text);
-        } catch (e) {
-          pending = { line: lineNo, message: `invalid JSON (${(e as Error).message})` };
-          return;
-        }
-        if (v === null || typeof v !== 'object' || Array.isArray(v)) return problem(lineNo, `a record must be a JSON object, not ${Array.isArray(v) ? 'an array' : v === null ? 'null' : `a ${typeof v}`}`);
-        const obj = v as Record<string, unknown>;
-        if (!stage) {
-          stage = sniffStage(obj);
-          if (!stage) return problem(lineNo, 'cannot tell the stage of this record (no prompt, response, responses, chosen or text field)');
-        }
-        const rec = toRecord(stage, obj, file, lineNo);
-        if ('message' in rec && 'file' in rec) return problem(lineNo, rec.message);
-        if (obj.id !== undefined) {
-          const id = String(obj.id);
-          const first = ids.get(id);
-          if (first !== undefined) return problem(lineNo, `duplicate id ${JSON.stringify(id)} (first on line ${first})`);
-          ids.set(id, lineNo);
-        }
-        records++;
-        o.onRecord?.(rec, obj);
-      },
-      tooLong(lineNo, _offset, length) {
-        flush();
-        problem(lineNo, `line of ${length} bytes is over the size limit of ${o.maxLineBytes ?? 64 << 20} bytes`);
-      },
-    },
-    { maxLineBytes: o.maxLineBytes },
-  );
-  flush(pending?.line === stats.lines && stats.unterminated);
-  return { file, stage, records, problems, lines: stats.lines, bytes: stats.bytes };
+  private pending: { line: number; message: string } | undefined;
+
+  constructor(readonly file: string, private readonly o: ReadOptions = {}) {
+    this.stage = o.stage ?? stageFromName(file);
+  }
+
+  private problem(line: number, message: string): void {
+    this.problems++;
+    this.o.onProblem?.({ file: this.file, line, message });
+  }
+
+  private flush(truncated = false): void {
+    const p = this.pending;
+    this.pending = undefined;
+    if (p) this.problem(p.line, truncated ? `${p.message}; the file ends without a newline, so the last line looks truncated` : p.message);
+  }
+
+  /** One line's bytes (no newline); validated as UTF-8 first. */
+  bytes(b: Buffer, lineNo: number): void {
+    if (lineNo === 1 && b.length >= 3 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) b = b.subarray(3);
+    let text: string;
+    try {
+      text = utf8.decode(b);
+    } catch {
+      this.flush();
+      return this.problem(lineNo, 'invalid UTF-8');
+    }
+    this.text(text, lineNo);
+  }
+
+  /** One line's text (no newline, CR removed). */
+  text(text: string, lineNo: number): void {
+    this.flush();
+    if (lineNo === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    if (!text.trim()) return;
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch (e) {
+      this.pending = { line: lineNo, message: `invalid JSON (${(e as Error).message})` };
+      return;
+    }
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return this.problem(lineNo, `a record must be a JSON object, not ${Array.isArray(v) ? 'an array' : v === null ? 'null' : `a ${typeof v}`}`);
+    const obj = v as Record<string, unknown>;
+    if (!this.stage) {
+      this.stage = sniffStage(obj);
+      if (!this.stage) return this.problem(lineNo, 'cannot tell the stage of this record (no prompt, response, responses, chosen or text field)');
+    }
+    const rec = toRecord(this.stage, obj, this.file, lineNo);
+    if ('message' in rec && 'file' in rec) return this.problem(lineNo, rec.message);
+    if (obj.id !== undefined) {
+      const id = String(obj.id);
+      const first = this.ids.get(id);
+      if (first !== undefined) return this.problem(lineNo, `duplicate id ${JSON.stringify(id)} (first on line ${first})`);
+      this.ids.set(id, lineNo);
+    }
+    this.records++;
+    this.o.onRecord?.(rec, obj);
+  }
+
+  tooLong(lineNo: number, length: number): void {
+    this.flush();
+    this.problem(lineNo, `line of ${length} bytes is over the size limit of ${this.o.maxLineBytes ?? 64 << 20} bytes`);
+  }
+
+  /** After the last line: `unterminated` when the text does not end with a newline. */
+  finish(lastLine: number, unterminated: boolean): void {
+    this.flush(this.pending?.line === lastLine && unterminated);
+  }
+}
+
+export function readDataset(file: string, o: ReadOptions = {}): ReadSummary {
+  const c = new RecordChecker(file, o);
+  const stats = forEachLine(file, { line: (b, n) => c.bytes(b, n), tooLong: (n, _off, len) => c.tooLong(n, len) }, { maxLineBytes: o.maxLineBytes });
+  c.finish(stats.lines, stats.unterminated);
+  return { file, stage: c.stage, records: c.records, problems: c.problems, lines: stats.lines, bytes: stats.bytes };
+}
+
+/** The same checks over a document's text (the editor's unsaved buffer). */
+export function checkText(file: string, text: string, o: ReadOptions = {}): ReadSummary {
+  const c = new RecordChecker(file, o);
+  const lines = text.split('\n');
+  const unterminated = !text.endsWith('\n');
+  if (!unterminated) lines.pop();
+  lines.forEach((l, i) => c.text(l.endsWith('\r') ? l.slice(0, -1) : l, i + 1));
+  c.finish(lines.length, unterminated && text.length > 0);
+  return { file, stage: c.stage, records: c.records, problems: c.problems, lines: lines.length, bytes: Buffer.byteLength(text) };
 }

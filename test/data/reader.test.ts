@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { FIXTURES, tmpDir } from '../helpers';
-import { StageRecord, readDataset, sniffStage } from '../../src/data/reader';
+import { StageRecord, checkText, readDataset, sniffStage } from '../../src/data/reader';
 import { buildIndex, readRecordBytes } from '../../src/data/record-index';
 import { Problem, formatProblem } from '../../src/data/jsonl';
 
@@ -105,4 +105,14 @@ test('plain *.jsonl files are sniffed from their fields', () => {
   assert.equal(sniffStage({ messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a' }] }), 'sft');
   assert.equal(sniffStage({ prompt: 'p' }), 'ppo');
   assert.equal(sniffStage({ text: 't' }), 'pretrain');
+});
+
+test('the editor\'s text check reports what the file reader reports', () => {
+  for (const f of fs.readdirSync(D).filter((x) => x.endsWith('.jsonl') && !x.includes('utf8'))) {
+    const file = path.join(D, f);
+    const fromFile: string[] = [], fromText: string[] = [];
+    readDataset(file, { onProblem: (p) => fromFile.push(formatProblem(p)) });
+    checkText(file, fs.readFileSync(file, 'utf8'), { onProblem: (p) => fromText.push(formatProblem(p)) });
+    assert.deepEqual(fromText, fromFile, f);
+  }
 });
