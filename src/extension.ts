@@ -5,8 +5,17 @@
 import * as vscode from 'vscode';
 import * as path from 'path';
 import { WorkerClient } from './host/worker-client';
+import { DatasetStore } from './host/datasets/dataset-store';
+import { DatasetTreeProvider } from './host/datasets/dataset-tree-provider';
+import { DatasetDiagnostics, DatasetQuickFixes, isDatasetDocument } from './host/datasets/diagnostics';
+import { registerDatasetCommands } from './host/datasets/commands';
 
 export function activate(context: vscode.ExtensionContext): void {
+  try {
+    activateDatasets(context);
+  } catch (e) {
+    void vscode.window.showErrorMessage(`RLHF: the Datasets view failed to start: ${(e as Error).message}`);
+  }
   const log = vscode.window.createOutputChannel('RLHF', { log: true });
   const worker = new WorkerClient(context.extensionPath);
   const status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left);
@@ -103,6 +112,37 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
     vscode.commands.registerCommand('rlhf.cancel', () => worker.cancel()),
   );
+}
+
+/** The Datasets view, its commands, and dataset diagnostics in the Problems panel. */
+function activateDatasets(context: vscode.ExtensionContext): void {
+  const store = new DatasetStore();
+  const diags = new DatasetDiagnostics();
+  const tree = new DatasetTreeProvider(store, (file) => diags.setFromDisk(file, store.files.get(file)?.problems ?? []));
+  const view = vscode.window.createTreeView('rlhf.datasets', { treeDataProvider: tree, showCollapseAll: true });
+  const canWrite = () => {
+    if (vscode.workspace.isTrusted) return true;
+    void vscode.window.showWarningMessage('RLHF: this workspace is not trusted; datasets can be browsed but not written.');
+    return false;
+  };
+  registerDatasetCommands(context, store, tree, diags, canWrite);
+  context.subscriptions.push(
+    view,
+    tree,
+    diags,
+    vscode.languages.registerCodeActionsProvider({ scheme: 'file', pattern: '**/*.{sft,rm,ppo}.jsonl' }, new DatasetQuickFixes(), { providedCodeActionKinds: DatasetQuickFixes.kinds }),
+    vscode.workspace.onDidOpenTextDocument((d) => diags.check(d)),
+    vscode.workspace.onDidChangeTextDocument((e) => diags.schedule(e.document)),
+    vscode.workspace.onDidCloseTextDocument((d) => {
+      if (isDatasetDocument(d)) diags.setFromDisk(d.fileName, store.files.get(d.fileName)?.problems ?? []);
+    }),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration('rlhf.datasets')) void tree.refresh();
+    }),
+  );
+  for (const d of vscode.workspace.textDocuments) diags.check(d);
+  // discovery reads files: after activation returns, so activation stays fast
+  setTimeout(() => void tree.discover(), 0);
 }
 
 export function deactivate(): void {}

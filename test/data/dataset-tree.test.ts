@@ -17,9 +17,9 @@ const entry = (f: string): FileEntry => {
 test('the tree groups files by stage with record and error counts', () => {
   const files = ['shapes.sft.jsonl', 'duplicate-ids.sft.jsonl', 'shapes.rm.jsonl', 'bad-ranks.rm.jsonl'].map(entry);
   const stages = stageNodes(files);
-  assert.deepEqual(stages.map((s) => [s.label, s.description]), [['Pretraining', 'no files'], ['SFT', '2 files, 6 records'], ['RM', '2 files, 4 records'], ['PPO', 'no files']]);
+  assert.deepEqual(stages.map((s) => [s.label, (s as { description: string }).description]), [['Pretraining', 'no files'], ['SFT', '2 files, 6 records'], ['RM', '2 files, 4 records'], ['PPO', 'no files']]);
   const rm = fileNodes(files, 'rm', D);
-  assert.deepEqual(rm.map((n) => [n.label, n.description]), [['bad-ranks.rm.jsonl', '1 record · 6 errors · .'], ['shapes.rm.jsonl', '3 records · .']]);
+  assert.deepEqual(rm.map((n) => [n.label, (n as { description: string }).description]), [['bad-ranks.rm.jsonl', '1 record · 6 errors · .'], ['shapes.rm.jsonl', '3 records · .']]);
   const tip = (rm[1] as { tooltip: string }).tooltip;
   assert.match(tip, /K: 2 × 2, 3 × 1 · ties 20\.0% of pairs/);
   assert.match(tip, /annotators: ann \(1\)/);
