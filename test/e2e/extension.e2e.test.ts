@@ -105,3 +105,25 @@ test('a bad dataset\'s problems appear in the Problems panel at their lines', as
   assert.match(text, /\[Ln 3, Col 1\]/);
   await shot('problems-panel');
 });
+
+test('problems follow the user\'s edits, before the file is saved', async () => {
+  await page.keyboard.press('Control+P');
+  await page.keyboard.insertText('reviews-heldout.ppo.jsonl');
+  await page.waitForTimeout(800);
+  await page.keyboard.press('Enter');
+  await page.locator('.monaco-editor .view-lines').first().waitFor({ timeout: 30_000 });
+  await page.waitForTimeout(500);
+  await page.keyboard.press('Control+End');
+  await page.keyboard.insertText('{"prompt": ""}');
+  const markers = page.locator('.markers-panel');
+  await markers.getByText('Ln 61, Col 1').first().waitFor({ timeout: 30_000 });
+  assert.match(await markers.innerText(), /reviews-heldout\.ppo\.jsonl[\s\S]*"prompt" must be a non-empty string[\s\S]*\[Ln 61, Col 1\]/);
+  await shot('live-diagnostics');
+  // fixing the line clears the problem
+  await page.locator('.monaco-editor .view-lines').first().click();
+  await page.keyboard.press('Control+End');
+  await page.keyboard.press('Shift+Home');
+  await page.keyboard.press('Backspace');
+  await page.keyboard.insertText('{"prompt": "Tell me about the ferry."}');
+  await markers.getByText('Ln 61, Col 1').first().waitFor({ state: 'detached', timeout: 30_000 });
+});
