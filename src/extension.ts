@@ -9,6 +9,10 @@ import { DatasetStore } from './host/datasets/dataset-store';
 import { DatasetTreeProvider } from './host/datasets/dataset-tree-provider';
 import { DatasetDiagnostics, DatasetQuickFixes, isDatasetDocument } from './host/datasets/diagnostics';
 import { registerDatasetCommands } from './host/datasets/commands';
+import { RunsTreeProvider } from './host/runs-tree-provider';
+import { stageFlags } from './host/settings';
+import * as fs from 'fs';
+import type { RunNode } from './data/runs-tree';
 
 export function activate(context: vscode.ExtensionContext): void {
   try {
@@ -23,6 +27,12 @@ export function activate(context: vscode.ExtensionContext): void {
 
   const folder = () => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   const cfg = () => vscode.workspace.getConfiguration('rlhf');
+  const runsFolder = () => cfg().get<string>('runsFolder', '.rlhf/runs');
+  const runsDir = () => (folder() ? path.resolve(folder()!, runsFolder()) : undefined);
+  const runs = new RunsTreeProvider(runsDir);
+  context.subscriptions.push(runs, vscode.window.createTreeView('rlhf.runs', { treeDataProvider: runs }));
+  if (vscode.workspace.workspaceFolders?.[0]) runs.watch(vscode.workspace.workspaceFolders[0], runsFolder());
+  runs.refresh();
 
   async function runStage(title: string, argv: string[]): Promise<void> {
     const cwd = folder();
@@ -34,7 +44,9 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showWarningMessage('RLHF: training is disabled in an untrusted workspace.');
       return;
     }
-    const runsDir = path.resolve(cwd, cfg().get<string>('runsFolder', '.rlhf/runs'));
+    // training stages write runs into the configured folder and read their settings
+    const stage = argv[0];
+    const full = ['pretrain', 'sft', 'rm', 'ppo'].includes(stage) ? [...argv, ...stageFlags(stage), '--runs-dir', runsDir()!] : argv;
     await vscode.commands.executeCommand('setContext', 'rlhf.training', true);
     log.show(true);
     try {
@@ -43,7 +55,7 @@ export function activate(context: vscode.ExtensionContext): void {
         (progress, token) => {
           token.onCancellationRequested(() => worker.cancel());
           let last = 0;
-          return worker.run(argv[0] === 'pipeline' || argv[0] === 'generate' ? argv : [...argv, '--runs-dir', runsDir], cwd, { RLHF_BACKEND: cfg().get<string>('backend', 'auto') }, {
+          return worker.run(full, cwd, { RLHF_BACKEND: cfg().get<string>('backend', 'auto') }, {
             onLog: (line) => log.info(line),
             onProgress: (p) => {
               const pct = (100 * p.step) / p.total;
@@ -62,6 +74,7 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showErrorMessage(`RLHF: ${(e as Error).message}`);
     } finally {
       status.hide();
+      runs.refresh();
       await vscode.commands.executeCommand('setContext', 'rlhf.training', false);
     }
   }
@@ -77,12 +90,16 @@ export function activate(context: vscode.ExtensionContext): void {
 
   async function pickModel(placeHolder = 'Parent model'): Promise<string | undefined> {
     const uris = await vscode.workspace.findFiles('**/config.json', '**/node_modules/**', 200);
-    const dirs = uris.map((u) => path.dirname(u.fsPath));
+    // the model chosen last (or marked "use for the next stage") comes first
+    const last = context.workspaceState.get<string>('rlhf.lastModel');
+    const dirs = [...new Set([...(last && fs.existsSync(last) ? [last] : []), ...uris.map((u) => path.dirname(u.fsPath))])];
     if (!dirs.length) {
       void vscode.window.showErrorMessage('RLHF: no model directory (config.json + model.safetensors) in this workspace.');
       return undefined;
     }
-    return (await vscode.window.showQuickPick(dirs.map((d) => ({ label: vscode.workspace.asRelativePath(d), dir: d })), { placeHolder }))?.dir;
+    const dir = (await vscode.window.showQuickPick(dirs.map((d) => ({ label: vscode.workspace.asRelativePath(d), dir: d })), { placeHolder }))?.dir;
+    if (dir) await context.workspaceState.update('rlhf.lastModel', dir);
+    return dir;
   }
 
   context.subscriptions.push(
@@ -111,6 +128,24 @@ export function activate(context: vscode.ExtensionContext): void {
       if (prompt) await runStage('Generate', ['generate', '--model', model, '--prompt', prompt]);
     }),
     vscode.commands.registerCommand('rlhf.cancel', () => worker.cancel()),
+    vscode.commands.registerCommand('rlhf.runs.refresh', () => runs.refresh()),
+    vscode.commands.registerCommand('rlhf.runs.resume', async (node?: RunNode) => {
+      const dir = node?.kind === 'run' ? node.dir : undefined;
+      if (dir) await runStage('Resume Run', ['resume', dir]);
+    }),
+    vscode.commands.registerCommand('rlhf.runs.useModel', async (node?: RunNode) => {
+      if (node?.kind !== 'checkpoint') return;
+      await context.workspaceState.update('rlhf.lastModel', node.dir);
+      void vscode.window.showInformationMessage(`RLHF: ${vscode.workspace.asRelativePath(node.dir)} is the default model for the next stage.`);
+    }),
+    vscode.commands.registerCommand('rlhf.runs.reveal', (node?: RunNode) => node && node.kind !== 'stage' && vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(node.dir))),
+    vscode.commands.registerCommand('rlhf.runs.delete', async (node?: RunNode) => {
+      if (node?.kind !== 'run' || !vscode.workspace.isTrusted) return;
+      const ok = await vscode.window.showWarningMessage(`Delete run ${node.label} and its checkpoints?`, { modal: true }, 'Delete');
+      if (ok !== 'Delete') return;
+      fs.rmSync(node.dir, { recursive: true, force: true });
+      runs.refresh();
+    }),
   );
 }
 

@@ -47,6 +47,9 @@ before(async () => {
   workspace = path.join(root, 'workspace');
   fs.cpSync(path.join(ROOT, 'examples', 'workspace'), workspace, { recursive: true });
   fs.copyFileSync(path.join(FIXTURES, 'datasets', 'bad-ranks.rm.jsonl'), path.join(workspace, 'data', 'bad-ranks.rm.jsonl'));
+  // a tiny model, so a run started from the command palette ends in seconds
+  fs.mkdirSync(path.join(workspace, '.vscode'));
+  fs.writeFileSync(path.join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'rlhf.pretrain.steps': 40, 'rlhf.pretrain.layers': 1, 'rlhf.pretrain.heads': 2, 'rlhf.pretrain.embd': 32, 'rlhf.pretrain.block': 32, 'rlhf.pretrain.batchSize': 4 }));
   const entry = path.join(cache, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
   const install = spawnSync(process.execPath, [entry, '--user-data-dir', data, '--extensions-dir', exts, '--install-extension', path.join(ROOT, 'rlhf-studio.vsix')], { encoding: 'utf8' });
   assert.match(install.stdout, /successfully installed/, install.stderr);
@@ -126,4 +129,25 @@ test('problems follow the user\'s edits, before the file is saved', async () => 
   await page.keyboard.press('Backspace');
   await page.keyboard.insertText('{"prompt": "Tell me about the ferry."}');
   await markers.getByText('Ln 61, Col 1').first().waitFor({ state: 'detached', timeout: 30_000 });
+});
+
+test('a tiny training run started from the command palette shows progress in the status bar and appears in the Runs view', async () => {
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('F1');
+  await page.keyboard.insertText('RLHF: Pretrain');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'RLHF: Pretrain' }).first().waitFor({ timeout: 30_000 });
+  await page.keyboard.press('Enter');
+  // the status bar item shows stage, step/total and loss while the worker trains
+  const status = page.locator('.statusbar-item', { hasText: /pretrain \d+\/40 loss/ });
+  await status.first().waitFor({ timeout: 60_000 });
+  await shot('training-status-bar');
+  await page.locator('.notifications-toasts', { hasText: 'RLHF: Pretrain finished.' }).waitFor({ timeout: 120_000 });
+  const runRow = page.locator('.pane-body .monaco-list-row', { hasText: /^pretrain-/ });
+  await runRow.first().waitFor({ timeout: 30_000 });
+  assert.match(await runRow.first().innerText(), /completed · (eval )?loss \d\.\d{3}/);
+  const runs = fs.readdirSync(path.join(workspace, '.rlhf', 'runs'));
+  assert.equal(runs.length, 1);
+  const info = JSON.parse(fs.readFileSync(path.join(workspace, '.rlhf', 'runs', runs[0], 'run.json'), 'utf8'));
+  assert.deepEqual([info.status, info.config.train.steps, info.config.model.n_embd], ['completed', 40, 32]);
+  await shot('runs-view');
 });

@@ -1,0 +1,90 @@
+/**
+ * What the Runs view shows, as pure functions over the runs folder: runs grouped by stage with
+ * status, key metric and age; a run's children are its checkpoints.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { RunDir, RunInfo } from '../engine/run';
+
+export interface RunSummary {
+  dir: string;
+  info: RunInfo;
+  metric?: string;
+  checkpoints: { label: string; dir: string }[];
+}
+
+export type RunNode =
+  | { kind: 'stage'; id: string; stage: string; label: string; description: string }
+  | { kind: 'run'; id: string; dir: string; stage: string; status: string; label: string; description: string; tooltip: string; resumable: boolean }
+  | { kind: 'checkpoint'; id: string; dir: string; label: string };
+
+const STAGE_ORDER = ['pretrain', 'sft', 'rm', 'ppo'];
+const STAGE_NAMES: Record<string, string> = { pretrain: 'Pretraining', sft: 'SFT', rm: 'Reward model', ppo: 'PPO' };
+
+/** The stage's headline number from the last metrics line(s). */
+export function keyMetric(stage: string, metrics: Record<string, number>[]): string | undefined {
+  const last = (k: string) => [...metrics].reverse().find((m) => m[k] !== undefined)?.[k];
+  const f = (x: number | undefined, d = 3) => (x === undefined ? undefined : x.toFixed(d));
+  if (stage === 'rm') return last('eval/accuracy') !== undefined ? `eval acc ${f(last('eval/accuracy'))}` : last('accuracy') !== undefined ? `acc ${f(last('accuracy'))}` : undefined;
+  if (stage === 'ppo') return last('objective/scores') !== undefined ? `score ${f(last('objective/scores'))} · KL ${f(last('objective/kl'), 2)}` : undefined;
+  const ev = last('eval/loss');
+  return ev !== undefined ? `eval loss ${f(ev)}` : last('loss') !== undefined ? `loss ${f(last('loss'))}` : undefined;
+}
+
+export function age(iso: string | undefined | null, now = Date.now()): string {
+  if (!iso) return '';
+  const s = Math.max(0, (now - Date.parse(iso)) / 1000);
+  if (s < 60) return 'just now';
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
+
+export function listRuns(runsDir: string): RunSummary[] {
+  if (!fs.existsSync(runsDir)) return [];
+  const out: RunSummary[] = [];
+  for (const name of fs.readdirSync(runsDir)) {
+    const run = new RunDir(path.join(runsDir, name));
+    if (!fs.existsSync(run.runFile)) continue;
+    let info: RunInfo;
+    try {
+      info = run.read();
+    } catch {
+      continue;
+    }
+    const checkpoints = run.stepCheckpoints().map((c) => ({ label: `step ${c.step}`, dir: c.dir }));
+    const final = path.join(run.checkpointsDir, 'final');
+    if (fs.existsSync(path.join(final, 'config.json'))) checkpoints.push({ label: 'final', dir: final });
+    out.push({ dir: run.dir, info, metric: keyMetric(info.stage, run.readMetrics().slice(-50)), checkpoints });
+  }
+  return out.sort((a, b) => (b.info.started_at ?? '').localeCompare(a.info.started_at ?? ''));
+}
+
+export function runStageNodes(runs: RunSummary[]): RunNode[] {
+  const rank = (s: string) => (STAGE_ORDER.includes(s) ? STAGE_ORDER.indexOf(s) : 99);
+  const stages = [...new Set(runs.map((r) => r.info.stage))].sort((a, b) => rank(a) - rank(b));
+  return stages.map((stage) => {
+    const n = runs.filter((r) => r.info.stage === stage).length;
+    return { kind: 'stage' as const, id: `runs:${stage}`, stage, label: STAGE_NAMES[stage] ?? stage, description: `${n} run${n === 1 ? '' : 's'}` };
+  });
+}
+
+export function runNodes(runs: RunSummary[], stage: string, now = Date.now()): RunNode[] {
+  return runs
+    .filter((r) => r.info.stage === stage)
+    .map((r) => ({
+      kind: 'run' as const,
+      id: `run:${r.dir}`,
+      dir: r.dir,
+      stage,
+      status: r.info.status,
+      label: r.info.id,
+      description: [r.info.status, r.metric, age(r.info.ended_at ?? r.info.started_at, now)].filter(Boolean).join(' · '),
+      tooltip: [`${r.info.id} (${r.info.stage})`, `status: ${r.info.status}`, r.info.backend ? `backend: ${r.info.backend}` : '', r.info.parent_model ? `parent: ${r.info.parent_model}` : '', r.info.error ? `error: ${r.info.error}` : '', r.dir].filter(Boolean).join('\n'),
+      resumable: r.info.status !== 'completed' && r.checkpoints.some((c) => c.label !== 'final'),
+    }));
+}
+
+export function checkpointNodes(run: RunSummary): RunNode[] {
+  return run.checkpoints.map((c) => ({ kind: 'checkpoint' as const, id: `ckpt:${c.dir}`, dir: c.dir, label: c.label }));
+}

@@ -1,0 +1,86 @@
+/**
+ * The "Runs" view: runs of the configured runs folder grouped by stage (status, key metric,
+ * age), their checkpoints as children. Follows run.json and metrics.jsonl changes on disk.
+ */
+import * as vscode from 'vscode';
+import { RunNode, RunSummary, checkpointNodes, listRuns, runNodes, runStageNodes } from '../data/runs-tree';
+
+const STATUS_ICONS: Record<string, [string, string | undefined]> = {
+  running: ['sync~spin', undefined],
+  completed: ['pass', 'testing.iconPassed'],
+  cancelled: ['debug-pause', undefined],
+  failed: ['error', 'testing.iconFailed'],
+};
+
+export class RunsTreeProvider implements vscode.TreeDataProvider<RunNode>, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<RunNode | undefined>();
+  readonly onDidChangeTreeData = this.changed.event;
+  private runs: RunSummary[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private watcher: vscode.FileSystemWatcher | undefined;
+
+  constructor(private readonly runsDir: () => string | undefined) {}
+
+  refresh(): void {
+    const dir = this.runsDir();
+    this.runs = dir ? listRuns(dir) : [];
+    this.changed.fire(undefined);
+  }
+
+  /** Watches run.json files (debounced). */
+  watch(folder: vscode.WorkspaceFolder, relative: string): void {
+    this.watcher?.dispose();
+    this.watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, `${relative}/*/run.json`));
+    const later = () => {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.refresh(), 400);
+    };
+    this.watcher.onDidCreate(later);
+    this.watcher.onDidChange(later);
+    this.watcher.onDidDelete(later);
+  }
+
+  getChildren(node?: RunNode): RunNode[] {
+    if (!node) return runStageNodes(this.runs);
+    if (node.kind === 'stage') return runNodes(this.runs, node.stage);
+    if (node.kind === 'run') {
+      const r = this.runs.find((x) => x.dir === node.dir);
+      return r ? checkpointNodes(r) : [];
+    }
+    return [];
+  }
+
+  getTreeItem(node: RunNode): vscode.TreeItem {
+    const C = vscode.TreeItemCollapsibleState;
+    if (node.kind === 'stage') {
+      const item = new vscode.TreeItem(node.label, C.Expanded);
+      item.description = node.description;
+      item.contextValue = 'rlhf.runStage';
+      return item;
+    }
+    if (node.kind === 'run') {
+      const item = new vscode.TreeItem(node.label, C.Collapsed);
+      item.id = node.id;
+      item.description = node.description;
+      item.tooltip = node.tooltip;
+      const [icon, color] = STATUS_ICONS[node.status] ?? ['circle-outline', undefined];
+      item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
+      item.contextValue = node.resumable ? 'rlhf.run.resumable' : 'rlhf.run';
+      item.resourceUri = vscode.Uri.file(node.dir);
+      return item;
+    }
+    const item = new vscode.TreeItem(node.label, C.None);
+    item.id = node.id;
+    item.iconPath = new vscode.ThemeIcon('package');
+    item.contextValue = 'rlhf.checkpoint';
+    item.resourceUri = vscode.Uri.file(node.dir);
+    item.tooltip = node.dir;
+    return item;
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+    this.watcher?.dispose();
+    this.changed.dispose();
+  }
+}

@@ -1,0 +1,44 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import { tmpDir } from '../helpers';
+import { RunDir } from '../../src/engine/run';
+import { age, checkpointNodes, keyMetric, listRuns, runNodes, runStageNodes } from '../../src/data/runs-tree';
+
+test('runs are grouped by stage with status, key metric and age; checkpoints are their children', () => {
+  const root = tmpDir();
+  const a = RunDir.create(root, { stage: 'sft', config: {} }, 'sft-a');
+  a.appendMetrics({ step: 1, time: 0, loss: 2 });
+  a.appendMetrics({ step: 2, time: 0, loss: 1.5, 'eval/loss': 1.75 });
+  a.update({ status: 'completed', ended_at: new Date(Date.now() - 3 * 3600e3).toISOString() });
+  fs.mkdirSync(path.join(a.checkpointsDir, 'final'));
+  fs.writeFileSync(path.join(a.checkpointsDir, 'final', 'config.json'), '{}');
+  const b = RunDir.create(root, { stage: 'rm', config: {} }, 'rm-b');
+  b.appendMetrics({ step: 1, time: 0, loss: 0.6, accuracy: 0.7 });
+  fs.mkdirSync(b.stepCheckpointDir(1));
+  fs.writeFileSync(path.join(b.stepCheckpointDir(1), 'trainer_state.json'), '{}');
+  b.update({ status: 'cancelled' });
+  fs.mkdirSync(path.join(root, 'not-a-run'));
+  const runs = listRuns(root);
+  assert.deepEqual(runStageNodes(runs).map((n) => n.label), ['SFT', 'Reward model']);
+  const sft = runNodes(runs, 'sft');
+  assert.equal(sft[0].label, 'sft-a');
+  assert.equal((sft[0] as { description: string }).description, 'completed · eval loss 1.750 · 3 h ago');
+  assert.equal((sft[0] as { resumable: boolean }).resumable, false);
+  const rm = runNodes(runs, 'rm');
+  assert.match((rm[0] as { description: string }).description, /^cancelled · acc 0\.700 · /);
+  assert.equal((rm[0] as { resumable: boolean }).resumable, true);
+  assert.deepEqual(checkpointNodes(runs.find((r) => r.info.id === 'rm-b')!).map((c) => c.label), ['step 1']);
+  assert.deepEqual(checkpointNodes(runs.find((r) => r.info.id === 'sft-a')!).map((c) => c.label), ['final']);
+});
+
+test('key metrics per stage, and ages', () => {
+  assert.equal(keyMetric('ppo', [{ 'objective/scores': 1.23456, 'objective/kl': 4.5 }]), 'score 1.235 · KL 4.50');
+  assert.equal(keyMetric('pretrain', [{ loss: 3 }]), 'loss 3.000');
+  assert.equal(keyMetric('rm', [{ accuracy: 0.5 }, { 'eval/accuracy': 0.8 }]), 'eval acc 0.800');
+  const now = Date.parse('2026-11-29T12:00:00Z');
+  assert.equal(age('2026-11-29T11:59:30Z', now), 'just now');
+  assert.equal(age('2026-11-29T11:30:00Z', now), '30 min ago');
+  assert.equal(age('2026-11-27T12:00:00Z', now), '2 d ago');
+});
