@@ -4,6 +4,7 @@ import type { Progress } from '../engine/train/trainer';
 export interface Reporter {
   progress(p: Progress): void;
   log(line: string): void;
+  checkpoint?(dir: string, step: number): void;
   json: boolean;
 }
 

@@ -84,12 +84,16 @@ export function modelDirFiles(
   return files;
 }
 
+/** Test hook: pause after each file of a checkpoint, so a test can kill the writer mid-write. */
+const WRITE_DELAY_MS = Number(process.env.RLHF_TEST_CHECKPOINT_DELAY_MS ?? 0);
+
 /** Writes files (names may contain one folder level, e.g. "value/config.json") into dir atomically. */
 export function writeFilesAtomic(dir: string, files: Record<string, string | Buffer>): void {
   writeDirAtomic(dir, (tmp) => {
     for (const [name, content] of Object.entries(files)) {
       fs.mkdirSync(path.dirname(path.join(tmp, name)), { recursive: true });
       writeFileSynced(path.join(tmp, name), content);
+      if (WRITE_DELAY_MS > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, WRITE_DELAY_MS);
     }
   });
 }

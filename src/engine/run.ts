@@ -127,6 +127,14 @@ export class RunDir {
     return this.stepCheckpoints().at(-1);
   }
 
+  /** Removes half-written checkpoints (temporary folders) left by a process that was killed. */
+  cleanTemporary(): string[] {
+    if (!fs.existsSync(this.checkpointsDir)) return [];
+    const stale = fs.readdirSync(this.checkpointsDir).filter((n) => n.startsWith('.tmp-'));
+    for (const n of stale) fs.rmSync(path.join(this.checkpointsDir, n), { recursive: true, force: true });
+    return stale;
+  }
+
   /** Keeps the newest `keep` step checkpoints. */
   pruneCheckpoints(keep: number): void {
     const all = this.stepCheckpoints();

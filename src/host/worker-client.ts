@@ -13,6 +13,8 @@ export interface WorkerEvents {
 
 export class WorkerClient {
   private child: ChildProcess | undefined;
+  /** The newest complete checkpoint the running stage reported. */
+  lastCheckpoint: string | undefined;
 
   constructor(private readonly extensionPath: string) {}
 
@@ -33,13 +35,14 @@ export class WorkerClient {
         if (!m) return ev.onLog(`ignored an invalid message from the worker`);
         if (m.type === 'ready') child.send({ type: 'start', argv });
         else if (m.type === 'log') ev.onLog(m.message);
+        else if (m.type === 'checkpoint') this.lastCheckpoint = m.dir;
         else if (m.type === 'error') ev.onLog(`error: ${m.message}`);
         else if (m.type === 'progress') ev.onProgress(m);
         else if (m.type === 'done') code = m.code;
       });
       child.on('exit', (exitCode, signal) => {
         this.child = undefined;
-        if (code === undefined) ev.onLog(`the worker stopped unexpectedly (${signal ? `signal ${signal}` : `exit code ${exitCode}`}); the last checkpoint of the run is kept and can be resumed`);
+        if (code === undefined) ev.onLog(`the worker stopped unexpectedly (${signal ? `signal ${signal}` : `exit code ${exitCode}`}); ${this.lastCheckpoint ? `the last good checkpoint is ${this.lastCheckpoint}; resume the run from the Runs view or with rlhf resume` : 'no checkpoint was written yet'}`);
         resolve(code ?? 1);
       });
     });

@@ -9,6 +9,7 @@ export type HostToWorker =
 export type WorkerToHost =
   | { type: 'ready'; pid: number }
   | { type: 'log'; message: string }
+  | { type: 'checkpoint'; dir: string; step: number }
   | { type: 'progress'; stage: string; step: number; total: number; eta_seconds: number; metrics: Record<string, number> }
   | { type: 'error'; message: string }
   | { type: 'done'; code: number };
@@ -38,6 +39,8 @@ export function parseWorkerMessage(v: unknown): WorkerToHost | undefined {
       for (const [k, x] of Object.entries(v.metrics)) if (typeof x === 'number') metrics[k] = x;
       return { type: 'progress', stage: v.stage, step: v.step, total: v.total, eta_seconds: v.eta_seconds, metrics };
     }
+    case 'checkpoint':
+      return isStr(v.dir) && isNum(v.step) ? { type: 'checkpoint', dir: v.dir, step: v.step } : undefined;
     case 'done':
       return isNum(v.code) ? { type: 'done', code: v.code } : undefined;
     default:

@@ -14,6 +14,7 @@ function send(m: WorkerToHost): void {
 const reporter: Reporter = {
   json: true,
   log: (message) => send({ type: 'log', message }),
+  checkpoint: (dir, step) => send({ type: 'checkpoint', dir, step }),
   progress: (p) => send({ type: 'progress', stage: p.stage, step: p.step, total: p.totalSteps, eta_seconds: p.etaSeconds, metrics: p.metrics }),
 };
 

@@ -7,6 +7,7 @@ import { WorkerClient } from '../../src/host/worker-client';
 import { RunDir } from '../../src/engine/run';
 import { defaultCorpusPath } from '../../src/engine/stages/common';
 import { parseHostMessage, parseWorkerMessage } from '../../src/protocol/worker';
+import { readModelDir } from '../../src/engine/checkpoint';
 
 function setup() {
   const root = tmpDir();
@@ -81,4 +82,39 @@ test('protocol messages are validated on receipt', () => {
   assert.deepEqual(parseWorkerMessage({ type: 'progress', stage: 'sft', step: 1, total: 2, eta_seconds: 3, metrics: { loss: 1, bad: 'x' } }), { type: 'progress', stage: 'sft', step: 1, total: 2, eta_seconds: 3, metrics: { loss: 1 } });
   assert.equal(parseWorkerMessage({ type: 'progress', stage: 'sft' }), undefined);
   assert.equal(parseWorkerMessage({ type: 'done', code: 'zero' }), undefined);
+});
+
+test('SIGKILL in the middle of a checkpoint write leaves the previous checkpoint loadable and the run resumable', async () => {
+  const { argv, run } = setup();
+  const client = new WorkerClient(ROOT);
+  const logs: string[] = [];
+  let killed = false;
+  const checkpoints: string[] = [];
+  // each file of a checkpoint takes 1.5 s to "write": time to kill the worker inside one
+  const watch = setInterval(() => {
+    if (killed || !fs.existsSync(run.checkpointsDir)) return;
+    const names = fs.readdirSync(run.checkpointsDir);
+    const writing = names.find((n) => n.startsWith('.tmp-step-000004'));
+    if (writing && fs.readdirSync(path.join(run.checkpointsDir, writing)).length >= 1) {
+      killed = true;
+      (client as unknown as { child: { kill(s: string): void } }).child.kill('SIGKILL');
+    }
+  }, 50);
+  const code = await client.run([...argv, '--steps', '8', '--checkpoint-interval', '2'], ROOT, { RLHF_TEST_CHECKPOINT_DELAY_MS: '1500' }, {
+    onLog: (l) => logs.push(l),
+    onProgress: () => {},
+  });
+  clearInterval(watch);
+  assert.ok(killed, 'the worker was killed while writing step 4');
+  assert.notEqual(code, 0);
+  checkpoints.push(...fs.readdirSync(run.checkpointsDir));
+  assert.ok(checkpoints.some((n) => n.startsWith('.tmp-step-000004')), `a half-written checkpoint is left: ${checkpoints}`);
+  assert.equal(run.latestCheckpoint()!.step, 2, 'the half-written one is not taken for a checkpoint');
+  assert.ok(logs.some((l) => l.includes(`the last good checkpoint is ${run.stepCheckpointDir(2)}`)), logs.join('\n'));
+  const loaded = readModelDir(run.stepCheckpointDir(2));
+  assert.equal(loaded.config.n_layer, 1);
+  const resumed = await new WorkerClient(ROOT).run(['resume', run.dir], ROOT, {}, { onLog: () => {}, onProgress: () => {} });
+  assert.equal(resumed, 0);
+  assert.equal(run.read().status, 'completed');
+  assert.ok(!fs.readdirSync(run.checkpointsDir).some((n) => n.startsWith('.tmp-')), 'resume removed the half-written folder');
 });

@@ -17,7 +17,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { OptSpecs, ParsedOpts } from '../args';
 import { Reporter } from '../progress';
-import { COMMON, startBackend, stopFlag } from './shared';
+import { COMMON, hooksFor, startBackend } from './shared';
 import { pretrain } from '../../engine/stages/pretrain';
 import { sft } from '../../engine/stages/sft';
 import { trainRewardModel, scoreSequences } from '../../engine/stages/rm';
@@ -31,7 +31,6 @@ import { goldScore } from '../../engine/labeler/gold';
 import { currentBackend } from '../../engine/backends/backend';
 import { deriveSeed } from '../../engine/rng';
 import { RunDir } from '../../engine/run';
-import { Progress } from '../../engine/train/trainer';
 
 export const PIPELINE_OPTS: OptSpecs = {
   out: { type: 'string', help: 'output folder (runs and summary.json)', default: '.rlhf/demo' },
@@ -115,8 +114,7 @@ export async function pipelineCommand(o: ParsedOpts, r: Reporter) {
   fs.rmSync(runsDir, { recursive: true, force: true });
   fs.mkdirSync(runsDir, { recursive: true });
   await startBackend(o, r);
-  const shouldStop = stopFlag();
-  const hooks = { onProgress: (p: Progress) => r.progress(p), log: (l: string) => r.log(l), shouldStop };
+  const hooks = hooksFor(r);
   const seconds: Record<string, number> = {};
   const timed = async <T>(name: string, f: () => Promise<T>) => {
     const t = Date.now();

@@ -2,6 +2,7 @@ import { OptSpecs, ParsedOpts } from '../args';
 import { TrainConfig } from '../../engine/train/trainer';
 import { BackendName, initBackend } from '../../engine/backends/backend';
 import { Reporter } from '../progress';
+import { StageHooks } from '../../engine/stages/common';
 
 export const COMMON: OptSpecs = {
   backend: { type: 'string', help: 'auto, gpu, node, wasm or cpu', default: process.env.RLHF_BACKEND ?? 'auto' },
@@ -59,4 +60,9 @@ export function stopFlag(): () => boolean {
   process.once('SIGINT', on);
   process.once('SIGTERM', on);
   return () => stopRequested;
+}
+
+/** The hooks every training command passes to its stage. */
+export function hooksFor(r: Reporter): StageHooks {
+  return { onProgress: (p) => r.progress(p), log: (l) => r.log(l), shouldStop: stopFlag(), onCheckpoint: (d, s) => r.checkpoint?.(d, s) };
 }

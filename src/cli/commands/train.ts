@@ -1,7 +1,7 @@
 import * as path from 'path';
 import { OptSpecs, ParsedOpts, UsageError } from '../args';
 import { Reporter } from '../progress';
-import { COMMON, TRAIN_OPTS, startBackend, stopFlag, trainOverrides } from './shared';
+import { COMMON, TRAIN_OPTS, hooksFor, startBackend, trainOverrides } from './shared';
 import { pretrain, resumePretrain } from '../../engine/stages/pretrain';
 import { resumeSft, sft } from '../../engine/stages/sft';
 import { resumeRewardModel, trainRewardModel } from '../../engine/stages/rm';
@@ -86,7 +86,7 @@ export async function pretrainCommand(o: ParsedOpts, r: Reporter) {
       runsDir: path.resolve(o['runs-dir'] as string),
       runId: o['run-id'] as string | undefined,
     },
-    { onProgress: (p) => r.progress(p), log: (l) => r.log(l), shouldStop: stopFlag() },
+    hooksFor(r),
   );
   summarize(r, result, path.join(path.resolve(o['runs-dir'] as string), result.run.id));
   return result;
@@ -98,7 +98,7 @@ export async function sftCommand(o: ParsedOpts, r: Reporter) {
   await startBackend(o, r);
   const result = await sft(
     { data: o.data as string, evalData: o['eval-data'] as string | undefined, model: o.model as string, train: trainOverrides(o), runsDir: path.resolve(o['runs-dir'] as string), runId: o['run-id'] as string | undefined },
-    { onProgress: (p) => r.progress(p), log: (l) => r.log(l), shouldStop: stopFlag() },
+    hooksFor(r),
   );
   summarize(r, result, path.join(path.resolve(o['runs-dir'] as string), result.run.id));
   return result;
@@ -110,7 +110,7 @@ export async function rmCommand(o: ParsedOpts, r: Reporter) {
   await startBackend(o, r);
   const result = await trainRewardModel(
     { data: o.data as string, evalData: o['eval-data'] as string | undefined, model: o.model as string, train: trainOverrides(o), runsDir: path.resolve(o['runs-dir'] as string), runId: o['run-id'] as string | undefined },
-    { onProgress: (p) => r.progress(p), log: (l) => r.log(l), shouldStop: stopFlag() },
+    hooksFor(r),
   );
   summarize(r, result, path.join(path.resolve(o['runs-dir'] as string), result.run.id));
   return result;
@@ -132,7 +132,7 @@ export async function ppoCommand(o: ParsedOpts, r: Reporter) {
   await startBackend(o, r);
   const result = await ppoTrain(
     { prompts: o.prompts as string, policy: o.policy as string, rewardModel: o['reward-model'] as string, ptxCorpus: (o['ptx-corpus'] as string) ?? (cfg.ptxCoef ? defaultCorpusPath() : undefined), ppo: cfg, runsDir: path.resolve(o['runs-dir'] as string), runId: o['run-id'] as string | undefined },
-    { onProgress: (p) => r.progress(p), log: (l) => r.log(l), shouldStop: stopFlag() },
+    hooksFor(r),
   );
   summarize(r, result, path.join(path.resolve(o['runs-dir'] as string), result.run.id));
   return result;
@@ -144,7 +144,7 @@ export async function resumeCommand(o: ParsedOpts, positional: string[], r: Repo
   const info = new RunDir(dir).read();
   if (info.status === 'completed') throw new Error(`run ${dir} is already completed`);
   await startBackend(o, r);
-  const hooks = { onProgress: (p: import('../../engine/train/trainer').Progress) => r.progress(p), log: (l: string) => r.log(l), shouldStop: stopFlag() };
+  const hooks = hooksFor(r);
   let result;
   if (info.stage === 'pretrain') result = await resumePretrain(dir, hooks);
   else if (info.stage === 'sft') result = await resumeSft(dir, hooks);

@@ -33,6 +33,8 @@ export function defaultCorpusPath(): string {
 
 export interface StageHooks {
   onProgress?: (p: import('../train/trainer').Progress) => void;
+  /** A complete checkpoint was written (after its atomic rename). */
+  onCheckpoint?: (dir: string, step: number) => void;
   shouldStop?: () => boolean;
   log?: (line: string) => void;
 }
@@ -56,6 +58,7 @@ export async function runLifecycle(run: RunDir, body: () => Promise<TrainResult>
 }
 
 export function readResumePoint(run: RunDir): { step: number; dir: string } {
+  run.cleanTemporary();
   const c = run.latestCheckpoint();
   if (!c) throw new Error(`${run.dir} has no complete checkpoint to resume from`);
   return c;

@@ -419,6 +419,7 @@ async function loop(run: RunDir, ppo: PpoRun, hooks: StageHooks): Promise<TrainR
   const checkpoint = async () => {
     writeFilesAtomic(run.stepCheckpointDir(ppo.iteration), await ppo.checkpointFiles());
     run.pruneCheckpoints(c.keepCheckpoints);
+    hooks.onCheckpoint?.(run.stepCheckpointDir(ppo.iteration), ppo.iteration);
   };
   let last: Record<string, number> = {};
   const started = Date.now(), first = ppo.iteration;

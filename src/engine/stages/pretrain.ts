@@ -90,7 +90,7 @@ async function continuePretrain(run: RunDir, model: GPT, tokenizer: Tokenizer, t
   const data = corpusData(tokens, model.config.n_positions, train.batchSize);
   try {
     return await runLifecycle(run, () =>
-      lmObjective('pretrain', model, tokenizer, data, train).then((objective) => trainLoop({ objective, cfg: train, run, resume, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop })),
+      lmObjective('pretrain', model, tokenizer, data, train).then((objective) => trainLoop({ objective, cfg: train, run, resume, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop, onCheckpoint: hooks.onCheckpoint })),
     );
   } finally {
     model.dispose();

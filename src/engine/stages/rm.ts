@@ -172,7 +172,7 @@ export async function trainRewardModel(o: RmOptions, hooks: StageHooks = {}) {
       parent_model: path.resolve(o.model),
     }, o.runId);
     hooks.log?.(`run ${run.dir}: ${prepared.trainSet.length} rankings (${prepared.evalSet.length} held out)`);
-    return await runLifecycle(run, async () => trainLoop({ objective: await rmObjective(rm, loaded.tokenizer, prepared.trainSet, prepared.evalSet, train), cfg: train, run, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop }));
+    return await runLifecycle(run, async () => trainLoop({ objective: await rmObjective(rm, loaded.tokenizer, prepared.trainSet, prepared.evalSet, train), cfg: train, run, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop, onCheckpoint: hooks.onCheckpoint }));
   } finally {
     rm.dispose();
   }
@@ -189,7 +189,7 @@ export async function resumeRewardModel(runDir: string, hooks: StageHooks = {}) 
   try {
     run.update({ resumed_at: [...(info.resumed_at ?? []), new Date().toISOString()] });
     hooks.log?.(`resuming ${run.dir} from step ${point.step}`);
-    return await runLifecycle(run, async () => trainLoop({ objective: await rmObjective(rm, loaded.tokenizer, prepared.trainSet, prepared.evalSet, cfg.train), cfg: cfg.train, run, resume: point, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop }));
+    return await runLifecycle(run, async () => trainLoop({ objective: await rmObjective(rm, loaded.tokenizer, prepared.trainSet, prepared.evalSet, cfg.train), cfg: cfg.train, run, resume: point, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop, onCheckpoint: hooks.onCheckpoint }));
   } finally {
     rm.dispose();
   }

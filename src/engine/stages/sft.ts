@@ -115,7 +115,7 @@ export async function sft(o: SftOptions, hooks: StageHooks = {}) {
 
 async function continueSft(run: RunDir, model: GPT, tokenizer: Tokenizer, p: { train: TokenizedExample[]; evalSet: TokenizedExample[] }, train: TrainConfig, hooks: StageHooks, resume?: { step: number; dir: string }) {
   const data = sftData(p.train, p.evalSet, train, tokenizer.eot);
-  return runLifecycle(run, () => lmObjective('sft', model, tokenizer, data, train).then((objective) => trainLoop({ objective, cfg: train, run, resume, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop })));
+  return runLifecycle(run, () => lmObjective('sft', model, tokenizer, data, train).then((objective) => trainLoop({ objective, cfg: train, run, resume, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop, onCheckpoint: hooks.onCheckpoint })));
 }
 
 export async function resumeSft(runDir: string, hooks: StageHooks = {}) {

@@ -87,6 +87,7 @@ export interface TrainOptions {
   onProgress?: (p: Progress) => void;
   /** Polled between steps; true stops after writing a checkpoint. */
   shouldStop?: () => boolean;
+  onCheckpoint?: (dir: string, step: number) => void;
   /** Resume from this step checkpoint (the objective must already hold its weights). */
   resume?: { step: number; dir: string };
 }
@@ -128,6 +129,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       'trainer_state.json': JSON.stringify({ step: s, optimizer_t: opt.t, seed: cfg.seed, stage: objective.stage }) + '\n',
     });
     run.pruneCheckpoints(cfg.keepCheckpoints);
+    o.onCheckpoint?.(run.stepCheckpointDir(s), s);
   };
 
   try {
