@@ -15,6 +15,7 @@ import * as fs from 'fs';
 import type { RunNode } from './data/runs-tree';
 
 export function activate(context: vscode.ExtensionContext): void {
+  const t0 = performance.now();
   try {
     activateDatasets(context);
   } catch (e) {
@@ -147,6 +148,7 @@ export function activate(context: vscode.ExtensionContext): void {
       runs.refresh();
     }),
   );
+  log.info(`RLHF Studio activated in ${(performance.now() - t0).toFixed(1)} ms`);
 }
 
 /** The Datasets view, its commands, and dataset diagnostics in the Problems panel. */
