@@ -32,7 +32,8 @@ if (watch) {
   const wasmDir = 'node_modules/@tensorflow/tfjs-backend-wasm/wasm-out';
   for (const f of fs.readdirSync(wasmDir).filter((f) => f.endsWith('.wasm'))) fs.copyFileSync(`${wasmDir}/${f}`, `dist/${f}`);
   const host = fs.readFileSync('dist/extension.js', 'utf8');
-  if (host.includes('@tensorflow/')) {
+  // bundled TensorFlow.js leaves "node_modules/@tensorflow/..." path comments; a load leaves require("@tensorflow/...")
+  if (/node_modules\/@tensorflow\/|require\(["']@tensorflow\//.test(host)) {
     console.error('build: dist/extension.js references TensorFlow.js; the extension host must not load it');
     process.exit(1);
   }

@@ -11,6 +11,7 @@ import { DatasetDiagnostics, DatasetQuickFixes, isDatasetDocument } from './host
 import { registerDatasetCommands } from './host/datasets/commands';
 import { RunsTreeProvider } from './host/runs-tree-provider';
 import { stageFlags } from './host/settings';
+import { nativeModulesDir, registerProjectCommands } from './host/project-commands';
 import * as fs from 'fs';
 import type { RunNode } from './data/runs-tree';
 
@@ -24,7 +25,9 @@ export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('RLHF', { log: true });
   const worker = new WorkerClient(context.extensionPath);
   const status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left);
-  context.subscriptions.push(log, status);
+  const backendStatus = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 90);
+  context.subscriptions.push(log, status, backendStatus);
+  registerProjectCommands(context, backendStatus);
 
   const folder = () => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   const cfg = () => vscode.workspace.getConfiguration('rlhf');
@@ -56,14 +59,20 @@ export function activate(context: vscode.ExtensionContext): void {
         (progress, token) => {
           token.onCancellationRequested(() => worker.cancel());
           let last = 0;
-          return worker.run(full, cwd, { RLHF_BACKEND: cfg().get<string>('backend', 'auto') }, {
-            onLog: (line) => log.info(line),
+          return worker.run(full, cwd, { RLHF_BACKEND: cfg().get<string>('backend', 'auto'), RLHF_NATIVE_MODULES: nativeModulesDir(context) }, {
+            onLog: (line) => {
+              log.info(line);
+              const b = /^backend: (\w+) — (.*)$/.exec(line);
+              if (b) backendStatus.tooltip = `RLHF: training on ${b[1]} — ${b[2]}`;
+            },
             onProgress: (p) => {
               const pct = (100 * p.step) / p.total;
               const loss = p.metrics.loss !== undefined ? ` loss ${p.metrics.loss.toFixed(3)}` : '';
               progress.report({ increment: pct - last, message: `step ${p.step}/${p.total}${loss}` });
               last = pct;
               status.text = `$(pulse) ${p.stage} ${p.step}/${p.total}${loss} · ETA ${Math.round(p.eta_seconds)}s`;
+              status.tooltip = 'RLHF: training (click to cancel)';
+              status.command = 'rlhf.cancel';
               status.show();
             },
           });

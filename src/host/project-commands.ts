@@ -1,0 +1,105 @@
+/**
+ * Project-level commands: New RLHF Project (scaffold the example workspace), Select Backend,
+ * Install GPU Backend (npm install @tensorflow/tfjs-node-gpu into the extension's global storage,
+ * which the worker then loads; where it cannot work the user is told why and training stays on
+ * the CPU).
+ */
+import * as vscode from 'vscode';
+import * as fs from 'fs';
+import * as path from 'path';
+import { spawn } from 'child_process';
+
+const BACKENDS: { label: string; description: string }[] = [
+  { label: 'auto', description: 'CUDA if installed, else native CPU, else WebAssembly SIMD, else plain JavaScript' },
+  { label: 'gpu', description: 'CUDA through @tensorflow/tfjs-node-gpu (Linux/Windows x64, CUDA 11.2, cuDNN 8.1)' },
+  { label: 'node', description: 'native CPU through @tensorflow/tfjs-node' },
+  { label: 'wasm', description: 'WebAssembly with SIMD, both cores (no install needed)' },
+  { label: 'cpu', description: 'plain JavaScript (slowest)' },
+];
+
+/** Folder the worker searches for optional native backends. */
+export function nativeModulesDir(context: vscode.ExtensionContext): string {
+  return path.join(context.globalStorageUri.fsPath, 'native', 'node_modules');
+}
+
+function copyMissing(from: string, to: string): number {
+  let n = 0;
+  for (const e of fs.readdirSync(from, { withFileTypes: true })) {
+    const a = path.join(from, e.name), b = path.join(to, e.name);
+    if (e.isDirectory()) {
+      fs.mkdirSync(b, { recursive: true });
+      n += copyMissing(a, b);
+    } else if (!fs.existsSync(b)) {
+      fs.copyFileSync(a, b);
+      n++;
+    }
+  }
+  return n;
+}
+
+export function registerProjectCommands(context: vscode.ExtensionContext, backendStatus: vscode.StatusBarItem): void {
+  const showBackend = () => {
+    const b = vscode.workspace.getConfiguration('rlhf').get<string>('backend', 'auto');
+    backendStatus.text = `$(chip) ${b}`;
+    backendStatus.tooltip = `RLHF training backend: ${b} (click to change)`;
+    backendStatus.command = 'rlhf.selectBackend';
+    backendStatus.show();
+  };
+  showBackend();
+  context.subscriptions.push(
+    vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('rlhf.backend') && showBackend()),
+    vscode.commands.registerCommand('rlhf.newProject', async () => {
+      let target = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+      if (!target) {
+        const picked = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Create RLHF project here' });
+        target = picked?.[0]?.fsPath;
+      } else if (!vscode.workspace.isTrusted) {
+        return void vscode.window.showWarningMessage('RLHF: this workspace is not trusted; nothing is written.');
+      }
+      if (!target) return;
+      const n = copyMissing(path.join(context.extensionPath, 'examples', 'workspace'), target);
+      void vscode.window.showInformationMessage(`RLHF: the example project is in ${target} (${n} file(s) added; existing files kept).`);
+      if (!vscode.workspace.workspaceFolders?.length) await vscode.commands.executeCommand('vscode.openFolder', vscode.Uri.file(target));
+    }),
+    vscode.commands.registerCommand('rlhf.selectBackend', async () => {
+      const pick = await vscode.window.showQuickPick(BACKENDS, { placeHolder: 'Backend for training and generation' });
+      if (pick) await vscode.workspace.getConfiguration('rlhf').update('backend', pick.label, vscode.ConfigurationTarget.Global);
+    }),
+    vscode.commands.registerCommand('rlhf.installGpu', async () => {
+      if (!(process.platform === 'linux' || process.platform === 'win32') || process.arch !== 'x64') {
+        return void vscode.window.showErrorMessage(`RLHF: @tensorflow/tfjs-node-gpu runs on Linux or Windows x64 only (this is ${process.platform} ${process.arch}); training stays on the CPU (WebAssembly).`);
+      }
+      const prefix = path.dirname(nativeModulesDir(context));
+      fs.mkdirSync(prefix, { recursive: true });
+      const out: string[] = [];
+      const code = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'RLHF: installing @tensorflow/tfjs-node-gpu', cancellable: true }, (progress, token) =>
+        new Promise<number>((resolve) => {
+          const child = spawn(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['install', '--no-audit', '--no-fund', '--prefix', prefix, '@tensorflow/tfjs-node-gpu'], { cwd: prefix });
+          token.onCancellationRequested(() => child.kill());
+          const take = (d: Buffer) => {
+            const line = String(d).trim().split('\n').at(-1) ?? '';
+            out.push(String(d));
+            if (line) progress.report({ message: line.slice(0, 80) });
+          };
+          child.stdout.on('data', take);
+          child.stderr.on('data', take);
+          child.on('error', (e) => {
+            out.push(`npm could not start: ${e.message}`);
+            resolve(1);
+          });
+          child.on('exit', (c) => resolve(c ?? 1));
+        }),
+      );
+      if (code === 0) {
+        await vscode.workspace.getConfiguration('rlhf').update('backend', 'gpu', vscode.ConfigurationTarget.Global);
+        void vscode.window.showInformationMessage('RLHF: the GPU backend is installed; training now asks for CUDA (it needs CUDA 11.2 and cuDNN 8.1).');
+      } else {
+        const text = out.join('');
+        const why = /ENOTFOUND|ECONNREFUSED|ETIMEDOUT|storage\.googleapis/.test(text)
+          ? 'its install downloads libtensorflow from Google\'s storage, which this machine cannot reach'
+          : /npm could not start/.test(text) ? 'npm is not on the PATH' : `npm exited with code ${code}`;
+        void vscode.window.showErrorMessage(`RLHF: the GPU backend could not be installed: ${why}. Training continues on the CPU (WebAssembly). Fix: install CUDA 11.2 + cuDNN 8.1 and run "npm install @tensorflow/tfjs-node-gpu" where Google's storage is reachable.`);
+      }
+    }),
+  );
+}
