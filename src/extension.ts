@@ -78,7 +78,8 @@ export function activate(context: vscode.ExtensionContext): void {
           });
         },
       );
-      if (code === 0) void vscode.window.showInformationMessage(`RLHF: ${title} finished.`);
+      if (code === 0 && worker.cancelled) void vscode.window.showInformationMessage(`RLHF: ${title} cancelled at a checkpoint; resume it from the Runs view.`);
+      else if (code === 0) void vscode.window.showInformationMessage(`RLHF: ${title} finished.`);
       else void vscode.window.showErrorMessage(`RLHF: ${title} failed; see the RLHF output.`);
     } catch (e) {
       void vscode.window.showErrorMessage(`RLHF: ${(e as Error).message}`);

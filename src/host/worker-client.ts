@@ -24,6 +24,8 @@ export class WorkerClient {
 
   run(argv: string[], cwd: string, env: Record<string, string>, ev: WorkerEvents): Promise<number> {
     if (this.child) return Promise.reject(new Error('a training run is already in progress'));
+    this.cancelled = false;
+    this.lastCheckpoint = undefined;
     return new Promise((resolve) => {
       const child = fork(path.join(this.extensionPath, 'dist', 'worker.js'), [], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
       this.child = child;
@@ -48,7 +50,12 @@ export class WorkerClient {
     });
   }
 
+  /** Whether the last run was asked to stop. */
+  cancelled = false;
+
   cancel(): void {
-    this.child?.send({ type: 'cancel' });
+    if (!this.child) return;
+    this.cancelled = true;
+    this.child.send({ type: 'cancel' });
   }
 }

@@ -142,7 +142,7 @@ test('a tiny training run started from the command palette shows progress in the
   await status.first().waitFor({ timeout: 60_000 });
   await shot('training-status-bar');
   await page.locator('.notifications-toasts', { hasText: 'RLHF: Pretrain finished.' }).waitFor({ timeout: 120_000 });
-  const runRow = page.locator('.pane-body .monaco-list-row', { hasText: /^pretrain-/ });
+  const runRow = page.locator('.pane-body .monaco-list-row', { hasText: /^pretrain-.*completed/ });
   await runRow.first().waitFor({ timeout: 30_000 });
   assert.match(await runRow.first().innerText(), /completed · (eval )?loss \d\.\d{3}/);
   const runs = fs.readdirSync(path.join(workspace, '.rlhf', 'runs'));
@@ -150,4 +150,25 @@ test('a tiny training run started from the command palette shows progress in the
   const info = JSON.parse(fs.readFileSync(path.join(workspace, '.rlhf', 'runs', runs[0], 'run.json'), 'utf8'));
   assert.deepEqual([info.status, info.config.train.steps, info.config.model.n_embd], ['completed', 40, 32]);
   await shot('runs-view');
+});
+
+test('cancel stops a run at a checkpoint, and the Runs view offers to resume it', async () => {
+  // a longer run this time: the settings file is read again when it changes
+  fs.writeFileSync(path.join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'rlhf.pretrain.steps': 20000, 'rlhf.pretrain.layers': 1, 'rlhf.pretrain.heads': 2, 'rlhf.pretrain.embd': 32, 'rlhf.pretrain.block': 32, 'rlhf.pretrain.batchSize': 4 }));
+  await page.waitForTimeout(1500);
+  await page.keyboard.press('F1');
+  await page.keyboard.insertText('RLHF: Pretrain');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'RLHF: Pretrain' }).first().waitFor({ timeout: 30_000 });
+  await page.keyboard.press('Enter');
+  const status = page.locator('.statusbar-item', { hasText: /pretrain \d+\/20000/ });
+  await status.first().waitFor({ timeout: 60_000 });
+  const t0 = Date.now();
+  await status.first().click(); // the status bar item cancels
+  await page.locator('.notifications-toasts', { hasText: 'cancelled at a checkpoint' }).waitFor({ timeout: 30_000 });
+  assert.ok(Date.now() - t0 < 10_000, 'stopped within a few seconds');
+  const dirs = fs.readdirSync(path.join(workspace, '.rlhf', 'runs'));
+  const infos = dirs.map((d) => JSON.parse(fs.readFileSync(path.join(workspace, '.rlhf', 'runs', d, 'run.json'), 'utf8')));
+  assert.deepEqual(infos.map((i) => i.status).sort(), ['cancelled', 'completed']);
+  await page.locator('.pane-body .monaco-list-row', { hasText: /^pretrain-.*cancelled/ }).first().waitFor({ timeout: 30_000 });
+  await shot('cancelled-run');
 });
