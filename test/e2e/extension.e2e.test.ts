@@ -5,73 +5,25 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, ChildProcess } from 'child_process';
 import * as fs from 'fs';
-import * as net from 'net';
 import * as path from 'path';
-import { chromium, Browser, Page } from 'playwright-core';
-import { FIXTURES, ROOT, tmpDir } from '../helpers';
-// eslint-disable-next-line @typescript-eslint/ban-ts-comment
-// @ts-ignore: a plain ES module script
-import { ensureE2E } from '../../scripts/e2e-setup.mjs';
+import type { Page } from 'playwright-core';
+import { Session, openRlhfView, openVsCode, runCommand } from './harness';
 
-const ARTIFACTS = path.join(ROOT, 'test-artifacts');
-
-let server: ChildProcess | undefined;
-let browser: Browser | undefined;
+let vs: Session;
 let page: Page;
 let workspace: string;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function shot(name: string) {
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
-}
-
-const rows = () => page.locator('.pane-body .monaco-list-row').allInnerTexts();
+const shot = (name: string) => vs.shot(name);
+const rows = () => vs.rows();
 
 before(async () => {
-  const cache: string = ensureE2E();
-  const pkg = spawnSync('npm', ['run', 'package', '--silent'], { cwd: ROOT, encoding: 'utf8' });
-  assert.equal(pkg.status, 0, pkg.stderr);
-  const root = tmpDir('rlhf-e2e-');
-  const data = path.join(root, 'user-data'), exts = path.join(root, 'extensions');
-  workspace = path.join(root, 'workspace');
-  fs.cpSync(path.join(ROOT, 'examples', 'workspace'), workspace, { recursive: true });
-  fs.copyFileSync(path.join(FIXTURES, 'datasets', 'bad-ranks.rm.jsonl'), path.join(workspace, 'data', 'bad-ranks.rm.jsonl'));
   // a tiny model, so a run started from the command palette ends in seconds
-  fs.mkdirSync(path.join(workspace, '.vscode'));
-  fs.writeFileSync(path.join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'rlhf.pretrain.steps': 40, 'rlhf.pretrain.layers': 1, 'rlhf.pretrain.heads': 2, 'rlhf.pretrain.embd': 32, 'rlhf.pretrain.block': 32, 'rlhf.pretrain.batchSize': 4 }));
-  const entry = path.join(cache, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
-  const install = spawnSync(process.execPath, [entry, '--user-data-dir', data, '--extensions-dir', exts, '--install-extension', path.join(ROOT, 'rlhf-studio.vsix')], { encoding: 'utf8' });
-  assert.match(install.stdout, /successfully installed/, install.stderr);
-  const port = await freePort();
-  server = spawn(process.execPath, [entry, '--user-data-dir', data, '--extensions-dir', exts, '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-workspace-trust', '--disable-telemetry', workspace], { stdio: ['ignore', 'pipe', 'pipe'] });
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('code-server did not start within 60 s')), 60_000);
-    server!.stdout!.on('data', (d) => String(d).includes('HTTP server listening') && (clearTimeout(t), resolve()));
-    server!.on('exit', (c) => reject(new Error(`code-server exited with ${c}`)));
-  });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
-  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
-  await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
-  await page.locator('.activitybar [aria-label="RLHF"]').first().click({ timeout: 60_000 });
-  await page.waitForFunction(`document.body.innerText.includes(${JSON.stringify('reviews.sft.jsonl')})`, undefined, { timeout: 60_000 });
+  vs = await openVsCode({ trusted: true, settings: { 'rlhf.pretrain.steps': 40, 'rlhf.pretrain.layers': 1, 'rlhf.pretrain.heads': 2, 'rlhf.pretrain.embd': 32, 'rlhf.pretrain.block': 32, 'rlhf.pretrain.batchSize': 4 } });
+  ({ page, workspace } = vs);
+  await openRlhfView(page);
 });
 
-after(async () => {
-  await browser?.close();
-  server?.kill();
-});
+after(() => vs?.close());
 
 test('the RLHF container shows the example workspace\'s datasets by stage, with counts', async () => {
   const r = await rows();
@@ -133,10 +85,7 @@ test('problems follow the user\'s edits, before the file is saved', async () => 
 
 test('a tiny training run started from the command palette shows progress in the status bar and appears in the Runs view', async () => {
   await page.keyboard.press('Escape');
-  await page.keyboard.press('F1');
-  await page.keyboard.insertText('RLHF: Pretrain');
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'RLHF: Pretrain' }).first().waitFor({ timeout: 30_000 });
-  await page.keyboard.press('Enter');
+  await runCommand(page, 'RLHF: Pretrain');
   // the status bar item shows stage, step/total and loss while the worker trains
   const status = page.locator('.statusbar-item', { hasText: /pretrain \d+\/40 loss/ });
   await status.first().waitFor({ timeout: 60_000 });
@@ -156,10 +105,7 @@ test('cancel stops a run at a checkpoint, and the Runs view offers to resume it'
   // a longer run this time: the settings file is read again when it changes
   fs.writeFileSync(path.join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'rlhf.pretrain.steps': 20000, 'rlhf.pretrain.layers': 1, 'rlhf.pretrain.heads': 2, 'rlhf.pretrain.embd': 32, 'rlhf.pretrain.block': 32, 'rlhf.pretrain.batchSize': 4 }));
   await page.waitForTimeout(1500);
-  await page.keyboard.press('F1');
-  await page.keyboard.insertText('RLHF: Pretrain');
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'RLHF: Pretrain' }).first().waitFor({ timeout: 30_000 });
-  await page.keyboard.press('Enter');
+  await runCommand(page, 'RLHF: Pretrain');
   const status = page.locator('.statusbar-item', { hasText: /pretrain \d+\/20000/ });
   await status.first().waitFor({ timeout: 60_000 });
   const t0 = Date.now();

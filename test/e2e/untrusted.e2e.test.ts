@@ -1,0 +1,28 @@
+/** Workspace trust in a real VS Code: an untrusted workspace browses datasets but trains and writes nothing. */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import { Session, openRlhfView, openVsCode, runCommand } from './harness';
+
+let vs: Session;
+
+before(async () => {
+  vs = await openVsCode({ trusted: false });
+  // VS Code asks whether to trust the folder's authors: answer no (Restricted Mode)
+  const no = vs.page.getByRole('button', { name: /No, I don.t trust the authors/ });
+  await no.waitFor({ timeout: 60_000 });
+  await no.click();
+  await openRlhfView(vs.page);
+});
+
+after(() => vs?.close());
+
+test('in an untrusted workspace the views browse, but nothing trains', async () => {
+  const rows = await vs.rows();
+  assert.ok(rows.some((r) => r.startsWith('reviews.rm.jsonl')), JSON.stringify(rows));
+  await runCommand(vs.page, 'RLHF: Pretrain');
+  await vs.page.locator('.notifications-toasts', { hasText: 'training is disabled in an untrusted workspace' }).waitFor({ timeout: 30_000 });
+  assert.ok(!fs.existsSync(path.join(vs.workspace, '.rlhf')), 'no run was written');
+  await vs.shot('untrusted-workspace');
+});
