@@ -34,11 +34,14 @@ export function activate(context: vscode.ExtensionContext): void {
   const runsFolder = () => cfg().get<string>('runsFolder', '.rlhf/runs');
   const runsDir = () => (folder() ? path.resolve(folder()!, runsFolder()) : undefined);
   const runs = new RunsTreeProvider(runsDir);
+  // side-by-side generations, shown as read-only Markdown
+  const generated = new Map<string, string>();
+  context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider('rlhf-generate', { provideTextDocumentContent: (u) => generated.get(u.toString()) ?? '' }));
   context.subscriptions.push(runs, vscode.window.createTreeView('rlhf.runs', { treeDataProvider: runs }));
   if (vscode.workspace.workspaceFolders?.[0]) runs.watch(vscode.workspace.workspaceFolders[0], runsFolder());
   runs.refresh();
 
-  async function runStage(title: string, argv: string[]): Promise<void> {
+  async function runStage(title: string, argv: string[], onResult?: (v: Record<string, unknown>) => void): Promise<void> {
     const cwd = folder();
     if (!cwd) {
       void vscode.window.showErrorMessage('RLHF: open a folder first; runs are written inside it.');
@@ -60,6 +63,7 @@ export function activate(context: vscode.ExtensionContext): void {
           token.onCancellationRequested(() => worker.cancel());
           let last = 0;
           return worker.run(full, cwd, { RLHF_BACKEND: cfg().get<string>('backend', 'auto'), RLHF_NATIVE_MODULES: nativeModulesDir(context) }, {
+            onResult,
             onLog: (line) => {
               log.info(line);
               const b = /^backend: (\w+) — (.*)$/.exec(line);
@@ -133,10 +137,26 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
     vscode.commands.registerCommand('rlhf.runPipeline', () => runStage('Run Full Pipeline', ['pipeline', '--out', path.join(folder() ?? '.', '.rlhf', 'pipeline')])),
     vscode.commands.registerCommand('rlhf.generate', async () => {
-      const model = await pickModel();
-      if (!model) return;
-      const prompt = await vscode.window.showInputBox({ prompt: 'Prompt' });
-      if (prompt) await runStage('Generate', ['generate', '--model', model, '--prompt', prompt]);
+      const uris = await vscode.workspace.findFiles('**/config.json', '**/node_modules/**', 200);
+      const picked = await vscode.window.showQuickPick(
+        uris.map((u) => ({ label: vscode.workspace.asRelativePath(path.dirname(u.fsPath)), dir: path.dirname(u.fsPath) })),
+        { canPickMany: true, placeHolder: 'Models to compare side by side (e.g. the SFT and the PPO model)' },
+      );
+      if (!picked?.length) return;
+      const prompt = await vscode.window.showInputBox({ prompt: 'Prompt', value: context.workspaceState.get<string>('rlhf.lastPrompt') });
+      if (!prompt) return;
+      await context.workspaceState.update('rlhf.lastPrompt', prompt);
+      const g = vscode.workspace.getConfiguration('rlhf.generation');
+      const flags = ['--num-samples', String(g.get('samples', 2)), '--max-tokens', String(g.get('maxTokens', 128)), '--temperature', String(g.get('temperature', 0.8)), '--top-k', String(g.get('topK', 0)), '--top-p', String(g.get('topP', 1)), '--seed', String(g.get('seed', 1))];
+      const results: { model: string; responses: string[] }[] = [];
+      for (const m of picked) {
+        await runStage(`Generate with ${m.label}`, ['generate', '--model', m.dir, '--prompt', prompt, ...flags], (v) => results.push({ model: m.label, responses: v.responses as string[] }));
+      }
+      if (!results.length) return;
+      const md = [`# ${prompt.replace(/\n/g, ' ')}`, '', `temperature ${flags[5]}, top-k ${flags[7]}, top-p ${flags[9]}, seed ${flags[11]}`, '', ...results.flatMap((r) => [`## ${r.model}`, '', ...r.responses.flatMap((x, i) => [`**${i + 1}.**`, '', '```text', x, '```', ''])])].join('\n');
+      const uri = vscode.Uri.from({ scheme: 'rlhf-generate', path: `/Generate ${Date.now()}.md` });
+      generated.set(uri.toString(), md);
+      await vscode.commands.executeCommand('markdown.showPreviewToSide', uri);
     }),
     vscode.commands.registerCommand('rlhf.cancel', () => worker.cancel()),
     vscode.commands.registerCommand('rlhf.runs.refresh', () => runs.refresh()),

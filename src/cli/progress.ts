@@ -5,6 +5,8 @@ export interface Reporter {
   progress(p: Progress): void;
   log(line: string): void;
   checkpoint?(dir: string, step: number): void;
+  /** A command's result, for callers that are not a terminal (the worker sends it to the host). */
+  result?(value: Record<string, unknown>): void;
   json: boolean;
 }
 

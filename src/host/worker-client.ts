@@ -8,6 +8,7 @@ import { WorkerToHost, parseWorkerMessage } from '../protocol/worker';
 
 export interface WorkerEvents {
   onLog(line: string): void;
+  onResult?(value: Record<string, unknown>): void;
   onProgress(p: Extract<WorkerToHost, { type: 'progress' }>): void;
 }
 
@@ -38,6 +39,7 @@ export class WorkerClient {
         if (m.type === 'ready') child.send({ type: 'start', argv });
         else if (m.type === 'log') ev.onLog(m.message);
         else if (m.type === 'checkpoint') this.lastCheckpoint = m.dir;
+        else if (m.type === 'result') ev.onResult?.(m.value);
         else if (m.type === 'error') ev.onLog(`error: ${m.message}`);
         else if (m.type === 'progress') ev.onProgress(m);
         else if (m.type === 'done') code = m.code;

@@ -10,6 +10,7 @@ export type WorkerToHost =
   | { type: 'ready'; pid: number }
   | { type: 'log'; message: string }
   | { type: 'checkpoint'; dir: string; step: number }
+  | { type: 'result'; value: Record<string, unknown> }
   | { type: 'progress'; stage: string; step: number; total: number; eta_seconds: number; metrics: Record<string, number> }
   | { type: 'error'; message: string }
   | { type: 'done'; code: number };
@@ -39,6 +40,8 @@ export function parseWorkerMessage(v: unknown): WorkerToHost | undefined {
       for (const [k, x] of Object.entries(v.metrics)) if (typeof x === 'number') metrics[k] = x;
       return { type: 'progress', stage: v.stage, step: v.step, total: v.total, eta_seconds: v.eta_seconds, metrics };
     }
+    case 'result':
+      return isObj(v.value) ? { type: 'result', value: v.value } : undefined;
     case 'checkpoint':
       return isStr(v.dir) && isNum(v.step) ? { type: 'checkpoint', dir: v.dir, step: v.step } : undefined;
     case 'done':

@@ -15,6 +15,7 @@ const reporter: Reporter = {
   json: true,
   log: (message) => send({ type: 'log', message }),
   checkpoint: (dir, step) => send({ type: 'checkpoint', dir, step }),
+  result: (value) => send({ type: 'result', value }),
   progress: (p) => send({ type: 'progress', stage: p.stage, step: p.step, total: p.totalSteps, eta_seconds: p.etaSeconds, metrics: p.metrics }),
 };
 

@@ -118,3 +118,22 @@ test('cancel stops a run at a checkpoint, and the Runs view offers to resume it'
   await page.locator('.pane-body .monaco-list-row', { hasText: /^pretrain-.*cancelled/ }).first().waitFor({ timeout: 30_000 });
   await shot('cancelled-run');
 });
+
+test('Generate shows the chosen models\' responses side by side', async () => {
+  await page.keyboard.press('Escape');
+  await runCommand(page, 'RLHF: Generate');
+  const items = page.locator('.quick-input-list .monaco-list-row');
+  await items.first().waitFor({ timeout: 30_000 });
+  await page.keyboard.insertText('base-char');
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: 'models/base-char' }).first();
+  await row.waitFor({ timeout: 30_000 });
+  await row.locator('input[type=checkbox], .quick-input-list-checkbox, .monaco-checkbox').first().click();
+  await page.keyboard.press('Enter');
+  await page.locator('.quick-input-message', { hasText: 'Prompt' }).first().waitFor({ timeout: 30_000 });
+  await page.keyboard.insertText('Tell me about the ferry.');
+  await page.keyboard.press('Enter');
+  const frame = page.frameLocator('iframe.webview.ready').last().frameLocator('#active-frame');
+  await frame.locator('h2', { hasText: 'models/base-char' }).waitFor({ timeout: 60_000 });
+  assert.equal(await frame.locator('pre').count(), 2, 'two responses (rlhf.generation.samples)');
+  await shot('generate');
+});

@@ -56,6 +56,7 @@ export async function generateCommand(o: ParsedOpts, r: Reporter) {
     });
     const responses = g.tokens.map((t) => tokenizer.decode(t));
     const n = g.tokens.reduce((a, t) => a + t.length, 0);
+    r.result?.({ model: o.model, prompt: o.prompt, responses, finished: g.finished, tokens_per_second: n / g.seconds });
     if (o.json) {
       process.stdout.write(JSON.stringify({ type: 'result', prompt: o.prompt, responses, tokens: g.tokens, finished: g.finished, tokens_per_second: n / g.seconds }) + '\n');
     } else {
