@@ -13,7 +13,7 @@ import { RunsTreeProvider } from './host/runs-tree-provider';
 import { stageFlags } from './host/settings';
 import { nativeModulesDir, registerProjectCommands } from './host/project-commands';
 import * as fs from 'fs';
-import type { RunNode } from './data/runs-tree';
+import { listRuns, type RunNode } from './data/runs-tree';
 
 export function activate(context: vscode.ExtensionContext): void {
   const t0 = performance.now();
@@ -161,7 +161,14 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('rlhf.cancel', () => worker.cancel()),
     vscode.commands.registerCommand('rlhf.runs.refresh', () => runs.refresh()),
     vscode.commands.registerCommand('rlhf.runs.resume', async (node?: RunNode) => {
-      const dir = node?.kind === 'run' ? node.dir : undefined;
+      let dir = node?.kind === 'run' ? node.dir : undefined;
+      if (!dir) {
+        // from the palette: the runs that can be resumed, newest first
+        const dirName = runsDir();
+        const open = dirName ? listRuns(dirName).filter((r) => r.info.status !== 'completed' && r.checkpoints.some((c) => c.label !== 'final')) : [];
+        if (!open.length) return void vscode.window.showInformationMessage('RLHF: no cancelled or interrupted run to resume.');
+        dir = (await vscode.window.showQuickPick(open.map((r) => ({ label: r.info.id, description: `${r.info.status}${r.metric ? ` · ${r.metric}` : ''}`, dir: r.dir })), { placeHolder: 'Run to resume' }))?.dir;
+      }
       if (dir) await runStage('Resume Run', ['resume', dir]);
     }),
     vscode.commands.registerCommand('rlhf.runs.useModel', async (node?: RunNode) => {
