@@ -39,7 +39,7 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider('rlhf-generate', { provideTextDocumentContent: (u) => generated.get(u.toString()) ?? '' }));
   context.subscriptions.push(runs, vscode.window.createTreeView('rlhf.runs', { treeDataProvider: runs }));
   if (vscode.workspace.workspaceFolders?.[0]) runs.watch(vscode.workspace.workspaceFolders[0], runsFolder());
-  runs.refresh();
+  setTimeout(() => runs.refresh(), 0); // reading runs waits until activation has returned
 
   async function runStage(title: string, argv: string[], onResult?: (v: Record<string, unknown>) => void): Promise<void> {
     const cwd = folder();
