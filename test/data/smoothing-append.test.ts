@@ -1,0 +1,29 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import { tmpDir } from '../helpers';
+import { smooth } from '../../src/data/smoothing';
+import { appendRecord, removeLastRecord } from '../../src/data/append';
+
+test("TensorBoard's debiased EMA, worked by hand; NaN passes through", () => {
+  // w = 0.5: last = 0.5, 1.25, (NaN), 2.625; debiased by 1 - 0.5^n for n = 1, 2, 3 finite points
+  const s = smooth([1, 2, NaN, 4], 0.5);
+  assert.deepEqual([s[0], s[1], s[3]], [1, 1.25 / 0.75, 2.625 / 0.875]);
+  assert.ok(Number.isNaN(s[2]));
+  assert.deepEqual([...smooth([3, 1, 4], 0)], [3, 1, 4], 'no smoothing at w = 0');
+  assert.ok(Math.abs(smooth([5, 5, 5, 5], 0.9)[3] - 5) < 1e-12, 'a constant stays put (no bias toward 0)');
+});
+
+test('appended records reach the disk whole; undo rewrites the file atomically', () => {
+  const file = path.join(tmpDir(), 'data', 'ranked.rm.jsonl');
+  appendRecord(file, { prompt: 'a', responses: ['x', 'y'], ranks: [1, 2] });
+  fs.appendFileSync(file, '{"prompt": "no newline at the end"}');
+  appendRecord(file, { prompt: 'b', responses: ['x', 'y'], ranks: [2, 1] });
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  assert.deepEqual(lines, ['{"prompt":"a","responses":["x","y"],"ranks":[1,2]}', '{"prompt": "no newline at the end"}', '{"prompt":"b","responses":["x","y"],"ranks":[2,1]}', '']);
+  assert.throws(() => removeLastRecord(file, '{"prompt":"other"}'), /changed on disk/);
+  assert.equal(removeLastRecord(file, lines[2]), lines[2]);
+  assert.equal(fs.readFileSync(file, 'utf8'), lines[0] + '\n' + lines[1] + '\n');
+  assert.deepEqual(fs.readdirSync(path.dirname(file)), ['ranked.rm.jsonl'], 'no temporary file left');
+});
