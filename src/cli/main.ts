@@ -10,7 +10,7 @@ import { GENERATE_OPTS, LOGPROBS_OPTS, generateCommand, logprobsCommand } from '
 import { BENCH_OPTS, benchCommand } from './commands/bench';
 import { PIPELINE_OPTS, pipelineCommand } from './commands/pipeline';
 import { ParsedOpts } from './args';
-import { CONVERT_OPTS, STATS_OPTS, VALIDATE_OPTS, convertCommand, statsCommand, validateCommand } from './commands/data';
+import { AGREEMENT_OPTS, CONVERT_OPTS, STATS_OPTS, VALIDATE_OPTS, agreementCommand, convertCommand, statsCommand, validateCommand } from './commands/data';
 
 interface Command {
   usage: string;
@@ -32,6 +32,7 @@ export const COMMANDS: Record<string, Command> = {
   validate: { usage: 'rlhf validate FILE... [--json]', summary: 'Check datasets: one FILE:LINE: message per problem; exit 0 only when all are valid.', opts: VALIDATE_OPTS, run: (o, p, r) => validateCommand(o, p, r) },
   stats: { usage: 'rlhf stats FILE [--eval FILE] [--json]', summary: 'Dataset statistics: lengths, K and ties, categories, annotators, train/eval leaks.', opts: STATS_OPTS, run: (o, p) => statsCommand(o, p) },
   convert: { usage: 'rlhf convert FILE --to KIND --out NEW_FILE', summary: 'Rankings to TRL pairwise, HH transcripts to native, messages <-> prompt/response.', opts: CONVERT_OPTS, run: (o, p) => convertCommand(o, p) },
+  agreement: { usage: 'rlhf agreement FILE [--json]', summary: "Inter-annotator agreement: pairwise, Kendall's tau-b per pair, Krippendorff's alpha.", opts: AGREEMENT_OPTS, run: (o, p) => agreementCommand(o, p) },
   pipeline: { usage: 'rlhf pipeline [--out DIR]', summary: 'The whole recipe on the example workspace: pretrain, SFT, reward model, PPO, held-out evaluation.', opts: PIPELINE_OPTS, run: (o, _p, r) => pipelineCommand(o, r) },
   demo: { usage: 'rlhf demo [--out DIR]', summary: 'The same as rlhf pipeline (what npm run demo runs).', opts: PIPELINE_OPTS, run: (o, _p, r) => pipelineCommand(o, r) },
 };

@@ -64,7 +64,7 @@ test('rlhf generate samples with the chosen seed and reports tokens/s', () => {
 });
 
 test('every command has --help', () => {
-  for (const c of ['pretrain', 'sft', 'rm', 'ppo', 'pipeline', 'resume', 'generate', 'logprobs', 'bench', 'demo']) {
+  for (const c of ['pretrain', 'sft', 'rm', 'ppo', 'pipeline', 'resume', 'generate', 'logprobs', 'bench', 'demo', 'validate', 'stats', 'convert', 'agreement']) {
     const r = rlhf(c, '--help');
     assert.equal(r.code, 0, c);
     assert.match(r.stdout, /Options:/);

@@ -6,6 +6,7 @@ import { formatProblem } from '../../data/jsonl';
 import { STAGES, Stage, readDataset } from '../../data/reader';
 import { datasetStats } from '../../data/stats';
 import { CONVERSIONS, Conversion, convertFile } from '../../data/convert';
+import { RankingByAnnotator, agreement } from '../../data/agreement';
 import { Gpt2Tokenizer } from '../../engine/tokenizer';
 
 const HELP = { help: { type: 'boolean' as const, help: 'show this help' }, json: { type: 'boolean' as const, help: 'machine-readable output' } };
@@ -94,4 +95,32 @@ export async function convertCommand(o: ParsedOpts, files: string[]): Promise<nu
   if (o.json) process.stdout.write(JSON.stringify({ type: 'result', read: r.read, written: r.written, output: r.output, problems: r.problems.length }) + '\n');
   else process.stderr.write(msg + '\n');
   return r.problems.length ? 1 : 0;
+}
+
+export const AGREEMENT_OPTS: OptSpecs = { ...HELP };
+
+/** Inter-annotator agreement of an RM file's rankings (prompts ranked by several annotators). */
+export async function agreementCommand(o: ParsedOpts, files: string[]): Promise<number> {
+  if (files.length !== 1) throw new UsageError('rlhf agreement takes one RM FILE');
+  if (!fs.existsSync(files[0])) throw new Error(`${files[0]}: file not found`);
+  const recs: RankingByAnnotator[] = [];
+  readDataset(files[0], {
+    stage: 'rm',
+    onRecord: (r) => {
+      if ('ranks' in r && r.annotator && !r.flags.includes('not_rankable')) recs.push({ prompt: r.prompt, responses: r.responses, ranks: r.ranks, annotator: r.annotator });
+    },
+  });
+  const a = agreement(recs);
+  if (o.json) process.stdout.write(JSON.stringify(a) + '\n');
+  else {
+    process.stdout.write(
+      [
+        `${a.items} item(s) ranked by two or more of ${a.annotators.length} annotator(s)`,
+        `pairwise agreement: ${(100 * a.pairwise_agreement).toFixed(1)}% (InstructGPT's labelers: about 73%)`,
+        `Krippendorff's alpha (ordinal): ${a.krippendorff_alpha_ordinal.toFixed(3)}`,
+        ...a.kendall_tau_b.map((t) => `Kendall's tau-b ${t.a} vs ${t.b}: ${t.tau_b.toFixed(3)} over ${t.items} item(s)`),
+      ].join('\n') + '\n',
+    );
+  }
+  return 0;
 }
