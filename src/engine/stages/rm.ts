@@ -18,16 +18,9 @@ import { RewardModel } from '../rm/reward-model';
 import { pairStats, pairsFor, rankingLoss } from '../rm/ranking-loss';
 import { readRecords } from '../../data/jsonl';
 import { Ranking, comparisons, toRanking } from '../../data/rm';
-import { DEFAULT_TRAIN, StageHooks, assertFile, readResumePoint, runLifecycle, trainEvalSplit } from './common';
+import { DEFAULT_TRAIN, DatasetStageOptions, StageHooks, assertFile, readResumePoint, runLifecycle, trainEvalSplit } from './common';
 
-export interface RmOptions {
-  data: string;
-  evalData?: string;
-  model: string;
-  train?: Partial<TrainConfig>;
-  runsDir: string;
-  runId?: string;
-}
+export type RmOptions = DatasetStageOptions;
 
 export const RM_DEFAULTS: Partial<TrainConfig> = { steps: 150, batchSize: 8, lr: 2e-4, minLr: 2e-5, warmupSteps: 10, weightDecay: 0, evalInterval: 50 };
 

@@ -14,16 +14,9 @@ import { Batch, LmData, TrainConfig, lmObjective, train as trainLoop } from '../
 import { readRecords } from '../../data/jsonl';
 import { SftExample, toSftExample } from '../../data/sft';
 import { autoThreads } from '../train/parallel';
-import { DEFAULT_TRAIN, StageHooks, assertFile, readResumePoint, runLifecycle, trainEvalSplit } from './common';
+import { DEFAULT_TRAIN, DatasetStageOptions, StageHooks, assertFile, readResumePoint, runLifecycle, trainEvalSplit } from './common';
 
-export interface SftOptions {
-  data: string;
-  evalData?: string;
-  model: string;
-  train?: Partial<TrainConfig>;
-  runsDir: string;
-  runId?: string;
-}
+export type SftOptions = DatasetStageOptions;
 
 export const SFT_DEFAULTS: Partial<TrainConfig> = { lr: 3e-4, minLr: 3e-5, warmupSteps: 10, steps: 150, weightDecay: 0.0 };
 
