@@ -92,29 +92,21 @@ export async function pretrainCommand(o: ParsedOpts, r: Reporter) {
   return result;
 }
 
-export async function sftCommand(o: ParsedOpts, r: Reporter) {
-  if (!o.data) throw new UsageError('rlhf sft needs --data FILE (see rlhf sft --help)');
-  if (!o.model) throw new UsageError('rlhf sft needs --model DIR, the pretrained parent (see rlhf sft --help)');
-  await startBackend(o, r);
-  const result = await sft(
-    { data: o.data as string, evalData: o['eval-data'] as string | undefined, model: o.model as string, train: trainOverrides(o), runsDir: path.resolve(o['runs-dir'] as string), runId: o['run-id'] as string | undefined },
-    hooksFor(r),
-  );
-  summarize(r, result, path.join(path.resolve(o['runs-dir'] as string), result.run.id));
-  return result;
+/** SFT and the reward model: a dataset and a parent model, the rest from flags. */
+function datasetStageCommand(name: string, parent: string, run: typeof sft) {
+  return async (o: ParsedOpts, r: Reporter) => {
+    if (!o.data) throw new UsageError(`rlhf ${name} needs --data FILE (see rlhf ${name} --help)`);
+    if (!o.model) throw new UsageError(`rlhf ${name} needs --model DIR, ${parent} (see rlhf ${name} --help)`);
+    await startBackend(o, r);
+    const runsDir = path.resolve(o['runs-dir'] as string);
+    const result = await run({ data: o.data as string, evalData: o['eval-data'] as string | undefined, model: o.model as string, train: trainOverrides(o), runsDir, runId: o['run-id'] as string | undefined }, hooksFor(r));
+    summarize(r, result, path.join(runsDir, result.run.id));
+    return result;
+  };
 }
 
-export async function rmCommand(o: ParsedOpts, r: Reporter) {
-  if (!o.data) throw new UsageError('rlhf rm needs --data FILE (see rlhf rm --help)');
-  if (!o.model) throw new UsageError('rlhf rm needs --model DIR, the SFT model (see rlhf rm --help)');
-  await startBackend(o, r);
-  const result = await trainRewardModel(
-    { data: o.data as string, evalData: o['eval-data'] as string | undefined, model: o.model as string, train: trainOverrides(o), runsDir: path.resolve(o['runs-dir'] as string), runId: o['run-id'] as string | undefined },
-    hooksFor(r),
-  );
-  summarize(r, result, path.join(path.resolve(o['runs-dir'] as string), result.run.id));
-  return result;
-}
+export const sftCommand = datasetStageCommand('sft', 'the pretrained parent', sft);
+export const rmCommand = datasetStageCommand('rm', 'the SFT model', trainRewardModel);
 
 export function ppoConfig(o: ParsedOpts): Partial<PpoConfig> {
   if (o['kl-estimator'] !== 'k1' && o['kl-estimator'] !== 'k3') throw new UsageError('--kl-estimator must be k1 or k3');

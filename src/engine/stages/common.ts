@@ -68,6 +68,21 @@ export async function runLifecycle(run: RunDir, body: () => Promise<TrainResult>
   }
 }
 
+/**
+ * Opens a run to resume: its run.json, its stage config and the newest complete checkpoint.
+ * `markResumed` records the resume (call it once the stage's inputs have loaded).
+ */
+export function openResume<C>(runDir: string, hooks: StageHooks) {
+  const run = new RunDir(runDir);
+  const info = run.read();
+  const point = readResumePoint(run);
+  const markResumed = () => {
+    run.update({ resumed_at: [...(info.resumed_at ?? []), new Date().toISOString()] });
+    hooks.log?.(`resuming ${run.dir} from step ${point.step}`);
+  };
+  return { run, config: info.config as C, point, markResumed };
+}
+
 export function readResumePoint(run: RunDir): { step: number; dir: string } {
   run.cleanTemporary();
   const c = run.latestCheckpoint();

@@ -34,7 +34,7 @@ import { policyLoss, valueLoss } from '../ppo/losses';
 import { readRecords } from '../../data/jsonl';
 import { PpoPrompt, toPpoPrompt } from '../../data/ppo';
 import { corpusData, readCorpus } from './pretrain';
-import { StageHooks, assertFile, readResumePoint, runLifecycle } from './common';
+import { StageHooks, assertFile, openResume, runLifecycle } from './common';
 
 export interface PpoConfig {
   iterations: number;
@@ -461,18 +461,14 @@ export async function ppoTrain(o: PpoOptions, hooks: StageHooks = {}) {
 }
 
 export async function resumePpo(runDir: string, hooks: StageHooks = {}, gold?: (s: string) => number) {
-  const run = new RunDir(runDir);
-  const info = run.read();
-  const point = readResumePoint(run);
-  const c = info.config as { prompts: string; policy: string; reward_model: string; ptx_corpus: string | null; ppo: PpoConfig };
+  const { run, config: c, point, markResumed } = openResume<{ prompts: string; policy: string; reward_model: string; ptx_corpus: string | null; ppo: PpoConfig }>(runDir, hooks);
   const prompts = readPrompts(c.prompts);
   const models = loadModels(point.dir, c.reward_model, c.policy, path.join(point.dir, 'value'));
   const ppo = new PpoRun(models, prompts, c.ppo, models.stats, c.ppo.ptxCoef > 0 ? readCorpus(c.ptx_corpus ?? '') : undefined, gold);
   try {
     ppo.restore(point.dir);
     run.truncateMetrics(point.step);
-    run.update({ resumed_at: [...(info.resumed_at ?? []), new Date().toISOString()] });
-    hooks.log?.(`resuming ${run.dir} from iteration ${point.step}`);
+    markResumed();
     return await runLifecycle(run, () => loop(run, ppo, hooks));
   } finally {
     ppo.dispose();

@@ -14,7 +14,7 @@ import { loadModel } from '../checkpoint';
 import { Batch, LmData, TrainConfig, lmObjective, train as trainLoop } from '../train/trainer';
 import { readJsonl, formatProblem } from '../../data/jsonl';
 import { autoThreads } from '../train/parallel';
-import { DEFAULT_TRAIN, StageHooks, assertFile, readResumePoint, runLifecycle } from './common';
+import { DEFAULT_TRAIN, StageHooks, assertFile, openResume, runLifecycle } from './common';
 
 export interface PretrainOptions {
   corpus: string;
@@ -90,7 +90,7 @@ async function continuePretrain(run: RunDir, model: GPT, tokenizer: Tokenizer, t
   const data = corpusData(tokens, model.config.n_positions, train.batchSize);
   try {
     return await runLifecycle(run, () =>
-      lmObjective('pretrain', model, tokenizer, data, train).then((objective) => trainLoop({ objective, cfg: train, run, resume, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop, onCheckpoint: hooks.onCheckpoint })),
+      lmObjective('pretrain', model, tokenizer, data, train).then((objective) => trainLoop({ objective, cfg: train, run, resume, ...hooks })),
     );
   } finally {
     model.dispose();
@@ -98,12 +98,8 @@ async function continuePretrain(run: RunDir, model: GPT, tokenizer: Tokenizer, t
 }
 
 export async function resumePretrain(runDir: string, hooks: StageHooks = {}) {
-  const run = new RunDir(runDir);
-  const info = run.read();
-  const point = readResumePoint(run);
+  const { run, config, point, markResumed } = openResume<{ corpus: string; train: TrainConfig }>(runDir, hooks);
   const { model, tokenizer } = loadModel(point.dir);
-  const cfg = info.config as { corpus: string; train: TrainConfig };
-  run.update({ resumed_at: [...(info.resumed_at ?? []), new Date().toISOString()] });
-  hooks.log?.(`resuming ${run.dir} from step ${point.step}`);
-  return continuePretrain(run, model, tokenizer, readCorpus(cfg.corpus), cfg.train, hooks, point);
+  markResumed();
+  return continuePretrain(run, model, tokenizer, readCorpus(config.corpus), config.train, hooks, point);
 }

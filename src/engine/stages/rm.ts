@@ -18,7 +18,7 @@ import { RewardModel } from '../rm/reward-model';
 import { pairStats, pairsFor, rankingLoss } from '../rm/ranking-loss';
 import { readRecords } from '../../data/jsonl';
 import { Ranking, comparisons, toRanking } from '../../data/rm';
-import { DEFAULT_TRAIN, DatasetStageOptions, StageHooks, assertFile, readResumePoint, runLifecycle, trainEvalSplit } from './common';
+import { DEFAULT_TRAIN, DatasetStageOptions, StageHooks, assertFile, openResume, runLifecycle, trainEvalSplit } from './common';
 
 export type RmOptions = DatasetStageOptions;
 
@@ -165,24 +165,20 @@ export async function trainRewardModel(o: RmOptions, hooks: StageHooks = {}) {
       parent_model: path.resolve(o.model),
     }, o.runId);
     hooks.log?.(`run ${run.dir}: ${prepared.trainSet.length} rankings (${prepared.evalSet.length} held out)`);
-    return await runLifecycle(run, async () => trainLoop({ objective: await rmObjective(rm, loaded.tokenizer, prepared.trainSet, prepared.evalSet, train), cfg: train, run, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop, onCheckpoint: hooks.onCheckpoint }));
+    return await runLifecycle(run, async () => trainLoop({ objective: await rmObjective(rm, loaded.tokenizer, prepared.trainSet, prepared.evalSet, train), cfg: train, run, ...hooks }));
   } finally {
     rm.dispose();
   }
 }
 
 export async function resumeRewardModel(runDir: string, hooks: StageHooks = {}) {
-  const run = new RunDir(runDir);
-  const info = run.read();
-  const point = readResumePoint(run);
-  const cfg = info.config as { data: string; eval_data: string | null; train: TrainConfig };
+  const { run, config, point, markResumed } = openResume<{ data: string; eval_data: string | null; train: TrainConfig }>(runDir, hooks);
   const loaded = readModelDir(point.dir);
-  const prepared = prepare({ data: cfg.data, evalData: cfg.eval_data ?? undefined }, loaded.tokenizer, loaded.config.n_positions);
-  const rm = RewardModel.fromLoaded(loaded, true, cfg.train.seed);
+  const prepared = prepare({ data: config.data, evalData: config.eval_data ?? undefined }, loaded.tokenizer, loaded.config.n_positions);
+  const rm = RewardModel.fromLoaded(loaded, true, config.train.seed);
   try {
-    run.update({ resumed_at: [...(info.resumed_at ?? []), new Date().toISOString()] });
-    hooks.log?.(`resuming ${run.dir} from step ${point.step}`);
-    return await runLifecycle(run, async () => trainLoop({ objective: await rmObjective(rm, loaded.tokenizer, prepared.trainSet, prepared.evalSet, cfg.train), cfg: cfg.train, run, resume: point, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop, onCheckpoint: hooks.onCheckpoint }));
+    markResumed();
+    return await runLifecycle(run, async () => trainLoop({ objective: await rmObjective(rm, loaded.tokenizer, prepared.trainSet, prepared.evalSet, config.train), cfg: config.train, run, resume: point, ...hooks }));
   } finally {
     rm.dispose();
   }

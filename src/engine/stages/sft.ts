@@ -14,7 +14,7 @@ import { Batch, LmData, TrainConfig, lmObjective, train as trainLoop } from '../
 import { readRecords } from '../../data/jsonl';
 import { SftExample, toSftExample } from '../../data/sft';
 import { autoThreads } from '../train/parallel';
-import { DEFAULT_TRAIN, DatasetStageOptions, StageHooks, assertFile, readResumePoint, runLifecycle, trainEvalSplit } from './common';
+import { DEFAULT_TRAIN, DatasetStageOptions, StageHooks, assertFile, openResume, runLifecycle, trainEvalSplit } from './common';
 
 export type SftOptions = DatasetStageOptions;
 
@@ -108,20 +108,16 @@ export async function sft(o: SftOptions, hooks: StageHooks = {}) {
 
 async function continueSft(run: RunDir, model: GPT, tokenizer: Tokenizer, p: { train: TokenizedExample[]; evalSet: TokenizedExample[] }, train: TrainConfig, hooks: StageHooks, resume?: { step: number; dir: string }) {
   const data = sftData(p.train, p.evalSet, train, tokenizer.eot);
-  return runLifecycle(run, () => lmObjective('sft', model, tokenizer, data, train).then((objective) => trainLoop({ objective, cfg: train, run, resume, onProgress: hooks.onProgress, shouldStop: hooks.shouldStop, onCheckpoint: hooks.onCheckpoint })));
+  return runLifecycle(run, () => lmObjective('sft', model, tokenizer, data, train).then((objective) => trainLoop({ objective, cfg: train, run, resume, ...hooks })));
 }
 
 export async function resumeSft(runDir: string, hooks: StageHooks = {}) {
-  const run = new RunDir(runDir);
-  const info = run.read();
-  const point = readResumePoint(run);
-  const cfg = info.config as { data: string; eval_data: string | null; train: TrainConfig };
+  const { run, config, point, markResumed } = openResume<{ data: string; eval_data: string | null; train: TrainConfig }>(runDir, hooks);
   const { model, tokenizer } = loadModel(point.dir);
   try {
-    const prepared = prepare({ data: cfg.data, evalData: cfg.eval_data ?? undefined }, tokenizer, model.config.n_positions + 1, hooks.log);
-    run.update({ resumed_at: [...(info.resumed_at ?? []), new Date().toISOString()] });
-    hooks.log?.(`resuming ${run.dir} from step ${point.step}`);
-    return await continueSft(run, model, tokenizer, prepared, cfg.train, hooks, point);
+    const prepared = prepare({ data: config.data, evalData: config.eval_data ?? undefined }, tokenizer, model.config.n_positions + 1, hooks.log);
+    markResumed();
+    return await continueSft(run, model, tokenizer, prepared, config.train, hooks, point);
   } finally {
     model.dispose();
   }

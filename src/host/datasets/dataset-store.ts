@@ -72,7 +72,8 @@ export class DatasetStore {
 
   /** Record n of a file: its line and parsed object (undefined when the line is not JSON). */
   record(file: string, n: number): { line: number; value: Record<string, unknown> | undefined } {
-    const index = this.index(file)!;
+    // a page reads 100 records: check the file's freshness once (index()), not once per record
+    const index = this.files.get(file)?.index ?? this.index(file)!;
     try {
       return { line: index.lineNos[n], value: JSON.parse(readRecordBytes(index, n).toString('utf8')) };
     } catch {

@@ -75,7 +75,7 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<TreeNode>, v
     if (node.kind === 'file') {
       const f = this.store.files.get(node.path);
       if (!f) return [];
-      const count = this.store.index(node.path)?.count ?? 0;
+      const count = this.store.index(node.path)?.count ?? 0; // refreshes the index if the file changed
       return recordNodes(node.path, node.stage, count, f.shown, (n) => this.store.record(node.path, n));
     }
     return [];
