@@ -19,6 +19,8 @@ export interface SampleOptions {
   /** Stop a sequence at this token (not included in the output). */
   eot?: number;
   useCache?: boolean;
+  /** Called after every new token with the tokens so far (for streaming to a UI). */
+  onStep?: (tokens: number[][], finished: boolean[]) => void;
 }
 
 export const DEFAULT_SAMPLE: SampleOptions = { maxNewTokens: 128, temperature: 0.8, topK: 0, topP: 1, seed: 1, useCache: true };
@@ -113,6 +115,7 @@ export function generate(model: GPT, prompt: number[], numSamples: number, o: Sa
         if (o.eot !== undefined && next === o.eot) finished[i] = true;
         else out[i].push(next);
       }
+      o.onStep?.(out, finished);
     }
   } finally {
     disposeCache(cache);

@@ -2,6 +2,8 @@
  * Messages between the extension host and the training worker (a child process started with
  * child_process.fork). One module for both sides; every message is validated on receipt.
  */
+import { isNum, isObj, isStr } from './validate';
+
 export type HostToWorker =
   | { type: 'start'; argv: string[] }
   | { type: 'cancel' };
@@ -15,9 +17,6 @@ export type WorkerToHost =
   | { type: 'error'; message: string }
   | { type: 'done'; code: number };
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isNum = (v: unknown): v is number => typeof v === 'number' && !Number.isNaN(v);
-const isStr = (v: unknown): v is string => typeof v === 'string';
 
 export function parseHostMessage(v: unknown): HostToWorker | undefined {
   if (!isObj(v)) return undefined;

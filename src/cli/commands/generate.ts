@@ -17,6 +17,7 @@ export const GENERATE_OPTS: OptSpecs = {
   'top-p': { type: 'number', help: 'nucleus sampling probability mass', default: 1 },
   seed: { type: 'int', help: 'random seed', default: 1 },
   'no-cache': { type: 'boolean', help: 'recompute the whole context for every token (slow; for checks)' },
+  stream: { type: 'boolean', help: 'report the responses so far while they are generated (JSON lines {"type":"partial"} with --json)' },
   ...COMMON,
 };
 
@@ -53,6 +54,7 @@ export async function generateCommand(o: ParsedOpts, r: Reporter) {
       seed: o.seed as number,
       eot: tokenizer.eot,
       useCache: !o['no-cache'],
+      onStep: o.stream ? streamer(r, o, (t) => tokenizer.decode(t)) : undefined,
     });
     const responses = g.tokens.map((t) => tokenizer.decode(t));
     const n = g.tokens.reduce((a, t) => a + t.length, 0);
@@ -67,6 +69,19 @@ export async function generateCommand(o: ParsedOpts, r: Reporter) {
   } finally {
     model.dispose();
   }
+}
+
+/** Reports the partial responses at most every 100 ms (and never the same state twice). */
+function streamer(r: Reporter, o: ParsedOpts, decode: (t: number[]) => string) {
+  let last = 0;
+  return (tokens: number[][], finished: boolean[]) => {
+    const now = performance.now();
+    if (now - last < 100) return;
+    last = now;
+    const responses = tokens.map(decode);
+    r.result?.({ partial: true, model: o.model, responses, finished: [...finished] });
+    if (o.json) process.stdout.write(JSON.stringify({ type: 'partial', responses, finished }) + '\n');
+  };
 }
 
 export async function logprobsCommand(o: ParsedOpts, r: Reporter) {

@@ -1,0 +1,89 @@
+/**
+ * A ranking session without the UI: the prompts to rank (from a PPO or RM file, or one typed
+ * prompt), which of them this annotator already ranked (read from the RM file itself, so a
+ * session resumes from what is on disk), the K-way record a submission appends, and the pace.
+ */
+import * as fs from 'fs';
+import { readDataset } from './reader';
+
+export interface PromptItem {
+  /** The prompt as the annotator reads it and as the record stores it. */
+  prompt: string;
+  /** What the model reads (the chat template around the prompt, or a rendered conversation). */
+  context: string;
+}
+
+/** The distinct prompts of a PPO or RM file, in file order (an RM file repeats its prompts). */
+export function loadPrompts(file: string): PromptItem[] {
+  const seen = new Set<string>();
+  const out: PromptItem[] = [];
+  readDataset(file, {
+    onRecord: (r) => {
+      if (!('prompt' in r) || !('context' in r) || !r.prompt || seen.has(r.prompt)) return;
+      seen.add(r.prompt);
+      out.push({ prompt: r.prompt, context: r.context });
+    },
+  });
+  return out;
+}
+
+/** Prompts the annotator already has a record for in the RM file (flagged ones count: they were seen). */
+export function rankedBy(rmFile: string, annotator: string): Set<string> {
+  const done = new Set<string>();
+  if (!fs.existsSync(rmFile)) return done;
+  readDataset(rmFile, {
+    stage: 'rm',
+    onRecord: (_r, raw) => {
+      if (raw.annotator === annotator && typeof raw.prompt === 'string') done.add(raw.prompt);
+    },
+  });
+  return done;
+}
+
+/** The first prompt at or after `from` (wrapping around) that is neither ranked nor skipped; -1 when none is left. */
+export function nextPrompt(items: PromptItem[], ranked: Set<string>, skipped: Set<number>, from = 0): number {
+  for (let j = 0; j < items.length; j++) {
+    const i = (from + j) % items.length;
+    if (!ranked.has(items[i].prompt) && !skipped.has(i)) return i;
+  }
+  return -1;
+}
+
+export interface Submission {
+  prompt: string;
+  responses: string[];
+  ranks: number[];
+  annotator: string;
+  timeMs: number;
+  createdAt: Date;
+  model: string;
+  flags: string[];
+  comment: string;
+}
+
+/** The K-way record of the spec, fields in the spec's order. */
+export function rankingRecord(s: Submission): Record<string, unknown> {
+  if (s.ranks.length !== s.responses.length) throw new Error(`${s.responses.length} responses but ${s.ranks.length} ranks`);
+  return {
+    prompt: s.prompt,
+    responses: s.responses,
+    ranks: s.ranks,
+    annotator: s.annotator,
+    time_ms: Math.round(s.timeMs),
+    created_at: s.createdAt.toISOString(),
+    model: s.model,
+    flags: s.flags,
+    comment: s.comment,
+  };
+}
+
+/** Rankings per hour of ranking time (the time the annotator spent on each submitted item). */
+export function perHour(timesMs: number[]): number | null {
+  const total = timesMs.reduce((a, b) => a + b, 0);
+  return timesMs.length && total > 0 ? (timesMs.length * 3_600_000) / total : null;
+}
+
+/** Seed for an item's responses: the same prompt index and setting give the same responses again. */
+export function itemSeed(seed: number, index: number, k: number): number {
+  return seed + index * Math.max(k, 9);
+}

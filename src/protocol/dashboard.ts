@@ -1,0 +1,101 @@
+/**
+ * Messages between the extension host and the training dashboard's webview. One module for both
+ * sides; each side validates what it receives. The host tails each run's metrics.jsonl (the file
+ * is the source of truth) and sends new points; the webview asks for exports by metric name only:
+ * the host decides the file (under the workspace's .rlhf/exports/).
+ */
+import { isNum, isObj, isStr } from './validate';
+
+export interface RunMeta {
+  id: string;
+  stage: string;
+  status: string;
+  /** run.json's started_at, ms since the epoch (x axis "relative time" counts from it). */
+  startedAt: number;
+}
+
+export type HostToDashboard =
+  | { type: 'runs'; runs: RunMeta[] }
+  /**
+   * New points of one run, as columns. `reset` replaces what the webview holds (the file was
+   * rewritten, e.g. a resumed run truncated it). A metric missing at a step is null.
+   */
+  | { type: 'points'; run: string; reset: boolean; step: number[]; time: number[]; metrics: Record<string, (number | null)[]> }
+  | { type: 'status'; run: string; status: string }
+  | { type: 'error'; message: string };
+
+export type DashboardToHost =
+  | { type: 'ready' }
+  | { type: 'exportCsv'; metric: string }
+  /** A PNG of one card, base64 without the data: prefix. */
+  | { type: 'exportPng'; metric: string; png: string };
+
+/** Metric names as trainers write them: words of letters, digits, _ . - joined by / (objective/kl); no "." or ".." word. */
+export const isMetricName = (v: unknown): v is string =>
+  isStr(v) && v.length <= 100 && v.split('/').every((w) => /^[\w.-]+$/.test(w) && w !== '.' && w !== '..');
+export const MAX_PNG_BASE64 = 30 << 20;
+
+export function parseDashboardToHost(v: unknown): DashboardToHost | undefined {
+  if (!isObj(v)) return undefined;
+  switch (v.type) {
+    case 'ready':
+      return { type: 'ready' };
+    case 'exportCsv':
+      return isMetricName(v.metric) ? { type: 'exportCsv', metric: v.metric } : undefined;
+    case 'exportPng':
+      // base64 of a PNG starts with the encoded signature \x89PNG
+      return isMetricName(v.metric) && isStr(v.png) && v.png.length <= MAX_PNG_BASE64 && v.png.startsWith('iVBORw0KGgo') && /^[A-Za-z0-9+/=]+$/.test(v.png)
+        ? { type: 'exportPng', metric: v.metric, png: v.png }
+        : undefined;
+    default:
+      return undefined;
+  }
+}
+
+const isRunMeta = (r: unknown): r is RunMeta => isObj(r) && isStr(r.id) && isStr(r.stage) && isStr(r.status) && isNum(r.startedAt);
+const isColumn = (c: unknown, n: number): c is (number | null)[] => Array.isArray(c) && c.length === n && c.every((x) => x === null || isNum(x));
+
+export function parseHostToDashboard(v: unknown): HostToDashboard | undefined {
+  if (!isObj(v)) return undefined;
+  switch (v.type) {
+    case 'runs':
+      return Array.isArray(v.runs) && v.runs.every(isRunMeta) ? { type: 'runs', runs: v.runs } : undefined;
+    case 'points': {
+      if (!isStr(v.run) || typeof v.reset !== 'boolean' || !Array.isArray(v.step) || !v.step.every(isNum) || !isObj(v.metrics)) return undefined;
+      const n = v.step.length;
+      if (!isColumn(v.time, n) || v.time.some((t) => t === null)) return undefined;
+      const metrics: Record<string, (number | null)[]> = {};
+      for (const [k, c] of Object.entries(v.metrics)) {
+        if (!isMetricName(k) || !isColumn(c, n)) return undefined;
+        metrics[k] = c;
+      }
+      return { type: 'points', run: v.run, reset: v.reset, step: v.step, time: v.time as number[], metrics };
+    }
+    case 'status':
+      return isStr(v.run) && isStr(v.status) ? { type: 'status', run: v.run, status: v.status } : undefined;
+    case 'error':
+      return isStr(v.message) ? { type: 'error', message: v.message } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** Which metrics a stage's dashboard shows first, in order (others follow, by name). */
+export const STAGE_METRICS: Record<string, string[]> = {
+  pretrain: ['loss', 'eval/loss', 'learning_rate', 'grad_norm', 'tokens_per_second'],
+  sft: ['loss', 'eval/loss', 'learning_rate', 'grad_norm', 'tokens_per_second'],
+  rm: ['loss', 'accuracy', 'margin', 'eval/loss', 'eval/accuracy', 'learning_rate', 'grad_norm', 'tokens_per_second'],
+  ppo: [
+    'objective/scores', 'objective/rlhf_reward', 'objective/kl', 'objective/kl_coef', 'objective/entropy', 'objective/non_score_reward',
+    'policy/clipfrac_avg', 'val/clipfrac_avg', 'loss/value_avg', 'loss/policy_avg', 'policy/approxkl_avg', 'val/ratio', 'tokens_per_second',
+  ],
+};
+
+/** Orders a stage's metrics: the stage's list first, then the rest alphabetically. */
+export function orderMetrics(stage: string, names: Iterable<string>): string[] {
+  const known = STAGE_METRICS[stage] ?? [];
+  const all = [...new Set(names)];
+  const rank = (m: string) => (known.includes(m) ? known.indexOf(m) : known.length);
+  return all.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
