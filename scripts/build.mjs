@@ -15,12 +15,26 @@ const builds = [
   { ...common, entryPoints: ['src/worker/main.ts'], outfile: 'dist/worker.js', external: NATIVE },
   { ...common, entryPoints: ['src/cli/index.ts'], outfile: 'dist/cli.js', external: NATIVE },
   { ...common, entryPoints: ['src/engine/train/grad-thread.ts'], outfile: 'dist/grad-thread.js', external: NATIVE },
+  // the webview panels: browser bundles (vscode-elements, uPlot, markdown-it included)
+  ...['ranking', 'dashboard'].map((name) => ({
+    entryPoints: [`webview/${name}/main.ts`], outfile: `dist/webview/${name}.js`, bundle: true, platform: 'browser', target: 'chrome120', format: 'iife', minify: true, sourcemap: false, logLevel: 'warning',
+  })),
 ];
 
+/** Styles and fonts the webviews link (their CSP allows only files from the extension). */
+function copyWebviewAssets() {
+  fs.mkdirSync('dist/webview', { recursive: true });
+  for (const f of ['codicon.css', 'codicon.ttf']) fs.copyFileSync(`node_modules/@vscode/codicons/dist/${f}`, `dist/webview/${f}`);
+  fs.copyFileSync('node_modules/uplot/dist/uPlot.min.css', 'dist/webview/uplot.css');
+  for (const f of ['ranking.css', 'dashboard.css']) fs.copyFileSync(`media/${f}`, `dist/webview/${f}`);
+}
+
 if (watch) {
+  copyWebviewAssets();
   for (const b of builds) await (await esbuild.context(b)).watch();
 } else {
   await Promise.all(builds.map((b) => esbuild.build(b)));
+  copyWebviewAssets();
   // our SIMD kernel, assembled from its text source
   const wabt = await wabtInit();
   const mod = wabt.parseWat('bmm.wat', fs.readFileSync('src/engine/kernels/bmm.wat', 'utf8'), { simd: true, bulk_memory: true });

@@ -14,6 +14,8 @@ import { stageFlags } from './host/settings';
 import { nativeModulesDir, registerProjectCommands } from './host/project-commands';
 import * as fs from 'fs';
 import { listRuns, type RunNode } from './data/runs-tree';
+import { registerPanelCommands } from './host/panels/commands';
+import { generationFlags, generationSettings } from './host/settings';
 
 export function activate(context: vscode.ExtensionContext): void {
   const t0 = performance.now();
@@ -75,8 +77,8 @@ export function activate(context: vscode.ExtensionContext): void {
               progress.report({ increment: pct - last, message: `step ${p.step}/${p.total}${loss}` });
               last = pct;
               status.text = `$(pulse) ${p.stage} ${p.step}/${p.total}${loss} · ETA ${Math.round(p.eta_seconds)}s`;
-              status.tooltip = 'RLHF: training (click to cancel)';
-              status.command = 'rlhf.cancel';
+              status.tooltip = 'RLHF: training. Click to open its dashboard; cancel from the notification or with RLHF: Cancel Training.';
+              status.command = { command: 'rlhf.openDashboard', title: 'Open Training Dashboard', arguments: ['running'] };
               status.show();
             },
           });
@@ -146,14 +148,14 @@ export function activate(context: vscode.ExtensionContext): void {
       const prompt = await vscode.window.showInputBox({ prompt: 'Prompt', value: context.workspaceState.get<string>('rlhf.lastPrompt') });
       if (!prompt) return;
       await context.workspaceState.update('rlhf.lastPrompt', prompt);
-      const g = vscode.workspace.getConfiguration('rlhf.generation');
-      const flags = ['--num-samples', String(g.get('samples', 2)), '--max-tokens', String(g.get('maxTokens', 128)), '--temperature', String(g.get('temperature', 0.8)), '--top-k', String(g.get('topK', 0)), '--top-p', String(g.get('topP', 1)), '--seed', String(g.get('seed', 1))];
+      const g = generationSettings();
+      const flags = ['--num-samples', String(vscode.workspace.getConfiguration('rlhf.generation').get('samples', 2)), ...generationFlags(g)];
       const results: { model: string; responses: string[] }[] = [];
       for (const m of picked) {
         await runStage(`Generate with ${m.label}`, ['generate', '--model', m.dir, '--prompt', prompt, ...flags], (v) => results.push({ model: m.label, responses: v.responses as string[] }));
       }
       if (!results.length) return;
-      const md = [`# ${prompt.replace(/\n/g, ' ')}`, '', `temperature ${flags[5]}, top-k ${flags[7]}, top-p ${flags[9]}, seed ${flags[11]}`, '', ...results.flatMap((r) => [`## ${r.model}`, '', ...r.responses.flatMap((x, i) => [`**${i + 1}.**`, '', '```text', x, '```', ''])])].join('\n');
+      const md = [`# ${prompt.replace(/\n/g, ' ')}`, '', `temperature ${g.temperature}, top-k ${g.topK}, top-p ${g.topP}, seed ${g.seed}`, '', ...results.flatMap((r) => [`## ${r.model}`, '', ...r.responses.flatMap((x, i) => [`**${i + 1}.**`, '', '```text', x, '```', ''])])].join('\n');
       const uri = vscode.Uri.from({ scheme: 'rlhf-generate', path: `/Generate ${Date.now()}.md` });
       generated.set(uri.toString(), md);
       await vscode.commands.executeCommand('markdown.showPreviewToSide', uri);
@@ -185,6 +187,7 @@ export function activate(context: vscode.ExtensionContext): void {
       runs.refresh();
     }),
   );
+  registerPanelCommands(context, { runsDir, pickModel });
   log.info(`RLHF Studio activated in ${(performance.now() - t0).toFixed(1)} ms`);
 }
 

@@ -19,3 +19,25 @@ export function stageFlags(stage: string): string[] {
   }
   return out;
 }
+
+export interface GenerationSettings {
+  maxTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  seed: number;
+}
+
+export function generationSettings(): GenerationSettings {
+  const g = vscode.workspace.getConfiguration('rlhf.generation');
+  return { maxTokens: g.get('maxTokens', 128), temperature: g.get('temperature', 0.8), topK: g.get('topK', 0), topP: g.get('topP', 1), seed: g.get('seed', 1) };
+}
+
+/** `rlhf generate` flags for these settings (the seed is the caller's). */
+export function generationFlags(g: GenerationSettings, seed = g.seed): string[] {
+  return ['--max-tokens', String(g.maxTokens), '--temperature', String(g.temperature), '--top-k', String(g.topK), '--top-p', String(g.topP), '--seed', String(seed)];
+}
+
+export function describeGeneration(g: GenerationSettings): string {
+  return `temperature ${g.temperature} · top-p ${g.topP} · top-k ${g.topK || 'all'} · up to ${g.maxTokens} tokens · seed ${g.seed}`;
+}

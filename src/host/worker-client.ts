@@ -55,6 +55,11 @@ export class WorkerClient {
   /** Whether the last run was asked to stop. */
   cancelled = false;
 
+  /** Stops the worker at once (for work with nothing to save, such as a generation no one waits for). */
+  kill(): void {
+    this.child?.kill();
+  }
+
   cancel(): void {
     if (!this.child) return;
     this.cancelled = true;

@@ -14,8 +14,20 @@ export interface RunMeta {
   startedAt: number;
 }
 
+/** Which runs a dashboard shows: by id (folder name under the runs folder), or all of a stage. */
+export type DashboardScope = { ids: string[] } | { stage: string };
+
+const isRunId = (v: unknown): v is string => isStr(v) && /^[\w.-]+$/.test(v) && v !== '.' && v !== '..';
+
+export function isScope(v: unknown): v is DashboardScope {
+  if (!isObj(v)) return false;
+  if ('stage' in v) return isStr(v.stage) && /^\w+$/.test(v.stage);
+  return Array.isArray(v.ids) && v.ids.length > 0 && v.ids.every(isRunId);
+}
+
 export type HostToDashboard =
-  | { type: 'runs'; runs: RunMeta[] }
+  /** The runs shown, and the scope (kept in the webview's state so a reload brings the same dashboard back). */
+  | { type: 'runs'; scope: DashboardScope; runs: RunMeta[] }
   /**
    * New points of one run, as columns. `reset` replaces what the webview holds (the file was
    * rewritten, e.g. a resumed run truncated it). A metric missing at a step is null.
@@ -59,7 +71,7 @@ export function parseHostToDashboard(v: unknown): HostToDashboard | undefined {
   if (!isObj(v)) return undefined;
   switch (v.type) {
     case 'runs':
-      return Array.isArray(v.runs) && v.runs.every(isRunMeta) ? { type: 'runs', runs: v.runs } : undefined;
+      return isScope(v.scope) && Array.isArray(v.runs) && v.runs.every(isRunMeta) ? { type: 'runs', scope: v.scope, runs: v.runs } : undefined;
     case 'points': {
       if (!isStr(v.run) || typeof v.reset !== 'boolean' || !Array.isArray(v.step) || !v.step.every(isNum) || !isObj(v.metrics)) return undefined;
       const n = v.step.length;

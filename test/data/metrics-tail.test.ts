@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { tmpDir } from '../helpers';
-import { MetricsTail, metricCsv, toColumns } from '../../src/data/metrics-tail';
+import { MetricRow, MetricsTail, metricCsv, toColumns } from '../../src/data/metrics-tail';
 
 test('tailing metrics.jsonl returns complete lines only, and starts over when the file is rewritten', () => {
   const file = path.join(tmpDir(), 'metrics.jsonl');
@@ -23,7 +23,7 @@ test('tailing metrics.jsonl returns complete lines only, and starts over when th
 });
 
 test('rows become columns with null where a metric is missing; CSV per metric', () => {
-  const rows = [{ step: 1, time: 10, metrics: { loss: 1 } }, { step: 2, time: 11, metrics: { loss: 0.5, 'eval/loss': 0.7 } }];
+  const rows: MetricRow[] = [{ step: 1, time: 10, metrics: { loss: 1 } }, { step: 2, time: 11, metrics: { loss: 0.5, 'eval/loss': 0.7 } }];
   assert.deepEqual(toColumns(rows), { step: [1, 2], time: [10, 11], metrics: { loss: [1, 0.5], 'eval/loss': [null, 0.7] } });
   assert.equal(metricCsv('eval/loss', [{ id: 'sft-1', rows }, { id: 'a,b', rows: [{ step: 5, time: 3, metrics: { 'eval/loss': null } }] }]), 'run,step,time,eval/loss\nsft-1,2,11,0.7\n"a,b",5,3,NaN\n');
 });

@@ -29,6 +29,11 @@ export function moveTo(o: Order, i: number, at: number, join = false): Order {
   return [...rest.slice(0, pos), [i], ...rest.slice(pos)];
 }
 
+/** Takes response i out of the ranking (the order is unchanged if it was not ranked). */
+export function unrank(o: Order, i: number): Order {
+  return placed(o).has(i) ? o.map((g) => g.filter((x) => x !== i)).filter((g) => g.length) : o;
+}
+
 /** With one response left unranked, it can only be last: the order is complete. */
 export function completed(o: Order, k: number): Order | undefined {
   const p = placed(o);

@@ -97,7 +97,7 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<TreeNode>, v
         item.tooltip = new vscode.MarkdownString(node.tooltip);
         item.resourceUri = vscode.Uri.file(node.path);
         item.iconPath = new vscode.ThemeIcon(ICONS[node.stage], node.hasErrors ? new vscode.ThemeColor('problemsErrorIcon.foreground') : undefined);
-        item.contextValue = 'rlhf.datasetFile';
+        item.contextValue = `rlhf.datasetFile.${node.stage}`;
         item.id = node.id;
         return item;
       }

@@ -1,0 +1,115 @@
+/**
+ * Commands that open the panels: Rank Responses (from a PPO or RM file, or a typed prompt) and
+ * Open Training Dashboard (a run, several runs, all runs of a stage, or the running one). Also
+ * the serializers that bring open panels back after a reload.
+ */
+import * as vscode from 'vscode';
+import * as fs from 'fs';
+import * as path from 'path';
+import { RankingPanel, RankingSessionConfig } from './ranking-panel';
+import { DashboardPanel } from './dashboard-panel';
+import { listRuns, type RunNode } from '../../data/runs-tree';
+
+export interface PanelDeps {
+  runsDir(): string | undefined;
+  pickModel(placeHolder: string): Promise<string | undefined>;
+}
+
+const NEW_FILE = 'data/rankings.rm.jsonl';
+
+export function registerPanelCommands(ctx: vscode.ExtensionContext, deps: PanelDeps): void {
+  const folder = () => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  const fileOf = (arg: unknown): string | undefined => {
+    if (arg instanceof vscode.Uri) return arg.fsPath;
+    if (arg && typeof arg === 'object' && 'path' in arg && typeof (arg as { path: unknown }).path === 'string') return (arg as { path: string }).path;
+    return undefined;
+  };
+
+  /** The RM file rankings go to: an existing one, or a new one (the annotator chooses; the webview never does). */
+  async function pickTarget(source?: string): Promise<string | undefined> {
+    const root = folder()!;
+    const files = (await vscode.workspace.findFiles('**/*.rm.jsonl', '**/node_modules/**', 200)).map((u) => u.fsPath).filter((f) => f !== source);
+    const last = ctx.workspaceState.get<string>('rlhf.ranking.lastTarget');
+    const items = [
+      ...(last && files.includes(last) ? [{ label: vscode.workspace.asRelativePath(last), description: 'last used', file: last }] : []),
+      ...(fs.existsSync(path.join(root, NEW_FILE)) ? [] : [{ label: NEW_FILE, description: 'new file', file: path.join(root, NEW_FILE) }]),
+      ...files.filter((f) => f !== last).map((f) => ({ label: vscode.workspace.asRelativePath(f), description: '', file: f })),
+    ];
+    const picked = await vscode.window.showQuickPick(items, { placeHolder: 'RM file the rankings are appended to' });
+    if (!picked) return undefined;
+    const rel = path.relative(root, picked.file);
+    if (rel.startsWith('..') || path.isAbsolute(rel)) return void vscode.window.showErrorMessage('RLHF: rankings are written inside the workspace folder.');
+    await ctx.workspaceState.update('rlhf.ranking.lastTarget', picked.file);
+    return picked.file;
+  }
+
+  async function startRanking(source: RankingSessionConfig['source']): Promise<void> {
+    if (!folder()) return void vscode.window.showErrorMessage('RLHF: open a folder first; rankings are written inside it.');
+    if (!vscode.workspace.isTrusted) return void vscode.window.showWarningMessage('RLHF: ranking writes files; trust this workspace first.');
+    const model = await deps.pickModel('Model that writes the responses (e.g. the SFT model)');
+    const target = model && (await pickTarget('file' in source ? source.file : undefined));
+    if (!model || !target) return;
+    const previous = ctx.workspaceState.get<RankingSessionConfig>('rlhf.ranking.session');
+    // the same prompts into the same file: keep the skipped list (ranked prompts come from the file)
+    const same = previous && JSON.stringify(previous.source) === JSON.stringify(source) && previous.target === target;
+    await RankingPanel.open(ctx, { source, target, model, skipped: same ? previous.skipped : [] });
+  }
+
+  async function pickRuns(): Promise<string[] | undefined> {
+    const dir = deps.runsDir();
+    const all = dir ? listRuns(dir) : [];
+    if (!all.length) return void vscode.window.showInformationMessage('RLHF: no runs yet; start one with RLHF: Train SFT Model or RLHF: Pretrain.');
+    const stages = [...new Set(all.map((r) => r.info.stage))];
+    const items = [
+      ...stages.map((s) => ({ label: `$(graph-line) All ${s} runs`, description: `${all.filter((r) => r.info.stage === s).length} run(s)`, ids: [] as string[], stage: s })),
+      ...all.map((r) => ({ label: r.info.id, description: `${r.info.status}${r.metric ? ` · ${r.metric}` : ''}`, ids: [path.basename(r.dir)], stage: undefined as string | undefined })),
+    ];
+    const picked = await vscode.window.showQuickPick(items, { canPickMany: true, placeHolder: 'Runs to show (several overlay on the same charts)' });
+    if (!picked?.length) return undefined;
+    const stage = picked.find((p) => p.stage)?.stage;
+    if (stage) return void DashboardPanel.show(ctx, dir!, { stage });
+    return picked.flatMap((p) => p.ids);
+  }
+
+  ctx.subscriptions.push(
+    vscode.window.registerWebviewPanelSerializer(RankingPanel.viewType, RankingPanel.serializer(ctx)),
+    vscode.window.registerWebviewPanelSerializer(DashboardPanel.viewType, DashboardPanel.serializer(ctx, deps.runsDir)),
+    vscode.commands.registerCommand('rlhf.rank', async (arg?: unknown) => {
+      let file = fileOf(arg);
+      if (!file) {
+        const files = await vscode.workspace.findFiles('**/*.{ppo,rm}.jsonl', '**/node_modules/**', 200);
+        const picked = await vscode.window.showQuickPick(
+          [{ label: '$(edit) Type a prompt…', file: '' }, ...files.map((f) => ({ label: vscode.workspace.asRelativePath(f), file: f.fsPath }))],
+          { placeHolder: 'Prompts to rank responses for (a PPO or RM file)' },
+        );
+        if (!picked) return;
+        if (!picked.file) return vscode.commands.executeCommand('rlhf.rankPrompt');
+        file = picked.file;
+      }
+      await startRanking({ file });
+    }),
+    vscode.commands.registerCommand('rlhf.rankPrompt', async () => {
+      const prompt = await vscode.window.showInputBox({ prompt: 'Prompt to rank responses for', value: ctx.workspaceState.get<string>('rlhf.lastPrompt') });
+      if (!prompt?.trim()) return;
+      await ctx.workspaceState.update('rlhf.lastPrompt', prompt);
+      await startRanking({ prompt });
+    }),
+    vscode.commands.registerCommand('rlhf.openDashboard', async (arg?: unknown) => {
+      const dir = deps.runsDir();
+      if (!dir) return void vscode.window.showErrorMessage('RLHF: open a folder first.');
+      if (arg === 'running') {
+        // from the status bar: the run being trained now (the newest running one)
+        const running = listRuns(dir).filter((r) => r.info.status === 'running').sort((a, b) => b.info.started_at.localeCompare(a.info.started_at));
+        if (running.length) return DashboardPanel.show(ctx, dir, { ids: [path.basename(running[0].dir)] });
+      }
+      const ids = await pickRuns();
+      if (ids?.length) DashboardPanel.show(ctx, dir, { ids });
+    }),
+    vscode.commands.registerCommand('rlhf.runs.openDashboard', (node?: RunNode) => {
+      const dir = deps.runsDir();
+      if (!dir || !node) return;
+      if (node.kind === 'run') DashboardPanel.show(ctx, dir, { ids: [path.basename(node.dir)] });
+      else if (node.kind === 'stage') DashboardPanel.show(ctx, dir, { stage: node.stage });
+    }),
+  );
+}

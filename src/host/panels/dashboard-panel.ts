@@ -1,0 +1,180 @@
+/**
+ * The training dashboard's host side: it tails each run's metrics.jsonl (once a second while the
+ * panel is visible; the file is the source of truth) and sends the new points to the webview,
+ * which draws them. A dashboard shows chosen runs, or every run of a stage (new ones join as
+ * they start). Exports are written by the host under the workspace's .rlhf/exports/.
+ */
+import * as vscode from 'vscode';
+import * as fs from 'fs';
+import * as path from 'path';
+import { webviewHtml, webviewOptions } from './webview-html';
+import { DashboardScope, HostToDashboard, RunMeta, isScope, parseDashboardToHost } from '../../protocol/dashboard';
+import { MetricsTail, metricCsv, toColumns } from '../../data/metrics-tail';
+import { RunDir, RunInfo } from '../../engine/run';
+
+interface Followed {
+  id: string;
+  dir: RunDir;
+  info: RunInfo;
+  tail: MetricsTail;
+}
+
+const POLL_MS = 1000;
+
+export class DashboardPanel {
+  static readonly viewType = 'rlhf.dashboard';
+  private static readonly open = new Set<DashboardPanel>();
+  private runs = new Map<string, Followed>();
+  /** Runs of other stages (a stage dashboard reads each run.json once). */
+  private readonly otherStage = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly disposables: vscode.Disposable[] = [];
+
+  static show(ctx: vscode.ExtensionContext, runsDir: string, scope: DashboardScope): void {
+    const same = [...DashboardPanel.open].find((d) => JSON.stringify(d.scope) === JSON.stringify(scope));
+    if (same) return same.panel.reveal();
+    const panel = vscode.window.createWebviewPanel(DashboardPanel.viewType, titleOf(scope), vscode.ViewColumn.Active, webviewOptions(ctx.extensionUri));
+    new DashboardPanel(ctx, panel, runsDir, scope);
+  }
+
+  /** Brings dashboards back after a reload; the webview's state holds only the scope (run ids or a stage). */
+  static serializer(ctx: vscode.ExtensionContext, runsDir: () => string | undefined): vscode.WebviewPanelSerializer {
+    return {
+      async deserializeWebviewPanel(panel, state: unknown) {
+        const dir = runsDir();
+        const scope = (state as { scope?: unknown } | undefined)?.scope;
+        panel.webview.options = webviewOptions(ctx.extensionUri);
+        if (!dir || !isScope(scope)) return panel.dispose();
+        new DashboardPanel(ctx, panel, dir, scope);
+      },
+    };
+  }
+
+  private constructor(ctx: vscode.ExtensionContext, readonly panel: vscode.WebviewPanel, private readonly runsDir: string, readonly scope: DashboardScope) {
+    DashboardPanel.open.add(this);
+    panel.iconPath = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'rlhf.svg');
+    panel.webview.html = webviewHtml(panel.webview, ctx.extensionUri, { title: titleOf(scope), script: 'dashboard.js', styles: ['dist/webview/uplot.css', 'dist/webview/dashboard.css'] });
+    this.disposables.push(
+      panel.webview.onDidReceiveMessage((raw) => this.receive(raw)),
+      panel.onDidChangeViewState(() => (panel.visible ? this.startPolling() : this.stopPolling())),
+      panel.onDidDispose(() => this.dispose()),
+    );
+  }
+
+  private post(m: HostToDashboard): void {
+    void this.panel.webview.postMessage(m);
+  }
+
+  /** The runs in scope now (run ids are single folder names under the runs folder). */
+  private runIds(): string[] {
+    if (!fs.existsSync(this.runsDir)) return [];
+    const all = fs.readdirSync(this.runsDir).filter((id) => fs.existsSync(path.join(this.runsDir, id, 'run.json'))).sort();
+    return 'ids' in this.scope ? this.scope.ids.filter((id) => all.includes(id)) : all;
+  }
+
+  /** Everything from the start: on 'ready' (a new or reloaded webview). */
+  private sendAll(): void {
+    this.runs.clear();
+    this.poll(true);
+  }
+
+  private poll(force = false): void {
+    let changed = force;
+    for (const id of this.runIds()) {
+      if (this.runs.has(id) || this.otherStage.has(id)) continue;
+      const dir = new RunDir(path.join(this.runsDir, id));
+      const info = readInfo(dir);
+      if (!info) continue;
+      if ('stage' in this.scope && info.stage !== this.scope.stage) {
+        this.otherStage.add(id);
+        continue;
+      }
+      this.runs.set(id, { id, dir, info, tail: new MetricsTail(dir.metricsFile) });
+      changed = true;
+    }
+    if (changed) this.post({ type: 'runs', scope: this.scope, runs: [...this.runs.values()].map(meta) });
+    for (const r of this.runs.values()) {
+      const { reset, rows } = r.tail.read();
+      if (rows.length || reset) this.post({ type: 'points', run: r.id, reset, ...toColumns(rows) });
+      if (r.info.status === 'running') {
+        const info = readInfo(r.dir);
+        if (info && info.status !== r.info.status) {
+          r.info = info;
+          this.post({ type: 'status', run: r.id, status: info.status });
+        }
+      }
+    }
+  }
+
+  private startPolling(): void {
+    this.stopPolling();
+    this.timer = setInterval(() => {
+      try {
+        this.poll();
+      } catch (e) {
+        this.post({ type: 'error', message: (e as Error).message });
+      }
+    }, POLL_MS);
+  }
+
+  private stopPolling(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private receive(raw: unknown): void {
+    const m = parseDashboardToHost(raw);
+    if (!m) return this.post({ type: 'error', message: 'ignored an invalid message' });
+    try {
+      if (m.type === 'ready') {
+        this.sendAll();
+        this.startPolling();
+      } else if (m.type === 'exportCsv') {
+        const runs = [...this.runs.values()].map((r) => ({ id: r.id, rows: new MetricsTail(r.dir.metricsFile).read().rows }));
+        void this.export(`${m.metric}.csv`, Buffer.from(metricCsv(m.metric, runs)));
+      } else if (m.type === 'exportPng') {
+        void this.export(`${m.metric}.png`, Buffer.from(m.png, 'base64'));
+      }
+    } catch (e) {
+      this.post({ type: 'error', message: (e as Error).message });
+    }
+  }
+
+  /** Writes an export under <workspace>/.rlhf/exports/ (the host picks the name) and offers to open it. */
+  private async export(name: string, data: Buffer): Promise<void> {
+    const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+    if (!folder || !vscode.workspace.isTrusted) return void vscode.window.showWarningMessage('RLHF: exports are written into a trusted workspace folder.');
+    const scope = 'ids' in this.scope ? (this.scope.ids.length === 1 ? this.scope.ids[0] : `${this.scope.ids.length}-runs`) : `all-${this.scope.stage}`;
+    const file = path.join(folder, '.rlhf', 'exports', `${scope}-${name.replace(/[^\w.-]+/g, '_')}`);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, data);
+    const choice = await vscode.window.showInformationMessage(`RLHF: exported ${vscode.workspace.asRelativePath(file)}`, 'Open', 'Reveal in Explorer');
+    if (choice === 'Open') await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(file));
+    if (choice === 'Reveal in Explorer') await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(file));
+  }
+
+  private dispose(): void {
+    DashboardPanel.open.delete(this);
+    this.stopPolling();
+    for (const d of this.disposables) d.dispose();
+  }
+}
+
+/** run.json, or undefined while it is missing or half-written. */
+function readInfo(dir: RunDir): RunInfo | undefined {
+  try {
+    return dir.read();
+  } catch {
+    return undefined;
+  }
+}
+
+function meta(r: Followed): RunMeta {
+  const t = Date.parse(r.info.started_at);
+  return { id: r.id, stage: r.info.stage, status: r.info.status, startedAt: Number.isFinite(t) ? t : 0 };
+}
+
+function titleOf(scope: DashboardScope): string {
+  if ('stage' in scope) return `Dashboard: all ${scope.stage} runs`;
+  return `Dashboard: ${scope.ids.length === 1 ? scope.ids[0] : `${scope.ids.length} runs`}`;
+}

@@ -1,0 +1,292 @@
+/**
+ * The ranking panel's host side. It owns the session: the prompts, the model, the RM file the
+ * rankings are appended to (chosen by the annotator at start; the webview never names a path),
+ * the responses it generated in a worker process, and the undo stack of this session's records.
+ * A submission is appended and fsynced before the panel moves on (src/data/append.ts).
+ */
+import * as vscode from 'vscode';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { WorkerClient } from '../worker-client';
+import { webviewHtml, webviewOptions } from './webview-html';
+import { describeGeneration, generationFlags, generationSettings } from '../settings';
+import { HostToRanking, parseRankingToHost, AgreementSummary } from '../../protocol/ranking';
+import { PromptItem, itemSeed, loadPrompts, nextPrompt, perHour, rankedBy, rankingRecord } from '../../data/ranking-session';
+import { appendRecord, removeLastRecord } from '../../data/append';
+import { promptTemplate } from '../../data/sft';
+import { readDataset } from '../../data/reader';
+import { RankingByAnnotator, agreement } from '../../data/agreement';
+
+/** What a session is made of; kept in workspace state so it survives closing and reloading. */
+export interface RankingSessionConfig {
+  /** A PPO or RM file of prompts, or one typed prompt. */
+  source: { file: string } | { prompt: string };
+  target: string;
+  model: string;
+  skipped: number[];
+}
+
+const STATE_KEY = 'rlhf.ranking.session';
+const GUIDELINES_LIMIT = 256 * 1024;
+
+export class RankingPanel {
+  static readonly viewType = 'rlhf.ranking';
+  static current: RankingPanel | undefined;
+
+  private items: PromptItem[] = [];
+  private index = -1;
+  private responses: string[] = [];
+  private complete = false;
+  /** Responses already generated, by item (undo goes back to them; a reload re-shows them). */
+  private readonly generated = new Map<number, string[]>();
+  private readonly attempts = new Map<number, number>();
+  private readonly submitted: { index: number; line: string; timeMs: number }[] = [];
+  private readonly worker: WorkerClient;
+  private generation = 0;
+  private running: Promise<number> | undefined;
+  private readonly disposables: vscode.Disposable[] = [];
+
+  /** Opens (or replaces) the ranking session. */
+  static async open(ctx: vscode.ExtensionContext, config: RankingSessionConfig): Promise<void> {
+    await ctx.workspaceState.update(STATE_KEY, config);
+    if (RankingPanel.current) {
+      RankingPanel.current.panel.reveal();
+      RankingPanel.current.start(config);
+      return;
+    }
+    const panel = vscode.window.createWebviewPanel(RankingPanel.viewType, 'Rank responses', vscode.ViewColumn.Active, webviewOptions(ctx.extensionUri));
+    new RankingPanel(ctx, panel, config);
+  }
+
+  /** The WebviewPanelSerializer: a panel that was open when the window closed comes back with its session. */
+  static serializer(ctx: vscode.ExtensionContext): vscode.WebviewPanelSerializer {
+    return {
+      async deserializeWebviewPanel(panel) {
+        const config = ctx.workspaceState.get<RankingSessionConfig>(STATE_KEY);
+        panel.webview.options = webviewOptions(ctx.extensionUri);
+        if (!config || !vscode.workspace.isTrusted) {
+          panel.dispose();
+          return;
+        }
+        new RankingPanel(ctx, panel, config);
+      },
+    };
+  }
+
+  private constructor(private readonly ctx: vscode.ExtensionContext, readonly panel: vscode.WebviewPanel, private config: RankingSessionConfig) {
+    RankingPanel.current = this;
+    this.worker = new WorkerClient(ctx.extensionPath);
+    panel.iconPath = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'rlhf.svg');
+    panel.webview.html = webviewHtml(panel.webview, ctx.extensionUri, { title: 'Rank responses', script: 'ranking.js', styles: ['dist/webview/ranking.css'] });
+    this.disposables.push(
+      panel.webview.onDidReceiveMessage((raw) => this.receive(raw)),
+      panel.onDidDispose(() => this.dispose()),
+      vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('rlhf.ranking') && this.post({ type: 'session', session: this.sessionInfo() })),
+    );
+    this.load(config);
+  }
+
+  private folder(): string {
+    return vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? path.dirname(this.config.target);
+  }
+  private annotator(): string {
+    return vscode.workspace.getConfiguration('rlhf.ranking').get<string>('annotator') || os.userInfo().username;
+  }
+  private k(): number {
+    return Math.min(9, Math.max(2, Math.round(vscode.workspace.getConfiguration('rlhf.ranking').get<number>('k', 4))));
+  }
+
+  private load(config: RankingSessionConfig): void {
+    this.config = config;
+    this.items = 'file' in config.source ? loadPrompts(config.source.file) : [{ prompt: config.source.prompt, context: promptTemplate(config.source.prompt) }];
+    this.generated.clear();
+    this.submitted.length = 0;
+    this.index = -1;
+  }
+
+  private start(config: RankingSessionConfig): void {
+    this.load(config);
+    this.post({ type: 'session', session: this.sessionInfo() });
+    this.advance(0);
+  }
+
+  private post(m: HostToRanking): void {
+    void this.panel.webview.postMessage(m);
+  }
+
+  private sessionInfo() {
+    const rel = (p: string) => vscode.workspace.asRelativePath(p);
+    const gfile = vscode.workspace.getConfiguration('rlhf.ranking').get<string>('guidelines', 'guidelines.md');
+    const gpath = gfile ? path.resolve(this.folder(), gfile) : undefined;
+    let guidelines: string | undefined;
+    if (gpath && fs.existsSync(gpath) && fs.statSync(gpath).isFile()) guidelines = fs.readFileSync(gpath, 'utf8').slice(0, GUIDELINES_LIMIT);
+    const source = 'file' in this.config.source ? rel(this.config.source.file) : 'a typed prompt';
+    return {
+      title: `Ranking ${source}`,
+      target: rel(this.config.target),
+      model: rel(this.config.model),
+      annotator: this.annotator(),
+      k: this.k(),
+      generation: describeGeneration(generationSettings()),
+      guidelines,
+      guidelinesName: guidelines !== undefined ? gfile : undefined,
+    };
+  }
+
+  private receive(raw: unknown): void {
+    const m = parseRankingToHost(raw);
+    if (!m) return void this.post({ type: 'error', message: 'ignored an invalid message' });
+    try {
+      if (m.type === 'ready') {
+        this.post({ type: 'session', session: this.sessionInfo() });
+        this.sendStatus();
+        if (this.index < 0) this.advance(0);
+        else this.post({ type: 'item', index: this.index, prompt: this.items[this.index].prompt, responses: this.responses, complete: this.complete });
+      } else if (m.type === 'submit') this.submit(m);
+      else if (m.type === 'skip') {
+        if (m.index !== this.index) return;
+        this.config.skipped = [...new Set([...this.config.skipped, m.index])];
+        void this.ctx.workspaceState.update(STATE_KEY, this.config);
+        this.advance(m.index + 1);
+      } else if (m.type === 'undo') this.undo();
+      else if (m.type === 'regenerate' && m.index === this.index) {
+        this.attempts.set(m.index, (this.attempts.get(m.index) ?? 0) + 1);
+        this.generated.delete(m.index);
+        this.show(m.index);
+      }
+    } catch (e) {
+      this.post({ type: 'error', message: (e as Error).message });
+    }
+  }
+
+  private submit(m: { index: number; ranks: number[]; flags: string[]; comment: string; timeMs: number }): void {
+    if (m.index !== this.index || !this.complete) throw new Error('that item is no longer shown; nothing was written');
+    if (m.ranks.length !== this.responses.length) throw new Error(`${this.responses.length} responses but ${m.ranks.length} ranks; nothing was written`);
+    if (!vscode.workspace.isTrusted) throw new Error('this workspace is not trusted; rankings cannot be written');
+    const record = rankingRecord({
+      prompt: this.items[m.index].prompt,
+      responses: this.responses,
+      ranks: m.ranks,
+      annotator: this.annotator(),
+      timeMs: m.timeMs,
+      createdAt: new Date(),
+      model: vscode.workspace.asRelativePath(this.config.model),
+      flags: m.flags,
+      comment: m.comment,
+    });
+    appendRecord(this.config.target, record); // on disk (fsync) before the panel moves on
+    const line = JSON.stringify(record);
+    this.submitted.push({ index: m.index, line, timeMs: m.timeMs });
+    this.post({ type: 'submitted', index: m.index, record: line });
+    this.advance(m.index + 1);
+  }
+
+  private undo(): void {
+    const last = this.submitted[this.submitted.length - 1];
+    if (!last) throw new Error('nothing submitted in this session to undo');
+    removeLastRecord(this.config.target, last.line); // refuses if the file's last line is another record
+    this.submitted.pop();
+    this.post({ type: 'undone', index: last.index });
+    this.show(last.index);
+  }
+
+  /** Shows the next item to rank from `from` on, or says the session is finished. */
+  private advance(from: number): void {
+    const ranked = rankedBy(this.config.target, this.annotator());
+    const i = nextPrompt(this.items, ranked, new Set(this.config.skipped), from % Math.max(1, this.items.length));
+    this.sendStatus(ranked);
+    if (i < 0) {
+      this.index = -1;
+      this.post({ type: 'finished' });
+      return;
+    }
+    this.show(i);
+  }
+
+  private sendStatus(ranked = rankedBy(this.config.target, this.annotator())): void {
+    const prompts = new Set(this.items.map((x) => x.prompt));
+    this.post({
+      type: 'progress',
+      progress: {
+        ranked: [...ranked].filter((p) => prompts.has(p)).length,
+        skipped: this.config.skipped.length,
+        total: this.items.length,
+        perHour: perHour(this.submitted.map((s) => s.timeMs)),
+      },
+    });
+    this.post({ type: 'agreement', agreement: this.agreement() });
+  }
+
+  private agreement(): AgreementSummary {
+    const recs: RankingByAnnotator[] = [];
+    if (fs.existsSync(this.config.target)) {
+      readDataset(this.config.target, {
+        stage: 'rm',
+        onRecord: (r) => {
+          if ('ranks' in r && r.annotator && !r.flags.includes('not_rankable')) recs.push({ prompt: r.prompt, responses: r.responses, ranks: r.ranks, annotator: r.annotator });
+        },
+      });
+    }
+    const a = agreement(recs);
+    const num = (x: number) => (Number.isFinite(x) ? x : null);
+    return { items: a.items, annotators: a.annotators.length, pairwise: num(a.pairwise_agreement), alpha: num(a.krippendorff_alpha_ordinal), tau: a.kendall_tau_b.filter((t) => Number.isFinite(t.tau_b)) };
+  }
+
+  /** Shows item i: its cached responses, or generates K of them, streaming. */
+  private show(i: number): void {
+    this.index = i;
+    const item = this.items[i];
+    const cached = this.generated.get(i);
+    if (cached) {
+      this.responses = cached;
+      this.complete = true;
+      this.post({ type: 'item', index: i, prompt: item.prompt, responses: cached, complete: true });
+      return;
+    }
+    this.responses = [];
+    this.complete = false;
+    this.post({ type: 'item', index: i, prompt: item.prompt, responses: [], complete: false });
+    void this.generate(i);
+  }
+
+  private async generate(i: number): Promise<void> {
+    const gen = ++this.generation;
+    if (this.running) {
+      this.worker.kill();
+      await this.running;
+    }
+    if (gen !== this.generation) return; // a newer request came while the old worker stopped
+    const g = generationSettings();
+    const k = this.k();
+    const seed = itemSeed(g.seed, i, k) + 1000 * (this.attempts.get(i) ?? 0);
+    const argv = ['generate', '--model', this.config.model, '--prompt', this.items[i].context, '--raw', '--num-samples', String(k), ...generationFlags(g, seed), '--stream'];
+    const env = { RLHF_BACKEND: vscode.workspace.getConfiguration('rlhf').get<string>('backend', 'auto') };
+    const errors: string[] = [];
+    this.running = this.worker.run(argv, this.folder(), env, {
+      onLog: (line) => line.startsWith('error') && errors.push(line),
+      onProgress: () => {},
+      onResult: (v) => {
+        if (gen !== this.generation || !Array.isArray(v.responses)) return;
+        const responses = (v.responses as unknown[]).map(String);
+        const complete = v.partial !== true;
+        if (complete) {
+          this.generated.set(i, responses);
+          this.complete = true;
+        }
+        this.responses = responses;
+        this.post({ type: 'item', index: i, prompt: this.items[i].prompt, responses, complete });
+      },
+    });
+    const code = await this.running;
+    this.running = undefined;
+    if (gen === this.generation && code !== 0) this.post({ type: 'error', message: `generation failed: ${errors.join('; ') || `exit code ${code}`}` });
+  }
+
+  private dispose(): void {
+    if (RankingPanel.current === this) RankingPanel.current = undefined;
+    this.generation++;
+    this.worker.kill();
+    for (const d of this.disposables) d.dispose();
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * One metric card's chart: uPlot on a canvas, a faint raw line and the smoothed line per run,
+ * a shared cursor across cards, log or linear y, and a readout of the values under the cursor.
+ */
+import uPlot from 'uplot';
+import { smooth } from '../../src/data/smoothing';
+
+export interface RunSeries {
+  id: string;
+  color: string;
+  x: ArrayLike<number>;
+  y: ArrayLike<number | null>;
+}
+
+export interface ChartOptions {
+  smoothing: number;
+  log: boolean;
+  xLabel: string;
+  formatX: (x: number) => string;
+  theme: Theme;
+}
+
+export interface Theme {
+  foreground: string;
+  muted: string;
+  grid: string;
+  background: string;
+  font: string;
+}
+
+const faint = (color: string, alpha: number): string => {
+  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})/i.exec(color.trim());
+  if (m) return `rgba(${parseInt(m[1], 16)}, ${parseInt(m[2], 16)}, ${parseInt(m[3], 16)}, ${alpha})`;
+  const r = /^rgba?\(([^,]+),([^,]+),([^,)]+)/.exec(color.trim());
+  return r ? `rgba(${r[1]},${r[2]},${r[3]}, ${alpha})` : color;
+};
+
+export const fmt = (v: number | null | undefined): string => {
+  if (v === null || v === undefined || Number.isNaN(v)) return '–';
+  const a = Math.abs(v);
+  return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(3) : v.toPrecision(4);
+};
+
+/** uPlot wants one x array for all series: runs with different x are joined (missing = null). */
+function align(runs: RunSeries[], smoothing: number): { data: uPlot.AlignedData; positive: boolean } {
+  let positive = true;
+  const tables: uPlot.AlignedData[] = runs.map((r) => {
+    const y = Float64Array.from(r.y as ArrayLike<number>, (v) => (v === null ? NaN : v));
+    for (const v of y) if (v <= 0) positive = false;
+    const s = smoothing > 0 ? smooth(y, smoothing) : y;
+    const nan = (a: Float64Array) => Array.from(a, (v) => (Number.isNaN(v) ? null : v));
+    return [Array.from(r.x), nan(y), nan(s)] as uPlot.AlignedData;
+  });
+  const sameX = tables.every((t) => t[0].length === tables[0][0].length && t[0].every((x, i) => x === tables[0][0][i]));
+  if (tables.length === 1 || sameX) return { data: [tables[0][0], ...tables.flatMap((t) => t.slice(1))] as uPlot.AlignedData, positive };
+  return { data: uPlot.join(tables), positive };
+}
+
+export class MetricChart {
+  private u: uPlot | undefined;
+  private key = '';
+
+  constructor(readonly el: HTMLElement, readonly metric: string, private readonly readout: HTMLElement) {}
+
+  update(runs: RunSeries[], o: ChartOptions): void {
+    const { data, positive } = align(runs, o.smoothing);
+    const log = o.log && positive;
+    // a new chart when the runs, scale or theme change; otherwise only new data
+    const key = JSON.stringify([runs.map((r) => [r.id, r.color]), log, o.smoothing > 0, o.xLabel, o.theme]);
+    if (this.u && key === this.key) {
+      this.u.setData(data);
+      return;
+    }
+    this.key = key;
+    this.u?.destroy();
+    const series: uPlot.Series[] = [{ label: o.xLabel }];
+    for (const r of runs) {
+      series.push({ label: `${r.id} (raw)`, stroke: o.smoothing > 0 ? faint(r.color, 0.28) : r.color, width: 1, spanGaps: true, points: { show: false } });
+      series.push({ label: r.id, stroke: r.color, width: 1.5, spanGaps: true, show: o.smoothing > 0, points: { show: false } });
+    }
+    const axis = (label?: string): uPlot.Axis => ({
+      stroke: o.theme.muted,
+      font: `11px ${o.theme.font}`,
+      labelFont: `11px ${o.theme.font}`,
+      grid: { stroke: o.theme.grid, width: 1 },
+      ticks: { stroke: o.theme.grid, width: 1 },
+      label,
+      values: label ? (_u, vals) => vals.map((v) => o.formatX(v)) : (_u, vals) => vals.map((v) => fmt(v)),
+      size: label ? 40 : 60,
+    });
+    const width = Math.max(200, this.el.clientWidth);
+    this.u = new uPlot(
+      {
+        width,
+        height: 200,
+        pxAlign: 0,
+        legend: { show: false },
+        cursor: { sync: { key: 'rlhf-dashboard' }, drag: { x: true, y: false } },
+        scales: { x: { time: false }, y: log ? { distr: 3 } : { auto: true } },
+        axes: [axis(o.xLabel), axis()],
+        series,
+        hooks: {
+          setCursor: [(u) => this.showReadout(u, runs, o)],
+        },
+      },
+      data,
+      this.el,
+    );
+    this.readout.textContent = log !== o.log ? 'linear scale: this metric has values ≤ 0' : '';
+  }
+
+  private showReadout(u: uPlot, runs: RunSeries[], o: ChartOptions): void {
+    const i = u.cursor.idx;
+    if (i === null || i === undefined) return void (this.readout.textContent = '');
+    const x = u.data[0][i];
+    const parts = runs.map((r, j) => {
+      const raw = u.data[1 + 2 * j][i] as number | null | undefined;
+      const sm = u.data[2 + 2 * j][i] as number | null | undefined;
+      return `${runs.length > 1 ? `${r.id}: ` : ''}${fmt(o.smoothing > 0 ? sm : raw)}${o.smoothing > 0 ? ` (raw ${fmt(raw)})` : ''}`;
+    });
+    this.readout.textContent = `${o.xLabel} ${o.formatX(x)} · ${parts.join(' · ')}`;
+  }
+
+  resize(): void {
+    if (this.u) this.u.setSize({ width: Math.max(200, this.el.clientWidth), height: 200 });
+  }
+
+  /** The card as a PNG (title and chart on the theme's background), base64 without the data: prefix. */
+  png(theme: Theme, title: string): string | undefined {
+    if (!this.u) return undefined;
+    const src = this.u.ctx.canvas;
+    const pad = 28 * devicePixelRatio;
+    const c = document.createElement('canvas');
+    c.width = src.width;
+    c.height = src.height + pad;
+    const g = c.getContext('2d')!;
+    g.fillStyle = theme.background;
+    g.fillRect(0, 0, c.width, c.height);
+    g.fillStyle = theme.foreground;
+    g.font = `${13 * devicePixelRatio}px ${theme.font}`;
+    g.fillText(title, 8 * devicePixelRatio, 19 * devicePixelRatio);
+    g.drawImage(src, 0, pad);
+    return c.toDataURL('image/png').replace(/^data:image\/png;base64,/, '');
+  }
+
+  destroy(): void {
+    this.u?.destroy();
+    this.u = undefined;
+  }
+}

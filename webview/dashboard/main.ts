@@ -1,0 +1,285 @@
+/**
+ * The training dashboard (browser side): one card per metric, grouped by stage, runs overlaid
+ * with a legend; smoothing (TensorBoard's debiased EMA), log scale, x = step or relative time;
+ * CSV and PNG export per card (the host writes the files). Points arrive from the host, which
+ * tails metrics.jsonl; redraws are batched to one per animation frame.
+ */
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
+import '@vscode-elements/elements/dist/vscode-icon/index.js';
+import '@vscode-elements/elements/dist/vscode-radio/index.js';
+import '@vscode-elements/elements/dist/vscode-radio-group/index.js';
+import { DashboardScope, DashboardToHost, HostToDashboard, RunMeta, orderMetrics, parseHostToDashboard } from '../../src/protocol/dashboard';
+import { connect, h } from '../shared/vscode-api';
+import { MetricChart, RunSeries, Theme } from './chart';
+
+interface UiState {
+  scope?: DashboardScope;
+  smoothing: number;
+  log: boolean;
+  x: 'step' | 'time';
+  hidden: string[];
+}
+
+interface RunData {
+  meta: RunMeta;
+  step: number[];
+  time: number[];
+  metrics: Map<string, (number | null)[]>;
+}
+
+const STAGE_NAMES: Record<string, string> = { pretrain: 'Pretraining', sft: 'SFT', rm: 'Reward model', ppo: 'PPO' };
+const COLORS = ['blue', 'orange', 'green', 'purple', 'red', 'yellow'];
+
+const vscode = connect<UiState, HostToDashboard, DashboardToHost>(parseHostToDashboard, receive);
+const ui: UiState = { smoothing: 0.6, log: false, x: 'step', hidden: [], ...vscode.getState() };
+const runs = new Map<string, RunData>();
+const charts = new Map<string, { chart: MetricChart; card: HTMLElement }>();
+let dirty = false;
+let structureChanged = true;
+
+const app = document.getElementById('app')!;
+const toolbar = h('header', { class: 'toolbar' });
+const groups = h('main', { class: 'groups' });
+const live = h('div', { class: 'toast', role: 'status', 'aria-live': 'polite' });
+app.append(toolbar, groups, live);
+
+function save(): void {
+  vscode.setState(ui);
+}
+
+function receive(m: HostToDashboard): void {
+  if (m.type === 'runs') {
+    ui.scope = m.scope;
+    save();
+    for (const meta of m.runs) {
+      const r = runs.get(meta.id);
+      if (r) r.meta = meta;
+      else runs.set(meta.id, { meta, step: [], time: [], metrics: new Map() });
+    }
+    structureChanged = true;
+  } else if (m.type === 'points') {
+    const r = runs.get(m.run);
+    if (!r) return;
+    if (m.reset) {
+      r.step = [];
+      r.time = [];
+      r.metrics = new Map();
+      structureChanged = true;
+    }
+    const before = r.step.length;
+    for (let i = 0; i < m.step.length; i++) {
+      r.step.push(m.step[i]);
+      r.time.push(m.time[i]);
+    }
+    for (const [name, col] of Object.entries(m.metrics)) {
+      let c = r.metrics.get(name);
+      if (!c) {
+        c = new Array(before).fill(null);
+        r.metrics.set(name, c);
+        structureChanged = true;
+      }
+      for (const v of col) c.push(v);
+    }
+    for (const c of r.metrics.values()) while (c.length < r.step.length) c.push(null);
+  } else if (m.type === 'status') {
+    const r = runs.get(m.run);
+    if (r) r.meta = { ...r.meta, status: m.status };
+    structureChanged = true;
+  } else if (m.type === 'error') {
+    say(`Error: ${m.message}`);
+    return;
+  }
+  schedule();
+}
+
+function say(text: string): void {
+  live.textContent = text;
+  live.classList.add('shown');
+  setTimeout(() => live.classList.remove('shown'), 4000);
+}
+
+function schedule(): void {
+  if (dirty) return;
+  dirty = true;
+  requestAnimationFrame(() => {
+    dirty = false;
+    draw();
+  });
+}
+
+// ---- theme --------------------------------------------------------------------------------
+
+function css(name: string, fallback: string): string {
+  return getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
+}
+
+function theme(): Theme {
+  return {
+    foreground: css('--vscode-foreground', '#888'),
+    muted: css('--vscode-descriptionForeground', '#888'),
+    grid: css('--vscode-editorWidget-border', css('--vscode-widget-border', 'rgba(128,128,128,0.25)')),
+    background: css('--vscode-editor-background', '#fff'),
+    font: css('--vscode-font-family', 'sans-serif'),
+  };
+}
+
+function runColor(i: number): string {
+  return css(`--vscode-charts-${COLORS[i % COLORS.length]}`, ['#3794ff', '#d18616', '#89d185', '#b180d7', '#f14c4c', '#cca700'][i % COLORS.length]);
+}
+
+// a theme change (body class vscode-light / vscode-dark / vscode-high-contrast) redraws everything
+new MutationObserver(() => {
+  structureChanged = true;
+  schedule();
+}).observe(document.body, { attributes: true, attributeFilter: ['class'] });
+
+// ---- toolbar ------------------------------------------------------------------------------
+
+function renderToolbar(): void {
+  const ordered = [...runs.values()];
+  const legend = h('div', { class: 'legend', role: 'group', 'aria-label': 'Runs' });
+  ordered.forEach((r, i) => {
+    const box = h('vscode-checkbox', { checked: !ui.hidden.includes(r.meta.id), title: `Show or hide ${r.meta.id}` }) as HTMLElement & { checked: boolean };
+    const swatch = h('span', { class: 'swatch', 'aria-hidden': 'true' });
+    swatch.style.background = runColor(i);
+    box.append(swatch, ` ${r.meta.id} `, h('span', { class: `status ${r.meta.status}` }, r.meta.status));
+    box.addEventListener('change', () => {
+      ui.hidden = box.checked ? ui.hidden.filter((x) => x !== r.meta.id) : [...ui.hidden, r.meta.id];
+      save();
+      structureChanged = true;
+      schedule();
+    });
+    legend.append(box);
+  });
+  const slider = h('input', { type: 'range', min: '0', max: '0.99', step: '0.01', value: String(ui.smoothing), id: 'smoothing', 'aria-label': 'Smoothing weight' }) as HTMLInputElement;
+  const value = h('output', { for: 'smoothing', class: 'value' }, ui.smoothing.toFixed(2));
+  slider.addEventListener('input', () => {
+    ui.smoothing = Number(slider.value);
+    value.textContent = ui.smoothing.toFixed(2);
+    save();
+    schedule();
+  });
+  const log = h('vscode-checkbox', { checked: ui.log, label: 'Log scale' }) as HTMLElement & { checked: boolean };
+  log.addEventListener('change', () => {
+    ui.log = log.checked;
+    save();
+    schedule();
+  });
+  const xs = h('vscode-radio-group', { 'aria-label': 'X axis' },
+    h('vscode-radio', { name: 'x', value: 'step', checked: ui.x === 'step', label: 'Step' }),
+    h('vscode-radio', { name: 'x', value: 'time', checked: ui.x === 'time', label: 'Relative time' }),
+  );
+  xs.addEventListener('change', (e) => {
+    const v = (e.target as HTMLInputElement).value;
+    if (v !== 'step' && v !== 'time') return;
+    ui.x = v;
+    save();
+    schedule();
+  });
+  toolbar.replaceChildren(
+    legend,
+    h('div', { class: 'controls' },
+      h('label', { class: 'smoothing', for: 'smoothing' }, 'Smoothing '), slider, value,
+      log,
+      h('span', { class: 'x-label' }, 'X axis'), xs,
+      h('span', { class: 'frame', id: 'frame', title: 'Time to smooth and draw the last update (all cards)' }),
+    ),
+  );
+}
+
+// ---- cards --------------------------------------------------------------------------------
+
+function duration(s: number): string {
+  if (s < 60) return `${Math.round(s)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}`;
+}
+
+function series(metric: string, stage: string): RunSeries[] {
+  const out: RunSeries[] = [];
+  [...runs.values()].forEach((r, i) => {
+    if (r.meta.stage !== stage || ui.hidden.includes(r.meta.id)) return;
+    const y = r.metrics.get(metric);
+    if (!y || y.every((v) => v === null)) return;
+    const t0 = r.meta.startedAt / 1000 || r.time[0] || 0;
+    out.push({ id: r.meta.id, color: runColor(i), x: ui.x === 'step' ? r.step : r.time.map((t) => t - t0), y });
+  });
+  return out;
+}
+
+function makeCard(key: string, stage: string, metric: string): { chart: MetricChart; card: HTMLElement } {
+  const readout = h('div', { class: 'readout', 'aria-live': 'off' });
+  const plot = h('div', { class: 'plot', role: 'img', 'aria-label': `${metric} chart` });
+  const chart = new MetricChart(plot, metric, readout);
+  const exportBtn = (label: string, icon: string, f: () => void) => {
+    const b = h('vscode-button', { secondary: true, icon, title: `${label} (${metric})`, 'aria-label': `${label} ${metric}` }, label);
+    b.addEventListener('click', f);
+    return b;
+  };
+  const card = h('section', { class: 'card', 'data-metric': metric, 'data-key': key, 'aria-label': metric },
+    h('div', { class: 'card-head' },
+      h('h3', {}, metric),
+      exportBtn('CSV', 'export', () => vscode.post({ type: 'exportCsv', metric })),
+      exportBtn('PNG', 'file-media', () => {
+        const png = chart.png(theme(), metric);
+        if (png) vscode.post({ type: 'exportPng', metric, png });
+      }),
+    ),
+    plot,
+    readout,
+  );
+  return { chart, card };
+}
+
+function draw(): void {
+  const t0 = performance.now();
+  if (structureChanged) renderToolbar();
+  const stages = [...new Set([...runs.values()].map((r) => r.meta.stage))];
+  const wanted = new Map<string, { stage: string; metric: string }>();
+  for (const stage of stages) {
+    const names = new Set<string>();
+    for (const r of runs.values()) if (r.meta.stage === stage) for (const [k, c] of r.metrics) if (c.some((v) => v !== null)) names.add(k);
+    for (const metric of orderMetrics(stage, names)) wanted.set(`${stage}\u0000${metric}`, { stage, metric });
+  }
+  if (structureChanged) {
+    for (const [key, c] of charts) if (!wanted.has(key)) (c.chart.destroy(), charts.delete(key));
+    const sections: HTMLElement[] = [];
+    for (const stage of stages) {
+      const grid = h('div', { class: 'grid' });
+      for (const [key, w] of wanted) {
+        if (w.stage !== stage) continue;
+        if (!charts.has(key)) charts.set(key, makeCard(key, stage, w.metric));
+        grid.append(charts.get(key)!.card);
+      }
+      sections.push(h('section', { class: 'stage', 'aria-label': STAGE_NAMES[stage] ?? stage }, h('h2', {}, STAGE_NAMES[stage] ?? stage), grid));
+    }
+    if (!sections.length) sections.push(h('p', { class: 'empty' }, runs.size ? 'No metrics yet: the first step is still running.' : 'Loading runs…'));
+    groups.replaceChildren(...sections);
+    structureChanged = false;
+  }
+  const th = theme();
+  const formatX = ui.x === 'step' ? (x: number) => String(Math.round(x)) : duration;
+  for (const [key, { chart }] of charts) {
+    const w = wanted.get(key)!;
+    chart.update(series(w.metric, w.stage), { smoothing: ui.smoothing, log: ui.log, xLabel: ui.x === 'step' ? 'step' : 'time', formatX, theme: th });
+  }
+  // uPlot draws in a microtask after setData: read the frame time after it
+  queueMicrotask(() =>
+    setTimeout(() => {
+      const total = performance.now() - t0;
+      const points = Math.max(0, ...[...runs.values()].map((r) => r.step.length));
+      const f = document.getElementById('frame');
+      if (f) f.textContent = `${points.toLocaleString()} points · redraw ${total.toFixed(0)} ms`;
+      document.body.dataset.frameMs = total.toFixed(1);
+      document.body.dataset.points = String(points);
+    }, 0),
+  );
+}
+
+new ResizeObserver(() => {
+  for (const { chart } of charts.values()) chart.resize();
+}).observe(groups);
+
+renderToolbar();
+vscode.post({ type: 'ready' });

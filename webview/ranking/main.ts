@@ -1,0 +1,398 @@
+/**
+ * The ranking panel (browser side). It shows the prompt and K responses as cards and builds a
+ * ranking from the keyboard (digits in order of preference, T ties, Backspace undoes a step,
+ * Enter submits, S skips, U undoes the last submission, G shows the guidelines) or by dragging
+ * cards and chips. It sends only ranks, flags and a comment; the host writes the record.
+ */
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
+import '@vscode-elements/elements/dist/vscode-textarea/index.js';
+import '@vscode-elements/elements/dist/vscode-badge/index.js';
+import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
+import '@vscode-elements/elements/dist/vscode-icon/index.js';
+import { AgreementSummary, HostToRanking, Progress, RankingFlag, RankingToHost, SessionInfo, parseHostToRanking } from '../../src/protocol/ranking';
+import { connect, h } from '../shared/vscode-api';
+import { renderMarkdown } from '../shared/markdown';
+import { Order, completed, describe, moveTo, place, rankOf, ranksOf, tie, unrank } from './order';
+
+interface UiState {
+  index: number;
+  order: Order;
+  history: Order[];
+  flags: RankingFlag[];
+  comment: string;
+  /** Ranking time spent on this item before the panel was last hidden or reloaded. */
+  elapsedMs: number;
+  expanded: number[];
+  guidelinesOpen: boolean;
+}
+
+const fresh = (index: number, guidelinesOpen = false): UiState => ({ index, order: [], history: [], flags: [], comment: '', elapsedMs: 0, expanded: [], guidelinesOpen });
+
+const vscode = connect<UiState, HostToRanking, RankingToHost>(parseHostToRanking, receive);
+let ui: UiState = vscode.getState() ?? fresh(-1);
+let session: SessionInfo | undefined;
+let item: { index: number; prompt: string; responses: string[]; complete: boolean } | undefined;
+let progress: Progress | undefined;
+let agreement: AgreementSummary | undefined;
+let finished = false;
+/** When the current item became rankable (complete and visible); undefined while not counting. */
+let since: number | undefined;
+/** The UI of the last submission, restored if the annotator undoes it. */
+let lastSubmitted: UiState | undefined;
+
+const app = document.getElementById('app')!;
+const live = h('div', { class: 'toast', role: 'status', 'aria-live': 'polite' });
+
+function save(): void {
+  vscode.setState(ui);
+}
+
+function elapsed(): number {
+  return ui.elapsedMs + (since !== undefined ? performance.now() - since : 0);
+}
+
+function setTiming(): void {
+  const counting = !!item?.complete && document.visibilityState === 'visible';
+  if (counting && since === undefined) since = performance.now();
+  if (!counting && since !== undefined) {
+    ui.elapsedMs = elapsed();
+    since = undefined;
+    save();
+  }
+}
+document.addEventListener('visibilitychange', setTiming);
+window.addEventListener('pagehide', () => {
+  ui.elapsedMs = elapsed();
+  since = undefined;
+  save();
+});
+
+function say(text: string): void {
+  live.textContent = text;
+  live.classList.add('shown');
+  setTimeout(() => live.classList.remove('shown'), 4000);
+}
+
+function receive(m: HostToRanking): void {
+  switch (m.type) {
+    case 'session':
+      session = m.session;
+      break;
+    case 'item':
+      if (m.index !== ui.index) {
+        ui = lastSubmitted && lastSubmitted.index === m.index ? { ...lastSubmitted, guidelinesOpen: ui.guidelinesOpen } : fresh(m.index, ui.guidelinesOpen);
+        since = undefined;
+        save();
+      }
+      finished = false;
+      item = m;
+      setTiming();
+      break;
+    case 'progress':
+      progress = m.progress;
+      break;
+    case 'agreement':
+      agreement = m.agreement;
+      break;
+    case 'submitted':
+      say(`Saved to ${session?.target ?? 'the RM file'}. Press U to undo.`);
+      break;
+    case 'undone':
+      say('The last ranking was removed from the file.');
+      break;
+    case 'finished':
+      finished = true;
+      item = undefined;
+      break;
+    case 'error':
+      say(`Error: ${m.message}`);
+      break;
+  }
+  render();
+}
+
+// ---- actions ------------------------------------------------------------------------------
+
+function step(next: Order): void {
+  if (next === ui.order) return;
+  ui.history = [...ui.history, ui.order];
+  ui.order = next;
+  save();
+  render();
+}
+
+function k(): number {
+  return item?.responses.length || session?.k || 4;
+}
+
+function submit(): void {
+  if (!item?.complete) return say('Wait until all responses are generated.');
+  const notRankable = ui.flags.includes('not_rankable');
+  const ranks = notRankable ? new Array<number>(k()).fill(1) : ranksOf(ui.order, k());
+  if (!ranks) return say(`Rank at least ${k() - 1} responses first (press their numbers, best first).`);
+  lastSubmitted = { ...ui, order: completed(ui.order, k()) ?? ui.order };
+  vscode.post({ type: 'submit', index: item.index, ranks, flags: ui.flags, comment: ui.comment, timeMs: Math.round(elapsed()) });
+}
+
+function skip(): void {
+  if (item) vscode.post({ type: 'skip', index: item.index });
+}
+
+function toggleFlag(f: RankingFlag, on: boolean): void {
+  ui.flags = on ? [...new Set([...ui.flags, f])] : ui.flags.filter((x) => x !== f);
+  save();
+  render();
+}
+
+document.addEventListener('keydown', (e) => {
+  const t = e.target as HTMLElement;
+  const typing = t.closest('vscode-textarea, textarea, input');
+  if (typing) {
+    if (e.key === 'Escape') (document.activeElement as HTMLElement | null)?.blur();
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) (e.preventDefault(), submit());
+    return;
+  }
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  const key = e.key.toLowerCase();
+  const d = Number(e.key);
+  if (Number.isInteger(d) && d >= 1 && d <= k() && item) step(place(ui.order, d - 1));
+  else if (key === 't' || key === '=') step(tie(ui.order));
+  else if (key === 'backspace') {
+    if (!ui.history.length) return;
+    ui.order = ui.history[ui.history.length - 1];
+    ui.history = ui.history.slice(0, -1);
+    save();
+    render();
+  } else if (key === 'enter') {
+    if (t.closest('vscode-button, button, vscode-checkbox')) return; // the focused control handles it
+    submit();
+  } else if (key === 's') skip();
+  else if (key === 'u') vscode.post({ type: 'undo' });
+  else if (key === 'g') {
+    ui.guidelinesOpen = !ui.guidelinesOpen;
+    save();
+    render();
+  } else return;
+  e.preventDefault();
+});
+
+// ---- drag and drop ------------------------------------------------------------------------
+
+const DRAG_TYPE = 'application/x-rlhf-response';
+
+function draggable(el: HTMLElement, i: number): void {
+  el.draggable = true;
+  el.addEventListener('dragstart', (e) => {
+    e.dataTransfer!.setData(DRAG_TYPE, String(i));
+    e.dataTransfer!.effectAllowed = 'move';
+  });
+}
+
+function dropTarget(el: HTMLElement, onDrop: (i: number) => void): void {
+  el.addEventListener('dragover', (e) => {
+    if (!e.dataTransfer?.types.includes(DRAG_TYPE)) return;
+    e.preventDefault();
+    el.classList.add('drop-over');
+  });
+  el.addEventListener('dragleave', () => el.classList.remove('drop-over'));
+  el.addEventListener('drop', (e) => {
+    e.preventDefault();
+    el.classList.remove('drop-over');
+    const i = Number(e.dataTransfer!.getData(DRAG_TYPE));
+    if (Number.isInteger(i) && i >= 0 && i < k()) onDrop(i);
+  });
+}
+
+// ---- rendering ----------------------------------------------------------------------------
+
+function button(label: string, icon: string, onClick: () => void, o: { secondary?: boolean; disabled?: boolean; id?: string; title?: string } = {}): HTMLElement {
+  const b = h('vscode-button', { icon, secondary: o.secondary, disabled: o.disabled, id: o.id, title: o.title, 'aria-label': o.title ?? label }, label);
+  b.addEventListener('click', () => !o.disabled && onClick());
+  return b;
+}
+
+function kbd(k: string): HTMLElement {
+  return h('kbd', {}, k);
+}
+
+function header(): HTMLElement {
+  const p = progress;
+  const pct = p && p.total ? (100 * p.ranked) / p.total : 0;
+  const bar = h('div', { class: 'bar', role: 'progressbar', 'aria-label': 'Prompts ranked', 'aria-valuemin': '0', 'aria-valuemax': String(p?.total ?? 0), 'aria-valuenow': String(p?.ranked ?? 0) }, h('div', { class: 'fill' }));
+  (bar.firstElementChild as HTMLElement).style.width = `${pct}%`;
+  const toggle = button('Guidelines', 'book', () => {
+    ui.guidelinesOpen = !ui.guidelinesOpen;
+    save();
+    render();
+  }, { secondary: !ui.guidelinesOpen, title: 'Show or hide the labeling guidelines (G)' });
+  toggle.setAttribute('aria-pressed', String(ui.guidelinesOpen));
+  return h('header', { class: 'top' },
+    h('div', { class: 'heading' },
+      h('h1', {}, session?.title ?? 'Ranking'),
+      h('div', { class: 'meta' },
+        h('span', { title: 'Model that wrote the responses' }, h('vscode-icon', { name: 'hubot' }), ` ${session?.model ?? ''}`),
+        h('span', { title: 'RM file the rankings are appended to' }, h('vscode-icon', { name: 'save' }), ` ${session?.target ?? ''}`),
+        h('span', { title: 'Annotator (setting rlhf.ranking.annotator)' }, h('vscode-icon', { name: 'account' }), ` ${session?.annotator ?? ''}`),
+      ),
+    ),
+    h('div', { class: 'progress', 'aria-live': 'polite' },
+      h('span', { class: 'count', id: 'progress-text' }, p ? `${p.ranked} / ${p.total} ranked · ${p.skipped} skipped${p.perHour !== null ? ` · ${Math.round(p.perHour)} / hour` : ''}` : ''),
+      bar,
+    ),
+    toggle,
+  );
+}
+
+function rankingStrip(): HTMLElement {
+  const strip = h('div', { class: 'strip', role: 'list', 'aria-label': 'Your ranking, best first' });
+  const gap = (at: number) => {
+    const g = h('div', { class: 'gap', 'aria-hidden': 'true' });
+    dropTarget(g, (i) => step(moveTo(ui.order, i, at)));
+    return g;
+  };
+  ui.order.forEach((group, r) => {
+    strip.append(gap(r));
+    const box = h('div', { class: 'rank', role: 'listitem', 'aria-label': `Rank ${r + 1}: response${group.length > 1 ? 's' : ''} ${group.map((i) => i + 1).join(' and ')}` }, h('span', { class: 'rank-no' }, `#${r + 1}`));
+    for (const i of group) {
+      const chip = h('span', { class: 'chip', title: `Response ${i + 1}: drag to another rank, or onto a rank to tie` }, String(i + 1));
+      draggable(chip, i);
+      box.append(chip);
+    }
+    dropTarget(box, (i) => step(moveTo(ui.order, i, r, true)));
+    strip.append(box);
+  });
+  const end = h('div', { class: 'rank next', 'aria-hidden': 'true' }, ui.order.length ? 'next…' : 'Drop the best response here, or press its number');
+  dropTarget(end, (i) => step(moveTo(ui.order, i, ui.order.length)));
+  strip.append(end);
+  return strip;
+}
+
+function card(text: string, i: number): HTMLElement {
+  const r = rankOf(ui.order, i);
+  const open = ui.expanded.includes(i);
+  const body = h('div', { class: `body md${open ? ' open' : ''}`, id: `response-${i + 1}` });
+  body.append(text ? renderMarkdown(text) : h('p', { class: 'empty' }, item?.complete ? '(empty response)' : '…'));
+  const more = button(open ? 'Collapse' : 'Expand', open ? 'fold-up' : 'fold-down', () => {
+    ui.expanded = open ? ui.expanded.filter((x) => x !== i) : [...ui.expanded, i];
+    save();
+    render();
+  }, { secondary: true, title: `${open ? 'Collapse' : 'Expand'} response ${i + 1}` });
+  more.classList.add('more');
+  more.setAttribute('aria-controls', body.id);
+  more.setAttribute('aria-expanded', String(open));
+  const c = h('article', { class: `card${r ? ' ranked' : ''}`, role: 'listitem', tabindex: '0', 'data-index': String(i), 'aria-label': `Response ${i + 1}${r ? `, rank ${r}` : ', not ranked yet'}` },
+    h('div', { class: 'card-head' },
+      h('kbd', { title: `Press ${i + 1} to rank this response next` }, String(i + 1)),
+      h('span', { class: 'card-title' }, `Response ${i + 1}`),
+      r ? h('vscode-badge', { variant: 'counter', title: `rank ${r}` }, `#${r}`) : undefined,
+      more,
+    ),
+    body,
+  );
+  draggable(c, i);
+  return c;
+}
+
+function flagsAndComment(): HTMLElement {
+  const box = (f: RankingFlag, label: string) => {
+    const c = h('vscode-checkbox', { label, checked: ui.flags.includes(f) }) as HTMLElement & { checked: boolean };
+    c.addEventListener('change', () => toggleFlag(f, c.checked));
+    return c;
+  };
+  const comment = h('vscode-textarea', { placeholder: 'Comment (optional; Ctrl+Enter submits)', 'aria-label': 'Comment', rows: '2', resize: 'vertical' }) as HTMLElement & { value: string };
+  comment.value = ui.comment;
+  comment.addEventListener('input', () => {
+    ui.comment = comment.value;
+    save();
+  });
+  return h('section', { class: 'flags', 'aria-label': 'Flags and comment' }, box('not_rankable', 'Not rankable (all bad)'), box('unsafe', 'Unsafe'), comment);
+}
+
+function actions(): HTMLElement {
+  const ready = !!item?.complete;
+  const canSubmit = ready && (ui.flags.includes('not_rankable') || ranksOf(ui.order, k()) !== undefined);
+  return h('div', { class: 'actions' },
+    button('Submit', 'check', submit, { disabled: !canSubmit, id: 'submit', title: 'Submit the ranking (Enter)' }),
+    button('Skip', 'debug-step-over', skip, { secondary: true, disabled: !item, title: 'Skip this prompt (S)' }),
+    button('Undo step', 'discard', () => document.dispatchEvent(new KeyboardEvent('keydown', { key: 'Backspace' })), { secondary: true, disabled: !ui.history.length, title: 'Undo the last ranking step (Backspace)' }),
+    button('Undo last submission', 'history', () => vscode.post({ type: 'undo' }), { secondary: true, title: 'Remove the last submitted ranking from the file (U)' }),
+    button('Regenerate', 'refresh', () => item && vscode.post({ type: 'regenerate', index: item.index }), { secondary: true, disabled: !ready, title: 'Sample new responses for this prompt' }),
+  );
+}
+
+function agreementView(): HTMLElement | undefined {
+  const a = agreement;
+  if (!a) return undefined;
+  const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
+  const num = (x: number | null) => (x === null ? '–' : x.toFixed(3));
+  const d = h('details', { class: 'agreement' },
+    h('summary', {}, `Agreement: ${a.items} item(s) ranked by 2+ annotators`),
+    a.items
+      ? h('p', {}, `Pairwise agreement ${pct(a.pairwise)} (InstructGPT's labelers: about 73%) · Krippendorff's α (ordinal) ${num(a.alpha)} over ${a.annotators} annotators`)
+      : h('p', {}, 'When several annotators rank the same prompt and responses (share the RM file), their agreement shows here; `rlhf agreement FILE` prints the same.'),
+  );
+  if (a.tau.length) {
+    const table = h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Annotators'), h('th', {}, "Kendall's τ-b"), h('th', {}, 'Items'))));
+    const body = h('tbody');
+    for (const t of a.tau) body.append(h('tr', {}, h('td', {}, `${t.a} · ${t.b}`), h('td', {}, t.tau_b.toFixed(3)), h('td', {}, String(t.items))));
+    table.append(body);
+    d.append(table);
+  }
+  return d;
+}
+
+function keysHelp(): HTMLElement {
+  return h('p', { class: 'keys' },
+    kbd(`1–${k()}`), ' rank in order of preference (first = best) · ', kbd('T'), ' tie with the rank above · ', kbd('Backspace'), ' undo a step · ',
+    kbd('Enter'), ' submit · ', kbd('S'), ' skip · ', kbd('U'), ' undo the last submission · ', kbd('G'), ' guidelines');
+}
+
+function render(): void {
+  const focused = (document.activeElement as HTMLElement | null)?.closest('[data-index]')?.getAttribute('data-index');
+  const main = h('main', { class: 'work' });
+  if (finished) {
+    main.append(h('section', { class: 'done' }, h('h2', {}, 'All prompts are ranked or skipped.'), h('p', {}, `Rankings are in ${session?.target ?? 'the RM file'}. Train a reward model on it with "RLHF: Train Reward Model".`)));
+  } else if (item) {
+    const total = progress?.total ?? 0;
+    main.append(
+      h('section', { class: 'prompt', 'aria-label': 'Prompt' },
+        h('h2', {}, `Prompt ${item.index + 1}${total ? ` of ${total}` : ''}`),
+        h('div', { class: 'md' }, renderMarkdown(item.prompt)),
+        h('p', { class: 'gen' }, `${session?.k ?? k()} responses · ${session?.generation ?? ''}`),
+      ),
+    );
+    if (!item.complete) main.append(h('p', { class: 'generating', role: 'status' }, h('vscode-progress-ring', { 'aria-label': 'Generating' }), ` Generating ${session?.k ?? ''} responses…`));
+    main.append(
+      h('section', { class: 'ranking', 'aria-label': 'Ranking' }, rankingStrip(), h('p', { class: 'order', id: 'order-text', 'aria-live': 'polite' }, ui.order.length ? `Ranking: ${describe(ui.order)}` : 'Not ranked yet')),
+      keysHelp(),
+    );
+    const cards = h('section', { class: 'cards', role: 'list', 'aria-label': 'Responses' });
+    const n = Math.max(item.responses.length, item.complete ? 0 : session?.k ?? 0);
+    for (let i = 0; i < n; i++) cards.append(card(item.responses[i] ?? '', i));
+    dropTarget(cards, (i) => step(unrank(ui.order, i))); // a chip dragged back to the cards is unranked
+    main.append(cards, flagsAndComment(), actions());
+    const ag = agreementView();
+    if (ag) main.append(ag);
+  } else {
+    main.append(h('p', { class: 'generating', role: 'status' }, h('vscode-progress-ring', { 'aria-label': 'Loading' }), ' Loading the session…'));
+  }
+  const layout = h('div', { class: 'layout' }, main);
+  if (ui.guidelinesOpen) {
+    const g = h('aside', { class: 'guidelines md', 'aria-label': 'Guidelines' }, h('h2', {}, session?.guidelinesName ?? 'Guidelines'));
+    g.append(session?.guidelines !== undefined ? renderMarkdown(session.guidelines) : h('p', {}, 'No guidelines file. Set rlhf.ranking.guidelines to a Markdown file in the workspace (default guidelines.md).'));
+    layout.append(g);
+  }
+  app.replaceChildren(header(), layout, live);
+  // long responses start collapsed; offer Expand only where there is more to see
+  requestAnimationFrame(() => {
+    for (const b of app.querySelectorAll<HTMLElement>('.card .body:not(.open)')) {
+      const more = b.parentElement!.querySelector<HTMLElement>('.more');
+      if (more) more.hidden = b.scrollHeight <= b.clientHeight + 2;
+    }
+  });
+  if (focused !== undefined && focused !== null) app.querySelector<HTMLElement>(`.card[data-index="${focused}"]`)?.focus();
+}
+
+render();
+vscode.post({ type: 'ready' });
