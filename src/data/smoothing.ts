@@ -5,18 +5,26 @@
  * move the average). The debiasing keeps the first points from being dragged toward 0.
  */
 export function smooth(values: ArrayLike<number>, weight: number): Float64Array {
-  const w = Math.min(Math.max(weight, 0), 0.999);
+  const s = new EmaSmoother(weight);
   const out = new Float64Array(values.length);
-  let last = 0, n = 0;
-  for (let i = 0; i < values.length; i++) {
-    const x = values[i];
-    if (!Number.isFinite(x)) {
-      out[i] = x;
-      continue;
-    }
-    last = last * w + (1 - w) * x;
-    n++;
-    out[i] = last / (1 - Math.pow(w, n));
-  }
+  for (let i = 0; i < values.length; i++) out[i] = s.next(values[i]);
   return out;
+}
+
+/** The same average one point at a time, for a series that grows (the dashboard extends it as points arrive). */
+export class EmaSmoother {
+  private last = 0;
+  private n = 0;
+  readonly weight: number;
+
+  constructor(weight: number) {
+    this.weight = Math.min(Math.max(weight, 0), 0.999);
+  }
+
+  next(x: number): number {
+    if (!Number.isFinite(x)) return x;
+    this.last = this.last * this.weight + (1 - this.weight) * x;
+    this.n++;
+    return this.last / (1 - Math.pow(this.weight, this.n));
+  }
 }

@@ -27,3 +27,11 @@ test('appended records reach the disk whole; undo rewrites the file atomically',
   assert.equal(fs.readFileSync(file, 'utf8'), lines[0] + '\n' + lines[1] + '\n');
   assert.deepEqual(fs.readdirSync(path.dirname(file)), ['ranked.rm.jsonl'], 'no temporary file left');
 });
+
+test('smoothing a growing series point by point equals smoothing it whole', async () => {
+  const { EmaSmoother } = await import('../../src/data/smoothing');
+  const xs = Array.from({ length: 500 }, (_, i) => (i % 50 === 7 ? NaN : Math.sin(i / 9) + i / 100));
+  const s = new EmaSmoother(0.9);
+  const stepwise = xs.map((x) => s.next(x));
+  assert.deepEqual(stepwise, [...smooth(xs, 0.9)]);
+});

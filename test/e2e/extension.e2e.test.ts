@@ -108,9 +108,18 @@ test('cancel stops a run at a checkpoint, and the Runs view offers to resume it'
   await runCommand(page, 'RLHF: Pretrain');
   const status = page.locator('.statusbar-item', { hasText: /pretrain \d+\/20000/ });
   await status.first().waitFor({ timeout: 60_000 });
+  // the status bar item opens the running run's dashboard, which follows the run live
+  await status.first().click();
+  const dash = page.frameLocator('iframe.webview.ready').last().frameLocator('#active-frame');
+  await dash.locator('.card[data-metric="loss"] canvas').first().waitFor({ timeout: 60_000 });
+  await dash.locator('.status.running').first().waitFor({ timeout: 30_000 });
+  const before = Number(await dash.locator('body').getAttribute('data-points'));
+  await dash.locator(`body[data-points]:not([data-points="${before}"])`).waitFor({ timeout: 60_000 }); // new points arrive as the run logs
+  await shot('dashboard-live');
   const t0 = Date.now();
-  await status.first().click(); // the status bar item cancels
+  await runCommand(page, 'RLHF: Cancel Training');
   await page.locator('.notifications-toasts', { hasText: 'cancelled at a checkpoint' }).waitFor({ timeout: 30_000 });
+  await dash.locator('.status.cancelled').first().waitFor({ timeout: 30_000 });
   assert.ok(Date.now() - t0 < 10_000, 'stopped within a few seconds');
   const dirs = fs.readdirSync(path.join(workspace, '.rlhf', 'runs'));
   const infos = dirs.map((d) => JSON.parse(fs.readFileSync(path.join(workspace, '.rlhf', 'runs', d, 'run.json'), 'utf8')));

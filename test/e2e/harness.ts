@@ -88,7 +88,15 @@ export async function openRlhfView(page: Page): Promise<void> {
 /** Runs a command from the palette by its title. */
 export async function runCommand(page: Page, title: string): Promise<void> {
   await page.keyboard.press('F1');
+  // from inside a webview the key travels to the workbench first: type only once the palette has focus
+  await page.waitForFunction(`!!document.activeElement?.closest('.quick-input-widget')`, undefined, { timeout: 30_000 });
   await page.keyboard.insertText(title);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 30_000 });
+  try {
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 30_000 });
+  } catch (e) {
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, `failed-command-${title.replace(/\W+/g, '-')}.png`) });
+    throw e;
+  }
   await page.keyboard.press('Enter');
 }

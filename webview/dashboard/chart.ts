@@ -3,13 +3,14 @@
  * a shared cursor across cards, log or linear y, and a readout of the values under the cursor.
  */
 import uPlot from 'uplot';
-import { smooth } from '../../src/data/smoothing';
 
 export interface RunSeries {
   id: string;
   color: string;
-  x: ArrayLike<number>;
-  y: ArrayLike<number | null>;
+  x: number[];
+  y: (number | null)[];
+  /** y smoothed (the caller keeps it up to date as points arrive); y itself when smoothing is off. */
+  smoothed: (number | null)[];
 }
 
 export interface ChartOptions {
@@ -41,20 +42,28 @@ export const fmt = (v: number | null | undefined): string => {
   return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(3) : v.toPrecision(4);
 };
 
-/** uPlot wants one x array for all series: runs with different x are joined (missing = null). */
-function align(runs: RunSeries[], smoothing: number): { data: uPlot.AlignedData; positive: boolean } {
-  let positive = true;
-  const tables: uPlot.AlignedData[] = runs.map((r) => {
-    const y = Float64Array.from(r.y as ArrayLike<number>, (v) => (v === null ? NaN : v));
-    for (const v of y) if (v <= 0) positive = false;
-    const s = smoothing > 0 ? smooth(y, smoothing) : y;
-    const nan = (a: Float64Array) => Array.from(a, (v) => (Number.isNaN(v) ? null : v));
-    return [Array.from(r.x), nan(y), nan(s)] as uPlot.AlignedData;
-  });
-  const sameX = tables.every((t) => t[0].length === tables[0][0].length && t[0].every((x, i) => x === tables[0][0][i]));
-  if (tables.length === 1 || sameX) return { data: [tables[0][0], ...tables.flatMap((t) => t.slice(1))] as uPlot.AlignedData, positive };
-  return { data: uPlot.join(tables), positive };
+/** Short y tick labels: 3 significant digits, no trailing zeros (0.001, 5e-7, 12500). */
+const tick = (v: number): string => (v === 0 ? '0' : Math.abs(v) >= 1e6 || Math.abs(v) < 1e-4 ? v.toExponential(1).replace('.0e', 'e') : String(Number(v.toPrecision(3))));
+
+/**
+ * uPlot wants one x array for all series. One run (or runs logged at the same steps) passes its
+ * arrays as they are, no copy; runs with different x are joined (missing = null).
+ */
+function align(runs: RunSeries[]): uPlot.AlignedData {
+  const x0 = runs[0]?.x ?? [];
+  const sameX = runs.every((r) => r.x === x0 || (r.x.length === x0.length && r.x.every((x, i) => x === x0[i])));
+  if (sameX) return [x0, ...runs.flatMap((r) => [r.y, r.smoothed])] as uPlot.AlignedData;
+  return uPlot.join(runs.map((r) => [r.x, r.y, r.smoothed] as uPlot.AlignedData));
 }
+
+/** Few points (an eval every N steps, one final value): drawn as dots too, or a lone point would not show. */
+function sparse(r: RunSeries): boolean {
+  let n = 0;
+  for (let i = 0; i < r.y.length && n <= 60; i++) if (r.y[i] !== null) n++;
+  return n <= 60;
+}
+
+const allPositive = (runs: RunSeries[]) => runs.every((r) => r.y.every((v) => v === null || v > 0));
 
 export class MetricChart {
   private u: uPlot | undefined;
@@ -63,10 +72,10 @@ export class MetricChart {
   constructor(readonly el: HTMLElement, readonly metric: string, private readonly readout: HTMLElement) {}
 
   update(runs: RunSeries[], o: ChartOptions): void {
-    const { data, positive } = align(runs, o.smoothing);
-    const log = o.log && positive;
+    const data = align(runs);
+    const log = o.log && allPositive(runs);
     // a new chart when the runs, scale or theme change; otherwise only new data
-    const key = JSON.stringify([runs.map((r) => [r.id, r.color]), log, o.smoothing > 0, o.xLabel, o.theme]);
+    const key = JSON.stringify([runs.map((r) => [r.id, r.color, sparse(r)]), log, o.smoothing > 0, o.xLabel, o.theme]);
     if (this.u && key === this.key) {
       this.u.setData(data);
       return;
@@ -75,8 +84,10 @@ export class MetricChart {
     this.u?.destroy();
     const series: uPlot.Series[] = [{ label: o.xLabel }];
     for (const r of runs) {
-      series.push({ label: `${r.id} (raw)`, stroke: o.smoothing > 0 ? faint(r.color, 0.28) : r.color, width: 1, spanGaps: true, points: { show: false } });
-      series.push({ label: r.id, stroke: r.color, width: 1.5, spanGaps: true, show: o.smoothing > 0, points: { show: false } });
+      // sparse metrics (eval every N steps, a single final value) show their points
+      const points = { show: sparse(r), size: 5, fill: r.color, stroke: r.color };
+      series.push({ label: `${r.id} (raw)`, stroke: o.smoothing > 0 ? faint(r.color, 0.28) : r.color, width: 1, spanGaps: true, points: o.smoothing > 0 ? { show: false } : points });
+      series.push({ label: r.id, stroke: r.color, width: 1.5, spanGaps: true, show: o.smoothing > 0, points });
     }
     const axis = (label?: string): uPlot.Axis => ({
       stroke: o.theme.muted,
@@ -85,8 +96,8 @@ export class MetricChart {
       grid: { stroke: o.theme.grid, width: 1 },
       ticks: { stroke: o.theme.grid, width: 1 },
       label,
-      values: label ? (_u, vals) => vals.map((v) => o.formatX(v)) : (_u, vals) => vals.map((v) => fmt(v)),
-      size: label ? 40 : 60,
+      values: label ? (_u, vals) => vals.map((v) => o.formatX(v)) : (_u, vals) => vals.map(tick),
+      size: label ? 40 : 62,
     });
     const width = Math.max(200, this.el.clientWidth);
     this.u = new uPlot(

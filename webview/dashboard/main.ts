@@ -12,6 +12,7 @@ import '@vscode-elements/elements/dist/vscode-radio-group/index.js';
 import { DashboardScope, DashboardToHost, HostToDashboard, RunMeta, orderMetrics, parseHostToDashboard } from '../../src/protocol/dashboard';
 import { connect, h } from '../shared/vscode-api';
 import { MetricChart, RunSeries, Theme } from './chart';
+import { EmaSmoother } from '../../src/data/smoothing';
 
 interface UiState {
   scope?: DashboardScope;
@@ -25,8 +26,14 @@ interface RunData {
   meta: RunMeta;
   step: number[];
   time: number[];
+  /** Seconds since the run started (the x axis "relative time"), extended as points arrive. */
+  rel: number[];
   metrics: Map<string, (number | null)[]>;
+  /** Each metric smoothed with the current weight, extended as points arrive. */
+  smoothed: Map<string, { smoother: EmaSmoother; values: (number | null)[] }>;
 }
+
+const emptyRun = (meta: RunMeta): RunData => ({ meta, step: [], time: [], rel: [], metrics: new Map(), smoothed: new Map() });
 
 const STAGE_NAMES: Record<string, string> = { pretrain: 'Pretraining', sft: 'SFT', rm: 'Reward model', ppo: 'PPO' };
 const COLORS = ['blue', 'orange', 'green', 'purple', 'red', 'yellow'];
@@ -55,22 +62,23 @@ function receive(m: HostToDashboard): void {
     for (const meta of m.runs) {
       const r = runs.get(meta.id);
       if (r) r.meta = meta;
-      else runs.set(meta.id, { meta, step: [], time: [], metrics: new Map() });
+      else runs.set(meta.id, emptyRun(meta));
     }
     structureChanged = true;
   } else if (m.type === 'points') {
     const r = runs.get(m.run);
     if (!r) return;
     if (m.reset) {
-      r.step = [];
-      r.time = [];
-      r.metrics = new Map();
+      runs.set(m.run, emptyRun(r.meta));
       structureChanged = true;
+      return receive({ ...m, reset: false });
     }
     const before = r.step.length;
+    const t0 = r.meta.startedAt / 1000 || m.time[0] || 0;
     for (let i = 0; i < m.step.length; i++) {
       r.step.push(m.step[i]);
       r.time.push(m.time[i]);
+      r.rel.push(m.time[i] - t0);
     }
     for (const [name, col] of Object.entries(m.metrics)) {
       let c = r.metrics.get(name);
@@ -196,14 +204,28 @@ function duration(s: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}`;
 }
 
+/** The metric smoothed with the current weight: only points that arrived since the last draw are new work. */
+function smoothed(r: RunData, metric: string, y: (number | null)[]): (number | null)[] {
+  if (ui.smoothing <= 0) return y;
+  let s = r.smoothed.get(metric);
+  if (!s || s.smoother.weight !== new EmaSmoother(ui.smoothing).weight || s.values.length > y.length) {
+    s = { smoother: new EmaSmoother(ui.smoothing), values: [] };
+    r.smoothed.set(metric, s);
+  }
+  for (let i = s.values.length; i < y.length; i++) {
+    const v = y[i];
+    s.values.push(v === null ? null : s.smoother.next(v));
+  }
+  return s.values;
+}
+
 function series(metric: string, stage: string): RunSeries[] {
   const out: RunSeries[] = [];
   [...runs.values()].forEach((r, i) => {
     if (r.meta.stage !== stage || ui.hidden.includes(r.meta.id)) return;
     const y = r.metrics.get(metric);
-    if (!y || y.every((v) => v === null)) return;
-    const t0 = r.meta.startedAt / 1000 || r.time[0] || 0;
-    out.push({ id: r.meta.id, color: runColor(i), x: ui.x === 'step' ? r.step : r.time.map((t) => t - t0), y });
+    if (!y || !y.some((v) => v !== null)) return;
+    out.push({ id: r.meta.id, color: runColor(i), x: ui.x === 'step' ? r.step : r.rel, y, smoothed: smoothed(r, metric, y) });
   });
   return out;
 }

@@ -126,12 +126,21 @@ function k(): number {
   return item?.responses.length || session?.k || 4;
 }
 
+function undoStep(): void {
+  if (!ui.history.length) return;
+  ui.order = ui.history[ui.history.length - 1];
+  ui.history = ui.history.slice(0, -1);
+  save();
+  render();
+}
+
 function submit(): void {
   if (!item?.complete) return say('Wait until all responses are generated.');
   const notRankable = ui.flags.includes('not_rankable');
   const ranks = notRankable ? new Array<number>(k()).fill(1) : ranksOf(ui.order, k());
   if (!ranks) return say(`Rank at least ${k() - 1} responses first (press their numbers, best first).`);
-  lastSubmitted = { ...ui, order: completed(ui.order, k()) ?? ui.order };
+  const done = completed(ui.order, k());
+  lastSubmitted = done && done !== ui.order ? { ...ui, history: [...ui.history, ui.order], order: done } : { ...ui };
   vscode.post({ type: 'submit', index: item.index, ranks, flags: ui.flags, comment: ui.comment, timeMs: Math.round(elapsed()) });
 }
 
@@ -146,7 +155,7 @@ function toggleFlag(f: RankingFlag, on: boolean): void {
 }
 
 document.addEventListener('keydown', (e) => {
-  const t = e.target as HTMLElement;
+  const t = e.target instanceof Element ? e.target : document.body;
   const typing = t.closest('vscode-textarea, textarea, input');
   if (typing) {
     if (e.key === 'Escape') (document.activeElement as HTMLElement | null)?.blur();
@@ -158,13 +167,8 @@ document.addEventListener('keydown', (e) => {
   const d = Number(e.key);
   if (Number.isInteger(d) && d >= 1 && d <= k() && item) step(place(ui.order, d - 1));
   else if (key === 't' || key === '=') step(tie(ui.order));
-  else if (key === 'backspace') {
-    if (!ui.history.length) return;
-    ui.order = ui.history[ui.history.length - 1];
-    ui.history = ui.history.slice(0, -1);
-    save();
-    render();
-  } else if (key === 'enter') {
+  else if (key === 'backspace') undoStep();
+  else if (key === 'enter') {
     if (t.closest('vscode-button, button, vscode-checkbox')) return; // the focused control handles it
     submit();
   } else if (key === 's') skip();
@@ -315,7 +319,7 @@ function actions(): HTMLElement {
   return h('div', { class: 'actions' },
     button('Submit', 'check', submit, { disabled: !canSubmit, id: 'submit', title: 'Submit the ranking (Enter)' }),
     button('Skip', 'debug-step-over', skip, { secondary: true, disabled: !item, title: 'Skip this prompt (S)' }),
-    button('Undo step', 'discard', () => document.dispatchEvent(new KeyboardEvent('keydown', { key: 'Backspace' })), { secondary: true, disabled: !ui.history.length, title: 'Undo the last ranking step (Backspace)' }),
+    button('Undo step', 'discard', undoStep, { secondary: true, disabled: !ui.history.length, title: 'Undo the last ranking step (Backspace)' }),
     button('Undo last submission', 'history', () => vscode.post({ type: 'undo' }), { secondary: true, title: 'Remove the last submitted ranking from the file (U)' }),
     button('Regenerate', 'refresh', () => item && vscode.post({ type: 'regenerate', index: item.index }), { secondary: true, disabled: !ready, title: 'Sample new responses for this prompt' }),
   );
@@ -380,7 +384,7 @@ function render(): void {
   const layout = h('div', { class: 'layout' }, main);
   if (ui.guidelinesOpen) {
     const g = h('aside', { class: 'guidelines md', 'aria-label': 'Guidelines' }, h('h2', {}, session?.guidelinesName ?? 'Guidelines'));
-    g.append(session?.guidelines !== undefined ? renderMarkdown(session.guidelines) : h('p', {}, 'No guidelines file. Set rlhf.ranking.guidelines to a Markdown file in the workspace (default guidelines.md).'));
+    g.append(session?.guidelines !== undefined ? renderMarkdown(session.guidelines, { document: true }) : h('p', {}, 'No guidelines file. Set rlhf.ranking.guidelines to a Markdown file in the workspace (default guidelines.md).'));
     layout.append(g);
   }
   app.replaceChildren(header(), layout, live);

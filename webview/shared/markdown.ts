@@ -5,12 +5,17 @@
  */
 import MarkdownIt from 'markdown-it';
 
-const md = new MarkdownIt({ html: false, linkify: false, breaks: true });
-md.validateLink = (url: string) => /^(https?:|mailto:)/i.test(url.trim());
-md.disable(['image']); // no remote images (the CSP would block them anyway)
+function make(breaks: boolean) {
+  const md = new MarkdownIt({ html: false, linkify: false, breaks });
+  md.validateLink = (url: string) => /^(https?:|mailto:)/i.test(url.trim());
+  md.disable(['image']); // no remote images (the CSP would block them anyway)
+  return md;
+}
+/** Model output keeps its line breaks; documents (guidelines) wrap as Markdown does. */
+const output = make(true), document_ = make(false);
 
-export function renderMarkdown(text: string): DocumentFragment {
+export function renderMarkdown(text: string, o: { document?: boolean } = {}): DocumentFragment {
   const t = document.createElement('template');
-  t.innerHTML = md.render(text);
+  t.innerHTML = (o.document ? document_ : output).render(text);
   return t.content;
 }

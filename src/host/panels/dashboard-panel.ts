@@ -17,6 +17,8 @@ interface Followed {
   dir: RunDir;
   info: RunInfo;
   tail: MetricsTail;
+  /** Nothing sent yet: the first points replace whatever the webview holds for this run. */
+  fresh: boolean;
 }
 
 const POLL_MS = 1000;
@@ -89,13 +91,14 @@ export class DashboardPanel {
         this.otherStage.add(id);
         continue;
       }
-      this.runs.set(id, { id, dir, info, tail: new MetricsTail(dir.metricsFile) });
+      this.runs.set(id, { id, dir, info, tail: new MetricsTail(dir.metricsFile), fresh: true });
       changed = true;
     }
     if (changed) this.post({ type: 'runs', scope: this.scope, runs: [...this.runs.values()].map(meta) });
     for (const r of this.runs.values()) {
       const { reset, rows } = r.tail.read();
-      if (rows.length || reset) this.post({ type: 'points', run: r.id, reset, ...toColumns(rows) });
+      if (rows.length || reset || r.fresh) this.post({ type: 'points', run: r.id, reset: reset || r.fresh, ...toColumns(rows) });
+      r.fresh = false;
       if (r.info.status === 'running') {
         const info = readInfo(r.dir);
         if (info && info.status !== r.info.status) {
