@@ -38,6 +38,7 @@ function freePort(): Promise<number> {
 export async function openVsCode(o: { trusted: boolean; settings?: Record<string, unknown> }): Promise<Session> {
   const cache: string = ensureE2E();
   if (!packaged) {
+    for (const f of fs.existsSync(ARTIFACTS) ? fs.readdirSync(ARTIFACTS) : []) if (f.startsWith('failed-')) fs.rmSync(path.join(ARTIFACTS, f));
     const pkg = spawnSync('npm', ['run', 'package', '--silent'], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(pkg.status, 0, pkg.stderr);
     packaged = true;

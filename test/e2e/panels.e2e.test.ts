@@ -130,10 +130,7 @@ test('a closed panel reopens where the annotator left off; after a reload it com
 test('the dashboard of a finished tiny run shows a card per metric; CSV export writes the points', async () => {
   await runCommand(page, 'View: Close All Editors');
   await runCommand(page, 'RLHF: Open Training Dashboard');
-  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: 'tiny-pretrain' }).first();
-  await row.waitFor({ timeout: 30_000 });
-  await row.locator('input[type=checkbox], .quick-input-list-checkbox, .monaco-checkbox').first().click();
-  await page.keyboard.press('Enter');
+  await pick('tiny-pretrain');
   const w = view();
   for (const m of ['loss', 'learning_rate', 'grad_norm', 'tokens_per_second']) await w.locator(`.card[data-metric="${m}"] canvas`).first().waitFor({ timeout: 60_000 });
   assert.deepEqual(await w.locator('.card h3').allInnerTexts(), ['loss', 'eval/loss', 'learning_rate', 'grad_norm', 'tokens_per_second']);
@@ -164,10 +161,7 @@ test('100k points per series while a run streams: the redraw time is measured', 
   fs.writeFileSync(path.join(dir, 'metrics.jsonl'), Array.from({ length: 100_000 }, (_, i) => row(i + 1)).join('\n') + '\n');
   await runCommand(page, 'View: Close All Editors');
   await runCommand(page, 'RLHF: Open Training Dashboard');
-  const item = page.locator('.quick-input-list .monaco-list-row', { hasText: 'big-sft' }).first();
-  await item.waitFor({ timeout: 30_000 });
-  await item.locator('input[type=checkbox], .quick-input-list-checkbox, .monaco-checkbox').first().click();
-  await page.keyboard.press('Enter');
+  await pick('big-sft');
   const w = view();
   await w.locator('body[data-points="100000"]').waitFor({ timeout: 120_000 }).catch(async (e) => {
     await vs.shot('failed-100k');
@@ -195,10 +189,7 @@ test('100k points per series while a run streams: the redraw time is measured', 
 test('both panels in light, dark and high-contrast themes (screenshots)', async () => {
   await runCommand(page, 'View: Close All Editors');
   await runCommand(page, 'RLHF: Open Training Dashboard');
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'All pretrain runs' }).first().waitFor({ timeout: 30_000 });
-  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: 'All pretrain runs' }).first();
-  await row.locator('input[type=checkbox], .quick-input-list-checkbox, .monaco-checkbox').first().click();
-  await page.keyboard.press('Enter');
+  await pick('All pretrain runs');
   await view().locator('.card[data-metric="loss"] canvas').first().waitFor({ timeout: 60_000 });
   await openRanking('data/rankings.rm.jsonl');
   await view().locator('text=Prompt 3 of 20').waitFor({ timeout: 60_000 });
@@ -215,12 +206,12 @@ test('both panels in light, dark and high-contrast themes (screenshots)', async 
       await page.keyboard.press('g');
     }
     await r.locator('aside.guidelines h2', { hasText: 'guidelines.md' }).waitFor({ timeout: 30_000 });
-    await r.locator('body').evaluate(() => document.fonts.ready); // the codicon font, after the tab's webview reloads
+    await r.locator('body').evaluate('document.fonts.ready.then(() => true)'); // the codicon font, after the tab's webview reloads
     await page.waitForTimeout(300);
     await vs.shot(`theme-${name}-ranking`);
     await page.locator('.tab', { hasText: 'Dashboard' }).first().click();
     await view().locator('.card[data-metric="loss"] canvas').first().waitFor({ timeout: 60_000 });
-    await view().locator('body').evaluate(() => document.fonts.ready);
+    await view().locator('body').evaluate('document.fonts.ready.then(() => true)');
     await page.waitForTimeout(500);
     await vs.shot(`theme-${name}-dashboard`);
   }

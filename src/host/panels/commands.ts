@@ -55,20 +55,29 @@ export function registerPanelCommands(ctx: vscode.ExtensionContext, deps: PanelD
     await RankingPanel.open(ctx, { source, target, model, skipped: same ? previous.skipped : [] });
   }
 
-  async function pickRuns(): Promise<string[] | undefined> {
-    const dir = deps.runsDir();
-    const all = dir ? listRuns(dir) : [];
+  /** One run, all runs of a stage, or "compare several" (a multi-select); shows the dashboard. */
+  async function pickAndShow(dir: string): Promise<void> {
+    const all = listRuns(dir);
     if (!all.length) return void vscode.window.showInformationMessage('RLHF: no runs yet; start one with RLHF: Train SFT Model or RLHF: Pretrain.');
+    const describe = (r: (typeof all)[number]) => `${r.info.status}${r.metric ? ` · ${r.metric}` : ''}`;
     const stages = [...new Set(all.map((r) => r.info.stage))];
-    const items = [
-      ...stages.map((s) => ({ label: `$(graph-line) All ${s} runs`, description: `${all.filter((r) => r.info.stage === s).length} run(s)`, ids: [] as string[], stage: s })),
-      ...all.map((r) => ({ label: r.info.id, description: `${r.info.status}${r.metric ? ` · ${r.metric}` : ''}`, ids: [path.basename(r.dir)], stage: undefined as string | undefined })),
-    ];
-    const picked = await vscode.window.showQuickPick(items, { canPickMany: true, placeHolder: 'Runs to show (several overlay on the same charts)' });
-    if (!picked?.length) return undefined;
-    const stage = picked.find((p) => p.stage)?.stage;
-    if (stage) return void DashboardPanel.show(ctx, dir!, { stage });
-    return picked.flatMap((p) => p.ids);
+    const COMPARE = 'compare';
+    const picked = await vscode.window.showQuickPick(
+      [
+        ...all.map((r) => ({ label: r.info.id, description: describe(r), value: path.basename(r.dir) })),
+        ...stages.map((s) => ({ label: `$(graph-line) All ${s} runs`, description: `${all.filter((r) => r.info.stage === s).length} run(s), overlaid; new ones join`, value: `stage:${s}` })),
+        ...(all.length > 1 ? [{ label: '$(list-selection) Compare several runs…', description: '', value: COMPARE }] : []),
+      ],
+      { placeHolder: 'Run to show' },
+    );
+    if (!picked) return;
+    if (picked.value.startsWith('stage:')) return DashboardPanel.show(ctx, dir, { stage: picked.value.slice(6) });
+    if (picked.value !== COMPARE) return DashboardPanel.show(ctx, dir, { ids: [picked.value] });
+    const several = await vscode.window.showQuickPick(
+      all.map((r) => ({ label: r.info.id, description: describe(r), value: path.basename(r.dir) })),
+      { canPickMany: true, placeHolder: 'Runs to overlay on the same charts' },
+    );
+    if (several?.length) DashboardPanel.show(ctx, dir, { ids: several.map((p) => p.value) });
   }
 
   ctx.subscriptions.push(
@@ -102,8 +111,7 @@ export function registerPanelCommands(ctx: vscode.ExtensionContext, deps: PanelD
         const running = listRuns(dir).filter((r) => r.info.status === 'running').sort((a, b) => b.info.started_at.localeCompare(a.info.started_at));
         if (running.length) return DashboardPanel.show(ctx, dir, { ids: [path.basename(running[0].dir)] });
       }
-      const ids = await pickRuns();
-      if (ids?.length) DashboardPanel.show(ctx, dir, { ids });
+      await pickAndShow(dir);
     }),
     vscode.commands.registerCommand('rlhf.runs.openDashboard', (node?: RunNode) => {
       const dir = deps.runsDir();

@@ -45,6 +45,9 @@ export class RankingPanel {
   private readonly worker: WorkerClient;
   private generation = 0;
   private running: Promise<number> | undefined;
+  /** The item the worker is generating now (the one shown, or the next one ahead of time). */
+  private generating: number | undefined;
+  private partial: string[] = [];
   private readonly disposables: vscode.Disposable[] = [];
 
   /** Opens (or replaces) the ranking session. */
@@ -150,7 +153,7 @@ export class RankingPanel {
         void this.ctx.workspaceState.update(STATE_KEY, this.config);
         this.advance(m.index + 1);
       } else if (m.type === 'undo') this.undo();
-      else if (m.type === 'regenerate' && m.index === this.index) {
+      else if (m.type === 'regenerate' && m.index === this.index && this.complete) {
         this.attempts.set(m.index, (this.attempts.get(m.index) ?? 0) + 1);
         this.generated.delete(m.index);
         this.show(m.index);
@@ -233,26 +236,28 @@ export class RankingPanel {
     return { items: a.items, annotators: a.annotators.length, pairwise: num(a.pairwise_agreement), alpha: num(a.krippendorff_alpha_ordinal), tau: a.kendall_tau_b.filter((t) => Number.isFinite(t.tau_b)) };
   }
 
-  /** Shows item i: its cached responses, or generates K of them, streaming. */
+  /** Shows item i: its cached responses, the generation already under way for it, or a new one. */
   private show(i: number): void {
     this.index = i;
     const item = this.items[i];
     const cached = this.generated.get(i);
-    if (cached) {
-      this.responses = cached;
-      this.complete = true;
-      this.post({ type: 'item', index: i, prompt: item.prompt, responses: cached, complete: true });
-      return;
-    }
-    this.responses = [];
-    this.complete = false;
-    this.post({ type: 'item', index: i, prompt: item.prompt, responses: [], complete: false });
-    void this.generate(i);
+    this.responses = cached ?? (this.generating === i ? this.partial : []);
+    this.complete = !!cached;
+    this.post({ type: 'item', index: i, prompt: item.prompt, responses: this.responses, complete: this.complete });
+    if (cached) this.prefetch(i);
+    else if (this.generating !== i) void this.generate(i);
+  }
+
+  /** While the annotator ranks item i, the next item's responses are generated, so it shows at once. */
+  private prefetch(i: number): void {
+    const next = nextPrompt(this.items, rankedBy(this.config.target, this.annotator()), new Set([...this.config.skipped, i]), i + 1);
+    if (next >= 0 && next !== i && !this.generated.has(next) && this.generating === undefined) void this.generate(next);
   }
 
   private async generate(i: number): Promise<void> {
     const gen = ++this.generation;
     if (this.running) {
+      this.generating = undefined;
       this.worker.kill();
       await this.running;
     }
@@ -263,6 +268,8 @@ export class RankingPanel {
     const argv = ['generate', '--model', this.config.model, '--prompt', this.items[i].context, '--raw', '--num-samples', String(k), ...generationFlags(g, seed), '--stream'];
     const env = { RLHF_BACKEND: vscode.workspace.getConfiguration('rlhf').get<string>('backend', 'auto') };
     const errors: string[] = [];
+    this.generating = i;
+    this.partial = [];
     this.running = this.worker.run(argv, this.folder(), env, {
       onLog: (line) => line.startsWith('error') && errors.push(line),
       onProgress: () => {},
@@ -270,17 +277,23 @@ export class RankingPanel {
         if (gen !== this.generation || !Array.isArray(v.responses)) return;
         const responses = (v.responses as unknown[]).map(String);
         const complete = v.partial !== true;
-        if (complete) {
-          this.generated.set(i, responses);
-          this.complete = true;
-        }
+        if (complete) this.generated.set(i, responses);
+        else this.partial = responses;
+        if (this.index !== i) return; // a prefetch: kept for when the annotator gets there
         this.responses = responses;
+        this.complete = complete;
         this.post({ type: 'item', index: i, prompt: this.items[i].prompt, responses, complete });
       },
     });
     const code = await this.running;
     this.running = undefined;
-    if (gen === this.generation && code !== 0) this.post({ type: 'error', message: `generation failed: ${errors.join('; ') || `exit code ${code}`}` });
+    if (gen !== this.generation) return;
+    this.generating = undefined;
+    if (code !== 0) {
+      if (this.index === i) this.post({ type: 'error', message: `generation failed: ${errors.join('; ') || `exit code ${code}`}` });
+      return;
+    }
+    if (this.index === i) this.prefetch(i);
   }
 
   private dispose(): void {
