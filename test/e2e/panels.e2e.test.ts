@@ -125,6 +125,13 @@ test('a closed panel reopens where the annotator left off; after a reload it com
   assert.match(await r.locator('#progress-text').innerText(), /^1 \/ 20 ranked · 1 skipped/);
   assert.equal(await r.locator('#order-text').innerText(), 'Ranking: 2');
   assert.equal(lines().length, 1, 'nothing written by reopening or reloading');
+  // the mouse ranks too: a card dropped on the strip takes the next rank; a chip dropped on a rank ties
+  await r.locator('.card[data-index="3"]').dragTo(r.locator('.rank.next'));
+  await r.locator('#order-text', { hasText: 'Ranking: 2 > 4' }).waitFor({ timeout: 10_000 });
+  await r.locator('.chip', { hasText: '4' }).dragTo(r.locator('.rank', { hasText: '#1' }));
+  await r.locator('#order-text', { hasText: 'Ranking: 2 = 4' }).waitFor({ timeout: 10_000 });
+  await r.locator('.chip', { hasText: '4' }).dragTo(r.locator('.cards'));
+  await r.locator('#order-text', { hasText: /^Ranking: 2$/ }).waitFor({ timeout: 10_000 });
 });
 
 test('the dashboard of a finished tiny run shows a card per metric; CSV export writes the points', async () => {

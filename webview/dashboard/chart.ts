@@ -3,6 +3,7 @@
  * a shared cursor across cards, log or linear y, and a readout of the values under the cursor.
  */
 import uPlot from 'uplot';
+import { m4 } from './decimate';
 
 export interface RunSeries {
   id: string;
@@ -46,14 +47,30 @@ export const fmt = (v: number | null | undefined): string => {
 const tick = (v: number): string => (v === 0 ? '0' : Math.abs(v) >= 1e6 || Math.abs(v) < 1e-4 ? v.toExponential(1).replace('.0e', 'e') : String(Number(v.toPrecision(3))));
 
 /**
- * uPlot wants one x array for all series. One run (or runs logged at the same steps) passes its
- * arrays as they are, no copy; runs with different x are joined (missing = null).
+ * uPlot wants one x array for all series. Runs logged at the same x share it (no join); others are
+ * joined (missing = null). Each run is first cut to its M4 points for `columns` pixel columns
+ * (and, when zoomed, for the x range shown), so a redraw draws a few thousand points at most.
  */
-function align(runs: RunSeries[]): uPlot.AlignedData {
+function align(runs: RunSeries[], columns: number, lo: number, hi: number): uPlot.AlignedData {
+  const take = <T>(a: T[], idx: number[] | undefined) => (idx ? idx.map((i) => a[i]) : a);
+  const cut = (x: number[], ys: (number | null)[][]) => {
+    let idx = m4(x, ys, columns);
+    // zoomed: full detail in view, the coarse rest kept so a double-click can zoom back out
+    if (lo > -Infinity || hi < Infinity) idx = [...new Set([...idx, ...m4(x, ys, columns, lo, hi)])].sort((a, b) => a - b);
+    return idx.length === x.length ? undefined : idx; // nothing dropped: the arrays as they are
+  };
   const x0 = runs[0]?.x ?? [];
   const sameX = runs.every((r) => r.x === x0 || (r.x.length === x0.length && r.x.every((x, i) => x === x0[i])));
-  if (sameX) return [x0, ...runs.flatMap((r) => [r.y, r.smoothed])] as uPlot.AlignedData;
-  return uPlot.join(runs.map((r) => [r.x, r.y, r.smoothed] as uPlot.AlignedData));
+  if (sameX) {
+    const idx = cut(x0, runs.flatMap((r) => [r.y, r.smoothed]));
+    return [take(x0, idx), ...runs.flatMap((r) => [take(r.y, idx), r.smoothed === r.y ? take(r.y, idx) : take(r.smoothed, idx)])] as uPlot.AlignedData;
+  }
+  return uPlot.join(
+    runs.map((r) => {
+      const idx = cut(r.x, [r.y, r.smoothed]);
+      return [take(r.x, idx), take(r.y, idx), take(r.smoothed, idx)] as uPlot.AlignedData;
+    }),
+  );
 }
 
 /** Few points (an eval every N steps, one final value): drawn as dots too, or a lone point would not show. */
@@ -68,19 +85,28 @@ const allPositive = (runs: RunSeries[]) => runs.every((r) => r.y.every((v) => v 
 export class MetricChart {
   private u: uPlot | undefined;
   private key = '';
+  /** The x range the user zoomed to (drag to zoom, double-click to reset); undefined = all. */
+  private zoom: [number, number] | undefined;
+  private last: { runs: RunSeries[]; o: ChartOptions } | undefined;
 
   constructor(readonly el: HTMLElement, readonly metric: string, private readonly readout: HTMLElement) {}
 
+  private columns(): number {
+    return Math.max(50, Math.round(this.el.clientWidth * devicePixelRatio));
+  }
+
   update(runs: RunSeries[], o: ChartOptions): void {
-    const data = align(runs);
+    this.last = { runs, o };
+    const data = align(runs, this.columns(), this.zoom?.[0] ?? -Infinity, this.zoom?.[1] ?? Infinity);
     const log = o.log && allPositive(runs);
     // a new chart when the runs, scale or theme change; otherwise only new data
     const key = JSON.stringify([runs.map((r) => [r.id, r.color, sparse(r)]), log, o.smoothing > 0, o.xLabel, o.theme]);
     if (this.u && key === this.key) {
-      this.u.setData(data);
+      this.u.setData(data, !this.zoom); // a zoomed view stays where the user put it
       return;
     }
     this.key = key;
+    this.zoom = undefined;
     this.u?.destroy();
     const series: uPlot.Series[] = [{ label: o.xLabel }];
     for (const r of runs) {
@@ -111,13 +137,27 @@ export class MetricChart {
         axes: [axis(o.xLabel), axis()],
         series,
         hooks: {
-          setCursor: [(u) => this.showReadout(u, runs, o)],
+          setCursor: [(u) => this.showReadout(u, this.last?.runs ?? runs, o)],
+          setScale: [(u, key) => key === 'x' && this.zoomed(u)],
         },
       },
       data,
       this.el,
     );
     this.readout.textContent = log !== o.log ? 'linear scale: this metric has values ≤ 0' : '';
+  }
+
+  /** After a zoom (or its reset), the M4 points are recomputed for the range shown. */
+  private zoomed(u: uPlot): void {
+    const { min, max } = u.scales.x;
+    if (min === undefined || max === undefined || min === null || max === null || !this.last) return;
+    const xs = this.last.runs.flatMap((r) => (r.x.length ? [r.x[0], r.x[r.x.length - 1]] : []));
+    const all = min <= Math.min(...xs) && max >= Math.max(...xs);
+    const next: [number, number] | undefined = all ? undefined : [min, max];
+    if (JSON.stringify(next) === JSON.stringify(this.zoom)) return;
+    this.zoom = next;
+    const { runs } = this.last;
+    queueMicrotask(() => this.u?.setData(align(runs, this.columns(), next?.[0] ?? -Infinity, next?.[1] ?? Infinity), false));
   }
 
   private showReadout(u: uPlot, runs: RunSeries[], o: ChartOptions): void {

@@ -41,7 +41,16 @@ const COLORS = ['blue', 'orange', 'green', 'purple', 'red', 'yellow'];
 const vscode = connect<UiState, HostToDashboard, DashboardToHost>(parseHostToDashboard, receive);
 const ui: UiState = { smoothing: 0.6, log: false, x: 'step', hidden: [], ...vscode.getState() };
 const runs = new Map<string, RunData>();
-const charts = new Map<string, { chart: MetricChart; card: HTMLElement }>();
+const charts = new Map<string, { chart: MetricChart; card: HTMLElement; visible: boolean; stale: boolean }>();
+/** Cards scrolled out of view are not redrawn; they catch up when they come into view. */
+const seen = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    const c = charts.get((e.target as HTMLElement).dataset.key ?? '');
+    if (!c) continue;
+    c.visible = e.isIntersecting;
+    if (c.visible && c.stale) schedule();
+  }
+}, { rootMargin: '200px' });
 let dirty = false;
 let structureChanged = true;
 
@@ -230,7 +239,7 @@ function series(metric: string, stage: string): RunSeries[] {
   return out;
 }
 
-function makeCard(key: string, stage: string, metric: string): { chart: MetricChart; card: HTMLElement } {
+function makeCard(key: string, stage: string, metric: string): { chart: MetricChart; card: HTMLElement; visible: boolean; stale: boolean } {
   const readout = h('div', { class: 'readout', 'aria-live': 'off' });
   const plot = h('div', { class: 'plot', role: 'img', 'aria-label': `${metric} chart` });
   const chart = new MetricChart(plot, metric, readout);
@@ -251,7 +260,9 @@ function makeCard(key: string, stage: string, metric: string): { chart: MetricCh
     plot,
     readout,
   );
-  return { chart, card };
+  seen.observe(card);
+  // drawn once when created (it is about to be laid out), then only while in view
+  return { chart, card, visible: true, stale: true };
 }
 
 function draw(): void {
@@ -265,7 +276,7 @@ function draw(): void {
     for (const metric of orderMetrics(stage, names)) wanted.set(`${stage}\u0000${metric}`, { stage, metric });
   }
   if (structureChanged) {
-    for (const [key, c] of charts) if (!wanted.has(key)) (c.chart.destroy(), charts.delete(key));
+    for (const [key, c] of charts) if (!wanted.has(key)) (c.chart.destroy(), seen.unobserve(c.card), charts.delete(key));
     const sections: HTMLElement[] = [];
     for (const stage of stages) {
       const grid = h('div', { class: 'grid' });
@@ -282,21 +293,22 @@ function draw(): void {
   }
   const th = theme();
   const formatX = ui.x === 'step' ? (x: number) => String(Math.round(x)) : duration;
-  for (const [key, { chart }] of charts) {
+  for (const [key, c] of charts) {
+    c.stale = true;
+    if (!c.visible) continue;
+    c.stale = false;
     const w = wanted.get(key)!;
-    chart.update(series(w.metric, w.stage), { smoothing: ui.smoothing, log: ui.log, xLabel: ui.x === 'step' ? 'step' : 'time', formatX, theme: th });
+    c.chart.update(series(w.metric, w.stage), { smoothing: ui.smoothing, log: ui.log, xLabel: ui.x === 'step' ? 'step' : 'time', formatX, theme: th });
   }
-  // uPlot draws in a microtask after setData: read the frame time after it
-  queueMicrotask(() =>
-    setTimeout(() => {
-      const total = performance.now() - t0;
-      const points = Math.max(0, ...[...runs.values()].map((r) => r.step.length));
-      const f = document.getElementById('frame');
-      if (f) f.textContent = `${points.toLocaleString()} points · redraw ${total.toFixed(0)} ms`;
-      document.body.dataset.frameMs = total.toFixed(1);
-      document.body.dataset.points = String(points);
-    }, 0),
-  );
+  // uPlot draws in a microtask after setData: this one runs after those draws
+  queueMicrotask(() => {
+    const total = performance.now() - t0;
+    const points = Math.max(0, ...[...runs.values()].map((r) => r.step.length));
+    const f = document.getElementById('frame');
+    if (f) f.textContent = `${points.toLocaleString()} points · redraw ${total.toFixed(0)} ms`;
+    document.body.dataset.frameMs = total.toFixed(1);
+    document.body.dataset.points = String(points);
+  });
 }
 
 new ResizeObserver(() => {
