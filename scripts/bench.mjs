@@ -56,3 +56,6 @@ const idx = JSON.parse(spawnSync(process.execPath, ['dist/cli.js', 'bench', 'ind
 console.log(`\nIndexing ${(size / 1e9).toFixed(2)} GB, ${idx.records.toLocaleString('en')} records (${big})`);
 console.log(`rlhf index: ${idx.mb_per_second.toFixed(0)} MB/s, peak memory ${idx.peak_rss_mb.toFixed(0)} MB (index itself ${idx.index_mb.toFixed(0)} MB)`);
 console.log(`wc -l:      ${(size / 1e6 / wcSeconds).toFixed(0)} MB/s (${wc.stdout.trim().split(' ')[0]} lines)`);
+
+// The dashboard's redraw time with 100k points per series (the real webview bundle in chromium).
+spawnSync(process.execPath, ['scripts/bench-dashboard.mjs'], { stdio: 'inherit' });
