@@ -140,8 +140,10 @@ function submit(): void {
   const ranks = notRankable ? new Array<number>(k()).fill(1) : ranksOf(ui.order, k());
   if (!ranks) return say(`Rank at least ${k() - 1} responses first (press their numbers, best first).`);
   const done = completed(ui.order, k());
-  lastSubmitted = done && done !== ui.order ? { ...ui, history: [...ui.history, ui.order], order: done } : { ...ui };
-  vscode.post({ type: 'submit', index: item.index, ranks, flags: ui.flags, comment: ui.comment, timeMs: Math.round(elapsed()) });
+  const timeMs = Math.round(elapsed());
+  // kept in case the annotator undoes this submission: the ranking comes back, and its time goes on
+  lastSubmitted = { ...ui, elapsedMs: timeMs, ...(done && done !== ui.order ? { history: [...ui.history, ui.order], order: done } : {}) };
+  vscode.post({ type: 'submit', index: item.index, ranks, flags: ui.flags, comment: ui.comment, timeMs });
 }
 
 function skip(): void {
