@@ -57,6 +57,9 @@ export function activate(context: vscode.ExtensionContext): void {
     const stage = argv[0];
     const full = ['pretrain', 'sft', 'rm', 'ppo'].includes(stage) ? [...argv, ...stageFlags(stage), '--runs-dir', runsDir()!] : argv;
     await vscode.commands.executeCommand('setContext', 'rlhf.training', true);
+    // set once: a command with arguments reassigned on every step would be gone by the time of a click
+    status.tooltip = 'RLHF: training. Click to open its dashboard; cancel from the notification or with RLHF: Cancel Training.';
+    status.command = { command: 'rlhf.openDashboard', title: 'Open Training Dashboard', arguments: ['running'] };
     log.show(true);
     try {
       const code = await vscode.window.withProgress(
@@ -77,8 +80,6 @@ export function activate(context: vscode.ExtensionContext): void {
               progress.report({ increment: pct - last, message: `step ${p.step}/${p.total}${loss}` });
               last = pct;
               status.text = `$(pulse) ${p.stage} ${p.step}/${p.total}${loss} · ETA ${Math.round(p.eta_seconds)}s`;
-              status.tooltip = 'RLHF: training. Click to open its dashboard; cancel from the notification or with RLHF: Cancel Training.';
-              status.command = { command: 'rlhf.openDashboard', title: 'Open Training Dashboard', arguments: ['running'] };
               status.show();
             },
           });

@@ -110,8 +110,11 @@ test('cancel stops a run at a checkpoint, and the Runs view offers to resume it'
   await status.first().waitFor({ timeout: 60_000 });
   // the status bar item opens the running run's dashboard, which follows the run live
   await status.first().click();
-  const dash = page.frameLocator('iframe.webview.ready').last().frameLocator('#active-frame');
-  await dash.locator('.card[data-metric="loss"] canvas').first().waitFor({ timeout: 60_000 });
+  const dash = page.frameLocator('iframe.webview.ready:visible').last().frameLocator('#active-frame');
+  await dash.locator('.card[data-metric="loss"] canvas').first().waitFor({ timeout: 60_000 }).catch(async (e) => {
+    await shot('failed-dashboard-live');
+    throw e;
+  });
   await dash.locator('.status.running').first().waitFor({ timeout: 30_000 });
   const before = Number(await dash.locator('body').getAttribute('data-points'));
   await dash.locator(`body[data-points]:not([data-points="${before}"])`).waitFor({ timeout: 60_000 }); // new points arrive as the run logs
@@ -141,7 +144,7 @@ test('Generate shows the chosen models\' responses side by side', async () => {
   await page.locator('.quick-input-message', { hasText: 'Prompt' }).first().waitFor({ timeout: 30_000 });
   await page.keyboard.insertText('Tell me about the ferry.');
   await page.keyboard.press('Enter');
-  const frame = page.frameLocator('iframe.webview.ready').last().frameLocator('#active-frame');
+  const frame = page.frameLocator('iframe.webview.ready:visible').last().frameLocator('#active-frame');
   await frame.locator('h2', { hasText: 'models/base-char' }).waitFor({ timeout: 60_000 });
   assert.equal(await frame.locator('pre').count(), 2, 'two responses (rlhf.generation.samples)');
   await shot('generate');

@@ -106,10 +106,15 @@ test('ranking with the keyboard appends the exact K-way record to the RM file; U
 test('a closed panel reopens where the annotator left off; after a reload it comes back by itself', async () => {
   await runCommand(page, 'View: Close All Editors');
   await page.locator('iframe.webview.ready:visible').first().waitFor({ state: 'detached', timeout: 30_000 }).catch(() => {});
+  // a second annotator ranked the same responses (ranks 2,4,1,3 vs 1,4,2,3: 5 of 6 pairs agree)
+  const mine = JSON.parse(lines()[0]);
+  fs.appendFileSync(target(), JSON.stringify({ ...mine, ranks: [1, 4, 2, 3], annotator: 'second-annotator', comment: '' }) + '\n');
   await openRanking('data/rankings.rm.jsonl'); // now listed first, as "last used"
   const w = view();
   await w.locator('text=Prompt 2 of 20').waitFor({ timeout: 60_000 });
   assert.match(await w.locator('#progress-text').innerText(), /^1 \/ 20 ranked · 0 skipped/);
+  await w.locator('.agreement summary').click();
+  assert.match(await w.locator('.agreement').innerText(), /1 item\(s\) ranked by 2\+ annotators[\s\S]*Pairwise agreement 83\.3%[\s\S]*e2e-annotator · second-annotator\s+0\.667\s+1/);
   await w.locator('.generating').waitFor({ state: 'detached', timeout: 120_000 });
   await w.locator('.prompt h2').click();
   await page.keyboard.press('s');
@@ -124,7 +129,7 @@ test('a closed panel reopens where the annotator left off; after a reload it com
   await r.locator('text=Prompt 3 of 20').waitFor({ timeout: 120_000 });
   assert.match(await r.locator('#progress-text').innerText(), /^1 \/ 20 ranked · 1 skipped/);
   assert.equal(await r.locator('#order-text').innerText(), 'Ranking: 2');
-  assert.equal(lines().length, 1, 'nothing written by reopening or reloading');
+  assert.equal(lines().length, 2, 'nothing written by reopening or reloading');
   // the mouse ranks too: a card dropped on the strip takes the next rank; a chip dropped on a rank ties
   await r.locator('.card[data-index="3"]').dragTo(r.locator('.rank.next'));
   await r.locator('#order-text', { hasText: 'Ranking: 2 > 4' }).waitFor({ timeout: 10_000 });

@@ -320,6 +320,7 @@ function actions(): HTMLElement {
   const canSubmit = ready && (ui.flags.includes('not_rankable') || ranksOf(ui.order, k()) !== undefined);
   return h('div', { class: 'actions' },
     button('Submit', 'check', submit, { disabled: !canSubmit, id: 'submit', title: 'Submit the ranking (Enter)' }),
+    button('Tie', 'link', () => step(tie(ui.order)), { secondary: true, disabled: ui.order.length < 2, title: 'Tie the last ranked response with the rank above (T)' }),
     button('Skip', 'debug-step-over', skip, { secondary: true, disabled: !item, title: 'Skip this prompt (S)' }),
     button('Undo step', 'discard', undoStep, { secondary: true, disabled: !ui.history.length, title: 'Undo the last ranking step (Backspace)' }),
     button('Undo last submission', 'history', () => vscode.post({ type: 'undo' }), { secondary: true, title: 'Remove the last submitted ranking from the file (U)' }),
