@@ -11,7 +11,7 @@ ensureE2E();
 const dist = path.resolve('dist', 'webview');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-dash-'));
 fs.writeFileSync(path.join(dir, 'index.html'), `<!DOCTYPE html><html><head>
-<link rel="stylesheet" href="file://${dist}/uplot.css"><link rel="stylesheet" href="file://${dist}/dashboard.css"></head>
+<link rel="stylesheet" href="file://${dist}/uplot.css"><link rel="stylesheet" href="file://${dist}/common.css"><link rel="stylesheet" href="file://${dist}/dashboard.css"></head>
 <body class="vscode-light"><div id="app"></div>
 <script>window.acquireVsCodeApi = () => ({ postMessage() {}, getState() {}, setState() {} });</script>
 <script src="file://${dist}/dashboard.js"></script></body></html>`);

@@ -26,7 +26,7 @@ function copyWebviewAssets() {
   fs.mkdirSync('dist/webview', { recursive: true });
   for (const f of ['codicon.css', 'codicon.ttf']) fs.copyFileSync(`node_modules/@vscode/codicons/dist/${f}`, `dist/webview/${f}`);
   fs.copyFileSync('node_modules/uplot/dist/uPlot.min.css', 'dist/webview/uplot.css');
-  for (const f of ['ranking.css', 'dashboard.css']) fs.copyFileSync(`media/${f}`, `dist/webview/${f}`);
+  for (const f of ['common.css', 'ranking.css', 'dashboard.css']) fs.copyFileSync(`media/${f}`, `dist/webview/${f}`);
 }
 
 if (watch) {

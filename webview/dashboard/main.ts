@@ -11,6 +11,7 @@ import '@vscode-elements/elements/dist/vscode-radio/index.js';
 import '@vscode-elements/elements/dist/vscode-radio-group/index.js';
 import { DashboardScope, DashboardToHost, HostToDashboard, RunMeta, orderMetrics, parseHostToDashboard } from '../../src/protocol/dashboard';
 import { connect, h } from '../shared/vscode-api';
+import { toast } from '../shared/toast';
 import { MetricChart, RunSeries, Theme } from './chart';
 import { EmaSmoother } from '../../src/data/smoothing';
 
@@ -57,7 +58,7 @@ let structureChanged = true;
 const app = document.getElementById('app')!;
 const toolbar = h('header', { class: 'toolbar' });
 const groups = h('main', { class: 'groups' });
-const live = h('div', { class: 'toast', role: 'status', 'aria-live': 'polite' });
+const { el: live, say } = toast();
 app.append(toolbar, groups, live);
 
 function save(): void {
@@ -108,12 +109,6 @@ function receive(m: HostToDashboard): void {
     return;
   }
   schedule();
-}
-
-function say(text: string): void {
-  live.textContent = text;
-  live.classList.add('shown');
-  setTimeout(() => live.classList.remove('shown'), 4000);
 }
 
 function schedule(): void {

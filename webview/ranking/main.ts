@@ -12,6 +12,7 @@ import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
 import '@vscode-elements/elements/dist/vscode-icon/index.js';
 import { AgreementSummary, HostToRanking, Progress, RankingFlag, RankingToHost, SessionInfo, parseHostToRanking } from '../../src/protocol/ranking';
 import { connect, h } from '../shared/vscode-api';
+import { toast } from '../shared/toast';
 import { renderMarkdown } from '../shared/markdown';
 import { Order, completed, describe, moveTo, place, rankOf, ranksOf, tie, unrank } from './order';
 
@@ -42,7 +43,7 @@ let since: number | undefined;
 let lastSubmitted: UiState | undefined;
 
 const app = document.getElementById('app')!;
-const live = h('div', { class: 'toast', role: 'status', 'aria-live': 'polite' });
+const { el: live, say } = toast();
 
 function save(): void {
   vscode.setState(ui);
@@ -67,12 +68,6 @@ window.addEventListener('pagehide', () => {
   since = undefined;
   save();
 });
-
-function say(text: string): void {
-  live.textContent = text;
-  live.classList.add('shown');
-  setTimeout(() => live.classList.remove('shown'), 4000);
-}
 
 function receive(m: HostToRanking): void {
   switch (m.type) {

@@ -55,7 +55,7 @@ export class DashboardPanel {
   private constructor(ctx: vscode.ExtensionContext, readonly panel: vscode.WebviewPanel, private readonly runsDir: string, readonly scope: DashboardScope) {
     DashboardPanel.open.add(this);
     panel.iconPath = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'rlhf.svg');
-    panel.webview.html = webviewHtml(panel.webview, ctx.extensionUri, { title: titleOf(scope), script: 'dashboard.js', styles: ['dist/webview/uplot.css', 'dist/webview/dashboard.css'] });
+    panel.webview.html = webviewHtml(panel.webview, ctx.extensionUri, { title: titleOf(scope), script: 'dashboard.js', styles: ['dist/webview/uplot.css', 'dist/webview/common.css', 'dist/webview/dashboard.css'] });
     this.disposables.push(
       panel.webview.onDidReceiveMessage((raw) => this.receive(raw)),
       panel.onDidChangeViewState(() => (panel.visible ? this.startPolling() : this.stopPolling())),

@@ -81,7 +81,7 @@ export class RankingPanel {
     RankingPanel.current = this;
     this.worker = new WorkerClient(ctx.extensionPath);
     panel.iconPath = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'rlhf.svg');
-    panel.webview.html = webviewHtml(panel.webview, ctx.extensionUri, { title: 'Rank responses', script: 'ranking.js', styles: ['dist/webview/ranking.css'] });
+    panel.webview.html = webviewHtml(panel.webview, ctx.extensionUri, { title: 'Rank responses', script: 'ranking.js', styles: ['dist/webview/common.css', 'dist/webview/ranking.css'] });
     this.disposables.push(
       panel.webview.onDidReceiveMessage((raw) => this.receive(raw)),
       panel.onDidDispose(() => this.dispose()),
