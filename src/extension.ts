@@ -10,12 +10,11 @@ import { DatasetTreeProvider } from './host/datasets/dataset-tree-provider';
 import { DatasetDiagnostics, DatasetQuickFixes, isDatasetDocument } from './host/datasets/diagnostics';
 import { registerDatasetCommands } from './host/datasets/commands';
 import { RunsTreeProvider } from './host/runs-tree-provider';
-import { stageFlags } from './host/settings';
+import { generationFlags, generationSettings, stageFlags } from './host/settings';
 import { nativeModulesDir, registerProjectCommands } from './host/project-commands';
 import * as fs from 'fs';
 import { listRuns, type RunNode } from './data/runs-tree';
 import { registerPanelCommands } from './host/panels/commands';
-import { generationFlags, generationSettings } from './host/settings';
 
 export function activate(context: vscode.ExtensionContext): void {
   const t0 = performance.now();

@@ -72,3 +72,18 @@ test('every command has --help', () => {
   assert.match(rlhf('--help').stdout, /Commands:/);
   oneClearLine(rlhf('frobnicate'), /unknown command "frobnicate"/);
 });
+
+test('rlhf generate --stream reports the responses so far, then the same result as without it', () => {
+  const model = path.join(ROOT, 'examples', 'workspace', 'models', 'base-char');
+  const args = ['generate', '--model', model, '--prompt', 'Tell me about the ferry.', '--num-samples', '3', '--max-tokens', '200', '--temperature', '0.9', '--seed', '5', '--json'];
+  const plain = rlhf(...args), streamed = rlhf(...args, '--stream');
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.equal(streamed.code, 0, streamed.stderr);
+  const lines = streamed.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const partial = lines.filter((l) => l.type === 'partial');
+  const result = lines[lines.length - 1];
+  assert.equal(result.type, 'result');
+  assert.deepEqual(result.responses, JSON.parse(plain.stdout.trim().split('\n').pop()!).responses, 'streaming does not change what is sampled');
+  assert.ok(partial.length >= 1, 'at least one partial report over 200 tokens');
+  for (const p of partial) p.responses.forEach((r: string, i: number) => assert.ok(result.responses[i].startsWith(r.replace(/\uFFFD+$/, '')), 'a partial response is a prefix of the final one'));
+});

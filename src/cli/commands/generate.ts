@@ -71,7 +71,7 @@ export async function generateCommand(o: ParsedOpts, r: Reporter) {
   }
 }
 
-/** Reports the partial responses at most every 100 ms (and never the same state twice). */
+/** Reports the responses so far, at most every 100 ms (the final result follows as usual). */
 function streamer(r: Reporter, o: ParsedOpts, decode: (t: number[]) => string) {
   let last = 0;
   return (tokens: number[][], finished: boolean[]) => {
