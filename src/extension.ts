@@ -102,7 +102,7 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showErrorMessage(`RLHF: no ${glob} file in this workspace.`);
       return undefined;
     }
-    return (await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), path: f.fsPath })), { placeHolder }))?.path;
+    return (await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), path: f.fsPath })), { placeHolder, ignoreFocusOut: true }))?.path;
   }
 
   async function pickModel(placeHolder = 'Parent model'): Promise<string | undefined> {
@@ -114,7 +114,7 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showErrorMessage('RLHF: no model directory (config.json + model.safetensors) in this workspace.');
       return undefined;
     }
-    const dir = (await vscode.window.showQuickPick(dirs.map((d) => ({ label: vscode.workspace.asRelativePath(d), dir: d })), { placeHolder }))?.dir;
+    const dir = (await vscode.window.showQuickPick(dirs.map((d) => ({ label: vscode.workspace.asRelativePath(d), dir: d })), { placeHolder, ignoreFocusOut: true }))?.dir;
     if (dir) await context.workspaceState.update('rlhf.lastModel', dir);
     return dir;
   }

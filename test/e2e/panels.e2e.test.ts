@@ -203,6 +203,7 @@ test('both panels in light, dark and high-contrast themes (screenshots)', async 
   await runCommand(page, 'RLHF: Open Training Dashboard');
   await pick('All pretrain runs');
   await view().locator('.card[data-metric="loss"] canvas').first().waitFor({ timeout: 60_000 });
+  await page.waitForTimeout(1000); // the new panel takes focus once loaded
   await openRanking('data/rankings.rm.jsonl');
   await view().locator('text=Prompt 3 of 20').waitFor({ timeout: 60_000 });
   await view().locator('.generating').waitFor({ state: 'detached', timeout: 120_000 });

@@ -35,7 +35,7 @@ export function registerPanelCommands(ctx: vscode.ExtensionContext, deps: PanelD
       ...(fs.existsSync(path.join(root, NEW_FILE)) ? [] : [{ label: NEW_FILE, description: 'new file', file: path.join(root, NEW_FILE) }]),
       ...files.filter((f) => f !== last).map((f) => ({ label: vscode.workspace.asRelativePath(f), description: '', file: f })),
     ];
-    const picked = await vscode.window.showQuickPick(items, { placeHolder: 'RM file the rankings are appended to' });
+    const picked = await vscode.window.showQuickPick(items, { placeHolder: 'RM file the rankings are appended to', ignoreFocusOut: true });
     if (!picked) return undefined;
     const rel = path.relative(root, picked.file);
     if (rel.startsWith('..') || path.isAbsolute(rel)) return void vscode.window.showErrorMessage('RLHF: rankings are written inside the workspace folder.');
@@ -89,7 +89,7 @@ export function registerPanelCommands(ctx: vscode.ExtensionContext, deps: PanelD
         const files = await vscode.workspace.findFiles('**/*.{ppo,rm}.jsonl', '**/node_modules/**', 200);
         const picked = await vscode.window.showQuickPick(
           [{ label: '$(edit) Type a prompt…', file: '' }, ...files.map((f) => ({ label: vscode.workspace.asRelativePath(f), file: f.fsPath }))],
-          { placeHolder: 'Prompts to rank responses for (a PPO or RM file)' },
+          { placeHolder: 'Prompts to rank responses for (a PPO or RM file)', ignoreFocusOut: true },
         );
         if (!picked) return;
         if (!picked.file) return vscode.commands.executeCommand('rlhf.rankPrompt');
