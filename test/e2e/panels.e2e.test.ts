@@ -82,8 +82,10 @@ test('ranking with the keyboard appends the exact K-way record to the RM file; U
   assert.ok(Math.abs(Date.parse(rec.created_at) - t0) < 15_000, `created_at ${rec.created_at}`);
   const expected = { prompt, responses, ranks: [2, 3, 1, 2], annotator: 'e2e-annotator', time_ms: rec.time_ms, created_at: rec.created_at, model: 'models/base-char', flags: [], comment: 'close call between 1 and 4' };
   assert.equal(line, JSON.stringify(expected));
-  // the panel moved on, and says where the record went
+  // the panel moved on; the next prompt's responses were generated while this one was ranked
   await w.locator('text=Prompt 2 of 20').waitFor({ timeout: 60_000 });
+  await w.locator('.generating').waitFor({ state: 'detached', timeout: 120_000 });
+  console.log(`ranking: the next prompt's 4 responses showed ${Date.now() - t0} ms after Enter`);
   assert.match(await w.locator('#progress-text').innerText(), /^1 \/ 20 ranked · 0 skipped · \d+ \/ hour$/);
   // U: the record leaves the file (atomically), and the panel returns to prompt 1 with its ranking
   await w.locator('.prompt h2').click();

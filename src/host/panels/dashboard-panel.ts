@@ -150,7 +150,10 @@ export class DashboardPanel {
     const scope = 'ids' in this.scope ? (this.scope.ids.length === 1 ? this.scope.ids[0] : `${this.scope.ids.length}-runs`) : `all-${this.scope.stage}`;
     const file = path.join(folder, '.rlhf', 'exports', `${scope}-${name.replace(/[^\w.-]+/g, '_')}`);
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(file, data);
+    // whole or not at all: an export replacing an older one never shows half-written
+    const tmp = `${file}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, data);
+    fs.renameSync(tmp, file);
     const choice = await vscode.window.showInformationMessage(`RLHF: exported ${vscode.workspace.asRelativePath(file)}`, 'Open', 'Reveal in Explorer');
     if (choice === 'Open') await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(file));
     if (choice === 'Reveal in Explorer') await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(file));

@@ -101,9 +101,14 @@ export class RankingPanel {
   }
 
   private load(config: RankingSessionConfig): void {
+    // a generation still running for the previous session must not reach this one
+    this.generation++;
+    this.generating = undefined;
+    this.worker.kill();
     this.config = config;
     this.items = 'file' in config.source ? loadPrompts(config.source.file) : [{ prompt: config.source.prompt, context: promptTemplate(config.source.prompt) }];
     this.generated.clear();
+    this.attempts.clear();
     this.submitted.length = 0;
     this.index = -1;
   }
@@ -191,6 +196,7 @@ export class RankingPanel {
     removeLastRecord(this.config.target, last.line); // refuses if the file's last line is another record
     this.submitted.pop();
     this.post({ type: 'undone', index: last.index });
+    this.sendStatus();
     this.show(last.index);
   }
 
