@@ -142,10 +142,10 @@ export function activate(context: vscode.ExtensionContext): void {
       const uris = await vscode.workspace.findFiles('**/config.json', '**/node_modules/**', 200);
       const picked = await vscode.window.showQuickPick(
         uris.map((u) => ({ label: vscode.workspace.asRelativePath(path.dirname(u.fsPath)), dir: path.dirname(u.fsPath) })),
-        { canPickMany: true, placeHolder: 'Models to compare side by side (e.g. the SFT and the PPO model)' },
+        { canPickMany: true, ignoreFocusOut: true, placeHolder: 'Models to compare side by side (e.g. the SFT and the PPO model)' },
       );
       if (!picked?.length) return;
-      const prompt = await vscode.window.showInputBox({ prompt: 'Prompt', value: context.workspaceState.get<string>('rlhf.lastPrompt') });
+      const prompt = await vscode.window.showInputBox({ prompt: 'Prompt', ignoreFocusOut: true, value: context.workspaceState.get<string>('rlhf.lastPrompt') });
       if (!prompt) return;
       await context.workspaceState.update('rlhf.lastPrompt', prompt);
       const g = generationSettings();

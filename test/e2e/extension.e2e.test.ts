@@ -33,6 +33,20 @@ test('the RLHF container shows the example workspace\'s datasets by stage, with 
   }
 });
 
+test('a PPO or RM file\'s context menu offers Rank Responses; an SFT file\'s does not', async () => {
+  const menu = async (file: string) => {
+    await page.locator('.pane-body .monaco-list-row', { hasText: file }).first().click({ button: 'right' });
+    const m = page.locator('.context-view .monaco-menu');
+    await m.waitFor({ timeout: 30_000 });
+    const text = await m.innerText();
+    await page.keyboard.press('Escape');
+    return text;
+  };
+  assert.match(await menu('reviews.ppo.jsonl'), /Rank Responses/);
+  assert.match(await menu('reviews.rm.jsonl'), /Rank Responses/);
+  assert.doesNotMatch(await menu('reviews.sft.jsonl'), /Rank Responses/);
+});
+
 test('a file opens 100 records at a time, and a record opens a readable preview', async () => {
   await page.locator('.pane-body .monaco-list-row', { hasText: 'reviews.rm.jsonl' }).first().click();
   const first = page.locator('.pane-body .monaco-list-row', { hasText: '1. Describe your visit to the boat rental.' }).first();

@@ -98,7 +98,7 @@ export function registerPanelCommands(ctx: vscode.ExtensionContext, deps: PanelD
       await startRanking({ file });
     }),
     vscode.commands.registerCommand('rlhf.rankPrompt', async () => {
-      const prompt = await vscode.window.showInputBox({ prompt: 'Prompt to rank responses for', value: ctx.workspaceState.get<string>('rlhf.lastPrompt') });
+      const prompt = await vscode.window.showInputBox({ prompt: 'Prompt to rank responses for', ignoreFocusOut: true, value: ctx.workspaceState.get<string>('rlhf.lastPrompt') });
       if (!prompt?.trim()) return;
       await ctx.workspaceState.update('rlhf.lastPrompt', prompt);
       await startRanking({ prompt });
