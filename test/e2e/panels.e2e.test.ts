@@ -216,7 +216,7 @@ test('both panels in light, dark and high-contrast themes (screenshots)', async 
     await page.locator('.tab', { hasText: 'Rank responses' }).first().click();
     const r = view();
     await r.locator('.card').first().waitFor({ timeout: 60_000 });
-    if (!(await r.locator('aside.guidelines').count())) {
+    if (!(await r.locator('aside.guidelines:not([hidden])').count())) {
       await r.locator('.prompt h2').click();
       await page.keyboard.press('g');
     }

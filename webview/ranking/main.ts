@@ -226,7 +226,7 @@ function header(): HTMLElement {
     ui.guidelinesOpen = !ui.guidelinesOpen;
     save();
     render();
-  }, { secondary: !ui.guidelinesOpen, title: 'Show or hide the labeling guidelines (G)' });
+  }, { id: 'guidelines-toggle', secondary: !ui.guidelinesOpen, title: 'Show or hide the labeling guidelines (G)' });
   toggle.setAttribute('aria-pressed', String(ui.guidelinesOpen));
   return h('header', { class: 'top' },
     h('div', { class: 'heading' },
@@ -295,19 +295,25 @@ function card(text: string, i: number): HTMLElement {
   return c;
 }
 
-function flagsAndComment(): HTMLElement {
-  const box = (f: RankingFlag, label: string) => {
-    const c = h('vscode-checkbox', { label, checked: ui.flags.includes(f) }) as HTMLElement & { checked: boolean };
-    c.addEventListener('change', () => toggleFlag(f, c.checked));
-    return c;
-  };
-  const comment = h('vscode-textarea', { placeholder: 'Comment (optional; Ctrl+Enter submits)', 'aria-label': 'Comment', rows: '2', resize: 'vertical' }) as HTMLElement & { value: string };
-  comment.value = ui.comment;
-  comment.addEventListener('input', () => {
-    ui.comment = comment.value;
-    save();
-  });
-  return h('section', { class: 'flags', 'aria-label': 'Flags and comment' }, box('not_rankable', 'Not rankable (all bad)'), box('unsafe', 'Unsafe'), comment);
+/** The flags and the comment live across renders (re-creating them would drop the focus while typing). */
+const flagBoxes = new Map<RankingFlag, HTMLElement & { checked: boolean }>();
+const comment = h('vscode-textarea', { placeholder: 'Comment (optional; Ctrl+Enter submits)', 'aria-label': 'Comment', rows: '2', resize: 'vertical' }) as HTMLElement & { value: string };
+comment.addEventListener('input', () => {
+  ui.comment = comment.value;
+  save();
+});
+const flagsEl = h('section', { class: 'flags', 'aria-label': 'Flags and comment' });
+for (const [f, label] of [['not_rankable', 'Not rankable (all bad)'], ['unsafe', 'Unsafe']] as [RankingFlag, string][]) {
+  const c = h('vscode-checkbox', { label }) as HTMLElement & { checked: boolean };
+  c.addEventListener('change', () => toggleFlag(f, c.checked));
+  flagBoxes.set(f, c);
+  flagsEl.append(c);
+}
+flagsEl.append(comment);
+
+function syncFlags(): void {
+  for (const [f, c] of flagBoxes) if (c.checked !== ui.flags.includes(f)) c.checked = ui.flags.includes(f);
+  if (comment.value !== ui.comment) comment.value = ui.comment;
 }
 
 function actions(): HTMLElement {
@@ -315,20 +321,24 @@ function actions(): HTMLElement {
   const canSubmit = ready && (ui.flags.includes('not_rankable') || ranksOf(ui.order, k()) !== undefined);
   return h('div', { class: 'actions' },
     button('Submit', 'check', submit, { disabled: !canSubmit, id: 'submit', title: 'Submit the ranking (Enter)' }),
-    button('Tie', 'link', () => step(tie(ui.order)), { secondary: true, disabled: ui.order.length < 2, title: 'Tie the last ranked response with the rank above (T)' }),
-    button('Skip', 'debug-step-over', skip, { secondary: true, disabled: !item, title: 'Skip this prompt (S)' }),
-    button('Undo step', 'discard', undoStep, { secondary: true, disabled: !ui.history.length, title: 'Undo the last ranking step (Backspace)' }),
-    button('Undo last submission', 'history', () => vscode.post({ type: 'undo' }), { secondary: true, title: 'Remove the last submitted ranking from the file (U)' }),
-    button('Regenerate', 'refresh', () => item && vscode.post({ type: 'regenerate', index: item.index }), { secondary: true, disabled: !ready, title: 'Sample new responses for this prompt' }),
+    button('Tie', 'link', () => step(tie(ui.order)), { id: 'tie', secondary: true, disabled: ui.order.length < 2, title: 'Tie the last ranked response with the rank above (T)' }),
+    button('Skip', 'debug-step-over', skip, { id: 'skip', secondary: true, disabled: !item, title: 'Skip this prompt (S)' }),
+    button('Undo step', 'discard', undoStep, { id: 'undo-step', secondary: true, disabled: !ui.history.length, title: 'Undo the last ranking step (Backspace)' }),
+    button('Undo last submission', 'history', () => vscode.post({ type: 'undo' }), { id: 'undo-submission', secondary: true, title: 'Remove the last submitted ranking from the file (U)' }),
+    button('Regenerate', 'refresh', () => item && vscode.post({ type: 'regenerate', index: item.index }), { id: 'regenerate', secondary: true, disabled: !ready, title: 'Sample new responses for this prompt' }),
   );
 }
 
-function agreementView(): HTMLElement | undefined {
+/** The agreement summary; the <details> element stays, so it stays open across renders. */
+const agreementEl = h('details', { class: 'agreement' });
+
+function agreementView(): void {
   const a = agreement;
-  if (!a) return undefined;
+  agreementEl.hidden = !a;
+  if (!a) return;
   const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
   const num = (x: number | null) => (x === null ? '–' : x.toFixed(3));
-  const d = h('details', { class: 'agreement' },
+  agreementEl.replaceChildren(
     h('summary', {}, `Agreement: ${a.items} item(s) ranked by 2+ annotators`),
     a.items
       ? h('p', {}, `Pairwise agreement ${pct(a.pairwise)} (InstructGPT's labelers: about 73%) · Krippendorff's α (ordinal) ${num(a.alpha)} over ${a.annotators} annotators`)
@@ -339,9 +349,8 @@ function agreementView(): HTMLElement | undefined {
     const body = h('tbody');
     for (const t of a.tau) body.append(h('tr', {}, h('td', {}, `${t.a} · ${t.b}`), h('td', {}, t.tau_b.toFixed(3)), h('td', {}, String(t.items))));
     table.append(body);
-    d.append(table);
+    agreementEl.append(table);
   }
-  return d;
 }
 
 function keysHelp(): HTMLElement {
@@ -350,22 +359,38 @@ function keysHelp(): HTMLElement {
     kbd('Enter'), ' submit · ', kbd('S'), ' skip · ', kbd('U'), ' undo the last submission · ', kbd('G'), ' guidelines');
 }
 
+// The page: a skeleton built once; render() refills the parts that change and leaves the flags,
+// the comment, the agreement and the guidelines (their focus, open state, scroll) in place.
+let headerEl: HTMLElement = h('header');
+const promptSlot = h('div'), statusSlot = h('div'), rankingSlot = h('div'), cardsSlot = h('div'), actionsSlot = h('div');
+const main = h('main', { class: 'work' }, promptSlot, statusSlot, rankingSlot, cardsSlot, flagsEl, actionsSlot, agreementEl);
+const aside = h('aside', { class: 'guidelines md', 'aria-label': 'Guidelines' });
+let asideFor: string | undefined | null = null;
+app.append(headerEl, h('div', { class: 'layout' }, main, aside), live);
+
 function render(): void {
-  const focused = (document.activeElement as HTMLElement | null)?.closest('[data-index]')?.getAttribute('data-index');
-  const main = h('main', { class: 'work' });
+  const active = document.activeElement as HTMLElement | null;
+  const focusedCard = active?.closest('[data-index]')?.getAttribute('data-index');
+  const focusedId = active?.id;
+  const fresh = header();
+  headerEl.replaceWith(fresh);
+  headerEl = fresh;
+  const showing = !finished && !!item;
+  for (const el of [rankingSlot, cardsSlot, flagsEl, actionsSlot]) el.hidden = !showing;
   if (finished) {
-    main.append(h('section', { class: 'done' }, h('h2', {}, 'All prompts are ranked or skipped.'), h('p', {}, `Rankings are in ${session?.target ?? 'the RM file'}. Train a reward model on it with "RLHF: Train Reward Model".`)));
+    promptSlot.replaceChildren(h('section', { class: 'done' }, h('h2', {}, 'All prompts are ranked or skipped.'), h('p', {}, `Rankings are in ${session?.target ?? 'the RM file'}. Train a reward model on it with "RLHF: Train Reward Model".`)));
+    statusSlot.replaceChildren();
   } else if (item) {
     const total = progress?.total ?? 0;
-    main.append(
+    promptSlot.replaceChildren(
       h('section', { class: 'prompt', 'aria-label': 'Prompt' },
         h('h2', {}, `Prompt ${item.index + 1}${total ? ` of ${total}` : ''}`),
         h('div', { class: 'md' }, renderMarkdown(item.prompt)),
         h('p', { class: 'gen' }, `${session?.k ?? k()} responses · ${session?.generation ?? ''}`),
       ),
     );
-    if (!item.complete) main.append(h('p', { class: 'generating', role: 'status' }, h('vscode-progress-ring', { 'aria-label': 'Generating' }), ` Generating ${session?.k ?? ''} responses…`));
-    main.append(
+    statusSlot.replaceChildren(...(item.complete ? [] : [h('p', { class: 'generating', role: 'status' }, h('vscode-progress-ring', { 'aria-label': 'Generating' }), ` Generating ${session?.k ?? ''} responses…`)]));
+    rankingSlot.replaceChildren(
       h('section', { class: 'ranking', 'aria-label': 'Ranking' }, rankingStrip(), h('p', { class: 'order', id: 'order-text', 'aria-live': 'polite' }, ui.order.length ? `Ranking: ${describe(ui.order)}` : 'Not ranked yet')),
       keysHelp(),
     );
@@ -373,19 +398,20 @@ function render(): void {
     const n = Math.max(item.responses.length, item.complete ? 0 : session?.k ?? 0);
     for (let i = 0; i < n; i++) cards.append(card(item.responses[i] ?? '', i));
     dropTarget(cards, (i) => step(unrank(ui.order, i))); // a chip dragged back to the cards is unranked
-    main.append(cards, flagsAndComment(), actions());
-    const ag = agreementView();
-    if (ag) main.append(ag);
+    cardsSlot.replaceChildren(cards);
+    syncFlags();
+    actionsSlot.replaceChildren(actions());
   } else {
-    main.append(h('p', { class: 'generating', role: 'status' }, h('vscode-progress-ring', { 'aria-label': 'Loading' }), ' Loading the session…'));
+    promptSlot.replaceChildren();
+    statusSlot.replaceChildren(h('p', { class: 'generating', role: 'status' }, h('vscode-progress-ring', { 'aria-label': 'Loading' }), ' Loading the session…'));
   }
-  const layout = h('div', { class: 'layout' }, main);
-  if (ui.guidelinesOpen) {
-    const g = h('aside', { class: 'guidelines md', 'aria-label': 'Guidelines' }, h('h2', {}, session?.guidelinesName ?? 'Guidelines'));
-    g.append(session?.guidelines !== undefined ? renderMarkdown(session.guidelines, { document: true }) : h('p', {}, 'No guidelines file. Set rlhf.ranking.guidelines to a Markdown file in the workspace (default guidelines.md).'));
-    layout.append(g);
+  agreementView();
+  aside.hidden = !ui.guidelinesOpen;
+  if (ui.guidelinesOpen && asideFor !== session?.guidelines) {
+    asideFor = session?.guidelines;
+    aside.replaceChildren(h('h2', {}, session?.guidelinesName ?? 'Guidelines'));
+    aside.append(session?.guidelines !== undefined ? renderMarkdown(session.guidelines, { document: true }) : h('p', {}, 'No guidelines file. Set rlhf.ranking.guidelines to a Markdown file in the workspace (default guidelines.md).'));
   }
-  app.replaceChildren(header(), layout, live);
   // long responses start collapsed; offer Expand only where there is more to see
   requestAnimationFrame(() => {
     for (const b of app.querySelectorAll<HTMLElement>('.card .body:not(.open)')) {
@@ -393,7 +419,9 @@ function render(): void {
       if (more) more.hidden = b.scrollHeight <= b.clientHeight + 2;
     }
   });
-  if (focused !== undefined && focused !== null) app.querySelector<HTMLElement>(`.card[data-index="${focused}"]`)?.focus();
+  // focus stays where it was: a card, or a button (buttons have ids)
+  if (focusedCard) app.querySelector<HTMLElement>(`.card[data-index="${focusedCard}"]`)?.focus();
+  else if (focusedId && !document.activeElement?.id && document.getElementById(focusedId)) document.getElementById(focusedId)!.focus();
 }
 
 render();
