@@ -39,5 +39,5 @@ export function generationFlags(g: GenerationSettings, seed = g.seed): string[] 
 }
 
 export function describeGeneration(g: GenerationSettings): string {
-  return `temperature ${g.temperature} · top-p ${g.topP} · top-k ${g.topK || 'all'} · up to ${g.maxTokens} tokens · seed ${g.seed} + 9 × prompt number`;
+  return `temperature ${g.temperature} · top-p ${g.topP} · top-k ${g.topK || 'all'} · up to ${g.maxTokens} tokens · seed ${g.seed} + 9 × (prompt − 1)`;
 }
