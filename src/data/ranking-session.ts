@@ -5,6 +5,7 @@
  */
 import * as fs from 'fs';
 import { readDataset } from './reader';
+import type { RankingByAnnotator } from './agreement';
 
 export interface PromptItem {
   /** The prompt as the annotator reads it and as the record stores it. */
@@ -27,17 +28,30 @@ export function loadPrompts(file: string): PromptItem[] {
   return out;
 }
 
-/** Prompts the annotator already has a record for in the RM file (flagged ones count: they were seen). */
-export function rankedBy(rmFile: string, annotator: string): Set<string> {
-  const done = new Set<string>();
-  if (!fs.existsSync(rmFile)) return done;
+export interface RankingFile {
+  /** Prompts the annotator has a record for (flagged ones count: they were seen). */
+  ranked: Set<string>;
+  /** K-way rankings that name an annotator and are not flagged not_rankable: what agreement is computed on. */
+  rankings: RankingByAnnotator[];
+}
+
+/** One pass over an RM file: what this annotator has done, and the annotated rankings of everyone. */
+export function readRankingFile(rmFile: string, annotator?: string): RankingFile {
+  const out: RankingFile = { ranked: new Set(), rankings: [] };
+  if (!fs.existsSync(rmFile)) return out;
   readDataset(rmFile, {
     stage: 'rm',
-    onRecord: (_r, raw) => {
-      if (raw.annotator === annotator && typeof raw.prompt === 'string') done.add(raw.prompt);
+    onRecord: (r, raw) => {
+      if (annotator !== undefined && raw.annotator === annotator && typeof raw.prompt === 'string') out.ranked.add(raw.prompt);
+      if ('ranks' in r && r.annotator && !r.flags.includes('not_rankable')) out.rankings.push({ prompt: r.prompt, responses: r.responses, ranks: r.ranks, annotator: r.annotator });
     },
   });
-  return done;
+  return out;
+}
+
+/** Prompts the annotator already has a record for in the RM file. */
+export function rankedBy(rmFile: string, annotator: string): Set<string> {
+  return readRankingFile(rmFile, annotator).ranked;
 }
 
 /** The first prompt at or after `from` (wrapping around) that is neither ranked nor skipped; -1 when none is left. */

@@ -87,3 +87,15 @@ test('rlhf generate --stream reports the responses so far, then the same result 
   assert.ok(partial.length >= 1, 'at least one partial report over 200 tokens');
   for (const p of partial) p.responses.forEach((r: string, i: number) => assert.ok(result.responses[i].startsWith(r.replace(/\uFFFD+$/, '')), 'a partial response is a prefix of the final one'));
 });
+
+test('rlhf agreement FILE reports agreement between annotators who ranked the same responses', () => {
+  const file = path.join(tmpDir(), 'two.rm.jsonl');
+  const item = { prompt: 'p', responses: ['a', 'b', 'c', 'd'] };
+  fs.writeFileSync(file, [{ ...item, ranks: [2, 4, 1, 3], annotator: 'x' }, { ...item, ranks: [1, 4, 2, 3], annotator: 'y' }, { ...item, ranks: [1, 1, 1, 1], annotator: 'z', flags: ['not_rankable'] }].map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const r = rlhf('agreement', file, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const a = JSON.parse(r.stdout);
+  assert.deepEqual([a.items, a.annotators], [1, ['x', 'y']], 'the not-rankable record does not count');
+  assert.equal(a.pairwise_agreement.toFixed(4), (5 / 6).toFixed(4));
+  assert.equal(a.kendall_tau_b[0].tau_b.toFixed(4), (4 / 6).toFixed(4));
+});

@@ -6,7 +6,8 @@ import { formatProblem } from '../../data/jsonl';
 import { STAGES, Stage, readDataset } from '../../data/reader';
 import { datasetStats } from '../../data/stats';
 import { CONVERSIONS, Conversion, convertFile } from '../../data/convert';
-import { RankingByAnnotator, agreement } from '../../data/agreement';
+import { agreement } from '../../data/agreement';
+import { readRankingFile } from '../../data/ranking-session';
 import { Gpt2Tokenizer } from '../../engine/tokenizer';
 
 const HELP = { help: { type: 'boolean' as const, help: 'show this help' }, json: { type: 'boolean' as const, help: 'machine-readable output' } };
@@ -103,14 +104,7 @@ export const AGREEMENT_OPTS: OptSpecs = { ...HELP };
 export async function agreementCommand(o: ParsedOpts, files: string[]): Promise<number> {
   if (files.length !== 1) throw new UsageError('rlhf agreement takes one RM FILE');
   if (!fs.existsSync(files[0])) throw new Error(`${files[0]}: file not found`);
-  const recs: RankingByAnnotator[] = [];
-  readDataset(files[0], {
-    stage: 'rm',
-    onRecord: (r) => {
-      if ('ranks' in r && r.annotator && !r.flags.includes('not_rankable')) recs.push({ prompt: r.prompt, responses: r.responses, ranks: r.ranks, annotator: r.annotator });
-    },
-  });
-  const a = agreement(recs);
+  const a = agreement(readRankingFile(files[0]).rankings);
   if (o.json) process.stdout.write(JSON.stringify(a) + '\n');
   else {
     process.stdout.write(

@@ -12,11 +12,10 @@ import { WorkerClient } from '../worker-client';
 import { webviewHtml, webviewOptions } from './webview-html';
 import { describeGeneration, generationFlags, generationSettings } from '../settings';
 import { HostToRanking, parseRankingToHost, AgreementSummary } from '../../protocol/ranking';
-import { PromptItem, itemSeed, loadPrompts, nextPrompt, perHour, rankedBy, rankingRecord } from '../../data/ranking-session';
+import { PromptItem, RankingFile, itemSeed, loadPrompts, nextPrompt, perHour, rankingRecord, readRankingFile } from '../../data/ranking-session';
 import { appendRecord, removeLastRecord } from '../../data/append';
 import { promptTemplate } from '../../data/sft';
-import { readDataset } from '../../data/reader';
-import { RankingByAnnotator, agreement } from '../../data/agreement';
+import { agreement } from '../../data/agreement';
 
 /** What a session is made of; kept in workspace state so it survives closing and reloading. */
 export interface RankingSessionConfig {
@@ -48,6 +47,8 @@ export class RankingPanel {
   /** The item the worker is generating now (the one shown, or the next one ahead of time). */
   private generating: number | undefined;
   private partial: string[] = [];
+  /** The RM file as last read: read once at start, after each write, and when the panel (re)loads. */
+  private file: RankingFile = { ranked: new Set(), rankings: [] };
   private readonly disposables: vscode.Disposable[] = [];
 
   /** Opens (or replaces) the ranking session. */
@@ -85,7 +86,12 @@ export class RankingPanel {
     this.disposables.push(
       panel.webview.onDidReceiveMessage((raw) => this.receive(raw)),
       panel.onDidDispose(() => this.dispose()),
-      vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('rlhf.ranking') && this.post({ type: 'session', session: this.sessionInfo() })),
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (!e.affectsConfiguration('rlhf.ranking')) return;
+        this.reread(); // the annotator may have changed
+        this.post({ type: 'session', session: this.sessionInfo() });
+        this.sendStatus();
+      }),
     );
     this.load(config);
   }
@@ -93,6 +99,10 @@ export class RankingPanel {
   private folder(): string {
     return vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? path.dirname(this.config.target);
   }
+  private reread(): void {
+    this.file = readRankingFile(this.config.target, this.annotator());
+  }
+
   private annotator(): string {
     return vscode.workspace.getConfiguration('rlhf.ranking').get<string>('annotator') || os.userInfo().username;
   }
@@ -107,6 +117,7 @@ export class RankingPanel {
     this.worker.kill();
     this.config = config;
     this.items = 'file' in config.source ? loadPrompts(config.source.file) : [{ prompt: config.source.prompt, context: promptTemplate(config.source.prompt) }];
+    this.reread();
     this.generated.clear();
     this.attempts.clear();
     this.submitted.length = 0;
@@ -147,6 +158,7 @@ export class RankingPanel {
     if (!m) return void this.post({ type: 'error', message: 'ignored an invalid message' });
     try {
       if (m.type === 'ready') {
+        this.reread(); // others may have written to the file while the panel was hidden
         this.post({ type: 'session', session: this.sessionInfo() });
         this.sendStatus();
         if (this.index < 0) this.advance(0);
@@ -184,6 +196,7 @@ export class RankingPanel {
       comment: m.comment,
     });
     appendRecord(this.config.target, record); // on disk (fsync) before the panel moves on
+    this.reread();
     const line = JSON.stringify(record);
     this.submitted.push({ index: m.index, line, timeMs: m.timeMs });
     this.post({ type: 'submitted', index: m.index, record: line });
@@ -195,6 +208,7 @@ export class RankingPanel {
     if (!last) throw new Error('nothing submitted in this session to undo');
     removeLastRecord(this.config.target, last.line); // refuses if the file's last line is another record
     this.submitted.pop();
+    this.reread();
     this.post({ type: 'undone', index: last.index });
     this.sendStatus();
     this.show(last.index);
@@ -202,9 +216,8 @@ export class RankingPanel {
 
   /** Shows the next item to rank from `from` on, or says the session is finished. */
   private advance(from: number): void {
-    const ranked = rankedBy(this.config.target, this.annotator());
-    const i = nextPrompt(this.items, ranked, new Set(this.config.skipped), from % Math.max(1, this.items.length));
-    this.sendStatus(ranked);
+    const i = nextPrompt(this.items, this.file.ranked, new Set(this.config.skipped), from % Math.max(1, this.items.length));
+    this.sendStatus();
     if (i < 0) {
       this.index = -1;
       this.post({ type: 'finished' });
@@ -213,12 +226,12 @@ export class RankingPanel {
     this.show(i);
   }
 
-  private sendStatus(ranked = rankedBy(this.config.target, this.annotator())): void {
+  private sendStatus(): void {
     const prompts = new Set(this.items.map((x) => x.prompt));
     this.post({
       type: 'progress',
       progress: {
-        ranked: [...ranked].filter((p) => prompts.has(p)).length,
+        ranked: [...this.file.ranked].filter((p) => prompts.has(p)).length,
         skipped: this.config.skipped.length,
         total: this.items.length,
         perHour: perHour(this.submitted.map((s) => s.timeMs)),
@@ -228,16 +241,7 @@ export class RankingPanel {
   }
 
   private agreement(): AgreementSummary {
-    const recs: RankingByAnnotator[] = [];
-    if (fs.existsSync(this.config.target)) {
-      readDataset(this.config.target, {
-        stage: 'rm',
-        onRecord: (r) => {
-          if ('ranks' in r && r.annotator && !r.flags.includes('not_rankable')) recs.push({ prompt: r.prompt, responses: r.responses, ranks: r.ranks, annotator: r.annotator });
-        },
-      });
-    }
-    const a = agreement(recs);
+    const a = agreement(this.file.rankings);
     const num = (x: number) => (Number.isFinite(x) ? x : null);
     return { items: a.items, annotators: a.annotators.length, pairwise: num(a.pairwise_agreement), alpha: num(a.krippendorff_alpha_ordinal), tau: a.kendall_tau_b.filter((t) => Number.isFinite(t.tau_b)) };
   }
@@ -256,7 +260,7 @@ export class RankingPanel {
 
   /** While the annotator ranks item i, the next item's responses are generated, so it shows at once. */
   private prefetch(i: number): void {
-    const next = nextPrompt(this.items, rankedBy(this.config.target, this.annotator()), new Set([...this.config.skipped, i]), i + 1);
+    const next = nextPrompt(this.items, this.file.ranked, new Set([...this.config.skipped, i]), i + 1);
     if (next >= 0 && next !== i && !this.generated.has(next) && this.generating === undefined) void this.generate(next);
   }
 
