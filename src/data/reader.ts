@@ -13,8 +13,8 @@ import { SftExample, toSftExample } from './sft';
 import { Ranking, toRanking } from './rm';
 import { PpoPrompt, toPpoPrompt } from './ppo';
 
-export type Stage = 'pretrain' | 'sft' | 'rm' | 'ppo';
-export const STAGES: Stage[] = ['pretrain', 'sft', 'rm', 'ppo'];
+import { STAGES, type Stage } from './stages';
+export { STAGES, type Stage };
 
 export interface TextRecord {
   line: number;

@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { RunDir, RunInfo } from '../engine/run';
+import { stageName, stageRank } from './stages';
 
 export interface RunSummary {
   dir: string;
@@ -18,8 +19,6 @@ export type RunNode =
   | { kind: 'run'; id: string; dir: string; stage: string; status: string; label: string; description: string; tooltip: string; resumable: boolean }
   | { kind: 'checkpoint'; id: string; dir: string; label: string };
 
-const STAGE_ORDER = ['pretrain', 'sft', 'rm', 'ppo'];
-const STAGE_NAMES: Record<string, string> = { pretrain: 'Pretraining', sft: 'SFT', rm: 'Reward model', ppo: 'PPO' };
 
 /** The stage's headline number from the last metrics line(s). */
 export function keyMetric(stage: string, metrics: Record<string, number>[]): string | undefined {
@@ -61,11 +60,10 @@ export function listRuns(runsDir: string): RunSummary[] {
 }
 
 export function runStageNodes(runs: RunSummary[]): RunNode[] {
-  const rank = (s: string) => (STAGE_ORDER.includes(s) ? STAGE_ORDER.indexOf(s) : 99);
-  const stages = [...new Set(runs.map((r) => r.info.stage))].sort((a, b) => rank(a) - rank(b));
+  const stages = [...new Set(runs.map((r) => r.info.stage))].sort((a, b) => stageRank(a) - stageRank(b));
   return stages.map((stage) => {
     const n = runs.filter((r) => r.info.stage === stage).length;
-    return { kind: 'stage' as const, id: `runs:${stage}`, stage, label: STAGE_NAMES[stage] ?? stage, description: `${n} run${n === 1 ? '' : 's'}` };
+    return { kind: 'stage' as const, id: `runs:${stage}`, stage, label: stageName(stage), description: `${n} run${n === 1 ? '' : 's'}` };
   });
 }
 

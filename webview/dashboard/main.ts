@@ -14,6 +14,7 @@ import { connect, h } from '../shared/vscode-api';
 import { toast } from '../shared/toast';
 import { MetricChart, RunSeries, Theme } from './chart';
 import { EmaSmoother } from '../../src/data/smoothing';
+import { stageName, stageRank } from '../../src/data/stages';
 
 interface UiState {
   scope?: DashboardScope;
@@ -36,7 +37,6 @@ interface RunData {
 
 const emptyRun = (meta: RunMeta): RunData => ({ meta, step: [], time: [], rel: [], metrics: new Map(), smoothed: new Map() });
 
-const STAGE_NAMES: Record<string, string> = { pretrain: 'Pretraining', sft: 'SFT', rm: 'Reward model', ppo: 'PPO' };
 const COLORS = ['blue', 'orange', 'green', 'purple', 'red', 'yellow'];
 
 const vscode = connect<UiState, HostToDashboard, DashboardToHost>(parseHostToDashboard, receive);
@@ -263,7 +263,7 @@ function makeCard(key: string, stage: string, metric: string): { chart: MetricCh
 function draw(): void {
   const t0 = performance.now();
   if (structureChanged) renderToolbar();
-  const stages = [...new Set([...runs.values()].map((r) => r.meta.stage))];
+  const stages = [...new Set([...runs.values()].map((r) => r.meta.stage))].sort((a, b) => stageRank(a) - stageRank(b));
   const wanted = new Map<string, { stage: string; metric: string }>();
   for (const stage of stages) {
     const names = new Set<string>();
@@ -280,7 +280,7 @@ function draw(): void {
         if (!charts.has(key)) charts.set(key, makeCard(key, stage, w.metric));
         grid.append(charts.get(key)!.card);
       }
-      sections.push(h('section', { class: 'stage', 'aria-label': STAGE_NAMES[stage] ?? stage }, h('h2', {}, STAGE_NAMES[stage] ?? stage), grid));
+      sections.push(h('section', { class: 'stage', 'aria-label': stageName(stage) }, h('h2', {}, stageName(stage)), grid));
     }
     if (!sections.length) sections.push(h('p', { class: 'empty' }, runs.size ? 'No metrics yet: the first step is still running.' : 'Loading runs…'));
     groups.replaceChildren(...sections);

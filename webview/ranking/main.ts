@@ -372,9 +372,9 @@ function render(): void {
   const active = document.activeElement as HTMLElement | null;
   const focusedCard = active?.closest('[data-index]')?.getAttribute('data-index');
   const focusedId = active?.id;
-  const fresh = header();
-  headerEl.replaceWith(fresh);
-  headerEl = fresh;
+  const nextHeader = header();
+  headerEl.replaceWith(nextHeader);
+  headerEl = nextHeader;
   const showing = !finished && !!item;
   for (const el of [rankingSlot, cardsSlot, flagsEl, actionsSlot]) el.hidden = !showing;
   if (finished) {
