@@ -3,6 +3,7 @@
  * (running -> completed | cancelled | failed), and resuming from the newest checkpoint.
  */
 import * as fs from 'fs';
+import * as path from 'path';
 import { currentBackend } from '../backends/backend';
 import { distFile } from '../paths';
 import { RunDir, RunInfo } from '../run';
@@ -40,6 +41,15 @@ export interface DatasetStageOptions {
   train?: Partial<TrainConfig>;
   runsDir: string;
   runId?: string;
+}
+
+/** What run.json records for a stage trained on a dataset from a parent model (SFT, reward model). */
+export function datasetRunInfo(stage: string, o: DatasetStageOptions, model: unknown, train: TrainConfig) {
+  return {
+    stage,
+    config: { data: path.resolve(o.data), eval_data: o.evalData ? path.resolve(o.evalData) : null, model, train },
+    parent_model: path.resolve(o.model),
+  };
 }
 
 export interface StageHooks {

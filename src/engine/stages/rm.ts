@@ -5,7 +5,6 @@
  * unless --eval-data is given). Every checkpoint stores the reward mean and standard deviation
  * over the training responses (the first 512) in config.json (reward_mean, reward_std).
  */
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Tokenizer } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
@@ -18,7 +17,7 @@ import { RewardModel } from '../rm/reward-model';
 import { pairStats, pairsFor, rankingLoss } from '../rm/ranking-loss';
 import { readRecords } from '../../data/jsonl';
 import { Ranking, comparisons, toRanking } from '../../data/rm';
-import { DEFAULT_TRAIN, DatasetStageOptions, StageHooks, assertFile, openResume, runLifecycle, trainEvalSplit } from './common';
+import { DEFAULT_TRAIN, DatasetStageOptions, datasetRunInfo, StageHooks, assertFile, openResume, runLifecycle, trainEvalSplit } from './common';
 
 export type RmOptions = DatasetStageOptions;
 
@@ -159,11 +158,7 @@ export async function trainRewardModel(o: RmOptions, hooks: StageHooks = {}) {
   const prepared = prepare(o, loaded.tokenizer, loaded.config.n_positions); // fails before anything is written
   const rm = RewardModel.fromLoaded(loaded, true, train.seed);
   try {
-    const run = RunDir.create(o.runsDir, {
-      stage: 'rm',
-      config: { data: path.resolve(o.data), eval_data: o.evalData ? path.resolve(o.evalData) : null, model: loaded.config, train },
-      parent_model: path.resolve(o.model),
-    }, o.runId);
+    const run = RunDir.create(o.runsDir, datasetRunInfo('rm', o, loaded.config, train), o.runId);
     hooks.log?.(`run ${run.dir}: ${prepared.trainSet.length} rankings (${prepared.evalSet.length} held out)`);
     return await runLifecycle(run, async () => trainLoop({ objective: await rmObjective(rm, loaded.tokenizer, prepared.trainSet, prepared.evalSet, train), cfg: train, run, ...hooks }));
   } finally {

@@ -4,7 +4,6 @@
  * get weight 0, hence exactly zero gradient. Examples are visited in a seeded permutation per
  * epoch, so the position in the data is a function of the step (exact resume).
  */
-import * as path from 'path';
 import { GPT } from '../model';
 import { Tokenizer } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
@@ -14,7 +13,7 @@ import { Batch, LmData, TrainConfig, lmObjective, train as trainLoop } from '../
 import { readRecords } from '../../data/jsonl';
 import { SftExample, toSftExample } from '../../data/sft';
 import { autoThreads } from '../train/parallel';
-import { DEFAULT_TRAIN, DatasetStageOptions, StageHooks, assertFile, openResume, runLifecycle, trainEvalSplit } from './common';
+import { DEFAULT_TRAIN, DatasetStageOptions, datasetRunInfo, StageHooks, assertFile, openResume, runLifecycle, trainEvalSplit } from './common';
 
 export type SftOptions = DatasetStageOptions;
 
@@ -94,11 +93,7 @@ export async function sft(o: SftOptions, hooks: StageHooks = {}) {
   train.threads ||= autoThreads(); // recorded, so a resume splits batches the same way
   try {
     const prepared = prepare(o, tokenizer, model.config.n_positions + 1, hooks.log);
-    const run = RunDir.create(o.runsDir, {
-      stage: 'sft',
-      config: { data: path.resolve(o.data), eval_data: o.evalData ? path.resolve(o.evalData) : null, model: model.config, train },
-      parent_model: path.resolve(o.model),
-    }, o.runId);
+    const run = RunDir.create(o.runsDir, datasetRunInfo('sft', o, model.config, train), o.runId);
     hooks.log?.(`run ${run.dir}: ${prepared.train.length} demonstrations (${prepared.evalSet.length} held out)`);
     return await continueSft(run, model, tokenizer, prepared, train, hooks);
   } finally {
