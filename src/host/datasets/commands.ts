@@ -14,6 +14,7 @@ import { CONVERSIONS, Conversion, convertFile } from '../../data/convert';
 import { DatasetStore } from './dataset-store';
 import { DatasetTreeProvider } from './dataset-tree-provider';
 import { DatasetDiagnostics } from './diagnostics';
+import { fileArg } from '../file-arg';
 
 const EXAMPLES: Record<string, object> = {
   sft: { prompt: 'Write a haiku about the sea.', response: 'Grey swell, white ropes creak;\nthe harbor counts its lanterns;\na gull keeps the time.' },
@@ -35,11 +36,7 @@ export function registerDatasetCommands(ctx: vscode.ExtensionContext, store: Dat
     previews.docs.set(uri.toString(), markdown);
     await vscode.commands.executeCommand('markdown.showPreview', uri);
   };
-  const fileOf = (arg: unknown): string | undefined => {
-    if (arg instanceof vscode.Uri) return arg.fsPath;
-    if (arg && typeof arg === 'object' && 'path' in arg) return (arg as { path: string }).path;
-    return vscode.window.activeTextEditor?.document.fileName;
-  };
+  const fileOf = (arg: unknown): string | undefined => fileArg(arg) ?? vscode.window.activeTextEditor?.document.fileName;
   const validate = (files: string[]) => {
     let problems = 0;
     for (const f of files) {

@@ -9,6 +9,7 @@ import * as path from 'path';
 import { RankingPanel, RankingSessionConfig } from './ranking-panel';
 import { DashboardPanel } from './dashboard-panel';
 import { listRuns, type RunNode } from '../../data/runs-tree';
+import { fileArg } from '../file-arg';
 
 export interface PanelDeps {
   runsDir(): string | undefined;
@@ -19,11 +20,6 @@ const NEW_FILE = 'data/rankings.rm.jsonl';
 
 export function registerPanelCommands(ctx: vscode.ExtensionContext, deps: PanelDeps): void {
   const folder = () => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-  const fileOf = (arg: unknown): string | undefined => {
-    if (arg instanceof vscode.Uri) return arg.fsPath;
-    if (arg && typeof arg === 'object' && 'path' in arg && typeof (arg as { path: unknown }).path === 'string') return (arg as { path: string }).path;
-    return undefined;
-  };
 
   /** The RM file rankings go to: an existing one, or a new one (the annotator chooses; the webview never does). */
   async function pickTarget(source?: string): Promise<string | undefined> {
@@ -84,7 +80,7 @@ export function registerPanelCommands(ctx: vscode.ExtensionContext, deps: PanelD
     vscode.window.registerWebviewPanelSerializer(RankingPanel.viewType, RankingPanel.serializer(ctx)),
     vscode.window.registerWebviewPanelSerializer(DashboardPanel.viewType, DashboardPanel.serializer(ctx, deps.runsDir)),
     vscode.commands.registerCommand('rlhf.rank', async (arg?: unknown) => {
-      let file = fileOf(arg);
+      let file = fileArg(arg);
       if (!file) {
         const files = await vscode.workspace.findFiles('**/*.{ppo,rm}.jsonl', '**/node_modules/**', 200);
         const picked = await vscode.window.showQuickPick(
