@@ -3,12 +3,12 @@
  * .vsix installed, driven by playwright-core in Debian's chromium. The tools are installed once
  * by scripts/e2e-setup.mjs (cached). Screenshots go to test-artifacts/.
  */
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Page } from 'playwright-core';
-import { Session, openRlhfView, openVsCode, runCommand } from './harness';
+import { Session, e2eTest, openRlhfView, openVsCode, runCommand } from './harness';
 
 let vs: Session;
 let page: Page;
@@ -25,7 +25,7 @@ before(async () => {
 
 after(() => vs?.close());
 
-test('the RLHF container shows the example workspace\'s datasets by stage, with counts', async () => {
+e2eTest('the RLHF container shows the example workspace\'s datasets by stage, with counts', async () => {
   const r = await rows();
   await shot('datasets-tree');
   for (const want of ['SFT1 file, 800 records', 'reviews.sft.jsonl800 records', 'RM2 files, 601 records', 'bad-ranks.rm.jsonl1 record · 6 errors', 'reviews.rm.jsonl600 records', 'reviews.ppo.jsonl400 records', 'reviews-heldout.ppo.jsonl60 records']) {
@@ -33,7 +33,7 @@ test('the RLHF container shows the example workspace\'s datasets by stage, with 
   }
 });
 
-test('a PPO or RM file\'s context menu offers Rank Responses; an SFT file\'s does not', async () => {
+e2eTest('a PPO or RM file\'s context menu offers Rank Responses; an SFT file\'s does not', async () => {
   const menu = async (file: string) => {
     await page.locator('.pane-body .monaco-list-row', { hasText: file }).first().click({ button: 'right' });
     const m = page.locator('.context-view .monaco-menu');
@@ -47,7 +47,7 @@ test('a PPO or RM file\'s context menu offers Rank Responses; an SFT file\'s doe
   assert.doesNotMatch(await menu('reviews.sft.jsonl'), /Rank Responses/);
 });
 
-test('a file opens 100 records at a time, and a record opens a readable preview', async () => {
+e2eTest('a file opens 100 records at a time, and a record opens a readable preview', async () => {
   await page.locator('.pane-body .monaco-list-row', { hasText: 'reviews.rm.jsonl' }).first().click();
   const first = page.locator('.pane-body .monaco-list-row', { hasText: '1. Describe your visit to the boat rental.' }).first();
   await first.waitFor({ timeout: 30_000 });
@@ -63,7 +63,7 @@ test('a file opens 100 records at a time, and a record opens a readable preview'
   assert.ok((await rows()).some((x: string) => x.startsWith('100. ')), 'the page holds 100 records');
 });
 
-test('a bad dataset\'s problems appear in the Problems panel at their lines', async () => {
+e2eTest('a bad dataset\'s problems appear in the Problems panel at their lines', async () => {
   await page.keyboard.press('Control+Shift+M');
   const panel = page.locator('.markers-panel');
   await panel.waitFor({ timeout: 30_000 });
@@ -75,7 +75,7 @@ test('a bad dataset\'s problems appear in the Problems panel at their lines', as
   await shot('problems-panel');
 });
 
-test('problems follow the user\'s edits, before the file is saved', async () => {
+e2eTest('problems follow the user\'s edits, before the file is saved', async () => {
   await page.keyboard.press('Control+P');
   await page.keyboard.insertText('reviews-heldout.ppo.jsonl');
   await page.waitForTimeout(800);
@@ -97,7 +97,7 @@ test('problems follow the user\'s edits, before the file is saved', async () => 
   await markers.getByText('Ln 61, Col 1').first().waitFor({ state: 'detached', timeout: 30_000 });
 });
 
-test('a tiny training run started from the command palette shows progress in the status bar and appears in the Runs view', async () => {
+e2eTest('a tiny training run started from the command palette shows progress in the status bar and appears in the Runs view', async () => {
   await page.keyboard.press('Escape');
   await runCommand(page, 'RLHF: Pretrain');
   // the status bar item shows stage, step/total and loss while the worker trains
@@ -115,7 +115,7 @@ test('a tiny training run started from the command palette shows progress in the
   await shot('runs-view');
 });
 
-test('cancel stops a run at a checkpoint, and the Runs view offers to resume it', async () => {
+e2eTest('cancel stops a run at a checkpoint, and the Runs view offers to resume it', async () => {
   // a longer run this time: the settings file is read again when it changes
   fs.writeFileSync(path.join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'rlhf.pretrain.steps': 20000, 'rlhf.pretrain.layers': 1, 'rlhf.pretrain.heads': 2, 'rlhf.pretrain.embd': 32, 'rlhf.pretrain.block': 32, 'rlhf.pretrain.batchSize': 4 }));
   await page.waitForTimeout(1500);
@@ -145,7 +145,7 @@ test('cancel stops a run at a checkpoint, and the Runs view offers to resume it'
   await shot('cancelled-run');
 });
 
-test('Generate shows the chosen models\' responses side by side', async () => {
+e2eTest('Generate shows the chosen models\' responses side by side', async () => {
   await page.keyboard.press('Escape');
   await runCommand(page, 'RLHF: Generate');
   const items = page.locator('.quick-input-list .monaco-list-row');

@@ -4,6 +4,7 @@
  * installed once by scripts/e2e-setup.mjs (cached). Screenshots go to test-artifacts/.
  */
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { spawn, spawnSync, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
@@ -16,6 +17,8 @@ import { ensureE2E } from '../../scripts/e2e-setup.mjs';
 
 const ARTIFACTS = path.join(ROOT, 'test-artifacts');
 let packaged = false;
+/** The session of this test file, for the diagnosis of a failed test. */
+let current: Session | undefined;
 
 export interface Session {
   page: Page;
@@ -65,7 +68,7 @@ export async function openVsCode(o: { trusted: boolean; settings?: Record<string
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
   await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
-  return {
+  return (current = {
     page,
     workspace,
     async shot(name) {
@@ -77,7 +80,46 @@ export async function openVsCode(o: { trusted: boolean; settings?: Record<string
       await browser.close();
       server.kill();
     },
-  };
+  });
+}
+
+/**
+ * A test that, when it fails, leaves `test-artifacts/failed-<name>.png` and prints what VS Code
+ * showed: the quick input, notifications, and the text of every webview. CI keeps only the log.
+ */
+export function e2eTest(name: string, fn: () => Promise<void>): void {
+  test(name, async () => {
+    try {
+      await fn();
+    } catch (e) {
+      if (current) {
+        await diagnose(current.page, name.replace(/\W+/g, '-').slice(0, 60)).catch((d) => console.log(`(no diagnosis: ${d})`));
+        // a drag left half done, or a quick pick left open, would fail the next test too
+        await current.page.mouse.up().catch(() => {});
+        await current.page.keyboard.press('Escape').catch(() => {});
+      }
+      throw e;
+    }
+  });
+}
+
+async function diagnose(page: Page, slug: string): Promise<void> {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, `failed-${slug}.png`) });
+  const text = async (sel: string) => ((await page.locator(sel).count()) ? (await page.locator(sel).first().innerText({ timeout: 2000 })).replace(/\s+/g, ' ').slice(0, 600) : '(none)');
+  const lines = [`--- diagnosis of the failed test (screenshot failed-${slug}.png)`];
+  lines.push(`quick input: ${(await page.locator('.quick-input-widget:visible').count()) ? await text('.quick-input-widget') : '(closed)'}`);
+  lines.push(`notifications: ${await text('.notifications-toasts')}`);
+  lines.push(`tabs: ${(await page.locator('.tabs-container .tab').allInnerTexts()).join(' | ')}`);
+  lines.push(`focus: ${await page.evaluate('document.activeElement?.className ?? ""')}`);
+  for (const f of page.frames()) {
+    if (f === page.mainFrame() || (await (await f.frameElement().catch(() => undefined))?.getAttribute('id')) !== 'active-frame') continue;
+    const body = await f.evaluate('document.body ? document.body.innerText : ""', undefined).catch(() => '(unreadable)');
+    const outer = await f.parentFrame()?.frameElement().catch(() => undefined);
+    const shown = outer ? await outer.isVisible().catch(() => false) : false;
+    lines.push(`webview (${shown ? 'visible' : 'hidden'}): ${String(body).replace(/\s+/g, ' ').slice(0, 600)}`);
+  }
+  console.log(lines.join('\n'));
 }
 
 /** Opens the RLHF container and waits for the example datasets. */
@@ -92,11 +134,19 @@ export async function runCommand(page: Page, title: string): Promise<void> {
   // from inside a webview the key travels to the workbench first: type only once the palette has focus
   await page.waitForFunction(`!!document.activeElement?.closest('.quick-input-widget')`, undefined, { timeout: 30_000 });
   await page.keyboard.insertText(title);
+  await choose(page, title);
+}
+
+/**
+ * Accepts the quick pick's item that contains `text`, once the filter has made it the focused row:
+ * a matching row is often on screen before the filter runs, and Enter then takes the first item.
+ */
+export async function choose(page: Page, text: string): Promise<void> {
   try {
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 30_000 });
+    await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: text }).first().waitFor({ timeout: 30_000 });
   } catch (e) {
     fs.mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: path.join(ARTIFACTS, `failed-command-${title.replace(/\W+/g, '-')}.png`) });
+    await page.screenshot({ path: path.join(ARTIFACTS, `failed-pick-${text.replace(/\W+/g, '-')}.png`) });
     throw e;
   }
   await page.keyboard.press('Enter');

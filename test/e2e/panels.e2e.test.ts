@@ -4,13 +4,13 @@
  * undo, resume after closing and after a reload; the dashboard of a finished run, a 100k-point
  * run streaming (frame time reported), CSV export; screenshots in light, dark and high contrast.
  */
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { FrameLocator, Page } from 'playwright-core';
-import { Session, openRlhfView, openVsCode, runCommand } from './harness';
+import { Session, choose, e2eTest, openRlhfView, openVsCode, runCommand } from './harness';
 import { ROOT } from '../helpers';
 
 let vs: Session;
@@ -34,8 +34,7 @@ async function until(f: () => boolean, what: string, ms = 30_000): Promise<void>
 async function pick(text: string): Promise<void> {
   await page.locator('.quick-input-list .monaco-list-row').first().waitFor({ timeout: 30_000 });
   await page.keyboard.insertText(text);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: text }).first().waitFor({ timeout: 30_000 });
-  await page.keyboard.press('Enter');
+  await choose(page, text);
 }
 
 async function openRanking(targetLabel: string): Promise<void> {
@@ -57,7 +56,7 @@ before(async () => {
 
 after(() => vs?.close());
 
-test('ranking with the keyboard appends the exact K-way record to the RM file; U undoes it', async () => {
+e2eTest('ranking with the keyboard appends the exact K-way record to the RM file; U undoes it', async () => {
   await openRanking('data/rankings.rm.jsonl');
   const w = view();
   await w.locator('text=Prompt 1 of 20').waitFor({ timeout: 60_000 });
@@ -105,7 +104,7 @@ test('ranking with the keyboard appends the exact K-way record to the RM file; U
   await w.locator('text=Prompt 2 of 20').waitFor({ timeout: 60_000 });
 });
 
-test('a closed panel reopens where the annotator left off; after a reload it comes back by itself', async () => {
+e2eTest('a closed panel reopens where the annotator left off; after a reload it comes back by itself', async () => {
   await runCommand(page, 'View: Close All Editors');
   await page.locator('iframe.webview.ready:visible').first().waitFor({ state: 'detached', timeout: 30_000 }).catch(() => {});
   // a second annotator ranked the same responses (ranks 2,4,1,3 vs 1,4,2,3: 5 of 6 pairs agree)
@@ -132,6 +131,7 @@ test('a closed panel reopens where the annotator left off; after a reload it com
   assert.match(await r.locator('#progress-text').innerText(), /^1 \/ 20 ranked · 1 skipped/);
   assert.equal(await r.locator('#order-text').innerText(), 'Ranking: 2');
   assert.equal(lines().length, 2, 'nothing written by reopening or reloading');
+  await r.locator('.generating').waitFor({ state: 'detached', timeout: 120_000 }); // the reloaded host generates them again
   // the mouse ranks too: a card dropped on the strip takes the next rank; a chip dropped on a rank ties
   await r.locator('.card[data-index="3"]').dragTo(r.locator('.rank.next'));
   await r.locator('#order-text', { hasText: 'Ranking: 2 > 4' }).waitFor({ timeout: 10_000 });
@@ -139,9 +139,19 @@ test('a closed panel reopens where the annotator left off; after a reload it com
   await r.locator('#order-text', { hasText: 'Ranking: 2 = 4' }).waitFor({ timeout: 10_000 });
   await r.locator('.chip', { hasText: '4' }).dragTo(r.locator('.cards'));
   await r.locator('#order-text', { hasText: /^Ranking: 2$/ }).waitFor({ timeout: 10_000 });
+  // Regenerate: new responses stream into the same cards (a drag or a selection survives), the old ranking goes
+  const before = await r.locator('.card[data-index="0"] .body').innerText();
+  await r.locator('.card[data-index="0"]').evaluate((el) => el.setAttribute('data-test-mark', 'kept'));
+  await r.locator('#regenerate').click();
+  await r.locator('.generating').waitFor({ timeout: 30_000 });
+  assert.equal(await r.locator('#order-text').innerText(), 'Not ranked yet');
+  await r.locator('.generating').waitFor({ state: 'detached', timeout: 120_000 });
+  assert.equal(await r.locator('.card[data-test-mark="kept"][data-index="0"]').count(), 1, 'the card was updated in place');
+  assert.notEqual(await r.locator('.card[data-index="0"] .body').innerText(), before, 'new responses');
+  assert.equal(lines().length, 2);
 });
 
-test('the dashboard of a finished tiny run shows a card per metric; CSV export writes the points', async () => {
+e2eTest('the dashboard of a finished tiny run shows a card per metric; CSV export writes the points', async () => {
   await runCommand(page, 'View: Close All Editors');
   await runCommand(page, 'RLHF: Open Training Dashboard');
   await pick('tiny-pretrain');
@@ -165,7 +175,7 @@ test('the dashboard of a finished tiny run shows a card per metric; CSV export w
   assert.deepEqual([...fs.readFileSync(png).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
 });
 
-test('100k points per series while a run streams: the redraw time is measured', async () => {
+e2eTest('100k points per series while a run streams: the redraw time is measured', async () => {
   // an SFT-like run with 100,000 logged steps, then 50 more every 250 ms as a live run appends
   const dir = path.join(workspace, '.rlhf', 'runs', 'big-sft');
   fs.mkdirSync(dir, { recursive: true });
@@ -200,7 +210,7 @@ test('100k points per series while a run streams: the redraw time is measured', 
   await w.locator('.status.completed').waitFor({ timeout: 30_000 });
 });
 
-test('both panels in light, dark and high-contrast themes (screenshots)', async () => {
+e2eTest('both panels in light, dark and high-contrast themes (screenshots)', async () => {
   await runCommand(page, 'View: Close All Editors');
   await runCommand(page, 'RLHF: Open Training Dashboard');
   await pick('All pretrain runs');

@@ -1,9 +1,9 @@
 /** Workspace trust in a real VS Code: an untrusted workspace browses datasets but trains and writes nothing. */
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Session, openRlhfView, openVsCode, runCommand } from './harness';
+import { Session, e2eTest, openRlhfView, openVsCode, runCommand } from './harness';
 
 let vs: Session;
 
@@ -18,7 +18,7 @@ before(async () => {
 
 after(() => vs?.close());
 
-test('in an untrusted workspace the views browse, but nothing trains', async () => {
+e2eTest('in an untrusted workspace the views browse, but nothing trains', async () => {
   const rows = await vs.rows();
   assert.ok(rows.some((r) => r.startsWith('reviews.rm.jsonl')), JSON.stringify(rows));
   await runCommand(vs.page, 'RLHF: Pretrain');

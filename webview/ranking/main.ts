@@ -141,6 +141,15 @@ function submit(): void {
   vscode.post({ type: 'submit', index: item.index, ranks, flags: ui.flags, comment: ui.comment, timeMs });
 }
 
+/** New responses for this prompt: a ranking of the old ones means nothing for them, so it goes. */
+function regenerate(): void {
+  if (!item?.complete) return;
+  ui = { ...ui, order: [], history: [] };
+  save();
+  vscode.post({ type: 'regenerate', index: item.index });
+  render();
+}
+
 function skip(): void {
   if (item) vscode.post({ type: 'skip', index: item.index });
 }
@@ -269,30 +278,57 @@ function rankingStrip(): HTMLElement {
   return strip;
 }
 
-function card(text: string, i: number): HTMLElement {
+/**
+ * The cards stay in the page while responses stream in: each is updated in place, and only the
+ * parts that changed (a drag, a text selection or the focus on a card survive a streamed update).
+ */
+const cardsEl = h('section', { class: 'cards', role: 'list', 'aria-label': 'Responses' });
+dropTarget(cardsEl, (i) => step(unrank(ui.order, i))); // a chip dragged back to the cards is unranked
+const cardShown = new WeakMap<HTMLElement, { head: string; body: string }>();
+
+function updateCard(i: number, text: string): void {
+  let c = cardsEl.children[i] as HTMLElement | undefined;
+  if (!c) {
+    c = h('article', { class: 'card', role: 'listitem', tabindex: '0', 'data-index': String(i) }, h('div', { class: 'card-head' }), h('div', { class: 'body md', id: `response-${i + 1}` }));
+    draggable(c, i);
+    cardsEl.append(c);
+  }
   const r = rankOf(ui.order, i);
   const open = ui.expanded.includes(i);
-  const body = h('div', { class: `body md${open ? ' open' : ''}`, id: `response-${i + 1}` });
-  body.append(text ? renderMarkdown(text) : h('p', { class: 'empty' }, item?.complete ? '(empty response)' : '…'));
-  const more = button(open ? 'Collapse' : 'Expand', open ? 'fold-up' : 'fold-down', () => {
-    ui.expanded = open ? ui.expanded.filter((x) => x !== i) : [...ui.expanded, i];
-    save();
-    render();
-  }, { secondary: true, title: `${open ? 'Collapse' : 'Expand'} response ${i + 1}` });
-  more.classList.add('more');
-  more.setAttribute('aria-controls', body.id);
-  more.setAttribute('aria-expanded', String(open));
-  const c = h('article', { class: `card${r ? ' ranked' : ''}`, role: 'listitem', tabindex: '0', 'data-index': String(i), 'aria-label': `Response ${i + 1}${r ? `, rank ${r}` : ', not ranked yet'}` },
-    h('div', { class: 'card-head' },
+  const shown = cardShown.get(c) ?? { head: '', body: '' };
+  const [head, body] = [c.firstElementChild as HTMLElement, c.lastElementChild as HTMLElement];
+  const headKey = `${r}|${open}`;
+  if (shown.head !== headKey) {
+    c.classList.toggle('ranked', !!r);
+    c.setAttribute('aria-label', `Response ${i + 1}${r ? `, rank ${r}` : ', not ranked yet'}`);
+    body.classList.toggle('open', open);
+    const more = button(open ? 'Collapse' : 'Expand', open ? 'fold-up' : 'fold-down', () => {
+      ui.expanded = open ? ui.expanded.filter((x) => x !== i) : [...ui.expanded, i];
+      save();
+      render();
+    }, { secondary: true, title: `${open ? 'Collapse' : 'Expand'} response ${i + 1}` });
+    more.classList.add('more');
+    more.setAttribute('aria-controls', body.id);
+    more.setAttribute('aria-expanded', String(open));
+    head.replaceChildren(
       h('kbd', { title: `Press ${i + 1} to rank this response next` }, String(i + 1)),
       h('span', { class: 'card-title' }, `Response ${i + 1}`),
-      r ? h('vscode-badge', { variant: 'counter', title: `rank ${r}` }, `#${r}`) : undefined,
+      ...(r ? [h('vscode-badge', { variant: 'counter', title: `rank ${r}` }, `#${r}`)] : []),
       more,
-    ),
-    body,
-  );
-  draggable(c, i);
-  return c;
+    );
+  }
+  const bodyKey = text ? `=${text}` : item?.complete ? 'empty' : 'waiting';
+  if (shown.body !== bodyKey) body.replaceChildren(text ? renderMarkdown(text) : h('p', { class: 'empty' }, item?.complete ? '(empty response)' : '…'));
+  cardShown.set(c, { head: headKey, body: bodyKey });
+}
+
+/** Refills a slot only when what it shows has changed (the key), so a streamed update leaves it alone. */
+const slotKeys = new WeakMap<HTMLElement, string>();
+function refill(slot: HTMLElement, key: unknown[], build: () => (Node | string)[]): void {
+  const k = JSON.stringify(key);
+  if (slotKeys.get(slot) === k) return;
+  slotKeys.set(slot, k);
+  slot.replaceChildren(...build());
 }
 
 /** The flags and the comment live across renders (re-creating them would drop the focus while typing). */
@@ -325,7 +361,7 @@ function actions(): HTMLElement {
     button('Skip', 'debug-step-over', skip, { id: 'skip', secondary: true, disabled: !item, title: 'Skip this prompt (S)' }),
     button('Undo step', 'discard', undoStep, { id: 'undo-step', secondary: true, disabled: !ui.history.length, title: 'Undo the last ranking step (Backspace)' }),
     button('Undo last submission', 'history', () => vscode.post({ type: 'undo' }), { id: 'undo-submission', secondary: true, title: 'Remove the last submitted ranking from the file (U)' }),
-    button('Regenerate', 'refresh', () => item && vscode.post({ type: 'regenerate', index: item.index }), { id: 'regenerate', secondary: true, disabled: !ready, title: 'Sample new responses for this prompt' }),
+    button('Regenerate', 'refresh', regenerate, { id: 'regenerate', secondary: true, disabled: !ready, title: 'Sample new responses for this prompt' }),
   );
 }
 
@@ -378,32 +414,33 @@ function render(): void {
   const showing = !finished && !!item;
   for (const el of [rankingSlot, cardsSlot, flagsEl, actionsSlot]) el.hidden = !showing;
   if (finished) {
-    promptSlot.replaceChildren(h('section', { class: 'done' }, h('h2', {}, 'All prompts are ranked or skipped.'), h('p', {}, `Rankings are in ${session?.target ?? 'the RM file'}. Train a reward model on it with "RLHF: Train Reward Model".`)));
-    statusSlot.replaceChildren();
+    refill(promptSlot, ['finished', session?.target], () => [h('section', { class: 'done' }, h('h2', {}, 'All prompts are ranked or skipped.'), h('p', {}, `Rankings are in ${session?.target ?? 'the RM file'}. Train a reward model on it with "RLHF: Train Reward Model".`))]);
+    refill(statusSlot, [], () => []);
   } else if (item) {
+    const it = item;
     const total = progress?.total ?? 0;
-    promptSlot.replaceChildren(
+    refill(promptSlot, [it.index, it.prompt, total, session?.k, session?.generation], () => [
       h('section', { class: 'prompt', 'aria-label': 'Prompt' },
-        h('h2', {}, `Prompt ${item.index + 1}${total ? ` of ${total}` : ''}`),
-        h('div', { class: 'md' }, renderMarkdown(item.prompt)),
+        h('h2', {}, `Prompt ${it.index + 1}${total ? ` of ${total}` : ''}`),
+        h('div', { class: 'md' }, renderMarkdown(it.prompt)),
         h('p', { class: 'gen' }, `${session?.k ?? k()} responses · ${session?.generation ?? ''}`),
       ),
-    );
-    statusSlot.replaceChildren(...(item.complete ? [] : [h('p', { class: 'generating', role: 'status' }, h('vscode-progress-ring', { 'aria-label': 'Generating' }), ` Generating ${session?.k ?? ''} responses…`)]));
-    rankingSlot.replaceChildren(
+    ]);
+    refill(statusSlot, [it.complete, session?.k], () => (it.complete ? [] : [h('p', { class: 'generating', role: 'status' }, h('vscode-progress-ring', { 'aria-label': 'Generating' }), ` Generating ${session?.k ?? ''} responses…`)]));
+    refill(rankingSlot, [ui.order, k()], () => [
       h('section', { class: 'ranking', 'aria-label': 'Ranking' }, rankingStrip(), h('p', { class: 'order', id: 'order-text', 'aria-live': 'polite' }, ui.order.length ? `Ranking: ${describe(ui.order)}` : 'Not ranked yet')),
       keysHelp(),
-    );
-    const cards = h('section', { class: 'cards', role: 'list', 'aria-label': 'Responses' });
-    const n = Math.max(item.responses.length, item.complete ? 0 : session?.k ?? 0);
-    for (let i = 0; i < n; i++) cards.append(card(item.responses[i] ?? '', i));
-    dropTarget(cards, (i) => step(unrank(ui.order, i))); // a chip dragged back to the cards is unranked
-    cardsSlot.replaceChildren(cards);
+    ]);
+    const n = Math.max(it.responses.length, it.complete ? 0 : session?.k ?? 0);
+    for (let i = 0; i < n; i++) updateCard(i, it.responses[i] ?? '');
+    while (cardsEl.children.length > n) cardsEl.lastElementChild!.remove();
+    if (cardsEl.parentElement !== cardsSlot) cardsSlot.replaceChildren(cardsEl);
     syncFlags();
-    actionsSlot.replaceChildren(actions());
+    const canSubmit = it.complete && (ui.flags.includes('not_rankable') || ranksOf(ui.order, k()) !== undefined);
+    refill(actionsSlot, [it.index, it.complete, canSubmit, ui.order.length, ui.history.length], () => [actions()]);
   } else {
-    promptSlot.replaceChildren();
-    statusSlot.replaceChildren(h('p', { class: 'generating', role: 'status' }, h('vscode-progress-ring', { 'aria-label': 'Loading' }), ' Loading the session…'));
+    refill(promptSlot, [], () => []);
+    refill(statusSlot, ['loading'], () => [h('p', { class: 'generating', role: 'status' }, h('vscode-progress-ring', { 'aria-label': 'Loading' }), ' Loading the session…')]);
   }
   agreementView();
   aside.hidden = !ui.guidelinesOpen;
