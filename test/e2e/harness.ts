@@ -53,6 +53,9 @@ export async function openVsCode(o: { trusted: boolean; settings?: Record<string
   fs.copyFileSync(path.join(FIXTURES, 'datasets', 'bad-ranks.rm.jsonl'), path.join(workspace, 'data', 'bad-ranks.rm.jsonl'));
   fs.mkdirSync(path.join(workspace, '.vscode'));
   fs.writeFileSync(path.join(workspace, '.vscode', 'settings.json'), JSON.stringify(o.settings ?? {}));
+  // no welcome page or walkthrough opening over the editors under test at some later moment
+  fs.mkdirSync(path.join(data, 'User'), { recursive: true });
+  fs.writeFileSync(path.join(data, 'User', 'settings.json'), JSON.stringify({ 'workbench.startupEditor': 'none', 'workbench.welcomePage.walkthroughs.openOnInstall': false, 'update.showReleaseNotes': false, 'workbench.tips.enabled': false }));
   const entry = path.join(cache, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
   const install = spawnSync(process.execPath, [entry, '--user-data-dir', data, '--extensions-dir', exts, '--install-extension', path.join(ROOT, 'rlhf-studio.vsix')], { encoding: 'utf8' });
   assert.match(install.stdout, /successfully installed/, install.stderr);
