@@ -64,14 +64,14 @@ export function registerPanelCommands(ctx: vscode.ExtensionContext, deps: PanelD
         ...stages.map((s) => ({ label: `$(graph-line) All ${s} runs`, description: `${all.filter((r) => r.info.stage === s).length} run(s), overlaid; new ones join`, value: `stage:${s}` })),
         ...(all.length > 1 ? [{ label: '$(list-selection) Compare several runs…', description: '', value: COMPARE }] : []),
       ],
-      { placeHolder: 'Run to show' },
+      { placeHolder: 'Run to show', ignoreFocusOut: true },
     );
     if (!picked) return;
     if (picked.value.startsWith('stage:')) return DashboardPanel.show(ctx, dir, { stage: picked.value.slice(6) });
     if (picked.value !== COMPARE) return DashboardPanel.show(ctx, dir, { ids: [picked.value] });
     const several = await vscode.window.showQuickPick(
       all.map((r) => ({ label: r.info.id, description: describe(r), value: path.basename(r.dir) })),
-      { canPickMany: true, placeHolder: 'Runs to overlay on the same charts' },
+      { canPickMany: true, placeHolder: 'Runs to overlay on the same charts', ignoreFocusOut: true },
     );
     if (several?.length) DashboardPanel.show(ctx, dir, { ids: several.map((p) => p.value) });
   }
