@@ -141,6 +141,19 @@ export async function runCommand(page: Page, title: string): Promise<void> {
 }
 
 /**
+ * Types `text` into the quick pick that a command has just opened and accepts the matching item.
+ * The new pick is the one with an empty filter (the palette or the previous pick still shows its
+ * text while it closes); it gets the focus back if a panel that finished loading took it.
+ */
+export async function pickItem(page: Page, text: string): Promise<void> {
+  const input = '.quick-input-widget .quick-input-box input';
+  await page.waitForFunction(`(() => { const i = document.querySelector(${JSON.stringify(input)}); return !!i && i.offsetParent !== null && i.value === '' && !!document.querySelector('.quick-input-list .monaco-list-row'); })()`, undefined, { timeout: 30_000 });
+  if (!(await page.evaluate(`document.activeElement === document.querySelector(${JSON.stringify(input)})`))) await page.locator(input).first().focus();
+  await page.keyboard.insertText(text);
+  await choose(page, text);
+}
+
+/**
  * Accepts the quick pick's item that contains `text`, once the filter has made it the focused row:
  * a matching row is often on screen before the filter runs, and Enter then takes the first item.
  */

@@ -10,7 +10,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { FrameLocator, Page } from 'playwright-core';
-import { Session, choose, e2eTest, openRlhfView, openVsCode, runCommand } from './harness';
+import { Session, e2eTest, pickItem, openRlhfView, openVsCode, runCommand } from './harness';
 import { ROOT } from '../helpers';
 
 let vs: Session;
@@ -31,11 +31,7 @@ async function until(f: () => boolean, what: string, ms = 30_000): Promise<void>
   }
 }
 
-async function pick(text: string): Promise<void> {
-  await page.locator('.quick-input-list .monaco-list-row').first().waitFor({ timeout: 30_000 });
-  await page.keyboard.insertText(text);
-  await choose(page, text);
-}
+const pick = (text: string) => pickItem(page, text);
 
 async function openRanking(targetLabel: string): Promise<void> {
   await runCommand(page, 'RLHF: Rank Responses');
