@@ -11,6 +11,9 @@ function find(dir) {
     return e.isDirectory() ? find(p) : e.name.endsWith('.test.ts') ? [p] : [];
   });
 }
+// screenshots of failed end-to-end tests are from this run only (each test file is its own process)
+const artifacts = 'test-artifacts';
+for (const f of fs.existsSync(artifacts) ? fs.readdirSync(artifacts) : []) if (f.startsWith('failed-')) fs.rmSync(path.join(artifacts, f));
 const only = process.argv.slice(2);
 const files = only.length ? only : find('test').sort();
 const tap = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-tap-')), 'results.tap');

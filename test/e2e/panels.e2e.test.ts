@@ -213,7 +213,7 @@ e2eTest('both panels in light, dark and high-contrast themes (screenshots)', asy
   await view().locator('.card[data-metric="loss"] canvas').first().waitFor({ timeout: 60_000 });
   await page.waitForTimeout(1000); // the new panel takes focus once loaded
   await openRanking('data/rankings.rm.jsonl');
-  await view().locator('text=Prompt 3 of 20').waitFor({ timeout: 60_000 });
+  await view().locator('.prompt h2', { hasText: /^Prompt \d+ of 20$/ }).waitFor({ timeout: 60_000 }); // wherever the tests before left it
   await view().locator('.generating').waitFor({ state: 'detached', timeout: 120_000 });
   const settings = path.join(workspace, '.vscode', 'settings.json');
   for (const [name, theme] of [['dark', 'Default Dark Modern'], ['high-contrast', 'Default High Contrast'], ['light', 'Default Light Modern']]) {
