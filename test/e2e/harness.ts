@@ -112,6 +112,7 @@ async function diagnose(page: Page, slug: string): Promise<void> {
   const lines = [`--- diagnosis of the failed test (screenshot failed-${slug}.png)`];
   lines.push(`quick input: ${(await page.locator('.quick-input-widget:visible').count()) ? await text('.quick-input-widget') : '(closed)'}`);
   lines.push(`notifications: ${await text('.notifications-toasts')}`);
+  lines.push(`dialog: ${await text('.monaco-dialog-box')} · menu: ${await text('.context-view .monaco-menu')}`);
   lines.push(`tabs: ${(await page.locator('.tabs-container .tab').allInnerTexts()).join(' | ')}`);
   lines.push(`focus: ${await page.evaluate('document.activeElement?.className ?? ""')}`);
   for (const f of page.frames()) {
