@@ -151,9 +151,15 @@ e2eTest('Generate shows the chosen models\' responses side by side', async () =>
   const items = page.locator('.quick-input-list .monaco-list-row');
   await items.first().waitFor({ timeout: 30_000 });
   await page.keyboard.insertText('base-char');
-  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: 'models/base-char' }).first();
-  await row.waitFor({ timeout: 30_000 });
-  await row.locator('input[type=checkbox], .quick-input-list-checkbox, .monaco-checkbox').first().click();
+  // once the filter has run (every row shown matches); a click on a row the filter is re-rendering can
+  // be lost (seen once: "0 Selected"), so click until the row says it is checked
+  await page.waitForFunction(`(() => { const rows = [...document.querySelectorAll('.quick-input-list .monaco-list-row')]; return rows.length > 0 && rows.every((r) => (r.getAttribute('aria-label') ?? '').includes('base-char')); })()`, undefined, { timeout: 30_000 });
+  const row = page.locator('.quick-input-list .monaco-list-row[aria-label="models/base-char"]');
+  for (let attempt = 1; (await row.getAttribute('aria-checked')) !== 'true'; attempt++) {
+    assert.ok(attempt <= 3, 'the model could not be checked in the pick');
+    await row.locator('.monaco-checkbox').first().click();
+    await page.locator('.quick-input-list .monaco-list-row[aria-label="models/base-char"][aria-checked="true"]').waitFor({ timeout: 3_000 }).catch(() => {});
+  }
   await page.keyboard.press('Enter');
   await page.locator('.quick-input-message', { hasText: 'Prompt' }).first().waitFor({ timeout: 30_000 });
   await page.keyboard.insertText('Tell me about the ferry.');
