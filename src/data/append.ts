@@ -38,14 +38,20 @@ export function removeLastRecord(file: string, expected?: string): string | unde
   const removed = lines[i];
   if (expected !== undefined && removed !== expected) throw new Error(`${file}: the last record is not the one to undo (it changed on disk)`);
   const kept = lines.slice(0, i).join('\n');
+  writeFileAtomic(file, kept.length ? kept + '\n' : '');
+  return removed;
+}
+
+/** Replaces a file whole or not at all: a temporary file, flushed to disk, renamed over it. */
+export function writeFileAtomic(file: string, data: string | Buffer): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
   const fd = fs.openSync(tmp, 'w');
   try {
-    fs.writeSync(fd, kept.length ? kept + '\n' : '');
+    fs.writeFileSync(fd, data);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, file);
-  return removed;
 }

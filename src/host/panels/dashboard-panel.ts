@@ -10,6 +10,7 @@ import * as path from 'path';
 import { webviewHtml, webviewOptions } from './webview-html';
 import { DashboardScope, HostToDashboard, RunMeta, isScope, parseDashboardToHost } from '../../protocol/dashboard';
 import { MetricsTail, metricCsv, toColumns } from '../../data/metrics-tail';
+import { writeFileAtomic } from '../../data/append';
 import { RunDir, RunInfo } from '../../engine/run';
 
 interface Followed {
@@ -149,11 +150,7 @@ export class DashboardPanel {
     if (!folder || !vscode.workspace.isTrusted) return void vscode.window.showWarningMessage('RLHF: exports are written into a trusted workspace folder.');
     const scope = 'ids' in this.scope ? (this.scope.ids.length === 1 ? this.scope.ids[0] : `${this.scope.ids.length}-runs`) : `all-${this.scope.stage}`;
     const file = path.join(folder, '.rlhf', 'exports', `${scope}-${name.replace(/[^\w.-]+/g, '_')}`);
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    // whole or not at all: an export replacing an older one never shows half-written
-    const tmp = `${file}.tmp-${process.pid}`;
-    fs.writeFileSync(tmp, data);
-    fs.renameSync(tmp, file);
+    writeFileAtomic(file, data); // an export replacing an older one never shows half-written
     const choice = await vscode.window.showInformationMessage(`RLHF: exported ${vscode.workspace.asRelativePath(file)}`, 'Open', 'Reveal in Explorer');
     if (choice === 'Open') await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(file));
     if (choice === 'Reveal in Explorer') await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(file));
