@@ -49,11 +49,6 @@ export function readRankingFile(rmFile: string, annotator?: string): RankingFile
   return out;
 }
 
-/** Prompts the annotator already has a record for in the RM file. */
-export function rankedBy(rmFile: string, annotator: string): Set<string> {
-  return readRankingFile(rmFile, annotator).ranked;
-}
-
 /** The first prompt at or after `from` (wrapping around) that is neither ranked nor skipped; -1 when none is left. */
 export function nextPrompt(items: PromptItem[], ranked: Set<string>, skipped: Set<number>, from = 0): number {
   for (let j = 0; j < items.length; j++) {
@@ -98,6 +93,6 @@ export function perHour(timesMs: number[]): number | null {
 }
 
 /** Seed for an item's responses: the same prompt index and setting give the same responses again. */
-export function itemSeed(seed: number, index: number, k: number): number {
-  return seed + index * Math.max(k, 9);
+export function itemSeed(seed: number, index: number): number {
+  return seed + 9 * index;
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { tmpDir } from '../helpers';
-import { loadPrompts, nextPrompt, perHour, rankedBy, rankingRecord } from '../../src/data/ranking-session';
+import { loadPrompts, nextPrompt, perHour, rankingRecord, readRankingFile } from '../../src/data/ranking-session';
 import { appendRecord } from '../../src/data/append';
 import { readDataset } from '../../src/data/reader';
 
@@ -23,7 +23,7 @@ test('a session resumes from the RM file: prompts this annotator ranked are done
   const rec = (prompt: string, annotator: string) => rankingRecord({ prompt, responses: ['x', 'y'], ranks: [1, 2], annotator, timeMs: 1000, createdAt: new Date(0), model: 'm', flags: [], comment: '' });
   appendRecord(file, rec('a', 'ann'));
   appendRecord(file, rec('b', 'someone else'));
-  const done = rankedBy(file, 'ann');
+  const done = readRankingFile(file, 'ann').ranked;
   assert.deepEqual([...done], ['a']);
   assert.equal(nextPrompt(items, done, new Set()), 1);
   assert.equal(nextPrompt(items, done, new Set([1])), 2, 'skipped prompts come last');

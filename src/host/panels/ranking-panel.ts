@@ -274,7 +274,7 @@ export class RankingPanel {
     if (gen !== this.generation) return; // a newer request came while the old worker stopped
     const g = generationSettings();
     const k = this.k();
-    const seed = itemSeed(g.seed, i, k) + 1000 * (this.attempts.get(i) ?? 0);
+    const seed = itemSeed(g.seed, i) + 1000 * (this.attempts.get(i) ?? 0);
     const argv = ['generate', '--model', this.config.model, '--prompt', this.items[i].context, '--raw', '--num-samples', String(k), ...generationFlags(g, seed), '--stream'];
     const env = { RLHF_BACKEND: vscode.workspace.getConfiguration('rlhf').get<string>('backend', 'auto') };
     const errors: string[] = [];
