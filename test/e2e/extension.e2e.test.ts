@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Page } from 'playwright-core';
-import { Session, choose, e2eTest, openRlhfView, openVsCode, runCommand } from './harness';
+import { Session, choose, e2eTest, openRlhfView, openVsCode, quickInputFocused, runCommand } from './harness';
 
 let vs: Session;
 let page: Page;
@@ -77,7 +77,7 @@ e2eTest('a bad dataset\'s problems appear in the Problems panel at their lines',
 
 e2eTest('problems follow the user\'s edits, before the file is saved', async () => {
   await page.keyboard.press('Control+P');
-  await page.waitForFunction(`!!document.activeElement?.closest('.quick-input-widget')`, undefined, { timeout: 30_000 });
+  await quickInputFocused(page);
   await page.keyboard.insertText('reviews-heldout.ppo.jsonl');
   await choose(page, 'reviews-heldout.ppo.jsonl');
   await page.locator('.monaco-editor .view-lines').first().waitFor({ timeout: 30_000 });

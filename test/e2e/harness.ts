@@ -140,7 +140,7 @@ export async function runCommand(page: Page, title: string): Promise<void> {
     if (attempt > 1) await page.keyboard.press('Escape');
     await page.keyboard.press(attempt % 2 ? 'F1' : 'Control+Shift+P');
     try {
-      await page.waitForFunction(`!!document.activeElement?.closest('.quick-input-widget')`, undefined, { timeout: 5_000 });
+      await quickInputFocused(page, 5_000);
       if (attempt > 1) console.log(`(the command palette opened at attempt ${attempt}, for "${title}")`);
       break;
     } catch (e) {
@@ -169,12 +169,11 @@ export async function pickItem(page: Page, text: string): Promise<void> {
  * a matching row is often on screen before the filter runs, and Enter then takes the first item.
  */
 export async function choose(page: Page, text: string): Promise<void> {
-  try {
-    await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: text }).first().waitFor({ timeout: 30_000 });
-  } catch (e) {
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: path.join(ARTIFACTS, `failed-pick-${text.replace(/\W+/g, '-')}.png`) });
-    throw e;
-  }
+  await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: text }).first().waitFor({ timeout: 30_000 });
   await page.keyboard.press('Enter');
+}
+
+/** Waits until the keyboard is in the quick input (the palette, Quick Open or a pick). */
+export async function quickInputFocused(page: Page, timeout = 30_000): Promise<void> {
+  await page.waitForFunction(`!!document.activeElement?.closest('.quick-input-widget')`, undefined, { timeout });
 }
