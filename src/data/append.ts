@@ -1,57 +1,78 @@
 /**
- * Writing rankings without losing any: each submission is appended as one line and flushed to
- * disk (fsync) before the caller moves on, so a crash keeps every record already submitted;
- * undoing the last one rewrites the file atomically (temporary file, fsync, rename).
+ * Writing rankings without losing any, whoever else writes the same file.
+ *
+ * Every writer of an RM file (the ranking panel in any window, `rlhf`, a colleague on a shared
+ * folder) takes the file's lock (`FILE.lock`, src/data/durable.ts) around each change:
+ *   - a submission is appended as one line and flushed to disk (file, and the folder when the file
+ *     is new) before it is acknowledged;
+ *   - an undo re-reads the file under the lock and removes only its own line, found byte for byte
+ *     (each ranking carries a unique `id`), keeping every other byte of the file as it was (even
+ *     invalid UTF-8), then replaces the file atomically.
+ * A writer that does not take the lock (an editor saving the file) can still race an undo; the
+ * README says so.
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { fsyncDir, withLock, writeFileAtomic } from './durable';
 
-/** Appends one record as a JSON line (starting a new line if the file lacks a final newline). */
-export function appendRecord(file: string, record: unknown): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const fd = fs.openSync(file, 'a+');
-  try {
-    const size = fs.fstatSync(fd).size;
-    let prefix = '';
-    if (size > 0) {
-      const last = Buffer.alloc(1);
-      fs.readSync(fd, last, 0, 1, size - 1);
-      if (last[0] !== 10) prefix = '\n';
+export { writeFileAtomic };
+
+export const lockFileOf = (file: string) => `${file}.lock`;
+
+/** Appends one record as a JSON line (a new line first if the file lacks a final newline); returns the line. */
+export function appendRecord(file: string, record: unknown): string {
+  const line = JSON.stringify(record);
+  appendLine(file, line);
+  return line;
+}
+
+export function appendLine(file: string, line: string): void {
+  if (line.includes('\n')) throw new Error('a record must be one line');
+  const dir = path.dirname(path.resolve(file));
+  fs.mkdirSync(dir, { recursive: true });
+  withLock(lockFileOf(file), () => {
+    const created = !fs.existsSync(file);
+    const fd = fs.openSync(file, 'a+');
+    try {
+      const size = fs.fstatSync(fd).size;
+      let prefix = '';
+      if (size > 0) {
+        const last = Buffer.alloc(1);
+        fs.readSync(fd, last, 0, 1, size - 1);
+        if (last[0] !== 10) prefix = '\n';
+      }
+      fs.writeSync(fd, prefix + line + '\n');
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
     }
-    fs.writeSync(fd, prefix + JSON.stringify(record) + '\n');
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
+    if (created) fsyncDir(dir);
+  }, { what: 'appending a record' });
 }
 
 /**
- * Removes the last record (the last non-blank line), atomically. Returns it, or undefined when the
- * file has none. With `expected`, refuses unless the last record is that exact line.
+ * Removes the last line equal to `line` (byte for byte), under the file's lock; every other byte
+ * stays as it was. Throws when the line is not in the file (someone else removed or edited it).
  */
-export function removeLastRecord(file: string, expected?: string): string | undefined {
-  if (!fs.existsSync(file)) return undefined;
-  const lines = fs.readFileSync(file, 'utf8').split('\n');
-  let i = lines.length - 1;
-  while (i >= 0 && !lines[i].trim()) i--;
-  if (i < 0) return undefined;
-  const removed = lines[i];
-  if (expected !== undefined && removed !== expected) throw new Error(`${file}: the last record is not the one to undo (it changed on disk)`);
-  const kept = lines.slice(0, i).join('\n');
-  writeFileAtomic(file, kept.length ? kept + '\n' : '');
-  return removed;
+export function removeRecord(file: string, line: string): void {
+  withLock(lockFileOf(file), () => {
+    const bytes = fs.readFileSync(file);
+    const at = findLine(bytes, Buffer.from(line, 'utf8'));
+    if (at < 0) throw new Error(`${file}: the record to undo is no longer in the file (it was removed or edited); nothing was changed`);
+    let end = at + Buffer.byteLength(line);
+    if (bytes[end] === 13) end++;
+    if (bytes[end] === 10) end++;
+    writeFileAtomic(file, Buffer.concat([bytes.subarray(0, at), bytes.subarray(end)]));
+  }, { what: 'undoing a record' });
 }
 
-/** Replaces a file whole or not at all: a temporary file, flushed to disk, renamed over it. */
-export function writeFileAtomic(file: string, data: string | Buffer): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+/** Byte offset of the last whole line equal to `line`, or -1. */
+function findLine(bytes: Buffer, line: Buffer): number {
+  for (let at = bytes.lastIndexOf(line); at >= 0; at = at > 0 ? bytes.lastIndexOf(line, at - 1) : -1) {
+    const end = at + line.length;
+    const startsLine = at === 0 || bytes[at - 1] === 10;
+    const endsLine = end === bytes.length || bytes[end] === 10 || (bytes[end] === 13 && (end + 1 === bytes.length || bytes[end + 1] === 10));
+    if (startsLine && endsLine) return at;
   }
-  fs.renameSync(tmp, file);
+  return -1;
 }

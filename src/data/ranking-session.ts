@@ -4,6 +4,7 @@
  * session resumes from what is on disk), the K-way record a submission appends, and the pace.
  */
 import * as fs from 'fs';
+import { randomUUID } from 'crypto';
 import { readDataset } from './reader';
 import type { RankingByAnnotator } from './agreement';
 
@@ -68,6 +69,8 @@ export interface Submission {
   model: string;
   flags: string[];
   comment: string;
+  /** Unique per record (undo finds its own line by it); made here when not given. */
+  id?: string;
 }
 
 /** The K-way record of the spec, fields in the spec's order. */
@@ -83,6 +86,7 @@ export function rankingRecord(s: Submission): Record<string, unknown> {
     model: s.model,
     flags: s.flags,
     comment: s.comment,
+    id: s.id ?? `rank-${randomUUID()}`,
   };
 }
 

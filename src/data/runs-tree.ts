@@ -4,7 +4,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { RunDir, RunInfo } from '../engine/run';
+import { RunDir, RunInfo } from './run';
 import { stageName, stageRank } from './stages';
 
 export interface RunSummary {
@@ -39,12 +39,21 @@ export function age(iso: string | undefined | null, now = Date.now()): string {
   return `${Math.floor(s / 86400)} d ago`;
 }
 
+/** The Runs view reads at most this many runs, and only the end of each metrics.jsonl. */
+export const MAX_RUNS = 2000;
+export const METRICS_TAIL_BYTES = 64 << 10;
+
 export function listRuns(runsDir: string): RunSummary[] {
-  if (!fs.existsSync(runsDir)) return [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(runsDir);
+  } catch {
+    return [];
+  }
   const out: RunSummary[] = [];
-  for (const name of fs.readdirSync(runsDir)) {
+  for (const name of names.slice(0, MAX_RUNS)) {
+    // each run on its own: a bad run.json (null, a FIFO, /dev/zero, 1 GB) costs that run only
     const run = new RunDir(path.join(runsDir, name));
-    if (!fs.existsSync(run.runFile)) continue;
     let info: RunInfo;
     try {
       info = run.read();
@@ -54,9 +63,9 @@ export function listRuns(runsDir: string): RunSummary[] {
     const checkpoints = run.stepCheckpoints().map((c) => ({ label: `step ${c.step}`, dir: c.dir }));
     const final = path.join(run.checkpointsDir, 'final');
     if (fs.existsSync(path.join(final, 'config.json'))) checkpoints.push({ label: 'final', dir: final });
-    out.push({ dir: run.dir, info, metric: keyMetric(info.stage, run.readMetrics().slice(-50)), checkpoints });
+    out.push({ dir: run.dir, info, metric: keyMetric(info.stage, run.readMetrics(METRICS_TAIL_BYTES).slice(-50)), checkpoints });
   }
-  return out.sort((a, b) => (b.info.started_at ?? '').localeCompare(a.info.started_at ?? ''));
+  return out.sort((a, b) => b.info.started_at.localeCompare(a.info.started_at));
 }
 
 export function runStageNodes(runs: RunSummary[]): RunNode[] {

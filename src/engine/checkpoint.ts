@@ -9,6 +9,9 @@ import { GPTConfig, configFromJson, configToJson } from './config';
 import { GPT, parameterShapes } from './model';
 import { NamedTensor, readSafetensors, serializeSafetensors } from './safetensors';
 import { Tokenizer, loadTokenizer, tokenizerFile } from './tokenizer';
+import { writeDirAtomic, writeFileSynced } from '../data/durable';
+
+export { writeDirAtomic, writeFileSynced };
 
 export class ModelDirError extends Error {}
 
@@ -118,34 +121,3 @@ export function loadModel(dir: string, trainable = true): { model: GPT; tokenize
   return { model: new GPT(loaded.config, loaded.weights, trainable), tokenizer: loaded.tokenizer, loaded };
 }
 
-export function writeFileSynced(file: string, content: string | Buffer): void {
-  const fd = fs.openSync(file, 'w');
-  try {
-    fs.writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** Fills a temporary sibling of dir, then renames it over dir (replacing an older one). */
-export function writeDirAtomic(dir: string, fill: (tmp: string) => void): void {
-  const parent = path.dirname(path.resolve(dir));
-  fs.mkdirSync(parent, { recursive: true });
-  const tmp = path.join(parent, `.tmp-${path.basename(dir)}-${process.pid}-${Date.now()}`);
-  fs.mkdirSync(tmp);
-  try {
-    fill(tmp);
-    if (fs.existsSync(dir)) {
-      const old = `${tmp}-old`;
-      fs.renameSync(dir, old);
-      fs.renameSync(tmp, dir);
-      fs.rmSync(old, { recursive: true, force: true });
-    } else {
-      fs.renameSync(tmp, dir);
-    }
-  } catch (e) {
-    fs.rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
-}

@@ -31,8 +31,10 @@ test('a session resumes from the RM file: prompts this annotator ranked are done
 });
 
 test('a submission is one K-way record of the spec, fields in order, valid for the RM reader', () => {
-  const r = rankingRecord({ prompt: 'p', responses: ['a', 'b', 'c'], ranks: [2, 1, 2], annotator: 'ann', timeMs: 1234.4, createdAt: new Date('2026-11-29T10:00:00Z'), model: 'runs/sft/final', flags: ['unsafe'], comment: 'hm' });
-  assert.equal(JSON.stringify(r), '{"prompt":"p","responses":["a","b","c"],"ranks":[2,1,2],"annotator":"ann","time_ms":1234,"created_at":"2026-11-29T10:00:00.000Z","model":"runs/sft/final","flags":["unsafe"],"comment":"hm"}');
+  const r = rankingRecord({ prompt: 'p', responses: ['a', 'b', 'c'], ranks: [2, 1, 2], annotator: 'ann', timeMs: 1234.4, createdAt: new Date('2026-11-29T10:00:00Z'), model: 'runs/sft/final', flags: ['unsafe'], comment: 'hm', id: 'rank-1' });
+  assert.equal(JSON.stringify(r), '{"prompt":"p","responses":["a","b","c"],"ranks":[2,1,2],"annotator":"ann","time_ms":1234,"created_at":"2026-11-29T10:00:00.000Z","model":"runs/sft/final","flags":["unsafe"],"comment":"hm","id":"rank-1"}');
+  const made = (n: number) => rankingRecord({ prompt: 'p', responses: ['a', 'b'], ranks: [1, 2], annotator: 'a', timeMs: 1, createdAt: new Date(), model: '', flags: [], comment: '', id: undefined }).id;
+  assert.notEqual(made(1), made(2), 'each record gets its own id (undo finds its line by it)');
   const file = path.join(tmpDir(), 'x.rm.jsonl');
   appendRecord(file, r);
   assert.deepEqual(readDataset(file), { file, stage: 'rm', records: 1, problems: 0, lines: 1, bytes: fs.statSync(file).size });

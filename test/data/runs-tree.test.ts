@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { tmpDir } from '../helpers';
-import { RunDir } from '../../src/engine/run';
+import { RunDir } from '../../src/data/run';
 import { age, checkpointNodes, keyMetric, listRuns, runNodes, runStageNodes } from '../../src/data/runs-tree';
 
 test('runs are grouped by stage with status, key metric and age; checkpoints are their children', () => {

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { tmpDir } from '../helpers';
 import { smooth } from '../../src/data/smoothing';
-import { appendRecord, removeLastRecord } from '../../src/data/append';
+import { appendRecord, removeRecord } from '../../src/data/append';
 
 test("TensorBoard's debiased EMA, worked by hand; NaN passes through", () => {
   // w = 0.5: last = 0.5, 1.25, (NaN), 2.625; debiased by 1 - 0.5^n for n = 1, 2, 3 finite points
@@ -15,17 +15,18 @@ test("TensorBoard's debiased EMA, worked by hand; NaN passes through", () => {
   assert.ok(Math.abs(smooth([5, 5, 5, 5], 0.9)[3] - 5) < 1e-12, 'a constant stays put (no bias toward 0)');
 });
 
-test('appended records reach the disk whole; undo rewrites the file atomically', () => {
+test('appended records reach the disk whole; undo removes only its own line, byte for byte', () => {
   const file = path.join(tmpDir(), 'data', 'ranked.rm.jsonl');
   appendRecord(file, { prompt: 'a', responses: ['x', 'y'], ranks: [1, 2] });
   fs.appendFileSync(file, '{"prompt": "no newline at the end"}');
   appendRecord(file, { prompt: 'b', responses: ['x', 'y'], ranks: [2, 1] });
   const lines = fs.readFileSync(file, 'utf8').split('\n');
   assert.deepEqual(lines, ['{"prompt":"a","responses":["x","y"],"ranks":[1,2]}', '{"prompt": "no newline at the end"}', '{"prompt":"b","responses":["x","y"],"ranks":[2,1]}', '']);
-  assert.throws(() => removeLastRecord(file, '{"prompt":"other"}'), /changed on disk/);
-  assert.equal(removeLastRecord(file, lines[2]), lines[2]);
-  assert.equal(fs.readFileSync(file, 'utf8'), lines[0] + '\n' + lines[1] + '\n');
-  assert.deepEqual(fs.readdirSync(path.dirname(file)), ['ranked.rm.jsonl'], 'no temporary file left');
+  assert.throws(() => removeRecord(file, '{"prompt":"other"}'), /no longer in the file/);
+  fs.appendFileSync(file, Buffer.from([0x7b, 0xff, 0xfe, 0x7d, 0x0a])); // someone else's line, invalid UTF-8
+  removeRecord(file, lines[0]); // not the last line: the others stay, bytes untouched
+  assert.deepEqual(fs.readFileSync(file), Buffer.concat([Buffer.from(lines[1] + '\n' + lines[2] + '\n'), Buffer.from([0x7b, 0xff, 0xfe, 0x7d, 0x0a])]));
+  assert.deepEqual(fs.readdirSync(path.dirname(file)), ['ranked.rm.jsonl'], 'no temporary or lock file left');
 });
 
 test('smoothing a growing series point by point equals smoothing it whole', async () => {

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ROOT, tmpDir } from '../helpers';
 import { WorkerClient } from '../../src/host/worker-client';
-import { RunDir } from '../../src/engine/run';
+import { RunDir } from '../../src/data/run';
 import { defaultCorpusPath } from '../../src/engine/stages/common';
 import { parseHostMessage, parseWorkerMessage } from '../../src/protocol/worker';
 import { readModelDir } from '../../src/engine/checkpoint';

@@ -11,7 +11,7 @@ import { COMMON, startBackend } from './shared';
 import { GPT } from '../../engine/model';
 import { defaultConfig } from '../../engine/config';
 import { Rng } from '../../engine/rng';
-import { RunDir } from '../../engine/run';
+import { RunDir } from '../../data/run';
 import { lmObjective, train } from '../../engine/train/trainer';
 import { DEFAULT_TRAIN } from '../../engine/stages/common';
 import { generate } from '../../engine/generate';

@@ -30,7 +30,7 @@ import { RewardModel } from '../../engine/rm/reward-model';
 import { goldScore } from '../../engine/labeler/gold';
 import { currentBackend } from '../../engine/backends/backend';
 import { deriveSeed } from '../../engine/rng';
-import { RunDir } from '../../engine/run';
+import { RunDir } from '../../data/run';
 
 export const PIPELINE_OPTS: OptSpecs = {
   out: { type: 'string', help: 'output folder (runs and summary.json)', default: '.rlhf/demo' },

@@ -7,7 +7,7 @@ import { resumeSft, sft } from '../../engine/stages/sft';
 import { resumeRewardModel, trainRewardModel } from '../../engine/stages/rm';
 import { DEFAULT_PPO, PpoConfig, ppoTrain, resumePpo } from '../../engine/stages/ppo';
 import { defaultCorpusPath } from '../../engine/stages/common';
-import { RunDir } from '../../engine/run';
+import { RunDir } from '../../data/run';
 import type { TokenizerKind } from '../../engine/config';
 
 export const PRETRAIN_OPTS: OptSpecs = {

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { currentBackend } from '../backends/backend';
 import { distFile } from '../paths';
-import { RunDir, RunInfo } from '../run';
+import { RunDir, RunInfo } from '../../data/run';
 import { TrainConfig, TrainResult } from '../train/trainer';
 
 export const DEFAULT_TRAIN: TrainConfig = {
@@ -75,6 +75,8 @@ export async function runLifecycle(run: RunDir, body: () => Promise<TrainResult>
   } catch (e) {
     run.update({ status: 'failed', ended_at: new Date().toISOString(), error: (e as Error).message });
     throw e;
+  } finally {
+    run.unlock();
   }
 }
 
@@ -85,6 +87,7 @@ export async function runLifecycle(run: RunDir, body: () => Promise<TrainResult>
 export function openResume<C>(runDir: string, hooks: StageHooks) {
   const run = new RunDir(runDir);
   const info = run.read();
+  run.lock(); // a second process on a live run is refused here, before anything is touched
   const point = readResumePoint(run);
   const markResumed = () => {
     run.update({ resumed_at: [...(info.resumed_at ?? []), new Date().toISOString()] });

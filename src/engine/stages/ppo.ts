@@ -20,7 +20,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { GPT } from '../model';
 import { Tokenizer, sameVocabulary } from '../tokenizer';
 import { Rng, deriveSeed, epochOrder, permutation } from '../rng';
-import { RunDir } from '../run';
+import { RunDir } from '../../data/run';
 import { modelDirFiles, readModelDir, writeFilesAtomic } from '../checkpoint';
 import { readSafetensors, serializeSafetensors } from '../safetensors';
 import { generate } from '../generate';

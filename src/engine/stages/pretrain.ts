@@ -9,7 +9,7 @@ import { GPT } from '../model';
 import { GPTConfig, defaultConfig } from '../config';
 import { CharTokenizer, Gpt2Tokenizer, Tokenizer } from '../tokenizer';
 import { Rng, deriveSeed } from '../rng';
-import { RunDir } from '../run';
+import { RunDir } from '../../data/run';
 import { loadModel } from '../checkpoint';
 import { Batch, LmData, TrainConfig, lmObjective, train as trainLoop } from '../train/trainer';
 import { readJsonl, formatProblem } from '../../data/jsonl';

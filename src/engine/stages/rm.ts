@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Tokenizer } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
-import { RunDir } from '../run';
+import { RunDir } from '../../data/run';
 import { readModelDir } from '../checkpoint';
 import { Objective, TrainConfig, train as trainLoop } from '../train/trainer';
 import { GradThreads, autoThreads } from '../train/parallel';

@@ -7,7 +7,7 @@
 import { GPT } from '../model';
 import { Tokenizer } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
-import { RunDir } from '../run';
+import { RunDir } from '../../data/run';
 import { loadModel } from '../checkpoint';
 import { Batch, LmData, TrainConfig, lmObjective, train as trainLoop } from '../train/trainer';
 import { readRecords } from '../../data/jsonl';

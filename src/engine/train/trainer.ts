@@ -15,7 +15,7 @@ import { GPT } from '../model';
 import { Tokenizer } from '../tokenizer';
 import { crossEntropy } from '../layers';
 import { Rng, deriveSeed } from '../rng';
-import { RunDir } from '../run';
+import { RunDir } from '../../data/run';
 import { writeDirAtomic, writeFileSynced, writeModelDir } from '../checkpoint';
 import { readSafetensors, serializeSafetensors } from '../safetensors';
 import { AdamW, clipByGlobalNorm, learningRate } from './optim';

@@ -6,6 +6,7 @@
 import * as vscode from 'vscode';
 import * as fs from 'fs';
 import * as path from 'path';
+import { insideFolder } from '../../data/durable';
 import { RankingPanel, RankingSessionConfig } from './ranking-panel';
 import { DashboardPanel } from './dashboard-panel';
 import { listRuns, type RunNode } from '../../data/runs-tree';
@@ -33,8 +34,8 @@ export function registerPanelCommands(ctx: vscode.ExtensionContext, deps: PanelD
     ];
     const picked = await vscode.window.showQuickPick(items, { placeHolder: 'RM file the rankings are appended to', ignoreFocusOut: true });
     if (!picked) return undefined;
-    const rel = path.relative(root, picked.file);
-    if (rel.startsWith('..') || path.isAbsolute(rel)) return void vscode.window.showErrorMessage('RLHF: rankings are written inside the workspace folder.');
+    // symlinks resolved first: a committed link must not send rankings outside the folder
+    if (!insideFolder(picked.file, root)) return void vscode.window.showErrorMessage(`RLHF: rankings are written inside the workspace folder; ${vscode.workspace.asRelativePath(picked.file)} resolves outside it.`);
     await ctx.workspaceState.update('rlhf.ranking.lastTarget', picked.file);
     return picked.file;
   }

@@ -11,7 +11,7 @@ import { webviewHtml, webviewOptions } from './webview-html';
 import { DashboardScope, HostToDashboard, RunMeta, isScope, parseDashboardToHost } from '../../protocol/dashboard';
 import { MetricsTail, metricCsv, toColumns } from '../../data/metrics-tail';
 import { writeFileAtomic } from '../../data/append';
-import { RunDir, RunInfo } from '../../engine/run';
+import { RunDir, RunInfo } from '../../data/run';
 
 interface Followed {
   id: string;

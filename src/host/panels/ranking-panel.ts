@@ -13,7 +13,8 @@ import { webviewHtml, webviewOptions } from './webview-html';
 import { describeGeneration, generationFlags, generationSettings } from '../settings';
 import { HostToRanking, parseRankingToHost, AgreementSummary } from '../../protocol/ranking';
 import { PromptItem, RankingFile, itemSeed, loadPrompts, nextPrompt, perHour, rankingRecord, readRankingFile } from '../../data/ranking-session';
-import { appendRecord, removeLastRecord } from '../../data/append';
+import { appendRecord, removeRecord } from '../../data/append';
+import { insideFolder, openRegular } from '../../data/durable';
 import { promptTemplate } from '../../data/sft';
 import { agreement } from '../../data/agreement';
 
@@ -139,7 +140,7 @@ export class RankingPanel {
     const gfile = vscode.workspace.getConfiguration('rlhf.ranking').get<string>('guidelines', 'guidelines.md');
     const gpath = gfile ? path.resolve(this.folder(), gfile) : undefined;
     let guidelines: string | undefined;
-    if (gpath && fs.existsSync(gpath) && fs.statSync(gpath).isFile()) guidelines = fs.readFileSync(gpath, 'utf8').slice(0, GUIDELINES_LIMIT);
+    if (gpath && fs.existsSync(gpath) && insideFolder(gpath, this.folder())) guidelines = readHead(gpath, GUIDELINES_LIMIT);
     const source = 'file' in this.config.source ? rel(this.config.source.file) : 'a typed prompt';
     return {
       title: `Ranking ${source}`,
@@ -195,20 +196,30 @@ export class RankingPanel {
       flags: m.flags,
       comment: m.comment,
     });
-    appendRecord(this.config.target, record); // on disk (fsync) before the panel moves on
-    this.reread();
-    const line = JSON.stringify(record);
+    if (!insideFolder(this.config.target, this.folder())) throw new Error(`${this.config.target} resolves outside the workspace (a symbolic link?); nothing was written`);
+    const line = appendRecord(this.config.target, record); // on disk (file and folder fsync) before it is acknowledged
+    // from here the record is saved: nothing below may report it as failed
     this.submitted.push({ index: m.index, line, timeMs: m.timeMs });
     this.post({ type: 'submitted', index: m.index, record: line });
+    this.file.ranked.add(record.prompt as string);
+    try {
+      this.reread();
+    } catch (e) {
+      this.post({ type: 'error', message: `saved; but the file could not be re-read for progress: ${(e as Error).message}` });
+    }
     this.advance(m.index + 1);
   }
 
   private undo(): void {
     const last = this.submitted[this.submitted.length - 1];
     if (!last) throw new Error('nothing submitted in this session to undo');
-    removeLastRecord(this.config.target, last.line); // refuses if the file's last line is another record
+    removeRecord(this.config.target, last.line); // under the file's lock, only this line; refuses if it is gone
     this.submitted.pop();
-    this.reread();
+    try {
+      this.reread();
+    } catch {
+      this.file.ranked.delete(this.items[last.index]?.prompt);
+    }
     this.post({ type: 'undone', index: last.index });
     this.sendStatus();
     this.show(last.index);
@@ -311,5 +322,20 @@ export class RankingPanel {
     this.generation++;
     this.worker.kill();
     for (const d of this.disposables) d.dispose();
+  }
+}
+
+/** The first `max` bytes of a regular file as text (undefined for a FIFO, a device, a folder). */
+function readHead(file: string, max: number): string | undefined {
+  try {
+    const { fd, size } = openRegular(file);
+    try {
+      const b = Buffer.alloc(Math.min(size, max));
+      return b.subarray(0, fs.readSync(fd, b, 0, b.length, 0)).toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return undefined;
   }
 }

@@ -7,7 +7,7 @@ import { testBackend, tmpDir } from '../../helpers';
 import { pretrain, resumePretrain } from '../../../src/engine/stages/pretrain';
 import { defaultCorpusPath } from '../../../src/engine/stages/common';
 import { readSafetensors } from '../../../src/engine/safetensors';
-import { RunDir } from '../../../src/engine/run';
+import { RunDir } from '../../../src/data/run';
 
 before(testBackend);
 

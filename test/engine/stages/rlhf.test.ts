@@ -10,7 +10,7 @@ import { saveModel, readModelDir } from '../../../src/engine/checkpoint';
 import { trainRewardModel, resumeRewardModel } from '../../../src/engine/stages/rm';
 import { ppoTrain, resumePpo } from '../../../src/engine/stages/ppo';
 import { readSafetensors, serializeSafetensors } from '../../../src/engine/safetensors';
-import { RunDir } from '../../../src/engine/run';
+import { RunDir } from '../../../src/data/run';
 import { Rng } from '../../../src/engine/rng';
 import { labelRecord } from '../../../src/engine/labeler/labeler';
 
