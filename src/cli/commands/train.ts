@@ -133,8 +133,10 @@ export async function ppoCommand(o: ParsedOpts, r: Reporter) {
 export async function resumeCommand(o: ParsedOpts, positional: string[], r: Reporter) {
   const dir = positional[0];
   if (!dir) throw new UsageError('rlhf resume needs a run directory: rlhf resume .rlhf/runs/<run-id>');
-  const info = new RunDir(dir).read();
+  const run = new RunDir(dir);
+  const info = run.read();
   if (info.status === 'completed') throw new Error(`run ${dir} is already completed`);
+  run.lock(); // before anything starts: a run another process still writes is refused in one line
   await startBackend(o, r);
   const hooks = hooksFor(r);
   let result;

@@ -26,7 +26,7 @@ import { readSafetensors, serializeSafetensors } from '../safetensors';
 import { generate } from '../generate';
 import { crossEntropy } from '../layers';
 import { AdamW, clipByGlobalNorm } from '../train/optim';
-import { TrainResult, assertFinite } from '../train/trainer';
+import { TrainResult, assertFinite, yieldToEventLoop } from '../train/trainer';
 import { RewardModel } from '../rm/reward-model';
 import { gae, whiten } from '../ppo/gae';
 import { AdaptiveKl, FixedKl, KlController, klEstimate } from '../ppo/kl-controller';
@@ -424,6 +424,7 @@ async function loop(run: RunDir, ppo: PpoRun, hooks: StageHooks): Promise<TrainR
   let last: Record<string, number> = {};
   const started = Date.now(), first = ppo.iteration;
   while (ppo.iteration < c.iterations) {
+    await yieldToEventLoop();
     if (hooks.shouldStop?.()) {
       await checkpoint();
       return { step: ppo.iteration, stopped: true, lastMetrics: last };

@@ -108,6 +108,16 @@ export function assertFinite(step: number, values: Record<string, number>): void
   }
 }
 
+/**
+ * Lets the event loop turn once, through its poll phase: a SIGINT/SIGTERM handler or the worker's
+ * cancel message runs only then. Every training loop awaits it once per step, so Cancel stops any
+ * stage within a step (steps whose awaits are already-resolved promises would never let it run).
+ */
+export async function yieldToEventLoop(): Promise<void> {
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+}
+
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const { objective, cfg, run } = o;
   const opt = new AdamW(objective.params, { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weightDecay: cfg.weightDecay });
@@ -134,6 +144,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 
   try {
     while (step < cfg.steps) {
+      await yieldToEventLoop();
       if (o.shouldStop?.()) {
         await checkpoint(step);
         return { step, stopped: true, lastMetrics };

@@ -1,0 +1,99 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { ROOT, testBackend, tmpDir } from '../helpers';
+import { GPT } from '../../src/engine/model';
+import { defaultConfig } from '../../src/engine/config';
+import { CharTokenizer } from '../../src/engine/tokenizer';
+import { saveModel } from '../../src/engine/checkpoint';
+import { trainRewardModel } from '../../src/engine/stages/rm';
+import { labelRecord } from '../../src/engine/labeler/labeler';
+import { Rng } from '../../src/engine/rng';
+import { RunDir } from '../../src/data/run';
+
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+const tok = CharTokenizer.fromText('abcdefghijklmnopqrstuvwxyz ?.,:HA\n');
+let root = '';
+
+before(async () => {
+  await testBackend();
+  root = tmpDir();
+  const model = GPT.init(defaultConfig({ n_layer: 1, n_head: 2, n_embd: 16, n_positions: 48, vocab_size: tok.vocabSize }), 5);
+  await saveModel(model, tok, path.join(root, 'sft'));
+  model.dispose();
+  const rng = new Rng(3);
+  const words = ['good', 'bad', 'nice', 'sad'];
+  fs.writeFileSync(path.join(root, 'toy.rm.jsonl'), Array.from({ length: 30 }, () => JSON.stringify(labelRecord('say it', [0, 1, 2].map(() => `it was ${words[rng.int(4)]}`), rng))).join('\n') + '\n');
+  fs.writeFileSync(path.join(root, 'toy.sft.jsonl'), Array.from({ length: 30 }, (_, i) => JSON.stringify({ prompt: `say ${i % 5}`, response: 'it was good' })).join('\n') + '\n');
+  fs.writeFileSync(path.join(root, 'toy.ppo.jsonl'), ['say it', 'tell me', 'go on'].map((p) => JSON.stringify({ prompt: p })).join('\n') + '\n');
+  fs.writeFileSync(path.join(root, 'corpus.txt'), 'call me ishmael. some years ago, never mind how long precisely. '.repeat(200));
+  await trainRewardModel({ data: path.join(root, 'toy.rm.jsonl'), model: path.join(root, 'sft'), train: { steps: 2, batchSize: 4 }, runsDir: path.join(root, 'runs'), runId: 'rm-fixture' });
+});
+
+const common = ['--json', '--backend', 'wasm', '--runs-dir'];
+const stages: Record<string, () => string[]> = {
+  pretrain: () => ['pretrain', '--corpus', path.join(root, 'corpus.txt'), '--layers', '1', '--heads', '2', '--embd', '16', '--block', '32', '--steps', '100000', '--batch-size', '2', '--checkpoint-interval', '0'],
+  sft: () => ['sft', '--data', path.join(root, 'toy.sft.jsonl'), '--model', path.join(root, 'sft'), '--steps', '100000', '--batch-size', '2', '--checkpoint-interval', '0', '--threads', '1'],
+  rm: () => ['rm', '--data', path.join(root, 'toy.rm.jsonl'), '--model', path.join(root, 'sft'), '--steps', '100000', '--batch-size', '2', '--checkpoint-interval', '0', '--threads', '1'],
+  ppo: () => ['ppo', '--prompts', path.join(root, 'toy.ppo.jsonl'), '--policy', path.join(root, 'sft'), '--reward-model', path.join(root, 'runs', 'rm-fixture', 'checkpoints', 'final'), '--iterations', '100000', '--prompts-per-rollout', '2', '--samples-per-prompt', '2', '--max-new-tokens', '6', '--checkpoint-interval', '0'],
+};
+
+/** Starts a stage, sends `signal` once it has made `atStep` steps; resolves with what happened. */
+function runUntil(argv: string[], atStep: number, onStep: (p: ReturnType<typeof spawn>, step: number) => void) {
+  return new Promise<{ code: number | null; signalledAt: number; exitedAt: number; stepAtSignal: number; out: string }>((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', buf = '', signalledAt = 0, stepAtSignal = -1;
+    p.stdout!.on('data', (d) => {
+      out += d;
+      buf += d;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const m = line.startsWith('{') ? JSON.parse(line) : undefined;
+        if (m?.type === 'progress' && m.step >= atStep && !signalledAt) {
+          signalledAt = Date.now();
+          stepAtSignal = m.step;
+          onStep(p, m.step);
+        }
+      }
+    });
+    p.stderr!.on('data', (d) => (out += d));
+    p.on('exit', (code) => resolve({ code, signalledAt, exitedAt: Date.now(), stepAtSignal, out }));
+  });
+}
+
+for (const stage of Object.keys(stages)) {
+  test(`Ctrl-C stops ${stage} within a step, with a checkpoint to resume from`, { timeout: 120_000 }, async () => {
+    const id = `cancel-${stage}`;
+    const r = await runUntil([...stages[stage](), ...common, path.join(root, 'runs'), '--run-id', id], 2, (p) => p.kill('SIGINT'));
+    assert.ok(r.signalledAt, `the stage never reported step 2:\n${r.out}`);
+    const run = new RunDir(path.join(root, 'runs', id));
+    assert.equal(run.read().status, 'cancelled', r.out);
+    const last = run.latestCheckpoint();
+    assert.ok(last && last.step <= r.stepAtSignal + 1, `stopped at step ${last?.step}, signalled at ${r.stepAtSignal}`);
+    console.log(`# ${stage}: SIGINT at step ${r.stepAtSignal}, stopped at step ${last!.step} with a checkpoint, ${r.exitedAt - r.signalledAt} ms after the signal`);
+    assert.ok(!fs.existsSync(run.lockFile), 'the run lock is released');
+  });
+}
+
+test('resume of a run that is still running refuses with one line naming the run and its process', { timeout: 120_000 }, async () => {
+  const id = 'live-sft';
+  const dir = path.join(root, 'runs', id);
+  let second: ReturnType<typeof spawnSync> | undefined;
+  const r = await runUntil([...stages.sft(), '--checkpoint-interval', '1', ...common, path.join(root, 'runs'), '--run-id', id], 2, (p) => {
+    second = spawnSync(process.execPath, [CLI, 'resume', dir, '--backend', 'wasm'], { encoding: 'utf8' });
+    p.kill('SIGINT');
+  });
+  assert.ok(second, r.out);
+  assert.notEqual(second.status, 0);
+  const lines = String(second.stderr).trimEnd().split('\n');
+  assert.equal(lines.length, 1, String(second.stderr));
+  assert.match(lines[0], new RegExp(`live-sft is being written by pid \\d+ on .* since`));
+  // the first process was not disturbed: it stopped cleanly, and the run resumes once it is gone
+  assert.equal(new RunDir(dir).read().status, 'cancelled');
+  const third = spawnSync(process.execPath, [CLI, 'resume', dir, '--backend', 'wasm', '--json'], { encoding: 'utf8', timeout: 3000, killSignal: 'SIGINT' });
+  assert.doesNotMatch(String(third.stderr), /being written by/);
+});
