@@ -7,7 +7,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 // The core package registers no gradients by itself (the umbrella @tensorflow/tfjs does this).
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import * as fs from 'fs';
+import * as path from 'path';
 import { registerWasmSegmentSum } from './segment-sum-kernel';
+import { packageRoot } from '../paths';
 
 export type BackendName = 'auto' | 'gpu' | 'node' | 'wasm' | 'cpu';
 export const BACKEND_NAMES: BackendName[] = ['auto', 'gpu', 'node', 'wasm', 'cpu'];
@@ -36,14 +39,31 @@ function extraPaths(): string[] {
   return v ? v.split(process.platform === 'win32' ? ';' : ':').filter(Boolean) : [];
 }
 
-function tryRequire(pkg: string): { ok: true } | { ok: false; why: string } {
+/**
+ * The folders an optional native package may load from: this package's own node_modules and the
+ * ones named by RLHF_NATIVE_MODULES (the extension's global storage). Never the current directory or
+ * its parents: a node_modules in a workspace (or /tmp) must not run code when someone trains.
+ */
+export function nativeModuleRoots(): string[] {
+  const roots = [...extraPaths()];
   try {
-    const resolved = require.resolve(pkg, { paths: [process.cwd(), __dirname, ...extraPaths()] });
-    require(resolved);
+    roots.unshift(path.join(packageRoot(), 'node_modules'));
+  } catch {
+    /* a bundle outside its package: only the explicit folders */
+  }
+  return roots;
+}
+
+function tryRequire(pkg: string): { ok: true } | { ok: false; why: string } {
+  const dir = nativeModuleRoots()
+    .map((root) => path.join(root, pkg))
+    .find((d) => fs.existsSync(path.join(d, 'package.json')));
+  if (!dir) return { ok: false, why: `${pkg} is not installed` };
+  try {
+    require(dir); // an absolute folder: no node_modules lookup from anywhere else
     return { ok: true };
   } catch (e) {
-    const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
-    return { ok: false, why: (e as { code?: string }).code === 'MODULE_NOT_FOUND' ? `${pkg} is not installed` : msg };
+    return { ok: false, why: e instanceof Error ? e.message.split('\n')[0] : String(e) };
   }
 }
 
