@@ -7,6 +7,7 @@
  * (*.sft.jsonl, *.rm.jsonl, *.ppo.jsonl) or is sniffed from the first valid record.
  */
 import * as path from 'path';
+import { isUtf8 } from 'buffer';
 import { forEachLine } from './lines';
 import { Problem } from './jsonl';
 import { SftExample, toSftExample } from './sft';
@@ -72,7 +73,36 @@ export interface ReadSummary {
   bytes: number;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** JSON nested deeper than this, or with more arrays and objects than this in one line, is refused before it is parsed. */
+export const MAX_DEPTH = 100;
+export const MAX_CONTAINERS = 100_000;
+
+/**
+ * Why a line's JSON is too deep or has too many containers to parse safely, or undefined. Parsing
+ * `[[[[…` of 19 MB took 1.5 GB; a 100k-deep value overflows the stack wherever it is walked. The
+ * count of "[" and "{" bounds both, found by native search; only lines with over MAX_DEPTH of them
+ * (rare: code in a response, say) are scanned byte by byte, strings skipped.
+ */
+export function nestingProblem(b: Buffer): string | undefined {
+  let brackets = 0;
+  for (const ch of [91, 123]) {
+    for (let i = b.indexOf(ch); i >= 0 && brackets <= MAX_DEPTH; i = b.indexOf(ch, i + 1)) brackets++;
+  }
+  if (brackets <= MAX_DEPTH) return undefined;
+  let depth = 0, containers = 0, inString = false;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i];
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped byte
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > MAX_DEPTH) return `nested deeper than ${MAX_DEPTH} levels; refused before parsing`;
+      if (++containers > MAX_CONTAINERS) return `more than ${MAX_CONTAINERS} arrays and objects in one line; refused before parsing`;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return undefined;
+}
 
 /**
  * The per-line checks shared by the file reader and the editor's diagnostics (which check a
@@ -103,22 +133,28 @@ export class RecordChecker {
 
   /** One line's bytes (no newline); validated as UTF-8 first. */
   bytes(b: Buffer, lineNo: number): void {
-    if (lineNo === 1 && b.length >= 3 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) b = b.subarray(3);
-    let text: string;
-    try {
-      text = utf8.decode(b);
-    } catch {
+    if (b.length >= 3 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) b = b.subarray(3); // a BOM (any line: files concatenated)
+    if (!isUtf8(b)) {
       this.flush();
       return this.problem(lineNo, 'invalid UTF-8');
     }
-    this.text(text, lineNo);
+    const deep = nestingProblem(b);
+    if (deep) {
+      this.flush();
+      return this.problem(lineNo, deep);
+    }
+    this.parse(b.toString('utf8'), lineNo);
   }
 
-  /** One line's text (no newline, CR removed). */
+  /** One line's text (no newline, CR removed): the editor's unsaved buffer. */
   text(text: string, lineNo: number): void {
+    this.bytes(Buffer.from(text, 'utf8'), lineNo);
+  }
+
+  private parse(text: string, lineNo: number): void {
     this.flush();
-    if (lineNo === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-    if (!text.trim()) return;
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    if (text.charCodeAt(0) !== 123 && !text.trim()) return; // most lines start with "{"
     let v: unknown;
     try {
       v = JSON.parse(text);
@@ -135,6 +171,7 @@ export class RecordChecker {
     const rec = toRecord(this.stage, obj, this.file, lineNo);
     if ('message' in rec && 'file' in rec) return this.problem(lineNo, rec.message);
     if (obj.id !== undefined) {
+      if (typeof obj.id !== 'string' && typeof obj.id !== 'number') return this.problem(lineNo, '"id" must be a string or a number');
       const id = String(obj.id);
       const first = this.ids.get(id);
       if (first !== undefined) return this.problem(lineNo, `duplicate id ${JSON.stringify(id)} (first on line ${first})`);

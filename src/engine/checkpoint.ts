@@ -5,7 +5,9 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { GPTConfig, configFromJson, configToJson } from './config';
+import * as os from 'os';
+import { GPTConfig, configFromJson, configToJson, parameterCount } from './config';
+import { openRegular, readRegularFile } from '../data/durable';
 import { GPT, parameterShapes } from './model';
 import { NamedTensor, readSafetensors, serializeSafetensors } from './safetensors';
 import { Tokenizer, loadTokenizer, tokenizerFile } from './tokenizer';
@@ -25,6 +27,8 @@ export interface LoadedModel {
   rawConfig: Record<string, unknown>;
 }
 
+const fmtCount = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(1)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : String(n));
+
 export function readModelDir(dir: string): LoadedModel {
   const cfgFile = path.join(dir, 'config.json');
   const stFile = path.join(dir, 'model.safetensors');
@@ -32,17 +36,37 @@ export function readModelDir(dir: string): LoadedModel {
   if (!fs.existsSync(cfgFile)) throw new ModelDirError(`${dir} has no config.json (not a model directory)`);
   if (!fs.existsSync(stFile)) throw new ModelDirError(`${dir} has no model.safetensors`);
   let rawConfig: Record<string, unknown>;
+  let text: string;
   try {
-    rawConfig = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+    text = readRegularFile(cfgFile, 1 << 20).toString('utf8');
+  } catch (e) {
+    throw new ModelDirError((e as Error).message);
+  }
+  try {
+    rawConfig = JSON.parse(text);
   } catch {
     throw new ModelDirError(`${cfgFile} is not valid JSON`);
   }
+  if (rawConfig === null || typeof rawConfig !== 'object' || Array.isArray(rawConfig)) throw new ModelDirError(`${cfgFile} must hold a JSON object`);
   let config: GPTConfig;
   try {
     config = configFromJson(rawConfig);
   } catch (e) {
     throw new ModelDirError(`${cfgFile}: ${(e as Error).message.replace(/^config.json: /, '')}`);
   }
+  // the memory the weights take, known before a byte of them is read: refuse what cannot fit
+  const params = parameterCount(config);
+  let fileBytes: number;
+  try {
+    const f = openRegular(stFile); // a FIFO or a device (a link to /dev/zero) is refused here
+    fs.closeSync(f.fd);
+    fileBytes = f.size;
+  } catch (e) {
+    throw new ModelDirError((e as Error).message);
+  }
+  if (params * 2 > fileBytes) throw new ModelDirError(`${cfgFile} describes ${fmtCount(params)} parameters, but ${path.basename(stFile)} has only ${fileBytes} bytes`);
+  const need = params * 4 + fileBytes;
+  if (need > os.totalmem() * 0.8) throw new ModelDirError(`${dir}: loading ${fmtCount(params)} parameters needs about ${(need / 2 ** 30).toFixed(1)} GiB; this machine has ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`);
   let tensors: Map<string, NamedTensor>;
   try {
     tensors = readSafetensors(stFile).tensors;
@@ -58,6 +82,8 @@ export function readModelDir(dir: string): LoadedModel {
     if (t.shape.join(',') !== shape.join(',')) {
       throw new ModelDirError(`${stFile}: ${name} has shape [${t.shape}], config.json implies [${shape}]`);
     }
+    const bad = t.data.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) throw new ModelDirError(`${stFile}: ${name} holds ${t.data[bad]} at index ${bad}; the weights are corrupt (a diverged run?)`);
     weights.set(name, t.data);
     byName.delete(name);
   }

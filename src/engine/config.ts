@@ -53,8 +53,27 @@ export function configFromJson(json: Record<string, unknown>): GPTConfig {
     dropout: num('resid_pdrop', 0),
     tokenizer,
   };
-  if (cfg.n_embd % cfg.n_head !== 0) throw new Error('config.json: n_embd must be a multiple of n_head');
+  checkConfig(cfg);
   return cfg;
+}
+
+/** Ranges far beyond any GPT-2-layout model, checked before anything is allocated. */
+const LIMITS: [keyof GPTConfig, number][] = [['n_layer', 1024], ['n_head', 1024], ['n_embd', 65536], ['n_positions', 1 << 20], ['vocab_size', 1 << 22]];
+
+export function checkConfig(cfg: GPTConfig): void {
+  for (const [k, max] of LIMITS) {
+    const v = cfg[k] as number;
+    if (!Number.isInteger(v) || v < 1 || v > max) throw new Error(`config.json: "${k}" is ${v}; it must be a whole number from 1 to ${max}`);
+  }
+  if (cfg.n_embd % cfg.n_head !== 0) throw new Error('config.json: n_embd must be a multiple of n_head');
+  if (!(cfg.layer_norm_epsilon > 0 && cfg.layer_norm_epsilon < 1)) throw new Error(`config.json: "layer_norm_epsilon" is ${cfg.layer_norm_epsilon}; it must be between 0 and 1`);
+  if (!(cfg.dropout >= 0 && cfg.dropout < 1)) throw new Error(`config.json: dropout "resid_pdrop" is ${cfg.dropout}; it must be in [0, 1)`);
+}
+
+/** Parameters of the GPT-2 layout: embeddings, per layer 12·E² + 13·E, the final LayerNorm. */
+export function parameterCount(cfg: GPTConfig): number {
+  const E = cfg.n_embd;
+  return cfg.vocab_size * E + cfg.n_positions * E + cfg.n_layer * (12 * E * E + 13 * E) + 2 * E;
 }
 
 export function configToJson(cfg: GPTConfig, extra: Record<string, unknown> = {}): Record<string, unknown> {

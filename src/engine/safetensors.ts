@@ -4,6 +4,7 @@
  * little-endian tensor bytes. Reads F32, F16 and BF16 (as float32); writes F32.
  */
 import * as fs from 'fs';
+import { openRegular } from '../data/durable';
 
 export interface NamedTensor {
   shape: number[];
@@ -44,7 +45,9 @@ export function parseSafetensors(buf: Buffer, source = 'safetensors'): {
       metadata = (info ?? {}) as Record<string, string>;
       continue;
     }
-    const { dtype, shape, data_offsets } = info as { dtype: string; shape: number[]; data_offsets: [number, number] };
+    const { dtype, shape, data_offsets } = (info ?? {}) as { dtype: string; shape: number[]; data_offsets: [number, number] };
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw new SafetensorsError(`${source}: ${name} has an invalid shape`);
+    if (!Array.isArray(data_offsets) || data_offsets.length !== 2 || !data_offsets.every((d) => Number.isInteger(d))) throw new SafetensorsError(`${source}: ${name} has invalid data offsets`);
     const size = shape.reduce((a, b) => a * b, 1);
     const [begin, end] = data_offsets ?? [];
     if (!(dtype in DTYPE_BYTES)) throw new SafetensorsError(`${source}: ${name} has unsupported dtype ${dtype}`);
@@ -68,8 +71,37 @@ export function parseSafetensors(buf: Buffer, source = 'safetensors'): {
   return { tensors, metadata };
 }
 
+/** The largest header accepted (the reference implementation's limit is 100 MB). */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+/**
+ * A safetensors file from disk: only a regular file (a FIFO or /dev/zero behind a symlink is
+ * refused before anything is read), the header's length checked against the file's size first.
+ */
 export function readSafetensors(file: string) {
-  return parseSafetensors(fs.readFileSync(file), file);
+  let size: number, fd: number;
+  try {
+    ({ fd, size } = openRegular(file));
+  } catch (e) {
+    throw new SafetensorsError((e as Error).message);
+  }
+  try {
+    if (size < 8) throw new SafetensorsError(`${file}: file is too short to be safetensors`);
+    const head = Buffer.alloc(8);
+    fs.readSync(fd, head, 0, 8, 0);
+    const n = Number(head.readBigUInt64LE(0));
+    if (n <= 0 || n > MAX_HEADER_BYTES || 8 + n > size) throw new SafetensorsError(`${file}: header length ${n} does not fit the file (${size} bytes)`);
+    const buf = Buffer.allocUnsafe(size);
+    let got = 0;
+    while (got < size) {
+      const k = fs.readSync(fd, buf, got, size - got, got);
+      if (k === 0) break;
+      got += k;
+    }
+    return parseSafetensors(buf.subarray(0, got), file);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Serialises tensors in the order given, 8-byte aligned header as the reference writer does. */

@@ -3,7 +3,7 @@
  * character tokenizer built from a corpus and saved with the model as tokenizer.json.
  * Both have an end-of-text token that marks where a response stops.
  */
-import * as fs from 'fs';
+import { readRegularFile } from '../data/durable';
 import * as path from 'path';
 
 export interface Tokenizer {
@@ -94,7 +94,7 @@ export function loadTokenizer(kind: 'gpt2' | 'char', dir: string): Tokenizer {
   const file = path.join(dir, 'tokenizer.json');
   let json: { type?: string; chars?: unknown };
   try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    json = JSON.parse(readRegularFile(file, 64 << 20).toString('utf8'));
   } catch (e) {
     throw new Error(`${file}: cannot read the character vocabulary (${(e as Error).message.split('\n')[0]})`);
   }

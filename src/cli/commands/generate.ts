@@ -94,6 +94,8 @@ export async function logprobsCommand(o: ParsedOpts, r: Reporter) {
   try {
     const tokens = tokenizer.encode(o.text as string);
     const logprobs = tokenLogprobs(model, tokens);
+    const bad = logprobs.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) throw new Error(`the log-probability of token ${bad + 1} is ${logprobs[bad]}: the model's output is not finite`);
     if (o.json) process.stdout.write(JSON.stringify({ tokens, logprobs }) + '\n');
     else {
       tokens.forEach((t, i) => process.stdout.write(`${String(t).padStart(6)} ${JSON.stringify(tokenizer.decode([t])).padEnd(12)} ${i ? logprobs[i - 1].toFixed(4) : ''}\n`));
