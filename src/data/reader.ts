@@ -9,7 +9,7 @@
 import * as path from 'path';
 import { isUtf8 } from 'buffer';
 import { forEachLine } from './lines';
-import { Problem } from './jsonl';
+import { Problem, parseJsonLine } from './jsonl';
 import { SftExample, toSftExample } from './sft';
 import { Ranking, toRanking } from './rm';
 import { PpoPrompt, toPpoPrompt } from './ppo';
@@ -73,37 +73,6 @@ export interface ReadSummary {
   bytes: number;
 }
 
-/** JSON nested deeper than this, or with more arrays and objects than this in one line, is refused before it is parsed. */
-export const MAX_DEPTH = 100;
-export const MAX_CONTAINERS = 100_000;
-
-/**
- * Why a line's JSON is too deep or has too many containers to parse safely, or undefined. Parsing
- * `[[[[…` of 19 MB took 1.5 GB; a 100k-deep value overflows the stack wherever it is walked. The
- * count of "[" and "{" bounds both, found by native search; only lines with over MAX_DEPTH of them
- * (rare: code in a response, say) are scanned byte by byte, strings skipped.
- */
-export function nestingProblem(b: Buffer): string | undefined {
-  let brackets = 0;
-  for (const ch of [91, 123]) {
-    for (let i = b.indexOf(ch); i >= 0 && brackets <= MAX_DEPTH; i = b.indexOf(ch, i + 1)) brackets++;
-  }
-  if (brackets <= MAX_DEPTH) return undefined;
-  let depth = 0, containers = 0, inString = false;
-  for (let i = 0; i < b.length; i++) {
-    const c = b[i];
-    if (inString) {
-      if (c === 92) i++; // backslash: skip the escaped byte
-      else if (c === 34) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 91 || c === 123) {
-      if (++depth > MAX_DEPTH) return `nested deeper than ${MAX_DEPTH} levels; refused before parsing`;
-      if (++containers > MAX_CONTAINERS) return `more than ${MAX_CONTAINERS} arrays and objects in one line; refused before parsing`;
-    } else if (c === 93 || c === 125) depth--;
-  }
-  return undefined;
-}
-
 /**
  * The per-line checks shared by the file reader and the editor's diagnostics (which check a
  * document's unsaved text): UTF-8, JSON, object, stage, shape, duplicate ids.
@@ -116,8 +85,12 @@ export class RecordChecker {
   // bad JSON waits one line: only at the end do we know whether it was a truncated last line
   private pending: { line: number; message: string } | undefined;
 
+  /** A *.txt corpus: lines of text rather than JSON. */
+  private readonly plainText: boolean;
+
   constructor(readonly file: string, private readonly o: ReadOptions = {}) {
     this.stage = o.stage ?? stageFromName(file);
+    this.plainText = /\.txt$/i.test(file);
   }
 
   private problem(line: number, message: string): void {
@@ -133,17 +106,22 @@ export class RecordChecker {
 
   /** One line's bytes (no newline); validated as UTF-8 first. */
   bytes(b: Buffer, lineNo: number): void {
-    if (b.length >= 3 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) b = b.subarray(3); // a BOM (any line: files concatenated)
-    if (!isUtf8(b)) {
-      this.flush();
-      return this.problem(lineNo, 'invalid UTF-8');
+    this.flush();
+    if (this.stage === 'pretrain' && this.plainText) {
+      // a .txt corpus: text, not JSON; only its encoding can be wrong
+      if (!isUtf8(b)) return this.problem(lineNo, 'invalid UTF-8');
+      if (b.length) this.records++;
+      return;
     }
-    const deep = nestingProblem(b);
-    if (deep) {
-      this.flush();
-      return this.problem(lineNo, deep);
+    const r = parseJsonLine(b);
+    if (!r) return;
+    if ('message' in r) {
+      // bad JSON waits one line: only at the end do we know whether it was a truncated last line
+      if (r.badJson) this.pending = { line: lineNo, message: r.message };
+      else this.problem(lineNo, r.message);
+      return;
     }
-    this.parse(b.toString('utf8'), lineNo);
+    this.record(r.value, lineNo);
   }
 
   /** One line's text (no newline, CR removed): the editor's unsaved buffer. */
@@ -151,19 +129,7 @@ export class RecordChecker {
     this.bytes(Buffer.from(text, 'utf8'), lineNo);
   }
 
-  private parse(text: string, lineNo: number): void {
-    this.flush();
-    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-    if (text.charCodeAt(0) !== 123 && !text.trim()) return; // most lines start with "{"
-    let v: unknown;
-    try {
-      v = JSON.parse(text);
-    } catch (e) {
-      this.pending = { line: lineNo, message: `invalid JSON (${(e as Error).message})` };
-      return;
-    }
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return this.problem(lineNo, `a record must be a JSON object, not ${Array.isArray(v) ? 'an array' : v === null ? 'null' : `a ${typeof v}`}`);
-    const obj = v as Record<string, unknown>;
+  private record(obj: Record<string, unknown>, lineNo: number): void {
     if (!this.stage) {
       this.stage = sniffStage(obj);
       if (!this.stage) return this.problem(lineNo, 'cannot tell the stage of this record (no prompt, response, responses, chosen or text field)');

@@ -3,7 +3,6 @@
  * Batches are random windows of n_positions + 1 tokens, as in nanoGPT; the last 10% of the
  * corpus is held out for eval/loss.
  */
-import * as fs from 'fs';
 import * as path from 'path';
 import { GPT } from '../model';
 import { GPTConfig, defaultConfig } from '../config';
@@ -13,6 +12,8 @@ import { RunDir } from '../../data/run';
 import { loadModel } from '../checkpoint';
 import { Batch, LmData, TrainConfig, lmObjective, train as trainLoop } from '../train/trainer';
 import { readJsonl, formatProblem } from '../../data/jsonl';
+import { readRegularFile } from '../../data/durable';
+import { isUtf8 } from 'buffer';
 import { autoThreads } from '../train/parallel';
 import { DEFAULT_TRAIN, StageHooks, assertFile, openResume, runLifecycle } from './common';
 
@@ -33,7 +34,18 @@ export function readCorpus(file: string): string {
     if (problems.length) throw new Error(formatProblem(problems[0]));
     return records.map((r) => String(r.value.text ?? '')).join('\n\n');
   }
-  return fs.readFileSync(file, 'utf8');
+  const bytes = readRegularFile(file, 2 ** 30);
+  if (!isUtf8(bytes)) {
+    // the validator's answer: the first line that is not UTF-8
+    let line = 1;
+    for (let start = 0; ; line++) {
+      const nl = bytes.indexOf(10, start);
+      if (!isUtf8(bytes.subarray(start, nl < 0 ? bytes.length : nl))) break;
+      start = nl + 1;
+    }
+    throw new Error(`${file}:${line}: invalid UTF-8`);
+  }
+  return bytes.toString('utf8').replace(/^\uFEFF/, '');
 }
 
 export function corpusData(tokens: Int32Array, T: number, batchSize: number, evalBatches = 4): LmData {
