@@ -15,6 +15,8 @@ const builds = [
   { ...common, entryPoints: ['src/worker/main.ts'], outfile: 'dist/worker.js', external: NATIVE },
   { ...common, entryPoints: ['src/cli/index.ts'], outfile: 'dist/cli.js', external: NATIVE },
   { ...common, entryPoints: ['src/engine/train/grad-thread.ts'], outfile: 'dist/grad-thread.js', external: NATIVE },
+  // the extension host's scan thread: datasets and runs are read there (no TensorFlow.js)
+  { ...common, entryPoints: ['src/data/scan-worker.ts'], outfile: 'dist/scan-worker.js' },
   // the webview panels: browser bundles (vscode-elements, uPlot, markdown-it included)
   ...['ranking', 'dashboard'].map((name) => ({
     entryPoints: [`webview/${name}/main.ts`], outfile: `dist/webview/${name}.js`, bundle: true, platform: 'browser', target: 'chrome120', format: 'iife', minify: true, sourcemap: false, logLevel: 'warning',

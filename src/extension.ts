@@ -6,6 +6,8 @@ import * as vscode from 'vscode';
 import * as path from 'path';
 import { WorkerClient } from './host/worker-client';
 import { DatasetStore } from './host/datasets/dataset-store';
+import { ScanClient } from './host/scan-client';
+import { codeBlock, escapeMarkdown } from './data/markdown';
 import { DatasetTreeProvider } from './host/datasets/dataset-tree-provider';
 import { DatasetDiagnostics, DatasetQuickFixes, isDatasetDocument } from './host/datasets/diagnostics';
 import { registerDatasetCommands } from './host/datasets/commands';
@@ -18,8 +20,11 @@ import { registerPanelCommands } from './host/panels/commands';
 
 export function activate(context: vscode.ExtensionContext): void {
   const t0 = performance.now();
+  // everything a workspace holds is read on this thread's side, never on the host's own
+  const scan = ScanClient.forExtension(context.extensionPath);
+  context.subscriptions.push({ dispose: () => scan.dispose() });
   try {
-    activateDatasets(context);
+    activateDatasets(context, scan);
   } catch (e) {
     void vscode.window.showErrorMessage(`RLHF: the Datasets view failed to start: ${(e as Error).message}`);
   }
@@ -34,7 +39,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const cfg = () => vscode.workspace.getConfiguration('rlhf');
   const runsFolder = () => cfg().get<string>('runsFolder', '.rlhf/runs');
   const runsDir = () => (folder() ? path.resolve(folder()!, runsFolder()) : undefined);
-  const runs = new RunsTreeProvider(runsDir);
+  const runs = new RunsTreeProvider(runsDir, scan);
   // side-by-side generations, shown as read-only Markdown
   const generated = new Map<string, string>();
   context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider('rlhf-generate', { provideTextDocumentContent: (u) => generated.get(u.toString()) ?? '' }));
@@ -155,7 +160,7 @@ export function activate(context: vscode.ExtensionContext): void {
         await runStage(`Generate with ${m.label}`, ['generate', '--model', m.dir, '--prompt', prompt, ...flags], (v) => results.push({ model: m.label, responses: v.responses as string[] }));
       }
       if (!results.length) return;
-      const md = [`# ${prompt.replace(/\n/g, ' ')}`, '', `temperature ${g.temperature}, top-k ${g.topK}, top-p ${g.topP}, seed ${g.seed}`, '', ...results.flatMap((r) => [`## ${r.model}`, '', ...r.responses.flatMap((x, i) => [`**${i + 1}.**`, '', '```text', x, '```', ''])])].join('\n');
+      const md = [`# ${escapeMarkdown(prompt)}`, '', `temperature ${g.temperature}, top-k ${g.topK}, top-p ${g.topP}, seed ${g.seed}`, '', ...results.flatMap((r) => [`## ${escapeMarkdown(r.model)}`, '', ...r.responses.flatMap((x, i) => [`**${i + 1}.**`, '', codeBlock(x), ''])])].join('\n');
       const uri = vscode.Uri.from({ scheme: 'rlhf-generate', path: `/Generate ${Date.now()}.md` });
       generated.set(uri.toString(), md);
       await vscode.commands.executeCommand('markdown.showPreviewToSide', uri);
@@ -192,8 +197,8 @@ export function activate(context: vscode.ExtensionContext): void {
 }
 
 /** The Datasets view, its commands, and dataset diagnostics in the Problems panel. */
-function activateDatasets(context: vscode.ExtensionContext): void {
-  const store = new DatasetStore();
+function activateDatasets(context: vscode.ExtensionContext, scan: ScanClient): void {
+  const store = new DatasetStore(scan, () => (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath));
   const diags = new DatasetDiagnostics();
   const tree = new DatasetTreeProvider(store, (file) => diags.setFromDisk(file, store.files.get(file)?.problems ?? []));
   const view = vscode.window.createTreeView('rlhf.datasets', { treeDataProvider: tree, showCollapseAll: true });

@@ -4,6 +4,7 @@
  * of 100 at a time with a "Show more" node; a record's label and its readable preview.
  */
 import * as path from 'path';
+import { codeBlock, escapeMarkdown } from './markdown';
 import { DatasetStats } from './stats';
 import { Stage, STAGES } from './reader';
 
@@ -57,12 +58,12 @@ const fmt = (d?: { mean: number; p50: number; p90: number; max: number }) => (d 
 /** Markdown for a file's tooltip. */
 export function fileTooltip(f: FileEntry): string {
   const s = f.stats;
-  const lines = [`**${path.basename(f.path)}** — ${f.stage ? STAGE_LABELS[f.stage] : 'unknown stage'}`, '', `${plural(f.records, 'record')}, ${plural(f.problems, 'error')}, ${(f.bytes / 1e6).toFixed(2)} MB`];
+  const lines = [`**${escapeMarkdown(path.basename(f.path))}** — ${f.stage ? STAGE_LABELS[f.stage] : 'unknown stage'}`, '', `${plural(f.records, 'record')}, ${plural(f.problems, 'error')}, ${(f.bytes / 1e6).toFixed(2)} MB`];
   if (s) {
     lines.push('', `prompt tokens: ${fmt(s.prompt_tokens)}`, '', `response tokens: ${fmt(s.response_tokens)}`);
     if (s.k) lines.push('', `K: ${Object.entries(s.k).map(([k, n]) => `${k} × ${n}`).join(', ')} · ties ${(100 * (s.tie_rate ?? 0)).toFixed(1)}% of pairs`);
-    if (s.categories) lines.push('', `categories: ${Object.entries(s.categories).slice(0, 6).map(([c, x]) => `${c} ${(100 * x).toFixed(1)}%`).join(', ')}`);
-    if (s.annotators) lines.push('', `annotators: ${Object.entries(s.annotators).map(([a, n]) => `${a} (${n})`).join(', ')}`);
+    if (s.categories) lines.push('', `categories: ${Object.entries(s.categories).slice(0, 6).map(([c, x]) => `${escapeMarkdown(c)} ${(100 * x).toFixed(1)}%`).join(', ')}`);
+    if (s.annotators) lines.push('', `annotators: ${Object.entries(s.annotators).slice(0, 20).map(([a, n]) => `${escapeMarkdown(a)} (${n})`).join(', ')}`);
   }
   return lines.join('\n');
 }
@@ -96,14 +97,14 @@ export function recordNodes(file: string, stage: Stage, count: number, shown: nu
   return out;
 }
 
-const block = (s: string) => '```text\n' + s.replace(/```/g, '`\u200b``') + '\n```';
+const block = (s: string) => codeBlock(s);
 
 /** A readable Markdown preview of one record: prompt, responses with ranks, metadata. */
 export function recordPreview(file: string, line: number, raw: Record<string, unknown>): string {
-  const out = [`# ${path.basename(file)}, line ${line}`, ''];
+  const out = [`# ${escapeMarkdown(path.basename(file))}, line ${line}`, ''];
   const known = new Set(['prompt', 'response', 'completion', 'responses', 'ranks', 'messages', 'chosen', 'rejected', 'text']);
   if (typeof raw.prompt === 'string') out.push('## Prompt', '', block(raw.prompt), '');
-  if (Array.isArray(raw.messages)) for (const m of raw.messages as { role: string; content: string }[]) out.push(`## ${m.role}`, '', block(String(m.content)), '');
+  if (Array.isArray(raw.messages)) for (const m of raw.messages as { role: unknown; content: unknown }[]) out.push(`## ${escapeMarkdown(String(m?.role))}`, '', block(String(m?.content)), '');
   if (typeof raw.response === 'string') out.push('## Response', '', block(raw.response), '');
   if (typeof raw.completion === 'string') out.push('## Completion', '', block(raw.completion), '');
   if (typeof raw.text === 'string') out.push('## Text', '', block(raw.text), '');
@@ -115,6 +116,6 @@ export function recordPreview(file: string, line: number, raw: Record<string, un
   }
   if (typeof raw.chosen === 'string') out.push('## Chosen', '', block(raw.chosen), '', '## Rejected', '', block(String(raw.rejected ?? '')), '');
   const meta = Object.entries(raw).filter(([k]) => !known.has(k));
-  if (meta.length) out.push('## Metadata', '', ...meta.map(([k, v]) => `- **${k}**: ${typeof v === 'string' ? v : JSON.stringify(v)}`), '');
+  if (meta.length) out.push('## Metadata', '', ...meta.map(([k, v]) => `- **${escapeMarkdown(k)}**: ${escapeMarkdown(typeof v === 'string' ? v : JSON.stringify(v) ?? String(v))}`), '');
   return out.join('\n');
 }

@@ -5,6 +5,7 @@
  * maxLineBytes is reported by length and skipped without being held in memory.
  */
 import * as fs from 'fs';
+import { openRegular } from './durable';
 
 export interface LineSink {
   line(bytes: Buffer, lineNo: number, offset: number): void;
@@ -22,7 +23,7 @@ export interface LineStats {
 export function forEachLine(file: string, sink: LineSink, opts: { chunkBytes?: number; maxLineBytes?: number } = {}): LineStats {
   const chunkBytes = opts.chunkBytes ?? 1 << 22;
   const maxLine = opts.maxLineBytes ?? 64 << 20;
-  const fd = fs.openSync(file, 'r');
+  const { fd } = openRegular(file); // a FIFO would block, a device never end
   const buf = Buffer.allocUnsafe(chunkBytes);
   let pos = 0, lineNo = 0, lineStart = 0;
   let carry: Buffer[] = [], carryLen = 0, skipping = false;

@@ -6,6 +6,7 @@
  * but the byte offset.
  */
 import * as fs from 'fs';
+import { openRegular } from './durable';
 
 export interface MetricRow {
   step: number;
@@ -18,6 +19,9 @@ export interface Columns {
   time: number[];
   metrics: Record<string, (number | null)[]>;
 }
+
+/** At most this much is read per call; a larger backlog comes in the following reads. */
+const MAX_READ = 32 << 20;
 
 export class MetricsTail {
   private offset = 0;
@@ -42,8 +46,13 @@ export class MetricsTail {
       reset = true;
     }
     if (size === this.offset) return { reset, rows: [] };
-    const chunk = Buffer.alloc(size - this.offset);
-    const fd = fs.openSync(this.file, 'r');
+    const chunk = Buffer.alloc(Math.min(size - this.offset, MAX_READ));
+    let fd: number;
+    try {
+      fd = openRegular(this.file, { noFollow: true }).fd;
+    } catch {
+      return { reset, rows: [] }; // not a regular file: nothing to follow
+    }
     try {
       let got = 0;
       while (got < chunk.length) {
@@ -65,6 +74,11 @@ export class MetricsTail {
       start = nl + 1;
     }
     this.pending = this.pending.subarray(start);
+    if (this.pending.length > MAX_READ) {
+      // a "line" this long is not a metrics row: skip it rather than hold it
+      this.pending = Buffer.alloc(0);
+      this.bad++;
+    }
     return { reset, rows };
   }
 }

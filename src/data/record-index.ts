@@ -5,6 +5,7 @@
  * it runs at disk speed and holds 20 bytes per record, never the file.
  */
 import * as fs from 'fs';
+import { openRegular } from './durable';
 
 export interface RecordIndex {
   file: string;
@@ -29,7 +30,7 @@ function grow<T extends Float64Array | Uint32Array>(a: T, n: number): T {
 
 export function buildIndex(file: string, chunkBytes = 1 << 22): RecordIndex {
   const st = fs.statSync(file);
-  const fd = fs.openSync(file, 'r');
+  const { fd } = openRegular(file);
   const buf = Buffer.allocUnsafe(chunkBytes);
   let starts = new Float64Array(1024), ends = new Float64Array(1024), lineNos = new Uint32Array(1024);
   let count = 0, lines = 0, pos = 0, lineStart = 0;

@@ -45,8 +45,9 @@ export function toRanking(v: Record<string, unknown>, file: string, line: number
       if (typeof v.prompt !== 'string') return fail('"prompt" must be a string');
       return { line, prompt: v.prompt, context: v.prompt, responses: [v.chosen, v.rejected], ranks: [1, 2], margin, flags, annotator };
     }
-    const split = splitTranscripts(v.chosen, v.rejected);
-    if (!split) return fail('"chosen" and "rejected" do not share a "\\n\\nHuman: ... \\n\\nAssistant:" prefix');
+    if (v.chosen === v.rejected) return fail('"chosen" and "rejected" are identical: no preference to learn');
+    const split = splitTranscripts(v.chosen, v.rejected) ?? implicitPrompt(v.chosen, v.rejected);
+    if (!split) return fail('with no "prompt", "chosen" and "rejected" must differ after their common start (one is a prefix of the other)');
     return { line, prompt: split.prompt, context: split.prompt, responses: [split.chosen, split.rejected], ranks: [1, 2], margin, flags, annotator };
   }
   return fail('not an RM record: expected prompt/responses/ranks or chosen/rejected');
@@ -63,6 +64,19 @@ export function splitTranscripts(chosen: string, rejected: string): { prompt: st
   const prompt = chosen.slice(0, cut);
   if (!chosen.slice(0, n).includes('Human:') || cut >= chosen.length || cut >= rejected.length) return undefined;
   return { prompt, chosen: chosen.slice(cut), rejected: rejected.slice(cut) };
+}
+
+/**
+ * TRL's implicit prompt: without a "prompt" field (and not an HH transcript), the common prefix of
+ * chosen and rejected is the prompt, possibly empty; a space just before the split goes with the
+ * responses, as TRL's maybe_extract_prompt does.
+ */
+export function implicitPrompt(chosen: string, rejected: string): { prompt: string; chosen: string; rejected: string } | undefined {
+  let n = 0;
+  while (n < chosen.length && n < rejected.length && chosen[n] === rejected[n]) n++;
+  if (n > 0 && chosen[n - 1] === ' ') n--;
+  const out = { prompt: chosen.slice(0, n), chosen: chosen.slice(n), rejected: rejected.slice(n) };
+  return out.chosen && out.rejected ? out : undefined;
 }
 
 /** Every pair of responses with different ranks, winner first; none for a not_rankable record. */

@@ -3,7 +3,8 @@
  * age), their checkpoints as children. Follows run.json and metrics.jsonl changes on disk.
  */
 import * as vscode from 'vscode';
-import { RunNode, RunSummary, checkpointNodes, listRuns, runNodes, runStageNodes } from '../data/runs-tree';
+import { RunNode, RunSummary, checkpointNodes, runNodes, runStageNodes } from '../data/runs-tree';
+import { ScanClient } from './scan-client';
 
 const STATUS_ICONS: Record<string, [string, string | undefined]> = {
   running: ['sync~spin', undefined],
@@ -19,11 +20,13 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunNode>, vscod
   private timer: NodeJS.Timeout | undefined;
   private watcher: vscode.FileSystemWatcher | undefined;
 
-  constructor(private readonly runsDir: () => string | undefined) {}
+  constructor(private readonly runsDir: () => string | undefined, private readonly scan: ScanClient) {}
 
-  refresh(): void {
+  /** Reads the runs folder on the scan thread (bounded reads; a bad run.json costs that run only). */
+  async refresh(): Promise<void> {
     const dir = this.runsDir();
-    this.runs = dir ? listRuns(dir) : [];
+    const r = dir ? await this.scan.ask({ type: 'runs', dir }) : undefined;
+    this.runs = r?.type === 'runs' ? r.runs : [];
     this.changed.fire(undefined);
   }
 
@@ -33,7 +36,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunNode>, vscod
     this.watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, `${relative}/*/run.json`));
     const later = () => {
       clearTimeout(this.timer);
-      this.timer = setTimeout(() => this.refresh(), 400);
+      this.timer = setTimeout(() => void this.refresh(), 400);
     };
     this.watcher.onDidCreate(later);
     this.watcher.onDidChange(later);

@@ -7,9 +7,8 @@ import * as vscode from 'vscode';
 import * as fs from 'fs';
 import * as path from 'path';
 import { TreeNode, fileTooltip, recordPreview } from '../../data/dataset-tree';
-import { Problem, formatProblem } from '../../data/jsonl';
-import { readDataset } from '../../data/reader';
-import { datasetStats } from '../../data/stats';
+import { formatProblem } from '../../data/jsonl';
+import { escapeMarkdown } from '../../data/markdown';
 import { CONVERSIONS, Conversion, convertFile } from '../../data/convert';
 import { DatasetStore } from './dataset-store';
 import { DatasetTreeProvider } from './dataset-tree-provider';
@@ -37,14 +36,16 @@ export function registerDatasetCommands(ctx: vscode.ExtensionContext, store: Dat
     await vscode.commands.executeCommand('markdown.showPreview', uri);
   };
   const fileOf = (arg: unknown): string | undefined => fileArg(arg) ?? vscode.window.activeTextEditor?.document.fileName;
-  const validate = (files: string[]) => {
+  // validation runs on the scan thread, file by file; the host's thread only shows the results
+  const validate = async (files: string[]) => {
     let problems = 0;
     for (const f of files) {
-      const ps: Problem[] = [];
-      readDataset(f, { onProblem: (p) => ps.length < 1000 && ps.push(p) });
-      problems += ps.length;
+      await store.load(f, undefined, true);
+      const ps = store.files.get(f)?.problems ?? [];
+      problems += store.files.get(f)?.entry.problems ?? 0;
       diags.setFromDisk(f, ps);
     }
+    tree.changedFiles();
     void vscode.window.showInformationMessage(`RLHF: ${files.length} dataset file(s) validated, ${problems} problem(s)${problems ? ' (see the Problems panel)' : ''}.`);
   };
   ctx.subscriptions.push(
@@ -59,9 +60,11 @@ export function registerDatasetCommands(ctx: vscode.ExtensionContext, store: Dat
     vscode.commands.registerCommand('rlhf.datasets.statistics', async (arg) => {
       const f = fileOf(arg);
       if (!f) return;
-      const s = datasetStats(f);
-      const entry = { path: f, stage: s.stage, records: s.records, problems: s.problems, bytes: s.bytes, stats: s };
-      const problems = s.first_problems.map((p) => `- ${formatProblem(p)}`).join('\n');
+      await store.load(f, undefined, true);
+      const stored = store.files.get(f);
+      if (!stored) return void vscode.window.showWarningMessage(`RLHF: ${path.basename(f)} is not a dataset file.`);
+      const entry = stored.entry;
+      const problems = stored.problems.slice(0, 20).map((p) => `- ${escapeMarkdown(formatProblem(p))}`).join('\n');
       await show(`${path.basename(f)} statistics`, `${fileTooltip(entry)}\n\n${problems ? `## First problems\n\n${problems}\n` : ''}`);
     }),
     vscode.commands.registerCommand('rlhf.datasets.openFile', async (arg) => {

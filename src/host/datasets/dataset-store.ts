@@ -1,17 +1,20 @@
 /**
- * The datasets the sidebar shows: discovered by glob (and sniffed *.jsonl under a folder),
- * read once each and re-read only when that file changes. Files up to 20 MB are validated in
- * full; bigger ones are only indexed here (fast: newline search) so the extension host never
- * stalls, and are validated on request.
+ * The datasets the sidebar shows: discovered by glob (and sniffed *.jsonl under a folder), read
+ * once each and re-read only when that file changes. Every read happens on the scan thread
+ * (src/data/scan-worker.ts), never on the extension host's own: files up to 20 MB are validated in
+ * full there, bigger ones only indexed (and validated on request). A file that cannot be read (a
+ * FIFO, a device, a link out of the workspace, one that takes too long or too much memory) is shown
+ * with that reason as its error, and costs no other file.
  */
 import * as fs from 'fs';
 import { FileEntry } from '../../data/dataset-tree';
-import { RecordIndex, buildIndex, readRecordBytes } from '../../data/record-index';
-import { Problem } from '../../data/jsonl';
-import { readDataset, sniffStage, stageFromName } from '../../data/reader';
-import { datasetStats } from '../../data/stats';
+import { RecordIndex, readRecordBytes } from '../../data/record-index';
+import { Problem, parseJsonLine } from '../../data/jsonl';
+import { stageFromName } from '../../data/reader';
+import { ScanClient } from '../scan-client';
 
-export const FULL_READ_BYTES = 20e6;
+/** A record longer than this is not parsed for its label and preview. */
+export const PREVIEW_MAX_BYTES = 1 << 20;
 
 export interface StoredFile {
   entry: FileEntry;
@@ -24,38 +27,25 @@ export interface StoredFile {
 export class DatasetStore {
   readonly files = new Map<string, StoredFile>();
 
-  /** (Re)reads one file; returns false when it is not a dataset (or is gone). */
-  load(file: string, shown = 100): boolean {
-    if (!fs.existsSync(file)) {
+  constructor(private readonly scan: ScanClient, private readonly roots: () => string[]) {}
+
+  /** (Re)reads one file on the scan thread; false when it is not a dataset (or is gone). */
+  async load(file: string, shown = 100, full = false): Promise<boolean> {
+    const r = await this.scan.ask({ type: 'scan', file, roots: this.roots(), full });
+    const keepShown = this.files.get(file)?.shown ?? shown;
+    if (r.type === 'scan' && r.result.entry) {
+      this.files.set(file, { entry: r.result.entry, problems: r.result.problems, index: r.result.index, shown: keepShown, validated: r.result.validated });
+      return true;
+    }
+    const stage = stageFromName(file);
+    const why = r.type === 'failed' ? r.message : r.type === 'scan' ? r.result.problems[0]?.message : undefined;
+    if (!stage || !why || !fs.existsSync(file)) {
       this.files.delete(file);
       return false;
     }
-    const size = fs.statSync(file).size;
-    const problems: Problem[] = [];
-    let stage = stageFromName(file);
-    let entry: FileEntry;
-    let validated = false;
-    if (size <= FULL_READ_BYTES) {
-      const s = readDataset(file, { onProblem: (p) => problems.length < 1000 && problems.push(p) });
-      stage = s.stage;
-      entry = { path: file, stage, records: s.records, problems: s.problems, bytes: s.bytes, stats: s.stage ? datasetStats(file) : undefined };
-      validated = true;
-    } else {
-      const index = buildIndex(file);
-      if (!stage && index.count) {
-        try {
-          stage = sniffStage(JSON.parse(readRecordBytes(index, 0).toString()));
-        } catch {
-          /* not JSON: not a dataset */
-        }
-      }
-      entry = { path: file, stage, records: index.count, problems: 0, bytes: index.bytes };
-    }
-    if (!stage) {
-      this.files.delete(file);
-      return false;
-    }
-    this.files.set(file, { entry, problems, shown: this.files.get(file)?.shown ?? shown, validated });
+    // named as a dataset but unreadable: shown, with the reason as its one error
+    const problems = [{ file, line: 0, message: why }];
+    this.files.set(file, { entry: { path: file, stage, records: 0, problems: 1, bytes: 0 }, problems, shown: keepShown, validated: false });
     return true;
   }
 
@@ -63,19 +53,31 @@ export class DatasetStore {
     this.files.delete(file);
   }
 
-  index(file: string): RecordIndex | undefined {
+  /** The file's record index, rebuilt on the scan thread when the file changed. */
+  async index(file: string): Promise<RecordIndex | undefined> {
     const f = this.files.get(file);
-    if (!f) return undefined;
-    if (!f.index || f.index.mtimeMs !== fs.statSync(file).mtimeMs) f.index = buildIndex(file);
+    if (!f || f.entry.records === 0) return undefined;
+    let mtime: number;
+    try {
+      mtime = fs.statSync(file).mtimeMs;
+    } catch {
+      return undefined;
+    }
+    if (!f.index || f.index.mtimeMs !== mtime) {
+      const r = await this.scan.ask({ type: 'index', file });
+      f.index = r.type === 'index' ? r.index : undefined;
+    }
     return f.index;
   }
 
-  /** Record n of a file: its line and parsed object (undefined when the line is not JSON). */
+  /** Record n of a file: its line and parsed object (undefined when the line is not a JSON object, or too long to preview). */
   record(file: string, n: number): { line: number; value: Record<string, unknown> | undefined } {
-    // a page reads 100 records: check the file's freshness once (index()), not once per record
-    const index = this.files.get(file)?.index ?? this.index(file)!;
+    const index = this.files.get(file)?.index;
+    if (!index || n >= index.count) return { line: 0, value: undefined };
+    if (index.ends[n] - index.starts[n] > PREVIEW_MAX_BYTES) return { line: index.lineNos[n], value: undefined };
     try {
-      return { line: index.lineNos[n], value: JSON.parse(readRecordBytes(index, n).toString('utf8')) };
+      const r = parseJsonLine(readRecordBytes(index, n));
+      return { line: index.lineNos[n], value: r && 'value' in r ? r.value : undefined };
     } catch {
       return { line: index.lineNos[n], value: undefined };
     }

@@ -31,7 +31,15 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<TreeNode>, v
     for (const u of await vscode.workspace.findFiles(glob, '**/node_modules/**', 5000)) found.add(u.fsPath);
     for (const u of await vscode.workspace.findFiles(`${folder}/**/*.{jsonl,txt}`, '**/node_modules/**', 5000)) found.add(u.fsPath);
     for (const f of [...this.store.files.keys()]) if (!found.has(f)) this.store.remove(f);
-    for (const f of found) if (this.store.load(f)) this.onFileLoaded(f);
+    // read on the scan thread, one file at a time; the view fills in as they come
+    let shown = Date.now();
+    for (const f of found) {
+      if (await this.store.load(f)) this.onFileLoaded(f);
+      if (Date.now() - shown > 500) {
+        this.changed.fire(undefined);
+        shown = Date.now();
+      }
+    }
     this.changed.fire(undefined);
     if (!this.disposables.length) {
       for (const pattern of [glob, `${folder}/**/*.{jsonl,txt}`]) {
@@ -48,12 +56,17 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<TreeNode>, v
   private queue(file: string): void {
     this.pending.add(file);
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
+    this.timer = setTimeout(async () => {
       const files = [...this.pending];
       this.pending.clear();
-      for (const f of files) if (this.store.load(f)) this.onFileLoaded(f);
+      for (const f of files) if (await this.store.load(f)) this.onFileLoaded(f);
       this.changed.fire(undefined);
     }, 300);
+  }
+
+  /** Stored entries changed (a validation on request): redraw. */
+  changedFiles(): void {
+    this.changed.fire(undefined);
   }
 
   refresh(): Promise<void> {
@@ -68,14 +81,14 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<TreeNode>, v
     this.changed.fire(undefined);
   }
 
-  getChildren(node?: TreeNode): TreeNode[] {
+  async getChildren(node?: TreeNode): Promise<TreeNode[]> {
     const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
     if (!node) return stageNodes(this.store.entries());
     if (node.kind === 'stage') return fileNodes(this.store.entries(), node.stage, root);
     if (node.kind === 'file') {
       const f = this.store.files.get(node.path);
       if (!f) return [];
-      const count = this.store.index(node.path)?.count ?? 0; // refreshes the index if the file changed
+      const count = (await this.store.index(node.path))?.count ?? 0; // rebuilt on the scan thread if the file changed
       return recordNodes(node.path, node.stage, count, f.shown, (n) => this.store.record(node.path, n));
     }
     return [];

@@ -1,0 +1,46 @@
+/**
+ * Messages between the extension host and its scan thread (a worker_threads Worker running
+ * src/data/scan-worker.ts): the workspace's datasets and runs are read there, never on the host's
+ * own thread. Replies are validated on receipt.
+ */
+import type { FileEntry } from '../data/dataset-tree';
+import type { Problem } from '../data/jsonl';
+import type { RecordIndex } from '../data/record-index';
+import type { RunSummary } from '../data/runs-tree';
+import { isInt, isObj, isStr } from './validate';
+
+export type ScanRequest =
+  | { type: 'scan'; id: number; file: string; roots: string[]; full?: boolean }
+  | { type: 'index'; id: number; file: string }
+  | { type: 'runs'; id: number; dir: string };
+
+export interface ScanResult {
+  /** Undefined when the file is not a dataset. */
+  entry?: FileEntry;
+  problems: Problem[];
+  validated: boolean;
+  index?: RecordIndex;
+}
+
+export type ScanReply =
+  | { type: 'scan'; id: number; result: ScanResult }
+  | { type: 'index'; id: number; index: RecordIndex }
+  | { type: 'runs'; id: number; runs: RunSummary[] }
+  | { type: 'failed'; id: number; message: string };
+
+export function parseScanRequest(v: unknown): ScanRequest | undefined {
+  if (!isObj(v) || !isInt(v.id)) return undefined;
+  if (v.type === 'scan' && isStr(v.file) && Array.isArray(v.roots) && v.roots.every(isStr)) return { type: 'scan', id: v.id, file: v.file, roots: v.roots, full: v.full === true };
+  if (v.type === 'index' && isStr(v.file)) return { type: 'index', id: v.id, file: v.file };
+  if (v.type === 'runs' && isStr(v.dir)) return { type: 'runs', id: v.id, dir: v.dir };
+  return undefined;
+}
+
+export function parseScanReply(v: unknown): ScanReply | undefined {
+  if (!isObj(v) || !isInt(v.id)) return undefined;
+  if (v.type === 'scan' && isObj(v.result) && Array.isArray(v.result.problems)) return v as ScanReply;
+  if (v.type === 'index' && isObj(v.index) && isInt(v.index.count)) return v as ScanReply;
+  if (v.type === 'runs' && Array.isArray(v.runs)) return v as ScanReply;
+  if (v.type === 'failed' && isStr(v.message)) return { type: 'failed', id: v.id, message: v.message };
+  return undefined;
+}
