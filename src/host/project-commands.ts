@@ -81,7 +81,11 @@ export function registerProjectCommands(context: vscode.ExtensionContext, backen
       const out: string[] = [];
       const code = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `RLHF: installing ${GPU_PACKAGE}`, cancellable: true }, (progress, token) =>
         new Promise<number>((resolve) => {
-          const child = spawn(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['install', '--no-audit', '--no-fund', '--prefix', prefix, GPU_PACKAGE], { cwd: prefix });
+          // Windows: current Node refuses to spawn a .cmd without a shell (CVE-2024-27980), so npm runs
+          // through cmd.exe there, with the one argument that varies (the prefix) quoted
+          const win = process.platform === 'win32';
+          const args = ['install', '--no-audit', '--no-fund', '--prefix', win ? `"${prefix}"` : prefix, GPU_PACKAGE];
+          const child = spawn(win ? 'npm.cmd' : 'npm', args, { cwd: prefix, shell: win });
           token.onCancellationRequested(() => child.kill());
           const take = (d: Buffer) => {
             const line = String(d).trim().split('\n').at(-1) ?? '';

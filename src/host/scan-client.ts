@@ -28,9 +28,9 @@ export class ScanClient {
   }
 
   /** Sends a request; resolves with the reply, or a `failed` reply naming why (time, memory, crash). */
-  ask(req: Ask): Promise<ScanReply> {
+  ask<T extends Ask['type']>(req: Extract<Ask, { type: T }>): Promise<Extract<ScanReply, { type: T | 'failed' }>> {
     return new Promise((resolve) => {
-      this.queue.push({ req: { ...req, id: this.nextId++ } as ScanRequest, resolve });
+      this.queue.push({ req: { ...req, id: this.nextId++ } as ScanRequest, resolve: resolve as (r: ScanReply) => void });
       this.pump();
     });
   }

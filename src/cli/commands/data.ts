@@ -45,14 +45,20 @@ export async function validateCommand(o: ParsedOpts, files: string[], _r: Report
   const out = (p: { file: string; line: number; message: string }) =>
     process.stdout.write(o.json ? JSON.stringify(p) + '\n' : formatProblem(p) + '\n');
   for (const file of files) {
-    if (!fs.existsSync(file) || !fs.statSync(file).isFile()) {
+    if (!fs.existsSync(file)) {
       problems++;
       out({ file, line: 0, message: 'file not found' });
       continue;
     }
-    const s = readDataset(file, { stage, maxLineBytes: o['max-line-bytes'] as number, onProblem: out });
-    records += s.records;
-    problems += s.problems;
+    // each file on its own: one that cannot be read (a FIFO, a device) is one problem, and the next is checked
+    try {
+      const s = readDataset(file, { stage, maxLineBytes: o['max-line-bytes'] as number, onProblem: out });
+      records += s.records;
+      problems += s.problems;
+    } catch (e) {
+      problems++;
+      out({ file, line: 0, message: (e as Error).message.replace(`${file}: `, '').replace(`${file} `, '') });
+    }
   }
   const summary = `${files.length} file(s), ${records} valid record(s), ${problems} problem(s)`;
   if (o.json) process.stdout.write(JSON.stringify({ type: 'summary', files: files.length, records, problems }) + '\n');

@@ -87,6 +87,10 @@ export async function runLifecycle(run: RunDir, body: () => Promise<TrainResult>
 export function openResume<C>(runDir: string, hooks: StageHooks) {
   const run = new RunDir(runDir);
   const info = run.read();
+  for (const k of ['data', 'eval_data', 'corpus', 'prompts', 'policy', 'reward_model', 'ptx_corpus']) {
+    const v = info.config[k];
+    if (v !== undefined && v !== null && typeof v !== 'string') throw new Error(`run.json: config.${k} must be a path`);
+  }
   run.lock(); // a second process on a live run is refused here, before anything is touched
   const point = readResumePoint(run);
   const markResumed = () => {
@@ -94,6 +98,31 @@ export function openResume<C>(runDir: string, hooks: StageHooks) {
     hooks.log?.(`resuming ${run.dir} from step ${point.step}`);
   };
   return { run, config: info.config as C, point, markResumed };
+}
+
+/** Whole-number settings and their largest sane value: what run.json may say before a resume trusts it. */
+const INT_LIMITS: Record<string, number> = {
+  steps: 1e9, batchSize: 65536, gradAccum: 65536, warmupSteps: 1e9, evalInterval: 1e9, checkpointInterval: 1e9, keepCheckpoints: 1000, threads: 256, seed: 2 ** 31,
+  iterations: 1e9, promptsPerRollout: 65536, samplesPerPrompt: 1024, maxNewTokens: 1 << 20, ppoEpochs: 1000, minibatches: 65536, klHorizon: 1e12, ptxBatch: 65536,
+};
+
+/**
+ * A config recorded in run.json, checked against the defaults it was made from: every key present
+ * with the default's type, whole numbers where they must be, in range. A resume reads run.json, so
+ * an edited or hostile one (threads: 1e6, batchSize: 1e9) is refused here, naming the key.
+ */
+export function checkRecorded<T extends object>(recorded: unknown, defaults: T, where: string): T {
+  if (recorded === null || typeof recorded !== 'object' || Array.isArray(recorded)) throw new Error(`${where} is missing or not an object in run.json`);
+  const r = recorded as Record<string, unknown>;
+  for (const [k, d] of Object.entries(defaults)) {
+    const v = r[k];
+    if (typeof d === 'number') {
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`run.json: ${where}.${k} must be a number, got ${JSON.stringify(v)?.slice(0, 40)}`);
+      const max = INT_LIMITS[k];
+      if (max !== undefined && !(Number.isInteger(v) && v >= 0 && v <= max)) throw new Error(`run.json: ${where}.${k} is ${v}; it must be a whole number from 0 to ${max}`);
+    } else if (typeof v !== typeof d) throw new Error(`run.json: ${where}.${k} must be a ${typeof d}`);
+  }
+  return recorded as T;
 }
 
 export function readResumePoint(run: RunDir): { step: number; dir: string } {

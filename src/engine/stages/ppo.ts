@@ -34,7 +34,7 @@ import { policyLoss, valueLoss } from '../ppo/losses';
 import { readRecords } from '../../data/jsonl';
 import { PpoPrompt, toPpoPrompt } from '../../data/ppo';
 import { corpusData, readCorpus } from './pretrain';
-import { StageHooks, assertFile, openResume, runLifecycle } from './common';
+import { StageHooks, assertFile, checkRecorded, openResume, runLifecycle } from './common';
 
 export interface PpoConfig {
   iterations: number;
@@ -463,6 +463,7 @@ export async function ppoTrain(o: PpoOptions, hooks: StageHooks = {}) {
 
 export async function resumePpo(runDir: string, hooks: StageHooks = {}, gold?: (s: string) => number) {
   const { run, config: c, point, markResumed } = openResume<{ prompts: string; policy: string; reward_model: string; ptx_corpus: string | null; ppo: PpoConfig }>(runDir, hooks);
+  checkRecorded(c.ppo, DEFAULT_PPO, 'config.ppo');
   const prompts = readPrompts(c.prompts);
   const models = loadModels(point.dir, c.reward_model, c.policy, path.join(point.dir, 'value'));
   const ppo = new PpoRun(models, prompts, c.ppo, models.stats, c.ppo.ptxCoef > 0 ? readCorpus(c.ptx_corpus ?? '') : undefined, gold);

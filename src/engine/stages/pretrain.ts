@@ -15,7 +15,7 @@ import { readJsonl, formatProblem } from '../../data/jsonl';
 import { readRegularFile } from '../../data/durable';
 import { isUtf8 } from 'buffer';
 import { autoThreads } from '../train/parallel';
-import { DEFAULT_TRAIN, StageHooks, assertFile, openResume, runLifecycle } from './common';
+import { DEFAULT_TRAIN, checkRecorded, StageHooks, assertFile, openResume, runLifecycle } from './common';
 
 export interface PretrainOptions {
   corpus: string;
@@ -111,6 +111,7 @@ async function continuePretrain(run: RunDir, model: GPT, tokenizer: Tokenizer, t
 
 export async function resumePretrain(runDir: string, hooks: StageHooks = {}) {
   const { run, config, point, markResumed } = openResume<{ corpus: string; train: TrainConfig }>(runDir, hooks);
+  checkRecorded(config.train, DEFAULT_TRAIN, 'config.train');
   const { model, tokenizer } = loadModel(point.dir);
   markResumed();
   return continuePretrain(run, model, tokenizer, readCorpus(config.corpus), config.train, hooks, point);

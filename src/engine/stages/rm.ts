@@ -17,7 +17,7 @@ import { RewardModel } from '../rm/reward-model';
 import { pairStats, pairsFor, rankingLoss } from '../rm/ranking-loss';
 import { readRecords } from '../../data/jsonl';
 import { Ranking, comparisons, toRanking } from '../../data/rm';
-import { DEFAULT_TRAIN, DatasetStageOptions, datasetRunInfo, StageHooks, assertFile, openResume, runLifecycle, trainEvalSplit } from './common';
+import { DEFAULT_TRAIN, checkRecorded, DatasetStageOptions, datasetRunInfo, StageHooks, assertFile, openResume, runLifecycle, trainEvalSplit } from './common';
 
 export type RmOptions = DatasetStageOptions;
 
@@ -168,6 +168,7 @@ export async function trainRewardModel(o: RmOptions, hooks: StageHooks = {}) {
 
 export async function resumeRewardModel(runDir: string, hooks: StageHooks = {}) {
   const { run, config, point, markResumed } = openResume<{ data: string; eval_data: string | null; train: TrainConfig }>(runDir, hooks);
+  checkRecorded(config.train, DEFAULT_TRAIN, 'config.train');
   const loaded = readModelDir(point.dir);
   const prepared = prepare({ data: config.data, evalData: config.eval_data ?? undefined }, loaded.tokenizer, loaded.config.n_positions);
   const rm = RewardModel.fromLoaded(loaded, true, config.train.seed);

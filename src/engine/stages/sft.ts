@@ -13,7 +13,7 @@ import { Batch, LmData, TrainConfig, lmObjective, train as trainLoop } from '../
 import { readRecords } from '../../data/jsonl';
 import { SftExample, toSftExample } from '../../data/sft';
 import { autoThreads } from '../train/parallel';
-import { DEFAULT_TRAIN, DatasetStageOptions, datasetRunInfo, StageHooks, assertFile, openResume, runLifecycle, trainEvalSplit } from './common';
+import { DEFAULT_TRAIN, checkRecorded, DatasetStageOptions, datasetRunInfo, StageHooks, assertFile, openResume, runLifecycle, trainEvalSplit } from './common';
 
 export type SftOptions = DatasetStageOptions;
 
@@ -108,6 +108,7 @@ async function continueSft(run: RunDir, model: GPT, tokenizer: Tokenizer, p: { t
 
 export async function resumeSft(runDir: string, hooks: StageHooks = {}) {
   const { run, config, point, markResumed } = openResume<{ data: string; eval_data: string | null; train: TrainConfig }>(runDir, hooks);
+  checkRecorded(config.train, DEFAULT_TRAIN, 'config.train');
   const { model, tokenizer } = loadModel(point.dir);
   try {
     const prepared = prepare({ data: config.data, evalData: config.eval_data ?? undefined }, tokenizer, model.config.n_positions + 1, hooks.log);

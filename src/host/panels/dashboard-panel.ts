@@ -135,13 +135,21 @@ export class DashboardPanel {
         this.startPolling();
       } else if (m.type === 'exportCsv') {
         const runs = [...this.runs.values()].map((r) => ({ id: r.id, rows: new MetricsTail(r.dir.metricsFile).read().rows }));
-        void this.export(`${m.metric}.csv`, Buffer.from(metricCsv(m.metric, runs)));
+        this.exportReported(`${m.metric}.csv`, Buffer.from(metricCsv(m.metric, runs)));
       } else if (m.type === 'exportPng') {
-        void this.export(`${m.metric}.png`, Buffer.from(m.png, 'base64'));
+        this.exportReported(`${m.metric}.png`, Buffer.from(m.png, 'base64'));
       }
     } catch (e) {
       this.post({ type: 'error', message: (e as Error).message });
     }
+  }
+
+  /** An export whose failure (a full disk, a read-only folder) is said, never an unhandled rejection. */
+  private exportReported(name: string, data: Buffer): void {
+    this.export(name, data).catch((e) => {
+      this.post({ type: 'error', message: `export failed: ${(e as Error).message}` });
+      void vscode.window.showErrorMessage(`RLHF: the export failed: ${(e as Error).message}`);
+    });
   }
 
   /** Writes an export under <workspace>/.rlhf/exports/ (the host picks the name) and offers to open it. */
@@ -149,7 +157,8 @@ export class DashboardPanel {
     const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
     if (!folder || !vscode.workspace.isTrusted) return void vscode.window.showWarningMessage('RLHF: exports are written into a trusted workspace folder.');
     const scope = 'ids' in this.scope ? (this.scope.ids.length === 1 ? this.scope.ids[0] : `${this.scope.ids.length}-runs`) : `all-${this.scope.stage}`;
-    const file = path.join(folder, '.rlhf', 'exports', `${scope}-${name.replace(/[^\w.-]+/g, '_')}`);
+    // run ids come from run.json: the whole name is sanitised, so none can leave the exports folder
+    const file = path.join(folder, '.rlhf', 'exports', `${scope}-${name}`.replace(/[^\w.-]+/g, '_').replace(/^\.+/, '_'));
     writeFileAtomic(file, data); // an export replacing an older one never shows half-written
     const choice = await vscode.window.showInformationMessage(`RLHF: exported ${vscode.workspace.asRelativePath(file)}`, 'Open', 'Reveal in Explorer');
     if (choice === 'Open') await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(file));
