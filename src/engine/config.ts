@@ -33,8 +33,9 @@ export function configFromJson(json: Record<string, unknown>): GPTConfig {
   const num = (k: string, fallback?: number): number => {
     const v = json[k];
     if (typeof v === 'number' && Number.isFinite(v)) return v;
-    if (fallback !== undefined) return fallback;
-    throw new Error(`config.json: "${k}" is missing or not a number`);
+    // absent (or null, as Transformers writes unset values) takes the default; any other value is an error
+    if (fallback !== undefined && (v === undefined || v === null)) return fallback;
+    throw new Error(`config.json: "${k}" is ${v === undefined ? 'missing' : `${JSON.stringify(v)?.slice(0, 40)}, not a number`}`);
   };
   if (json.model_type !== undefined && json.model_type !== 'gpt2') {
     throw new Error(`config.json: model_type is "${String(json.model_type)}", expected "gpt2"`);
