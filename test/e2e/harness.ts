@@ -38,7 +38,7 @@ function freePort(): Promise<number> {
 }
 
 /** Starts VS Code on a fresh copy of the example workspace (plus a bad RM file and settings). */
-export async function openVsCode(o: { trusted: boolean; settings?: Record<string, unknown> }): Promise<Session> {
+export async function openVsCode(o: { trusted: boolean; settings?: Record<string, unknown>; prepare?: (workspace: string) => void }): Promise<Session> {
   const cache: string = ensureE2E();
   if (!packaged) {
     const pkg = spawnSync('npm', ['run', 'package', '--silent'], { cwd: ROOT, encoding: 'utf8' });
@@ -52,6 +52,7 @@ export async function openVsCode(o: { trusted: boolean; settings?: Record<string
   fs.copyFileSync(path.join(FIXTURES, 'datasets', 'bad-ranks.rm.jsonl'), path.join(workspace, 'data', 'bad-ranks.rm.jsonl'));
   fs.mkdirSync(path.join(workspace, '.vscode'));
   fs.writeFileSync(path.join(workspace, '.vscode', 'settings.json'), JSON.stringify(o.settings ?? {}));
+  o.prepare?.(workspace);
   // no welcome page or walkthrough opening over the editors under test at some later moment
   fs.mkdirSync(path.join(data, 'User'), { recursive: true });
   fs.writeFileSync(path.join(data, 'User', 'settings.json'), JSON.stringify({ 'workbench.startupEditor': 'none', 'workbench.welcomePage.walkthroughs.openOnInstall': false, 'update.showReleaseNotes': false, 'workbench.tips.enabled': false }));
