@@ -19,6 +19,8 @@ export interface FileEntry {
   problems: number;
   bytes: number;
   stats?: DatasetStats;
+  /** False for a large file that was only indexed (its records not yet checked). */
+  validated?: boolean;
 }
 
 export type TreeNode =
@@ -47,7 +49,7 @@ export function fileNodes(files: FileEntry[], stage: Stage, root?: string): Tree
       path: f.path,
       stage,
       label: path.basename(f.path),
-      description: `${plural(f.records, 'record')}${f.problems ? ` · ${plural(f.problems, 'error')}` : ''}${root ? ` · ${path.relative(root, path.dirname(f.path)) || '.'}` : ''}`,
+      description: `${plural(f.records, 'record')}${f.problems ? ` · ${plural(f.problems, 'error')}` : ''}${f.validated === false ? ' · not validated yet (large file)' : ''}${root ? ` · ${path.relative(root, path.dirname(f.path)) || '.'}` : ''}`,
       tooltip: fileTooltip(f),
       hasErrors: f.problems > 0,
     }));

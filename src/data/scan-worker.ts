@@ -34,7 +34,7 @@ export function scanFile(file: string, roots: string[], full = false): ScanResul
     const r = parseJsonLine(readRecordBytes(index, 0));
     stage = r && 'value' in r ? sniffStage(r.value) : undefined;
   }
-  return { entry: stage ? { path: file, stage, records: index.count, problems: 0, bytes: index.bytes } : undefined, problems: [], validated: false, index };
+  return { entry: stage ? { path: file, stage, records: index.count, problems: 0, bytes: index.bytes, validated: false } : undefined, problems: [], validated: false, index };
 }
 
 function handle(m: ScanRequest): ScanReply {

@@ -24,10 +24,12 @@ after(() => vs?.close());
 
 e2eTest('a hostile untrusted workspace: the extension host answers a command within 1 s, again and again, while the views read it', async () => {
   const page = vs.page;
-  await page.locator('.activitybar [aria-label="RLHF"]').first().click({ timeout: 60_000 });
   const times: number[] = [];
-  // from the moment the views start reading until well after: each time, the host's own quick pick
-  for (let i = 0; i < 6; i++) {
+  // The first quick pick a window shows from an extension takes about 1 s in a plain workspace too
+  // (958 ms measured there): VS Code warming up. It is made once, untimed, before the views read.
+  // Then, from the moment the views start reading until well after, each time the host's own pick.
+  for (let i = -1; i < 6; i++) {
+    if (i === 0) await page.locator('.activitybar [aria-label="RLHF"]').first().click({ timeout: 60_000 });
     await page.keyboard.press('F1');
     await quickInputFocused(page);
     await page.keyboard.insertText('RLHF: Select Backend');
@@ -36,7 +38,8 @@ e2eTest('a hostile untrusted workspace: the extension host answers a command wit
     await page.keyboard.press('Enter');
     // the pick of backends comes from the extension host: it shows only if the host is free
     await page.locator('.quick-input-list .monaco-list-row', { hasText: 'wasm' }).first().waitFor({ timeout: 30_000 });
-    times.push(Date.now() - t0);
+    if (i >= 0) times.push(Date.now() - t0);
+    else console.log(`# warm-up: the first pick took ${Date.now() - t0} ms`);
     await page.keyboard.press('Escape');
     await page.waitForTimeout(500);
   }
@@ -45,7 +48,8 @@ e2eTest('a hostile untrusted workspace: the extension host answers a command wit
   // the good files and the good run are there; the hostile files show their reason
   await page.waitForFunction(`document.body.innerText.includes('z-good.rm.jsonl')`, undefined, { timeout: 60_000 });
   const rows = await vs.rows();
-  for (const want of ['reviews.sft.jsonl', 'g-good.rm.jsonl', 'z-good.rm.jsonl', 'a-deep.rm.jsonl', 'b-deep-id.rm.jsonl', 'd-fifo.rm.jsonl']) {
+  // (VS Code's file search lists neither the FIFO nor the link to /dev/zero: nothing to show there)
+  for (const want of ['reviews.sft.jsonl', 'g-good.rm.jsonl', 'z-good.rm.jsonl', 'a-deep.rm.jsonl', 'b-deep-id.rm.jsonl', 'f-outside.rm.jsonl']) {
     assert.ok(rows.some((r) => r.startsWith(want)), `no row ${want} in ${JSON.stringify(rows)}`);
   }
   assert.ok(rows.some((r) => /^a-deep\.rm\.jsonl.*1 error/.test(r.replace(/\s+/g, ' '))), JSON.stringify(rows));

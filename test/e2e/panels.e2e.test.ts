@@ -75,7 +75,8 @@ e2eTest('ranking with the keyboard appends the exact K-way record to the RM file
   const responses = JSON.parse(g.stdout.trim().split('\n').pop()!).responses;
   assert.ok(Number.isInteger(rec.time_ms) && rec.time_ms > 0 && rec.time_ms < 600_000, `time_ms ${rec.time_ms}`);
   assert.ok(Math.abs(Date.parse(rec.created_at) - t0) < 15_000, `created_at ${rec.created_at}`);
-  const expected = { prompt, responses, ranks: [2, 3, 1, 2], annotator: 'e2e-annotator', time_ms: rec.time_ms, created_at: rec.created_at, model: 'models/base-char', flags: [], comment: 'close call between 1 and 4' };
+  assert.match(rec.id, /^rank-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'each ranking has its own id (undo finds its line by it)');
+  const expected = { prompt, responses, ranks: [2, 3, 1, 2], annotator: 'e2e-annotator', time_ms: rec.time_ms, created_at: rec.created_at, model: 'models/base-char', flags: [], comment: 'close call between 1 and 4', id: rec.id };
   assert.equal(line, JSON.stringify(expected));
   // the panel moved on; the next prompt's responses were generated while this one was ranked
   await w.locator('text=Prompt 2 of 20').waitFor({ timeout: 60_000 });
@@ -105,7 +106,7 @@ e2eTest('a closed panel reopens where the annotator left off; after a reload it 
   await page.locator('iframe.webview.ready:visible').first().waitFor({ state: 'detached', timeout: 30_000 }).catch(() => {});
   // a second annotator ranked the same responses (ranks 2,4,1,3 vs 1,4,2,3: 5 of 6 pairs agree)
   const mine = JSON.parse(lines()[0]);
-  fs.appendFileSync(target(), JSON.stringify({ ...mine, ranks: [1, 4, 2, 3], annotator: 'second-annotator', comment: '' }) + '\n');
+  fs.appendFileSync(target(), JSON.stringify({ ...mine, ranks: [1, 4, 2, 3], annotator: 'second-annotator', comment: '', id: 'rank-second-annotator' }) + '\n');
   await openRanking('data/rankings.rm.jsonl'); // now listed first, as "last used"
   const w = view();
   await w.locator('text=Prompt 2 of 20').waitFor({ timeout: 60_000 });
