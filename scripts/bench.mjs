@@ -57,5 +57,34 @@ console.log(`\nIndexing ${(size / 1e9).toFixed(2)} GB, ${idx.records.toLocaleStr
 console.log(`rlhf index: ${idx.mb_per_second.toFixed(0)} MB/s, peak memory ${idx.peak_rss_mb.toFixed(0)} MB (index itself ${idx.index_mb.toFixed(0)} MB)`);
 console.log(`wc -l:      ${(size / 1e6 / wcSeconds).toFixed(0)} MB/s (${wc.stdout.trim().split(' ')[0]} lines)`);
 
+// Validation: `rlhf validate` on 300 MB of RM records, on both cores, with its peak memory. Two
+// shapes: records of about 1 KB, and the example workspace's 360-byte records (per-record work,
+// not bytes, bounds the second).
+const exampleLines = fs.readFileSync('examples/workspace/data/reviews.rm.jsonl', 'utf8').split('\n').filter(Boolean);
+const shapes = {
+  '1 KB records': (n) => JSON.stringify({ id: `r${n}`, prompt: `Write review number ${n} of the harbor inn, please.`, responses: Array.from({ length: 4 }, (_, k) => `The harbor inn ${n + k} was lovely, the chowder terrible, the view wonderful. `.repeat(3)), ranks: [1, 2, 3, 4], annotator: `labeler-${n % 17}`, created_at: '2026-11-29T00:00:00.000Z' }),
+  'the example records (360 B)': (n) => JSON.stringify({ ...JSON.parse(exampleLines[n % exampleLines.length]), id: `rank-${n}` }),
+};
+console.log('\nValidating 300 MB RM files (rlhf validate, both cores)');
+for (const [name, make] of Object.entries(shapes)) {
+  const file = path.join(os.tmpdir(), `rlhf-bench-300mb-${name.split(' ')[0]}.rm.jsonl`);
+  if (!fs.existsSync(file) || fs.statSync(file).size < 3e8) {
+    const fd = fs.openSync(file, 'w');
+    for (let written = 0, n = 0; written < 3e8; ) {
+      const lines = [];
+      for (let i = 0; i < 5000; i++) lines.push(make(n++));
+      const buf = Buffer.from(lines.join('\n') + '\n');
+      fs.writeSync(fd, buf);
+      written += buf.length;
+    }
+    fs.closeSync(fd);
+  }
+  const t0 = performance.now();
+  const v = spawnSync('/usr/bin/time', ['-f', '@@%M', process.execPath, 'dist/cli.js', 'validate', file], { encoding: 'utf8' });
+  const s = (performance.now() - t0) / 1000;
+  const peak = Number(/@@(\d+)/.exec(v.stderr)?.[1] ?? NaN) / 1024;
+  console.log(`${name.padEnd(28)} ${(fs.statSync(file).size / 1e6 / s).toFixed(0).padStart(4)} MB/s, ${s.toFixed(2)} s, peak ${peak.toFixed(0)} MB; ${v.stderr.split('\n')[0]}`);
+}
+
 // The dashboard's redraw time with 100k points per series (the real webview bundle in chromium).
 spawnSync(process.execPath, ['scripts/bench-dashboard.mjs'], { stdio: 'inherit' });

@@ -20,12 +20,14 @@ export interface LineStats {
   unterminated: boolean;
 }
 
-export function forEachLine(file: string, sink: LineSink, opts: { chunkBytes?: number; maxLineBytes?: number } = {}): LineStats {
+/** `start`/`end`: a byte range (start at a line's first byte); line numbers count from the range's start. */
+export function forEachLine(file: string, sink: LineSink, opts: { chunkBytes?: number; maxLineBytes?: number; start?: number; end?: number } = {}): LineStats {
   const chunkBytes = opts.chunkBytes ?? 1 << 22;
   const maxLine = opts.maxLineBytes ?? 64 << 20;
   const { fd } = openRegular(file); // a FIFO would block, a device never end
   const buf = Buffer.allocUnsafe(chunkBytes);
-  let pos = 0, lineNo = 0, lineStart = 0;
+  const first = opts.start ?? 0, end = opts.end ?? Infinity;
+  let pos = first, lineNo = 0, lineStart = first;
   let carry: Buffer[] = [], carryLen = 0, skipping = false;
   const emit = (b: Buffer, offset: number) => {
     lineNo++;
@@ -34,7 +36,7 @@ export function forEachLine(file: string, sink: LineSink, opts: { chunkBytes?: n
   };
   try {
     for (;;) {
-      const n = fs.readSync(fd, buf, 0, chunkBytes, pos);
+      const n = fs.readSync(fd, buf, 0, Math.min(chunkBytes, end - pos), pos);
       if (n === 0) break;
       let i = 0;
       while (i < n) {
@@ -73,7 +75,7 @@ export function forEachLine(file: string, sink: LineSink, opts: { chunkBytes?: n
         sink.tooLong?.(lineNo, lineStart, carryLen);
       } else emit(Buffer.concat(carry), lineStart);
     }
-    return { lines: lineNo, bytes: pos, unterminated };
+    return { lines: lineNo, bytes: pos - first, unterminated };
   } finally {
     fs.closeSync(fd);
   }

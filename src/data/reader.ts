@@ -147,6 +147,11 @@ export class RecordChecker {
     this.o.onRecord?.(rec, obj);
   }
 
+  /** The ids seen (first occurrences) and their lines, for a caller that checks across parts. */
+  idList(): [string[], number[]] {
+    return [[...this.ids.keys()], [...this.ids.values()]];
+  }
+
   tooLong(lineNo: number, length: number): void {
     this.flush();
     this.problem(lineNo, `line of ${length} bytes is over the size limit of ${this.o.maxLineBytes ?? 64 << 20} bytes`);

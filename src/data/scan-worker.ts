@@ -1,6 +1,7 @@
 /**
  * The extension host's scan thread: reads the workspace's dataset files and runs folder so the
- * host's own thread never parses what a workspace (trusted or not) put there. The host starts it
+ * host's own thread never parses what a workspace (trusted or not) put there. `rlhf validate` also
+ * runs it, one per core, to check the parts of a large file (src/data/validate-parallel.ts). The host starts it
  * with a memory limit and a time limit per request (src/host/scan-client.ts); a file that exhausts
  * either costs that file alone.
  */
@@ -11,6 +12,7 @@ import { sniffStage, stageFromName } from './reader';
 import { datasetStats } from './stats';
 import { insideFolder, openRegular } from './durable';
 import { listRuns } from './runs-tree';
+import { validatePart } from './validate-parallel';
 import { ScanReply, ScanRequest, ScanResult, parseScanRequest } from '../protocol/scan';
 import * as fs from 'fs';
 
@@ -41,6 +43,7 @@ function handle(m: ScanRequest): ScanReply {
   try {
     if (m.type === 'scan') return { type: 'scan', id: m.id, result: scanFile(m.file, m.roots, m.full) };
     if (m.type === 'index') return { type: 'index', id: m.id, index: buildIndex(m.file) };
+    if (m.type === 'part') return { type: 'part', id: m.id, result: validatePart(m) };
     return { type: 'runs', id: m.id, runs: listRuns(m.dir) };
   } catch (e) {
     return { type: 'failed', id: m.id, message: (e as Error).message };

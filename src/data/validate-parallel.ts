@@ -36,8 +36,8 @@ export interface PartResult {
   lines: number;
   /** null when the part had more than PART_PROBLEM_CAP. */
   problems: Problem[] | null;
-  ids: string[];
-  idLines: number[];
+  /** JSON of [ids, their lines]: one string crosses threads far faster than 400k small ones. */
+  ids: string;
 }
 
 /** One part, on whichever thread calls it (the scan worker, or a test). */
@@ -51,8 +51,7 @@ export function validatePart(p: PartRequest): PartResult {
   });
   const stats = forEachLine(p.file, { line: (b, n) => c.bytes(b, n), tooLong: (n, _o, len) => c.tooLong(n, len) }, { maxLineBytes: p.maxLineBytes, start: p.start, end: p.end });
   c.finish(stats.lines, p.last && stats.unterminated);
-  const [ids, idLines] = c.idList();
-  return { records: c.records, lines: stats.lines, problems: over ? null : problems, ids, idLines };
+  return { records: c.records, lines: stats.lines, problems: over ? null : problems, ids: JSON.stringify(c.idList()) };
 }
 
 /** The stage of a file whose name does not say it: its first record's fields (as the reader sniffs). */
@@ -114,32 +113,33 @@ function runPart(script: string, p: PartRequest): Promise<PartResult> {
  * Reads a dataset like readDataset, on `threads` threads when the file is large; problems come to
  * `onProblem` in file order. `script` is the scan worker's bundle.
  */
-export async function readDatasetParallel(file: string, o: ReadOptions & { script: string; threads?: number }): Promise<ReadSummary> {
+export async function readDatasetParallel(file: string, o: ReadOptions & { script: string; threads?: number; minBytes?: number }): Promise<ReadSummary> {
   const threads = o.threads ?? Math.min(8, os.availableParallelism?.() ?? os.cpus().length);
   const size = openRegularSize(file);
-  const stage = o.stage ?? stageFromName(file) ?? (size >= PARALLEL_MIN_BYTES ? sniffFile(file) : undefined);
-  if (threads < 2 || size < PARALLEL_MIN_BYTES || !stage || stage === 'pretrain' || o.onRecord) return readDataset(file, o);
+  const min = o.minBytes ?? PARALLEL_MIN_BYTES;
+  const stage = o.stage ?? stageFromName(file) ?? (size >= min ? sniffFile(file) : undefined);
+  if (threads < 2 || size < min || !stage || stage === 'pretrain' || o.onRecord) return readDataset(file, o);
   const starts = boundaries(file, size, threads);
   const parts = await Promise.all(starts.map((start, k) => runPart(o.script, { file, start, end: starts[k + 1] ?? size, stage, maxLineBytes: o.maxLineBytes, last: k === starts.length - 1 })));
   if (parts.some((p) => p.problems === null)) return readDataset(file, o); // too many to hold: stream them
   const problems: Problem[] = [];
   const firstLine = new Map<string, number>();
   let offset = 0, records = 0;
-  for (const p of parts) {
+  parts.forEach((p, k) => {
     for (const x of p.problems!) problems.push({ ...x, line: x.line + offset });
     records += p.records;
-    p.ids.forEach((id, i) => {
-      const line = p.idLines[i] + offset;
-      const first = firstLine.get(id);
-      if (first === undefined) firstLine.set(id, line);
-      else {
+    const [ids, lines] = JSON.parse(p.ids) as [string[], number[]];
+    const lastPart = k === parts.length - 1;
+    for (let i = 0; i < ids.length; i++) {
+      const first = firstLine.get(ids[i]);
+      if (first !== undefined) {
         // counted as a record by its part, which could not see the earlier one
         records--;
-        problems.push({ file, line, message: `duplicate id ${JSON.stringify(id)} (first on line ${first})` });
-      }
-    });
+        problems.push({ file, line: lines[i] + offset, message: `duplicate id ${JSON.stringify(ids[i])} (first on line ${first})` });
+      } else if (!lastPart) firstLine.set(ids[i], lines[i] + offset); // nothing after the last part to compare
+    }
     offset += p.lines;
-  }
+  });
   problems.sort((a, b) => a.line - b.line);
   for (const x of problems) o.onProblem?.(x);
   return { file, stage, records, problems: problems.length, lines: offset, bytes: size };

@@ -7,12 +7,14 @@ import type { FileEntry } from '../data/dataset-tree';
 import type { Problem } from '../data/jsonl';
 import type { RecordIndex } from '../data/record-index';
 import type { RunSummary } from '../data/runs-tree';
+import type { PartRequest, PartResult } from '../data/validate-parallel';
 import { isInt, isObj, isStr } from './validate';
 
 export type ScanRequest =
   | { type: 'scan'; id: number; file: string; roots: string[]; full?: boolean }
   | { type: 'index'; id: number; file: string }
-  | { type: 'runs'; id: number; dir: string };
+  | { type: 'runs'; id: number; dir: string }
+  | ({ type: 'part'; id: number } & PartRequest);
 
 export interface ScanResult {
   /** Undefined when the file is not a dataset. */
@@ -26,6 +28,7 @@ export type ScanReply =
   | { type: 'scan'; id: number; result: ScanResult }
   | { type: 'index'; id: number; index: RecordIndex }
   | { type: 'runs'; id: number; runs: RunSummary[] }
+  | { type: 'part'; id: number; result: PartResult }
   | { type: 'failed'; id: number; message: string };
 
 export function parseScanRequest(v: unknown): ScanRequest | undefined {
@@ -33,6 +36,9 @@ export function parseScanRequest(v: unknown): ScanRequest | undefined {
   if (v.type === 'scan' && isStr(v.file) && Array.isArray(v.roots) && v.roots.every(isStr)) return { type: 'scan', id: v.id, file: v.file, roots: v.roots, full: v.full === true };
   if (v.type === 'index' && isStr(v.file)) return { type: 'index', id: v.id, file: v.file };
   if (v.type === 'runs' && isStr(v.dir)) return { type: 'runs', id: v.id, dir: v.dir };
+  if (v.type === 'part' && isStr(v.file) && isInt(v.start) && isInt(v.end) && isStr(v.stage) && typeof v.last === 'boolean') {
+    return { type: 'part', id: v.id, file: v.file, start: v.start, end: v.end, stage: v.stage as PartRequest['stage'], last: v.last, maxLineBytes: isInt(v.maxLineBytes) ? v.maxLineBytes : undefined };
+  }
   return undefined;
 }
 

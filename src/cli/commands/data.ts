@@ -3,7 +3,9 @@ import * as fs from 'fs';
 import { OptSpecs, ParsedOpts, UsageError } from '../args';
 import { Reporter } from '../progress';
 import { formatProblem } from '../../data/jsonl';
-import { STAGES, Stage, readDataset } from '../../data/reader';
+import { STAGES, Stage } from '../../data/reader';
+import { readDatasetParallel } from '../../data/validate-parallel';
+import { distFile } from '../../engine/paths';
 import { datasetStats } from '../../data/stats';
 import { CONVERSIONS, Conversion, convertFile } from '../../data/convert';
 import { agreement } from '../../data/agreement';
@@ -41,6 +43,7 @@ function stageOpt(o: ParsedOpts): Stage | undefined {
 export async function validateCommand(o: ParsedOpts, files: string[], _r: Reporter): Promise<number> {
   if (!files.length) throw new UsageError('rlhf validate needs at least one FILE');
   const stage = stageOpt(o);
+  const scanScript = distFile('scan-worker.js'); // large files are checked on every core
   let records = 0, problems = 0;
   const out = (p: { file: string; line: number; message: string }) =>
     process.stdout.write(o.json ? JSON.stringify(p) + '\n' : formatProblem(p) + '\n');
@@ -52,7 +55,7 @@ export async function validateCommand(o: ParsedOpts, files: string[], _r: Report
     }
     // each file on its own: one that cannot be read (a FIFO, a device) is one problem, and the next is checked
     try {
-      const s = readDataset(file, { stage, maxLineBytes: o['max-line-bytes'] as number, onProblem: out });
+      const s = await readDatasetParallel(file, { stage, maxLineBytes: o['max-line-bytes'] as number, onProblem: out, script: scanScript ?? '', threads: scanScript ? undefined : 1 });
       records += s.records;
       problems += s.problems;
     } catch (e) {
