@@ -94,7 +94,7 @@ test('SIGKILL in the middle of a checkpoint write leaves the previous checkpoint
   const watch = setInterval(() => {
     if (killed || !fs.existsSync(run.checkpointsDir)) return;
     const names = fs.readdirSync(run.checkpointsDir);
-    const writing = names.find((n) => n.startsWith('.tmp-step-000004'));
+    const writing = names.find((n) => /^\.tmp-.*-new-step-000004$/.test(n));
     if (writing && fs.readdirSync(path.join(run.checkpointsDir, writing)).length >= 1) {
       killed = true;
       (client as unknown as { child: { kill(s: string): void } }).child.kill('SIGKILL');
@@ -108,7 +108,7 @@ test('SIGKILL in the middle of a checkpoint write leaves the previous checkpoint
   assert.ok(killed, 'the worker was killed while writing step 4');
   assert.notEqual(code, 0);
   checkpoints.push(...fs.readdirSync(run.checkpointsDir));
-  assert.ok(checkpoints.some((n) => n.startsWith('.tmp-step-000004')), `a half-written checkpoint is left: ${checkpoints}`);
+  assert.ok(checkpoints.some((n) => /^\.tmp-.*-new-step-000004$/.test(n)), `a half-written checkpoint is left: ${checkpoints}`);
   assert.equal(run.latestCheckpoint()!.step, 2, 'the half-written one is not taken for a checkpoint');
   assert.ok(logs.some((l) => l.includes(`the last good checkpoint is ${run.stepCheckpointDir(2)}`)), logs.join('\n'));
   const loaded = readModelDir(run.stepCheckpointDir(2));
