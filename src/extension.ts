@@ -59,7 +59,7 @@ export function activate(context: vscode.ExtensionContext): void {
     }
     // training stages write runs into the configured folder and read their settings
     const stage = argv[0];
-    const full = ['pretrain', 'sft', 'rm', 'ppo'].includes(stage) ? [...argv, ...stageFlags(stage), '--runs-dir', runsDir()!] : argv;
+    const full = ['pretrain', 'sft', 'rm', 'ppo', 'dpo'].includes(stage) ? [...argv, ...stageFlags(stage), '--runs-dir', runsDir()!] : argv;
     await vscode.commands.executeCommand('setContext', 'rlhf.training', true);
     // set once: a command with arguments reassigned on every step would be gone by the time of a click
     status.tooltip = 'RLHF: training. Click to open its dashboard; cancel from the notification or with RLHF: Cancel Training.';
@@ -141,6 +141,11 @@ export function activate(context: vscode.ExtensionContext): void {
       const policy = prompts && (await pickModel('SFT model (policy and reference)'));
       const rm = policy && (await pickModel('Reward model'));
       if (prompts && policy && rm) await runStage('Run PPO', ['ppo', '--prompts', prompts, '--policy', policy, '--reward-model', rm]);
+    }),
+    vscode.commands.registerCommand('rlhf.trainDpo', async () => {
+      const data = await pickFile('**/*.rm.jsonl', 'Preferences (RM dataset: rankings or pairs)');
+      const model = data && (await pickModel('SFT model to tune (also the frozen reference)'));
+      if (data && model) await runStage('Train DPO Model', ['dpo', '--data', data, '--model', model]);
     }),
     vscode.commands.registerCommand('rlhf.runPipeline', () => runStage('Run Full Pipeline', ['pipeline', '--out', path.join(folder() ?? '.', '.rlhf', 'pipeline')])),
     vscode.commands.registerCommand('rlhf.generate', async () => {

@@ -25,6 +25,10 @@ export function keyMetric(stage: string, metrics: Record<string, number>[]): str
   const last = (k: string) => [...metrics].reverse().find((m) => m[k] !== undefined)?.[k];
   const f = (x: number | undefined, d = 3) => (x === undefined ? undefined : x.toFixed(d));
   if (stage === 'rm') return last('eval/accuracy') !== undefined ? `eval acc ${f(last('eval/accuracy'))}` : last('accuracy') !== undefined ? `acc ${f(last('accuracy'))}` : undefined;
+  if (stage === 'dpo') {
+    const acc = last('eval/rewards/accuracies') ?? last('rewards/accuracies');
+    return acc !== undefined ? `reward acc ${f(acc)} · margin ${f(last('eval/rewards/margins') ?? last('rewards/margins'), 2)}` : undefined;
+  }
   if (stage === 'ppo') return last('objective/scores') !== undefined ? `score ${f(last('objective/scores'))} · KL ${f(last('objective/kl'), 2)}` : undefined;
   const ev = last('eval/loss');
   return ev !== undefined ? `eval loss ${f(ev)}` : last('loss') !== undefined ? `loss ${f(last('loss'))}` : undefined;

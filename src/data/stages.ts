@@ -3,6 +3,10 @@ export type Stage = 'pretrain' | 'sft' | 'rm' | 'ppo';
 export const STAGES: Stage[] = ['pretrain', 'sft', 'rm', 'ppo'];
 export const STAGE_NAMES: Record<Stage, string> = { pretrain: 'Pretraining', sft: 'SFT', rm: 'Reward model', ppo: 'PPO' };
 
-export const stageName = (s: string): string => STAGE_NAMES[s as Stage] ?? s;
+/** Stages of runs: the dataset stages and the training methods that read their datasets (DPO reads RM files). */
+const RUN_STAGES = [...STAGES, 'dpo'];
+const RUN_STAGE_NAMES: Record<string, string> = { ...STAGE_NAMES, dpo: 'DPO' };
+
+export const stageName = (s: string): string => RUN_STAGE_NAMES[s] ?? s;
 /** Pipeline order for sorting; unknown stages last. */
-export const stageRank = (s: string): number => (STAGES.includes(s as Stage) ? STAGES.indexOf(s as Stage) : STAGES.length);
+export const stageRank = (s: string): number => (RUN_STAGES.includes(s) ? RUN_STAGES.indexOf(s) : RUN_STAGES.length);

@@ -7,6 +7,7 @@ const FLAGS: Record<string, Record<string, string>> = {
   sft: { steps: 'steps', batchSize: 'batch-size', lr: 'lr' },
   rm: { steps: 'steps', batchSize: 'batch-size', lr: 'lr' },
   ppo: { iterations: 'iterations', klCoef: 'kl-coef', klTarget: 'kl-target', lr: 'lr', samplesPerPrompt: 'samples-per-prompt' },
+  dpo: { steps: 'steps', beta: 'beta', lr: 'lr', kway: 'kway' },
 };
 
 /** Flags for the settings the user set (defaults stay the CLI's own). */
@@ -14,7 +15,7 @@ export function stageFlags(stage: string): string[] {
   const c = vscode.workspace.getConfiguration(`rlhf.${stage}`);
   const out: string[] = [];
   for (const [key, flag] of Object.entries(FLAGS[stage] ?? {})) {
-    const v = c.get<number>(key);
+    const v = c.get<number | string>(key);
     if (v !== undefined && v !== null) out.push(`--${flag}`, String(v));
   }
   return out;

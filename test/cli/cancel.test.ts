@@ -37,6 +37,7 @@ const stages: Record<string, () => string[]> = {
   pretrain: () => ['pretrain', '--corpus', path.join(root, 'corpus.txt'), '--layers', '1', '--heads', '2', '--embd', '16', '--block', '32', '--steps', '100000', '--batch-size', '2', '--checkpoint-interval', '0'],
   sft: () => ['sft', '--data', path.join(root, 'toy.sft.jsonl'), '--model', path.join(root, 'sft'), '--steps', '100000', '--batch-size', '2', '--checkpoint-interval', '0', '--threads', '1'],
   rm: () => ['rm', '--data', path.join(root, 'toy.rm.jsonl'), '--model', path.join(root, 'sft'), '--steps', '100000', '--batch-size', '2', '--checkpoint-interval', '0', '--threads', '1'],
+  dpo: () => ['dpo', '--data', path.join(root, 'toy.rm.jsonl'), '--model', path.join(root, 'sft'), '--steps', '100000', '--batch-size', '2', '--checkpoint-interval', '0'],
   ppo: () => ['ppo', '--prompts', path.join(root, 'toy.ppo.jsonl'), '--policy', path.join(root, 'sft'), '--reward-model', path.join(root, 'runs', 'rm-fixture', 'checkpoints', 'final'), '--iterations', '100000', '--prompts-per-rollout', '2', '--samples-per-prompt', '2', '--max-new-tokens', '6', '--checkpoint-interval', '0'],
 };
 

@@ -7,6 +7,7 @@ import { resumeSft, sft } from '../../engine/stages/sft';
 import { resumeRewardModel, trainRewardModel } from '../../engine/stages/rm';
 import { DEFAULT_PPO, PpoConfig, ppoTrain, resumePpo } from '../../engine/stages/ppo';
 import { defaultCorpusPath } from '../../engine/stages/common';
+import { DEFAULT_DPO, checkDpoConfig, dpo, resumeDpo } from '../../engine/stages/dpo';
 import { RunDir } from '../../data/run';
 import type { TokenizerKind } from '../../engine/config';
 
@@ -64,6 +65,18 @@ export const PPO_OPTS: OptSpecs = {
   ...COMMON,
 };
 
+export const DPO_OPTS: OptSpecs = {
+  data: { type: 'string', help: 'preferences: any RM dataset (K-way rankings, pairwise, HH transcripts)' },
+  'eval-data': { type: 'string', help: 'held-out preferences (default: every 10th record of --data)' },
+  model: { type: 'string', help: 'the policy to tune, usually the SFT model; also the frozen reference' },
+  beta: { type: 'number', help: 'beta, the strength of the KL constraint to the reference', default: DEFAULT_DPO.beta },
+  loss: { type: 'string', help: 'sigmoid (DPO) or ipo', default: DEFAULT_DPO.loss },
+  'label-smoothing': { type: 'number', help: 'conservative DPO: the probability a label is flipped (sigmoid loss)', default: DEFAULT_DPO.labelSmoothing },
+  kway: { type: 'string', help: 'K-way rankings: pl (Plackett-Luce over the ranking) or pairs (every pair)', default: DEFAULT_DPO.kway },
+  ...TRAIN_OPTS,
+  ...COMMON,
+};
+
 export const RESUME_OPTS: OptSpecs = { ...COMMON };
 
 function summarize(r: Reporter, result: { run: { id: string; status: string }; finalModel?: string; lastMetrics: Record<string, number>; step: number }, dir: string) {
@@ -108,6 +121,22 @@ function datasetStageCommand(name: string, parent: string, run: typeof sft) {
 export const sftCommand = datasetStageCommand('sft', 'the pretrained parent', sft);
 export const rmCommand = datasetStageCommand('rm', 'the SFT model', trainRewardModel);
 
+export async function dpoCommand(o: ParsedOpts, r: Reporter) {
+  if (!o.data) throw new UsageError('rlhf dpo needs --data FILE (see rlhf dpo --help)');
+  if (!o.model) throw new UsageError('rlhf dpo needs --model DIR, the SFT model (see rlhf dpo --help)');
+  const cfg = { beta: o.beta as number, loss: o.loss as 'sigmoid', labelSmoothing: o['label-smoothing'] as number, kway: o.kway as 'pl' };
+  try {
+    checkDpoConfig(cfg);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  await startBackend(o, r);
+  const runsDir = path.resolve(o['runs-dir'] as string);
+  const result = await dpo({ data: o.data as string, evalData: o['eval-data'] as string | undefined, model: o.model as string, dpo: cfg, train: trainOverrides(o), runsDir, runId: o['run-id'] as string | undefined }, hooksFor(r));
+  summarize(r, result, path.join(runsDir, result.run.id));
+  return result;
+}
+
 export function ppoConfig(o: ParsedOpts): Partial<PpoConfig> {
   if (o['kl-estimator'] !== 'k1' && o['kl-estimator'] !== 'k3') throw new UsageError('--kl-estimator must be k1 or k3');
   return {
@@ -144,6 +173,7 @@ export async function resumeCommand(o: ParsedOpts, positional: string[], r: Repo
   else if (info.stage === 'sft') result = await resumeSft(dir, hooks);
   else if (info.stage === 'rm') result = await resumeRewardModel(dir, hooks);
   else if (info.stage === 'ppo') result = await resumePpo(dir, hooks);
+  else if (info.stage === 'dpo') result = await resumeDpo(dir, hooks);
   else throw new Error(`cannot resume a run of stage "${info.stage}"`);
   summarize(r, result, path.resolve(dir));
   return result;

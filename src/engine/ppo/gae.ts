@@ -17,12 +17,15 @@ export function gae(rewards: number[], values: number[], gamma = 1, lambda = 0.9
   return { advantages, returns: advantages.map((a, t) => a + values[t]) };
 }
 
-/** (x - mean) / sqrt(var + 1e-8) over all values given (advantage whitening). */
+/**
+ * (x - mean) / sqrt(var + 1e-8) over all values given (advantage whitening), with the unbiased
+ * variance (n - 1), as TRL's masked_whiten computes it.
+ */
 export function whiten(xs: number[], shiftMean = true): number[] {
   const n = xs.length;
   if (n === 0) return [];
   const mean = xs.reduce((a, b) => a + b, 0) / n;
-  const variance = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / n;
+  const variance = n > 1 ? xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1) : 0;
   const inv = 1 / Math.sqrt(variance + 1e-8);
   return xs.map((x) => (shiftMean ? (x - mean) * inv : (x - mean) * inv + mean));
 }

@@ -27,3 +27,8 @@ export function klEstimate(logp: number, logpRef: number, kind: 'k1' | 'k3'): nu
   const logr = logpRef - logp; // log (pi_ref / pi)
   return kind === 'k1' ? -logr : Math.exp(logr) - 1 - logr;
 }
+
+/** A response's KL to the reference: the sum of the per-token estimates the penalty uses (objective/kl reports the same). */
+export function sequenceKl(logp: ArrayLike<number>, logpRef: ArrayLike<number>, positions: number[], kind: 'k1' | 'k3'): number {
+  return positions.reduce((s, k) => s + klEstimate(logp[k], logpRef[k], kind), 0);
+}

@@ -12,7 +12,9 @@ function maskedMean(x: tf.Tensor, mask: tf.Tensor): tf.Scalar {
 }
 
 export function policyLoss(logp: tf.Tensor, logpOld: tf.Tensor, advantages: tf.Tensor, mask: tf.Tensor, clip: number) {
-  const ratio = tf.exp(tf.sub(logp, logpOld));
+  // masked positions (padding, the prompt) are set to 0 before exp: exp of a large difference there
+  // would be Inf, and Inf * 0 = NaN in the masked mean
+  const ratio = tf.exp(tf.where(tf.greater(mask, 0), tf.sub(logp, logpOld), tf.zerosLike(logp)));
   const unclipped = tf.mul(tf.neg(advantages), ratio);
   const clipped = tf.mul(tf.neg(advantages), tf.clipByValue(ratio, 1 - clip, 1 + clip));
   const loss = maskedMean(tf.maximum(unclipped, clipped), mask);

@@ -23,14 +23,22 @@ export class RewardModel {
     this.params = new Map([...trunk.params, ['score.weight', this.w], ['score.bias', this.b]]);
   }
 
-  /** From a model directory: its score head if it has one, else a new head N(0, 1/sqrt(n_embd + 1)). */
-  static fromLoaded(loaded: LoadedModel, trainable = true, seed = 1): RewardModel {
+  /**
+   * From a model directory: its score head if it has one, else a new head N(0, 1/sqrt(n_embd + 1)).
+   * `normalise` folds the reward statistics into the head, w/std and (b - mean)/std, so it reads
+   * (score - mean)/std: PPO's critic starts in the units of the normalised rewards it learns.
+   */
+  static fromLoaded(loaded: LoadedModel, trainable = true, seed = 1, normalise?: { mean: number; std: number }): RewardModel {
     const C = loaded.config.n_embd;
     const sw = loaded.extra.get('score.weight'), sb = loaded.extra.get('score.bias');
     let w: Float32Array, b: Float32Array;
     if (sw && sw.data.length === C) {
       w = sw.data;
       b = sb?.data ?? new Float32Array(1);
+      if (normalise) {
+        w = w.map((x) => x / normalise.std);
+        b = b.map((x) => (x - normalise.mean) / normalise.std);
+      }
     } else {
       const rng = new Rng(seed);
       w = Float32Array.from({ length: C }, () => rng.normal() / Math.sqrt(C + 1));

@@ -29,7 +29,7 @@ import { AdamW, clipByGlobalNorm } from '../train/optim';
 import { TrainResult, assertFinite, yieldToEventLoop } from '../train/trainer';
 import { RewardModel } from '../rm/reward-model';
 import { gae, whiten } from '../ppo/gae';
-import { AdaptiveKl, FixedKl, KlController, klEstimate } from '../ppo/kl-controller';
+import { AdaptiveKl, FixedKl, KlController, klEstimate, sequenceKl } from '../ppo/kl-controller';
 import { policyLoss, valueLoss } from '../ppo/losses';
 import { readRecords } from '../../data/jsonl';
 import { PpoPrompt, toPpoPrompt } from '../../data/ppo';
@@ -114,6 +114,11 @@ export function readPrompts(file: string): PpoPrompt[] {
   return items;
 }
 
+/** A reward-model score in the units PPO uses: (score - mean) / (std + 1e-8), the statistics of the RM's training set. */
+export function normaliseScore(x: number, stats: { mean: number; std: number }): number {
+  return (x - stats.mean) / (stats.std + 1e-8);
+}
+
 /** The models of a PPO run, checked against each other before anything is written. */
 function loadModels(policyDir: string, rmDir: string, refDir: string, valueDir?: string) {
   const policy = readModelDir(policyDir);
@@ -125,7 +130,8 @@ function loadModels(policyDir: string, rmDir: string, refDir: string, valueDir?:
     );
   }
   if (!rm.extra.has('score.weight')) throw new Error(`${rmDir} has no score head (score.weight): train it with rlhf rm`);
-  const stats = { mean: Number(rm.rawConfig.reward_mean ?? 0), std: Number(rm.rawConfig.reward_std ?? 1) || 1 };
+  const stats = { mean: Number(rm.rawConfig.reward_mean ?? 0), std: Number(rm.rawConfig.reward_std ?? 1) || 1 }; // a constant reward model (std 0) is read unscaled
+  if (!Number.isFinite(stats.mean) || !(stats.std >= 0)) throw new Error(`${rmDir}: reward_mean and reward_std in config.json must be numbers (std >= 0)`);
   const value = valueDir ? readModelDir(valueDir) : rm;
   return { policy, rm, ref, value, stats };
 }
@@ -143,10 +149,13 @@ interface Rollout {
   contexts: number[][];
 }
 
-/** log pi(ids[t+1] | ids[..t]) at every position t [N, T] (the last column is padding), and per-position entropy. */
-function tokenLogps(model: GPT, ids: tf.Tensor2D, withEntropy = false): { logp: tf.Tensor2D; entropy?: tf.Tensor2D } {
+/**
+ * log pi(ids[t+1] | ids[..t]) at every position t [N, T] (the last column is padding), and per-position
+ * entropy, from the logits divided by the sampling temperature: the distribution the sampler drew from.
+ */
+export function tokenLogps(model: GPT, ids: tf.Tensor2D, withEntropy = false, temperature = 1): { logp: tf.Tensor2D; entropy?: tf.Tensor2D } {
   const [N, T] = ids.shape;
-  const logits = model.logits(ids);
+  const logits = temperature === 1 ? model.logits(ids) : tf.div(model.logits(ids), temperature);
   const logp = tf.logSoftmax(logits);
   const next = tf.concat([tf.slice(ids, [0, 1], [N, T - 1]), tf.zeros([N, 1], 'int32')], 1);
   const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.reshape(next, [N * T]), model.config.vocab_size)), 1);
@@ -200,7 +209,8 @@ class PpoRun {
     this.policy = new GPT(models.policy.config, models.policy.weights, true);
     this.ref = new GPT(models.ref.config, models.ref.weights, false);
     this.rm = RewardModel.fromLoaded(models.rm, false);
-    this.critic = RewardModel.fromLoaded(models.value, true);
+    // a new critic starts from the reward model's head in normalised units; a resumed one is already
+    this.critic = RewardModel.fromLoaded(models.value, true, 1, models.value === models.rm ? stats : undefined);
     this.policyOpt = new AdamW(this.policy.params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 });
     this.valueOpt = new AdamW(this.critic.params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 });
     this.order = epochOrder(prompts.length, deriveSeed(cfg.seed, 0x99));
@@ -257,7 +267,7 @@ class PpoRun {
     const ids = new Int32Array(seqs.length * T).fill(this.tok.eot);
     seqs.forEach((s, n) => ids.set(s, n * T));
     const raw = tf.tidy(() => this.rm.rewards(tf.tensor2d(ids, [seqs.length, T], 'int32'), seqs.map((s) => s.length - 1)).dataSync());
-    return Array.from(raw, (x, n) => (x - this.stats.mean) / this.stats.std - (r.finished[n] ? 0 : this.cfg.missingEosPenalty));
+    return Array.from(raw, (x, n) => normaliseScore(x, this.stats) - (r.finished[n] ? 0 : this.cfg.missingEosPenalty));
   }
 
   async step(): Promise<Record<string, number>> {
@@ -269,8 +279,8 @@ class PpoRun {
     const { logpOld, logpRef, vOld } = tf.tidy(() => {
       const ids = tf.tensor2d(r.ids, [r.N, r.T], 'int32');
       return {
-        logpOld: tokenLogps(this.policy, ids).logp.dataSync() as Float32Array,
-        logpRef: tokenLogps(this.ref, ids).logp.dataSync() as Float32Array,
+        logpOld: tokenLogps(this.policy, ids, false, c.temperature).logp.dataSync() as Float32Array,
+        logpRef: tokenLogps(this.ref, ids, false, c.temperature).logp.dataSync() as Float32Array,
         vOld: this.critic.values(ids).dataSync() as Float32Array,
       };
     });
@@ -290,7 +300,7 @@ class PpoRun {
       idx.forEach((k, t) => (ret[k] = returns[t]));
       perSeq.push({ idx, a: advantages });
       allAdv.push(...advantages);
-      klSeq.push(idx.reduce((s, k) => s + (logpOld[k] - logpRef[k]), 0));
+      klSeq.push(sequenceKl(logpOld, logpRef, idx, c.klEstimator)); // the estimator the penalty uses
       nonScore.push(kl.reduce((s, x) => s - beta * x, 0));
       negLogp.push(idx.reduce((s, k) => s - logpOld[k], 0));
     }
@@ -318,7 +328,7 @@ class PpoRun {
           const ids = tf.tensor2d(mb.ids, [M, T], 'int32');
           const m = tf.tensor2d(rowsOf(mask, T, rows), [M, T]);
           return tf.variableGrads(() => {
-            const { logp, entropy } = tokenLogps(this.policy, ids, true);
+            const { logp, entropy } = tokenLogps(this.policy, ids, true, c.temperature);
             const pl = policyLoss(logp, tf.tensor2d(rowsOf(logpOld, T, rows), [M, T]), tf.tensor2d(rowsOf(adv, T, rows), [M, T]), m, c.clip);
             stats.clip = pl.clipfrac.dataSync()[0];
             stats.approxkl = pl.approxkl.dataSync()[0];

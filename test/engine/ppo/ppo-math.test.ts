@@ -23,12 +23,12 @@ test('GAE on a short trajectory, worked by hand (gamma 1, lambda 0.95)', () => {
   assert.deepEqual(mc.advantages, [6, 5, 3]);
 });
 
-test('whitening: zero mean, unit variance', () => {
+test('whitening: zero mean, unit variance, the unbiased variance as TRL\'s masked_whiten', () => {
   const w = whiten([1, 2, 3, 4]);
-  // mean 2.5, variance 1.25
-  [-1.5, -0.5, 0.5, 1.5].forEach((x, i) => close(w[i], x / Math.sqrt(1.25 + 1e-8)));
+  // mean 2.5, unbiased variance (2.25 + 0.25 + 0.25 + 2.25) / 3 = 5/3 (the biased 1.25 was the defect)
+  [-1.5, -0.5, 0.5, 1.5].forEach((x, i) => close(w[i], x / Math.sqrt(5 / 3 + 1e-8)));
   const kept = whiten([1, 2, 3, 4], false);
-  close(kept[0], -1.5 / Math.sqrt(1.25 + 1e-8) + 2.5);
+  close(kept[0], -1.5 / Math.sqrt(5 / 3 + 1e-8) + 2.5);
 });
 
 test('the clipped objective at ratios inside and outside the clip range', () => {

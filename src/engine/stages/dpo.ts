@@ -1,0 +1,206 @@
+/**
+ * Direct Preference Optimization (`rlhf dpo`, Rafailov et al. 2023): the policy (usually the SFT
+ * model) learns straight from preferences, with no reward model and no sampling. Every RM format
+ * is accepted: pairwise and HH records give one pair; K-way rankings use the Plackett-Luce loss
+ * over the whole ranking (dpo/losses.ts), or, with --kway pairs, every pair of different ranks.
+ *
+ * The frozen reference is the starting model: its log-probability of every response is computed
+ * once, before the first step, and stored in the run (reference_logps.json), so a resume reads it
+ * instead of loading the reference again. Logged with TRL's names: loss, rewards/chosen,
+ * rewards/rejected, rewards/accuracies, rewards/margins, logps/chosen, logps/rejected, and their
+ * eval/ versions on the held-out split (every 10th record unless --eval-data is given).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import { GPT } from '../model';
+import { Tokenizer } from '../tokenizer';
+import { deriveSeed, epochOrder } from '../rng';
+import { RunDir } from '../../data/run';
+import { writeFileAtomic } from '../../data/durable';
+import { loadModel, writeModelDir } from '../checkpoint';
+import { Objective, TrainConfig, train as trainLoop } from '../train/trainer';
+import { Ranking, comparisons } from '../../data/rm';
+import { DpoLossConfig, RankedGroup, dpoMetrics, pairwiseLoss, plackettLuceLoss } from '../dpo/losses';
+import { readRmFile } from './rm';
+import { DEFAULT_TRAIN, DatasetStageOptions, StageHooks, checkRecorded, datasetRunInfo, openResume, runLifecycle, trainEvalSplit } from './common';
+
+// ---- hyperparameters -------------------------------------------------------------------------
+export interface DpoConfig extends DpoLossConfig {
+  /** K-way rankings: 'pl' (Plackett-Luce over the whole ranking) or 'pairs' (all C(K,2) pairs). */
+  kway: 'pl' | 'pairs';
+}
+export const DEFAULT_DPO: DpoConfig = { beta: 0.1, loss: 'sigmoid', labelSmoothing: 0, kway: 'pl' };
+/** DPO moves a model little per step: a low learning rate, as TRL's default 1e-6 is for 7B models and far too low here. */
+export const DPO_TRAIN: Partial<TrainConfig> = { steps: 100, batchSize: 4, lr: 5e-5, minLr: 5e-6, warmupSteps: 5, weightDecay: 0, evalInterval: 25 };
+
+export interface DpoOptions extends DatasetStageOptions {
+  dpo?: Partial<DpoConfig>;
+}
+
+export function checkDpoConfig(c: DpoConfig): void {
+  if (!(c.beta > 0 && Number.isFinite(c.beta))) throw new Error(`--beta must be a positive number, got ${c.beta}`);
+  if (c.loss !== 'sigmoid' && c.loss !== 'ipo') throw new Error(`--loss must be sigmoid or ipo, got ${c.loss}`);
+  if (!(c.labelSmoothing >= 0 && c.labelSmoothing < 0.5)) throw new Error(`--label-smoothing must be in [0, 0.5), got ${c.labelSmoothing}`);
+  if (c.kway !== 'pl' && c.kway !== 'pairs') throw new Error(`--kway must be pl or pairs, got ${c.kway}`);
+}
+
+// ---- data ------------------------------------------------------------------------------------
+/** A ranking's responses as token sequences: context + response + end-of-text, and where the response starts. */
+export interface DpoRecord {
+  seqs: number[][];
+  starts: number[];
+  ranks: number[];
+}
+
+function tokenize(r: Ranking, tok: Tokenizer, maxLen: number): DpoRecord {
+  const ctx = tok.encode(r.context);
+  const seqs: number[][] = [], starts: number[] = [];
+  for (const resp of r.responses) {
+    const y = [...tok.encode(resp), tok.eot].slice(0, maxLen - 1); // at least one context token stays
+    const x = ctx.slice(-(maxLen - y.length));
+    seqs.push([...x, ...y]);
+    starts.push(x.length);
+  }
+  return { seqs, starts, ranks: r.ranks };
+}
+
+function prepare(o: { data: string; evalData?: string }, tok: Tokenizer, maxLen: number, log?: (s: string) => void) {
+  const { train, held } = trainEvalSplit(readRmFile, 'preference', o.data, o.evalData);
+  const usable = (rs: Ranking[]) => rs.filter((r) => comparisons(r).length > 0 && new Set(r.responses).size === r.responses.length);
+  const trainSet = usable(train), evalSet = usable(held);
+  const skipped = train.length - trainSet.length;
+  if (skipped) log?.(`${skipped} record(s) skipped: everything tied, flagged not_rankable, or identical responses`);
+  if (!trainSet.length) throw new Error(`${o.data} has no preference to learn from (every record tied, flagged or with identical responses)`);
+  return { train: trainSet.map((r) => tokenize(r, tok, maxLen)), eval: evalSet.map((r) => tokenize(r, tok, maxLen)) };
+}
+
+/** A batch of records: padded ids [N, T], the response mask [N, T] (positions predicting a response token), and the groups. */
+function batchOf(records: DpoRecord[], pad: number, kway: DpoConfig['kway']) {
+  const seqs = records.flatMap((r) => r.seqs);
+  const starts = records.flatMap((r) => r.starts);
+  const T = Math.max(...seqs.map((s) => s.length));
+  const ids = new Int32Array(seqs.length * T).fill(pad);
+  const mask = new Float32Array(seqs.length * T);
+  seqs.forEach((s, n) => {
+    ids.set(s, n * T);
+    for (let t = starts[n] - 1; t < s.length - 1; t++) mask[n * T + t] = 1;
+  });
+  const groups: RankedGroup[] = [];
+  let row = 0;
+  for (const r of records) {
+    groups.push({ rows: r.seqs.map((_, i) => row + i), ranks: r.ranks });
+    row += r.seqs.length;
+  }
+  return { ids, mask, N: seqs.length, T, groups, pl: kway === 'pl' };
+}
+
+/** Sum of log pi(response tokens | context) per sequence [N]. */
+export function sequenceLogps(model: GPT, ids: tf.Tensor2D, mask: tf.Tensor2D): tf.Tensor1D {
+  const [N, T] = ids.shape;
+  const logp = tf.logSoftmax(model.logits(ids));
+  const next = tf.concat([tf.slice(ids, [0, 1], [N, T - 1]), tf.zeros([N, 1], 'int32')], 1);
+  const picked = tf.reshape(tf.sum(tf.mul(logp, tf.oneHot(tf.reshape(next, [N * T]), model.config.vocab_size)), 1), [N, T]);
+  return tf.sum(tf.mul(picked, mask), 1) as tf.Tensor1D;
+}
+
+/** Log-probabilities of every response of every record, a few records at a time, without gradients. */
+function allLogps(model: GPT, records: DpoRecord[], pad: number): number[][] {
+  const out: number[][] = [];
+  for (let i = 0; i < records.length; i += 8) {
+    const part = records.slice(i, i + 8);
+    const b = batchOf(part, pad, 'pairs');
+    const lp = tf.tidy(() => sequenceLogps(model, tf.tensor2d(b.ids, [b.N, b.T], 'int32'), tf.tensor2d(b.mask, [b.N, b.T])).dataSync());
+    let o = 0;
+    for (const r of part) {
+      out.push(Array.from(lp.subarray(o, o + r.seqs.length)));
+      o += r.seqs.length;
+    }
+  }
+  return out;
+}
+
+function lossOf(lr: tf.Tensor1D, groups: RankedGroup[], c: DpoConfig): tf.Scalar {
+  // Plackett-Luce is the sigmoid loss's K-way form; IPO and label smoothing are defined on pairs
+  return c.kway === 'pl' && c.loss === 'sigmoid' && c.labelSmoothing === 0 ? plackettLuceLoss(lr, groups, c.beta) : pairwiseLoss(lr, groups, c);
+}
+
+// ---- the objective -----------------------------------------------------------------------------
+function dpoObjective(policy: GPT, tok: Tokenizer, data: { train: DpoRecord[]; eval: DpoRecord[] }, ref: { train: number[][]; eval: number[][] }, c: DpoConfig, cfg: TrainConfig): Objective {
+  const order = epochOrder(data.train.length, deriveSeed(cfg.seed, 0xd0));
+  const names = new Map([...policy.params].map(([k, v]) => [v.name, k]));
+  const vars = [...policy.params.values()].filter((v) => v.trainable);
+  const evaluate = (records: DpoRecord[], refs: number[][]): Record<string, number> => {
+    if (!records.length) return {};
+    const lp = allLogps(policy, records, tok.eot);
+    const flat = lp.flat(), flatRef = refs.flat();
+    const b = batchOf(records, tok.eot, c.kway);
+    const loss = tf.tidy(() => lossOf(tf.sub(tf.tensor1d(flat), tf.tensor1d(flatRef)) as tf.Tensor1D, b.groups, c).dataSync()[0]);
+    return { loss, ...dpoMetrics(flat, flatRef, b.groups, c.beta) };
+  };
+  return {
+    stage: 'dpo',
+    params: policy.params,
+    async microStep(step, micro) {
+      const picks = Array.from({ length: cfg.batchSize }, (_, r) => order((step * cfg.gradAccum + micro) * cfg.batchSize + r));
+      const b = batchOf(picks.map((i) => data.train[i]), tok.eot, c.kway);
+      const refLp = picks.flatMap((i) => ref.train[i]);
+      let lp: Float32Array = new Float32Array(0);
+      const { value, grads } = tf.tidy(() =>
+        tf.variableGrads(() => {
+          const seq = sequenceLogps(policy, tf.tensor2d(b.ids, [b.N, b.T], 'int32'), tf.tensor2d(b.mask, [b.N, b.T]));
+          lp = seq.dataSync() as Float32Array;
+          return lossOf(tf.sub(seq, tf.tensor1d(refLp)) as tf.Tensor1D, b.groups, c);
+        }, vars),
+      );
+      const loss = value.dataSync()[0];
+      value.dispose();
+      return { loss, grads: new Map(Object.entries(grads).map(([k, g]) => [names.get(k)!, g])), tokens: b.N * b.T, metrics: dpoMetrics(lp, refLp, b.groups, c.beta) };
+    },
+    evaluate() {
+      return Object.fromEntries(Object.entries(evaluate(data.eval, ref.eval)).map(([k, v]) => [`eval/${k}`, v]));
+    },
+    async writeModel(dir, files) {
+      writeModelDir(dir, policy.config, await policy.weights(), tok, { files });
+    },
+  };
+}
+
+// ---- the stage -------------------------------------------------------------------------------
+const REF_FILE = 'reference_logps.json';
+
+export async function dpo(o: DpoOptions, hooks: StageHooks = {}) {
+  const c: DpoConfig = { ...DEFAULT_DPO, ...o.dpo };
+  checkDpoConfig(c);
+  const train: TrainConfig = { ...DEFAULT_TRAIN, ...DPO_TRAIN, ...o.train, threads: 1 };
+  const { model, tokenizer } = loadModel(o.model);
+  try {
+    const data = prepare(o, tokenizer, model.config.n_positions, hooks.log); // fails before anything is written
+    const info = datasetRunInfo('dpo', o, model.config, train);
+    const run = RunDir.create(o.runsDir, { ...info, config: { ...info.config, dpo: c } }, o.runId);
+    hooks.log?.(`run ${run.dir}: ${data.train.length} preference records (${data.eval.length} held out); computing the reference's log-probabilities once`);
+    // the reference is the starting model: its log-probabilities now, before any update, kept in the run
+    const ref = { train: allLogps(model, data.train, tokenizer.eot), eval: allLogps(model, data.eval, tokenizer.eot) };
+    writeFileAtomic(path.join(run.dir, REF_FILE), JSON.stringify(ref));
+    return await runLifecycle(run, () => trainLoop({ objective: dpoObjective(model, tokenizer, data, ref, c, train), cfg: train, run, ...hooks }));
+  } finally {
+    model.dispose();
+  }
+}
+
+export async function resumeDpo(runDir: string, hooks: StageHooks = {}) {
+  const { run, config, point, markResumed } = openResume<{ data: string; eval_data: string | null; train: TrainConfig; dpo: DpoConfig }>(runDir, hooks);
+  checkRecorded(config.train, DEFAULT_TRAIN, 'config.train');
+  const c = checkRecorded(config.dpo, DEFAULT_DPO, 'config.dpo');
+  checkDpoConfig(c);
+  const { model, tokenizer } = loadModel(point.dir);
+  try {
+    const data = prepare({ data: config.data, evalData: config.eval_data ?? undefined }, tokenizer, model.config.n_positions, hooks.log);
+    const ref = JSON.parse(fs.readFileSync(path.join(run.dir, REF_FILE), 'utf8')) as { train: number[][]; eval: number[][] };
+    if (ref.train?.length !== data.train.length || ref.eval?.length !== data.eval.length) throw new Error(`${run.dir}: ${REF_FILE} does not match the data (was the dataset changed?)`);
+    markResumed();
+    return await runLifecycle(run, () => trainLoop({ objective: dpoObjective(model, tokenizer, data, ref, c, config.train), cfg: config.train, run, resume: point, ...hooks }));
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,86 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import { testBackend, tmpDir } from '../../helpers';
+import { GPT } from '../../../src/engine/model';
+import { defaultConfig } from '../../../src/engine/config';
+import { CharTokenizer } from '../../../src/engine/tokenizer';
+import { saveModel } from '../../../src/engine/checkpoint';
+import { dpo, resumeDpo } from '../../../src/engine/stages/dpo';
+import { readSafetensors } from '../../../src/engine/safetensors';
+import { RunDir } from '../../../src/data/run';
+import { Rng } from '../../../src/engine/rng';
+
+before(testBackend);
+
+const tok = CharTokenizer.fromText('abcdefghijklmnopqrstuvwxyz ?.,:HA\n');
+
+/** A tiny policy and K = 4 rankings that prefer "good" over "fine" over "dull" over "bad". */
+async function fixture() {
+  const root = tmpDir();
+  const model = GPT.init(defaultConfig({ n_layer: 1, n_head: 2, n_embd: 16, n_positions: 48, vocab_size: tok.vocabSize }), 5);
+  await saveModel(model, tok, path.join(root, 'sft'));
+  model.dispose();
+  const rng = new Rng(3);
+  const words = ['good', 'fine', 'dull', 'bad'];
+  const lines = Array.from({ length: 40 }, (_, i) => {
+    const order = [0, 1, 2, 3].sort(() => rng.next() - 0.5);
+    return JSON.stringify({ prompt: `say ${i % 7}`, responses: order.map((w) => `it was ${words[w]}`), ranks: order.map((w) => w + 1) });
+  });
+  fs.writeFileSync(path.join(root, 'prefs.rm.jsonl'), lines.join('\n') + '\n');
+  return root;
+}
+
+const bytesOf = (dir: string) => [...readSafetensors(path.join(dir, 'model.safetensors')).tensors.values()].map((t) => Buffer.from(t.data.buffer).toString('base64')).join();
+
+test('DPO on K-way rankings (Plackett-Luce): the implicit reward learns the ranking; TRL metric names; the reference is stored in the run', async () => {
+  const root = await fixture();
+  const r = await dpo({ data: path.join(root, 'prefs.rm.jsonl'), model: path.join(root, 'sft'), dpo: { beta: 0.5 }, train: { steps: 30, batchSize: 4, lr: 3e-3, evalInterval: 10 }, runsDir: path.join(root, 'runs'), runId: 'dpo' });
+  const m = new RunDir(path.join(root, 'runs', 'dpo')).readMetrics();
+  for (const k of ['loss', 'rewards/chosen', 'rewards/rejected', 'rewards/accuracies', 'rewards/margins', 'logps/chosen', 'logps/rejected', 'learning_rate', 'grad_norm', 'eval/loss', 'eval/rewards/accuracies']) assert.ok(k in m[m.length - 1], k);
+  const first = m.slice(0, 3).reduce((s, x) => s + x.loss, 0) / 3, last = m.slice(-3).reduce((s, x) => s + x.loss, 0) / 3;
+  console.log(`# DPO loss ${first.toFixed(3)} -> ${last.toFixed(3)}; eval reward accuracy ${m.at(-1)!['eval/rewards/accuracies'].toFixed(2)}, margin ${m.at(-1)!['eval/rewards/margins'].toFixed(3)}`);
+  assert.ok(last < first - 0.2, `loss ${first} -> ${last}`);
+  assert.ok(m.at(-1)!['eval/rewards/accuracies'] > 0.8);
+  assert.ok(m[0]['rewards/margins'] < m.at(-1)!['rewards/margins']);
+  assert.ok(fs.existsSync(path.join(root, 'runs', 'dpo', 'reference_logps.json')));
+  assert.ok(fs.existsSync(path.join(r.finalModel!, 'model.safetensors')));
+});
+
+test('DPO resume equals an uninterrupted run, reading the stored reference (the starting model may be gone)', async () => {
+  const root = await fixture();
+  const o = { data: path.join(root, 'prefs.rm.jsonl'), model: path.join(root, 'sft'), train: { steps: 6, batchSize: 4, lr: 3e-3, checkpointInterval: 2, evalInterval: 3 } };
+  const a = await dpo({ ...o, runsDir: path.join(root, 'a'), runId: 'dpo' });
+  let polls = 0;
+  await dpo({ ...o, runsDir: path.join(root, 'b'), runId: 'dpo' }, { shouldStop: () => ++polls > 3 });
+  const b = new RunDir(path.join(root, 'b', 'dpo'));
+  assert.equal(b.read().status, 'cancelled');
+  fs.rmSync(path.join(root, 'sft'), { recursive: true }); // the reference is read from the run, not recomputed
+  await resumeDpo(b.dir);
+  assert.equal(b.read().status, 'completed');
+  assert.equal(bytesOf(path.join(b.dir, 'checkpoints', 'final')), bytesOf(a.finalModel!));
+  assert.deepEqual(b.readMetrics().map((x) => x.loss), new RunDir(path.join(root, 'a', 'dpo')).readMetrics().map((x) => x.loss));
+});
+
+test('DPO with --kway pairs, IPO and label smoothing runs; bad settings and data are refused clearly', async () => {
+  const root = await fixture();
+  const base = { data: path.join(root, 'prefs.rm.jsonl'), model: path.join(root, 'sft'), train: { steps: 2, batchSize: 2 }, runsDir: path.join(root, 'runs') };
+  for (const d of [{ kway: 'pairs' as const }, { loss: 'ipo' as const }, { labelSmoothing: 0.1 }]) {
+    const r = await dpo({ ...base, dpo: d });
+    assert.equal(r.run.status, 'completed', JSON.stringify(d));
+  }
+  await assert.rejects(dpo({ ...base, dpo: { beta: 0 } }), /--beta must be a positive number/);
+  // a record with everything tied and a pair of identical responses are skipped, said in the log
+  const mixed = path.join(root, 'mixed.rm.jsonl');
+  fs.writeFileSync(mixed, [{ prompt: 'x', responses: ['a', 'b', 'c'], ranks: [1, 1, 1] }, { prompt: 'y', chosen: 'same', rejected: 'same' }, { prompt: 'z', chosen: 'it was good', rejected: 'it was bad' }].map((x) => JSON.stringify(x)).join('\n') + '\n');
+  const logs: string[] = [];
+  const r = await dpo({ ...base, data: mixed }, { log: (l) => logs.push(l) });
+  assert.equal(r.run.status, 'completed');
+  assert.ok(logs.some((l) => /2 record\(s\) skipped: everything tied, flagged not_rankable, or identical responses/.test(l)), logs.join('\n'));
+  // nothing left to learn from: refused before a run folder exists
+  const tied = path.join(root, 'tied.rm.jsonl');
+  fs.writeFileSync(tied, JSON.stringify({ prompt: 'x', responses: ['a', 'b', 'c'], ranks: [1, 1, 1] }) + '\n');
+  await assert.rejects(dpo({ ...base, data: tied, runId: 'never' }), /no preference to learn from \(every record tied/);
+  assert.ok(!fs.existsSync(path.join(base.runsDir, 'never')));
+});
