@@ -196,17 +196,22 @@ export function readRegularFile(file: string, maxBytes: number, o: { noFollow?: 
   const { fd, size } = openRegular(file, o);
   try {
     if (size > maxBytes) throw new UnsafeFileError(`${file} is ${size} bytes, over the limit of ${maxBytes}; refused`);
-    const b = Buffer.allocUnsafe(size);
-    let got = 0;
-    while (got < size) {
-      const n = fs.readSync(fd, b, got, size - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    return b.subarray(0, got);
+    return readAll(fd, size);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** The first `size` bytes of an open file (fewer if it is shorter). */
+export function readAll(fd: number, size: number): Buffer {
+  const b = Buffer.allocUnsafe(size);
+  let got = 0;
+  while (got < size) {
+    const n = fs.readSync(fd, b, got, size - got, got);
+    if (n === 0) break;
+    got += n;
+  }
+  return b.subarray(0, got);
 }
 
 /** The last `maxBytes` of a regular file, starting at a line boundary. */

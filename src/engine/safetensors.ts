@@ -4,7 +4,7 @@
  * little-endian tensor bytes. Reads F32, F16 and BF16 (as float32); writes F32.
  */
 import * as fs from 'fs';
-import { openRegular } from '../data/durable';
+import { openRegular, readAll } from '../data/durable';
 
 export interface NamedTensor {
   shape: number[];
@@ -91,14 +91,7 @@ export function readSafetensors(file: string) {
     fs.readSync(fd, head, 0, 8, 0);
     const n = Number(head.readBigUInt64LE(0));
     if (n <= 0 || n > MAX_HEADER_BYTES || 8 + n > size) throw new SafetensorsError(`${file}: header length ${n} does not fit the file (${size} bytes)`);
-    const buf = Buffer.allocUnsafe(size);
-    let got = 0;
-    while (got < size) {
-      const k = fs.readSync(fd, buf, got, size - got, got);
-      if (k === 0) break;
-      got += k;
-    }
-    return parseSafetensors(buf.subarray(0, got), file);
+    return parseSafetensors(readAll(fd, size), file);
   } finally {
     fs.closeSync(fd);
   }

@@ -59,7 +59,7 @@ const se = (a: number[]) => {
 };
 
 /** Samples responses to held-out prompts; gold, reward-model score, and KL to the SFT model. */
-function evaluate(modelDir: string, sftDir: string | undefined, rmDir: string, promptsFile: string, samples: number): EvalResult {
+export function evaluate(modelDir: string, sftDir: string | undefined, rmDir: string, promptsFile: string, samples: number): EvalResult {
   const { model, tokenizer } = loadModel(modelDir, false);
   const ref = sftDir ? loadModel(sftDir, false).model : undefined;
   const rmLoaded = readModelDir(rmDir);

@@ -2,11 +2,8 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { testBackend, tmpDir } from '../../helpers';
-import { GPT } from '../../../src/engine/model';
-import { defaultConfig } from '../../../src/engine/config';
+import { saveTinyModel, testBackend, tmpDir } from '../../helpers';
 import { CharTokenizer } from '../../../src/engine/tokenizer';
-import { saveModel } from '../../../src/engine/checkpoint';
 import { dpo, resumeDpo } from '../../../src/engine/stages/dpo';
 import { readSafetensors } from '../../../src/engine/safetensors';
 import { RunDir } from '../../../src/data/run';
@@ -19,9 +16,7 @@ const tok = CharTokenizer.fromText('abcdefghijklmnopqrstuvwxyz ?.,:HA\n');
 /** A tiny policy and K = 4 rankings that prefer "good" over "fine" over "dull" over "bad". */
 async function fixture() {
   const root = tmpDir();
-  const model = GPT.init(defaultConfig({ n_layer: 1, n_head: 2, n_embd: 16, n_positions: 48, vocab_size: tok.vocabSize }), 5);
-  await saveModel(model, tok, path.join(root, 'sft'));
-  model.dispose();
+  await saveTinyModel(path.join(root, 'sft'), tok);
   const rng = new Rng(3);
   const words = ['good', 'fine', 'dull', 'bad'];
   const lines = Array.from({ length: 40 }, (_, i) => {

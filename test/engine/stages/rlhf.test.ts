@@ -2,7 +2,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { testBackend, tmpDir } from '../../helpers';
+import { saveTinyModel, testBackend, tmpDir } from '../../helpers';
 import { GPT } from '../../../src/engine/model';
 import { defaultConfig } from '../../../src/engine/config';
 import { CharTokenizer } from '../../../src/engine/tokenizer';
@@ -22,9 +22,7 @@ const words = ['good', 'bad', 'nice', 'sad', 'fun', 'dull'];
 /** A tiny policy, rankings from the simulated labeler, and prompts, in a fresh folder. */
 async function fixture() {
   const root = tmpDir();
-  const model = GPT.init(defaultConfig({ n_layer: 1, n_head: 2, n_embd: 16, n_positions: 48, vocab_size: tok.vocabSize }), 5);
-  await saveModel(model, tok, path.join(root, 'sft'));
-  model.dispose();
+  await saveTinyModel(path.join(root, 'sft'), tok);
   const rng = new Rng(3);
   const rm = Array.from({ length: 30 }, () => JSON.stringify(labelRecord('say it', Array.from({ length: 3 }, () => `it was ${words[rng.int(6)]}`), rng)));
   fs.writeFileSync(path.join(root, 'toy.rm.jsonl'), rm.join('\n') + '\n');
