@@ -43,7 +43,7 @@ test('GRPO loss equals TRL\'s per-token objective and each loss_type\'s aggregat
   const ref = lp.map((x) => x + rng.normal() * 0.5);
   const A = Array.from({ length: N }, () => rng.normal());
   const len = Array.from({ length: N }, () => 1 + rng.int(T));
-  const mask = Array.from({ length: N * T }, (_, k) => (k % T < len[Math.floor(k / T)] ? 1 : 0));
+  const mask: number[] = Array.from({ length: N * T }, (_, k) => (k % T < len[Math.floor(k / T)] ? 1 : 0));
   const cfgBase = { epsLow: 0.2, epsHigh: 0.28, beta: 0.04 };
   // TRL, written out
   const per = lp.map((x, k) => {
