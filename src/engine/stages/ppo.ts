@@ -23,11 +23,13 @@ import { Rng, deriveSeed, epochOrder, permutation } from '../rng';
 import { RunDir } from '../../data/run';
 import { modelDirFiles, readModelDir, writeFilesAtomic } from '../checkpoint';
 import { readSafetensors, serializeSafetensors } from '../safetensors';
-import { generate } from '../generate';
 import { crossEntropy } from '../layers';
 import { AdamW, clipByGlobalNorm } from '../train/optim';
 import { TrainResult, assertFinite, yieldToEventLoop } from '../train/trainer';
 import { RewardModel } from '../rm/reward-model';
+import { Rollout, responseMask, rowsOf, sampleRollout, subset, tokenLogps } from '../rl/rollout';
+
+export { tokenLogps };
 import { gae, whiten } from '../ppo/gae';
 import { AdaptiveKl, FixedKl, KlController, klEstimate, sequenceKl } from '../ppo/kl-controller';
 import { policyLoss, valueLoss } from '../ppo/losses';
@@ -136,54 +138,6 @@ function loadModels(policyDir: string, rmDir: string, refDir: string, valueDir?:
   return { policy, rm, ref, value, stats };
 }
 
-interface Rollout {
-  /** Padded token ids [N, T] of context + response. */
-  ids: Int32Array;
-  N: number;
-  T: number;
-  /** Per sequence: first response position P, response length L (end-of-text included when it ended). */
-  start: number[];
-  len: number[];
-  finished: boolean[];
-  responses: string[];
-  contexts: number[][];
-}
-
-/**
- * log pi(ids[t+1] | ids[..t]) at every position t [N, T] (the last column is padding), and per-position
- * entropy, from the logits divided by the sampling temperature: the distribution the sampler drew from.
- */
-export function tokenLogps(model: GPT, ids: tf.Tensor2D, withEntropy = false, temperature = 1): { logp: tf.Tensor2D; entropy?: tf.Tensor2D } {
-  const [N, T] = ids.shape;
-  const logits = temperature === 1 ? model.logits(ids) : tf.div(model.logits(ids), temperature);
-  const logp = tf.logSoftmax(logits);
-  const next = tf.concat([tf.slice(ids, [0, 1], [N, T - 1]), tf.zeros([N, 1], 'int32')], 1);
-  const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.reshape(next, [N * T]), model.config.vocab_size)), 1);
-  const out: { logp: tf.Tensor2D; entropy?: tf.Tensor2D } = { logp: tf.reshape(picked, [N, T]) as tf.Tensor2D };
-  if (withEntropy) out.entropy = tf.reshape(tf.neg(tf.sum(tf.mul(tf.exp(logp), logp), 1)), [N, T]) as tf.Tensor2D;
-  return out;
-}
-
-/** The positions whose next-token prediction is a response token: P-1 .. P+L-2 (mask [N, T]). */
-function responseMask(r: Rollout): Float32Array {
-  const m = new Float32Array(r.N * r.T);
-  for (let n = 0; n < r.N; n++) for (let t = r.start[n] - 1; t < r.start[n] + r.len[n] - 1; t++) m[n * r.T + t] = 1;
-  return m;
-}
-
-function subset(r: Rollout, rows: number[]): Rollout {
-  const ids = new Int32Array(rows.length * r.T);
-  rows.forEach((n, i) => ids.set(r.ids.subarray(n * r.T, (n + 1) * r.T), i * r.T));
-  const pick = <T>(a: T[]) => rows.map((n) => a[n]);
-  return { ids, N: rows.length, T: r.T, start: pick(r.start), len: pick(r.len), finished: pick(r.finished), responses: pick(r.responses), contexts: pick(r.contexts) };
-}
-
-function rowsOf(a: Float32Array, T: number, rows: number[]): Float32Array {
-  const out = new Float32Array(rows.length * T);
-  rows.forEach((n, i) => out.set(a.subarray(n * T, (n + 1) * T), i * T));
-  return out;
-}
-
 class PpoRun {
   readonly policy: GPT;
   readonly ref: GPT;
@@ -234,27 +188,8 @@ class PpoRun {
   }
 
   rollout(i: number): Rollout {
-    const c = this.cfg, tok = this.tok, Npos = this.policy.config.n_positions;
-    const seqs: number[][] = [], start: number[] = [], len: number[] = [], finished: boolean[] = [], responses: string[] = [], contexts: number[][] = [];
-    this.promptsFor(i).forEach((p, j) => {
-      const ctx = tok.encode(p.context).slice(-(Npos - 8)); // leave room for a response
-      const maxNew = Math.min(c.maxNewTokens, Npos - ctx.length - 1);
-      const g = generate(this.policy, ctx, c.samplesPerPrompt, { maxNewTokens: maxNew, temperature: c.temperature, topK: 0, topP: 1, seed: deriveSeed(c.seed, i, j), eot: tok.eot });
-      g.tokens.forEach((t, s) => {
-        const resp = g.finished[s] ? [...t, tok.eot] : t;
-        if (!resp.length) resp.push(tok.eot);
-        seqs.push([...ctx, ...resp]);
-        start.push(ctx.length);
-        len.push(resp.length);
-        finished.push(g.finished[s]);
-        responses.push(tok.decode(t));
-        contexts.push(ctx);
-      });
-    });
-    const T = Math.max(...seqs.map((s) => s.length));
-    const ids = new Int32Array(seqs.length * T).fill(tok.eot);
-    seqs.forEach((s, n) => ids.set(s, n * T));
-    return { ids, N: seqs.length, T, start, len, finished, responses, contexts };
+    const c = this.cfg;
+    return sampleRollout(this.policy, this.tok, this.promptsFor(i), { samples: c.samplesPerPrompt, maxNewTokens: c.maxNewTokens, temperature: c.temperature, seed: (j) => deriveSeed(c.seed, i, j) });
   }
 
   /** Normalised reward-model scores of the rollout (each response read after its end-of-text). */

@@ -1,0 +1,87 @@
+/**
+ * What the RL stages (PPO, GRPO, RLOO) share: sampling a batch of responses from the policy, the
+ * mask of the positions that predict a response token, and per-token log-probabilities at the
+ * sampling temperature.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { GPT } from '../model';
+import { Tokenizer } from '../tokenizer';
+import { generate } from '../generate';
+import { PpoPrompt } from '../../data/ppo';
+
+export interface Rollout {
+  /** Padded token ids [N, T] of context + response. */
+  ids: Int32Array;
+  N: number;
+  T: number;
+  /** Per sequence: first response position P, response length L (end-of-text included when it ended). */
+  start: number[];
+  len: number[];
+  finished: boolean[];
+  responses: string[];
+  contexts: number[][];
+}
+
+/**
+ * log pi(ids[t+1] | ids[..t]) at every position t [N, T] (the last column is padding), and per-position
+ * entropy, from the logits divided by the sampling temperature: the distribution the sampler drew from.
+ */
+export function tokenLogps(model: GPT, ids: tf.Tensor2D, withEntropy = false, temperature = 1): { logp: tf.Tensor2D; entropy?: tf.Tensor2D } {
+  const [N, T] = ids.shape;
+  const logits = temperature === 1 ? model.logits(ids) : tf.div(model.logits(ids), temperature);
+  const logp = tf.logSoftmax(logits);
+  const next = tf.concat([tf.slice(ids, [0, 1], [N, T - 1]), tf.zeros([N, 1], 'int32')], 1);
+  const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.reshape(next, [N * T]), model.config.vocab_size)), 1);
+  const out: { logp: tf.Tensor2D; entropy?: tf.Tensor2D } = { logp: tf.reshape(picked, [N, T]) as tf.Tensor2D };
+  if (withEntropy) out.entropy = tf.reshape(tf.neg(tf.sum(tf.mul(tf.exp(logp), logp), 1)), [N, T]) as tf.Tensor2D;
+  return out;
+}
+
+/** The positions whose next-token prediction is a response token: P-1 .. P+L-2 (mask [N, T]). */
+export function responseMask(r: Rollout): Float32Array {
+  const m = new Float32Array(r.N * r.T);
+  for (let n = 0; n < r.N; n++) for (let t = r.start[n] - 1; t < r.start[n] + r.len[n] - 1; t++) m[n * r.T + t] = 1;
+  return m;
+}
+
+export function subset(r: Rollout, rows: number[]): Rollout {
+  const ids = new Int32Array(rows.length * r.T);
+  rows.forEach((n, i) => ids.set(r.ids.subarray(n * r.T, (n + 1) * r.T), i * r.T));
+  const pick = <T>(a: T[]) => rows.map((n) => a[n]);
+  return { ids, N: rows.length, T: r.T, start: pick(r.start), len: pick(r.len), finished: pick(r.finished), responses: pick(r.responses), contexts: pick(r.contexts) };
+}
+
+export function rowsOf(a: Float32Array, T: number, rows: number[]): Float32Array {
+  const out = new Float32Array(rows.length * T);
+  rows.forEach((n, i) => out.set(a.subarray(n * T, (n + 1) * T), i * T));
+  return out;
+}
+
+/**
+ * Samples `samples` responses to each prompt with the cached generator, each prompt's seed from
+ * `seed(j)`, and lays them out as one padded batch (context + response, end-of-text included when
+ * the response ended).
+ */
+export function sampleRollout(policy: GPT, tok: Tokenizer, prompts: PpoPrompt[], o: { samples: number; maxNewTokens: number; temperature: number; seed: (j: number) => number }): Rollout {
+  const Npos = policy.config.n_positions;
+  const seqs: number[][] = [], start: number[] = [], len: number[] = [], finished: boolean[] = [], responses: string[] = [], contexts: number[][] = [];
+  prompts.forEach((p, j) => {
+    const ctx = tok.encode(p.context).slice(-(Npos - 8)); // leave room for a response
+    const maxNew = Math.min(o.maxNewTokens, Npos - ctx.length - 1);
+    const g = generate(policy, ctx, o.samples, { maxNewTokens: maxNew, temperature: o.temperature, topK: 0, topP: 1, seed: o.seed(j), eot: tok.eot });
+    g.tokens.forEach((t, s) => {
+      const resp = g.finished[s] ? [...t, tok.eot] : t;
+      if (!resp.length) resp.push(tok.eot);
+      seqs.push([...ctx, ...resp]);
+      start.push(ctx.length);
+      len.push(resp.length);
+      finished.push(g.finished[s]);
+      responses.push(tok.decode(t));
+      contexts.push(ctx);
+    });
+  });
+  const T = Math.max(...seqs.map((s) => s.length));
+  const ids = new Int32Array(seqs.length * T).fill(tok.eot);
+  seqs.forEach((s, n) => ids.set(s, n * T));
+  return { ids, N: seqs.length, T, start, len, finished, responses, contexts };
+}
