@@ -5,7 +5,7 @@
  */
 import { OptSpecs, UsageError, helpText, parseArgs } from './args';
 import { makeReporter, Reporter } from './progress';
-import { DPO_OPTS, PPO_OPTS, PRETRAIN_OPTS, RESUME_OPTS, RM_OPTS, SFT_OPTS, dpoCommand, ppoCommand, pretrainCommand, resumeCommand, rmCommand, sftCommand } from './commands/train';
+import { DPO_OPTS, GRPO_OPTS, PPO_OPTS, PRETRAIN_OPTS, RESUME_OPTS, RLOO_OPTS, RM_OPTS, SFT_OPTS, dpoCommand, grpoCommand, ppoCommand, pretrainCommand, resumeCommand, rlooCommand, rmCommand, sftCommand } from './commands/train';
 import { GENERATE_OPTS, LOGPROBS_OPTS, generateCommand, logprobsCommand } from './commands/generate';
 import { BENCH_OPTS, benchCommand } from './commands/bench';
 import { PIPELINE_OPTS, pipelineCommand } from './commands/pipeline';
@@ -25,6 +25,8 @@ export const COMMANDS: Record<string, Command> = {
   sft: { usage: 'rlhf sft --data FILE --model DIR [options]', summary: 'Supervised fine-tuning on demonstrations; loss on response tokens only.', opts: SFT_OPTS, run: (o, _p, r) => sftCommand(o, r) },
   rm: { usage: 'rlhf rm --data FILE --model DIR [options]', summary: 'Train a reward model on rankings (InstructGPT K-way loss), starting from an SFT model.', opts: RM_OPTS, run: (o, _p, r) => rmCommand(o, r) },
   dpo: { usage: 'rlhf dpo --data FILE --model DIR [options]', summary: 'Tune a model on preferences directly (DPO; K-way rankings with the Plackett-Luce loss), no reward model.', opts: DPO_OPTS, run: (o, _p, r) => dpoCommand(o, r) },
+  grpo: { usage: 'rlhf grpo --prompts FILE --policy DIR (--reward-model DIR | --reward-fn FILE.mjs) [options]', summary: 'GRPO: G responses per prompt, group-normalised advantages, no critic (TRL\'s formulas).', opts: GRPO_OPTS, run: (o, _p, r) => grpoCommand(o, r) },
+  rloo: { usage: 'rlhf rloo --prompts FILE --policy DIR (--reward-model DIR | --reward-fn FILE.mjs) [options]', summary: 'RLOO: k responses per prompt, a leave-one-out baseline, no critic.', opts: RLOO_OPTS, run: (o, _p, r) => rlooCommand(o, r) },
   ppo: { usage: 'rlhf ppo --prompts FILE --policy SFT_DIR --reward-model RM_DIR [options]', summary: 'PPO against the reward model with a KL penalty to the SFT model (optionally PPO-ptx).', opts: PPO_OPTS, run: (o, _p, r) => ppoCommand(o, r) },
   resume: { usage: 'rlhf resume RUN_DIR', summary: 'Continue a cancelled or interrupted run from its last checkpoint.', opts: RESUME_OPTS, run: (o, p, r) => resumeCommand(o, p, r) },
   generate: { usage: 'rlhf generate --model DIR --prompt TEXT [options]', summary: 'Sample responses from a model.', opts: GENERATE_OPTS, run: (o, _p, r) => generateCommand(o, r) },

@@ -4,8 +4,8 @@ export const STAGES: Stage[] = ['pretrain', 'sft', 'rm', 'ppo'];
 export const STAGE_NAMES: Record<Stage, string> = { pretrain: 'Pretraining', sft: 'SFT', rm: 'Reward model', ppo: 'PPO' };
 
 /** Stages of runs: the dataset stages and the training methods that read their datasets (DPO reads RM files). */
-const RUN_STAGES = [...STAGES, 'dpo'];
-const RUN_STAGE_NAMES: Record<string, string> = { ...STAGE_NAMES, dpo: 'DPO' };
+const RUN_STAGES = [...STAGES, 'dpo', 'grpo', 'rloo'];
+const RUN_STAGE_NAMES: Record<string, string> = { ...STAGE_NAMES, dpo: 'DPO', grpo: 'GRPO', rloo: 'RLOO' };
 
 export const stageName = (s: string): string => RUN_STAGE_NAMES[s] ?? s;
 /** Pipeline order for sorting; unknown stages last. */

@@ -33,6 +33,8 @@ const stages: Record<string, () => string[]> = {
   sft: () => ['sft', '--data', path.join(root, 'toy.sft.jsonl'), '--model', path.join(root, 'sft'), '--steps', '100000', '--batch-size', '2', '--checkpoint-interval', '0', '--threads', '1'],
   rm: () => ['rm', '--data', path.join(root, 'toy.rm.jsonl'), '--model', path.join(root, 'sft'), '--steps', '100000', '--batch-size', '2', '--checkpoint-interval', '0', '--threads', '1'],
   dpo: () => ['dpo', '--data', path.join(root, 'toy.rm.jsonl'), '--model', path.join(root, 'sft'), '--steps', '100000', '--batch-size', '2', '--checkpoint-interval', '0'],
+  grpo: () => ['grpo', '--prompts', path.join(root, 'toy.ppo.jsonl'), '--policy', path.join(root, 'sft'), '--reward-model', path.join(root, 'runs', 'rm-fixture', 'checkpoints', 'final'), '--iterations', '100000', '--prompts-per-step', '2', '--num-generations', '2', '--max-new-tokens', '6', '--checkpoint-interval', '0'],
+  rloo: () => ['rloo', '--prompts', path.join(root, 'toy.ppo.jsonl'), '--policy', path.join(root, 'sft'), '--reward-model', path.join(root, 'runs', 'rm-fixture', 'checkpoints', 'final'), '--iterations', '100000', '--prompts-per-step', '2', '--num-generations', '2', '--max-new-tokens', '6', '--checkpoint-interval', '0'],
   ppo: () => ['ppo', '--prompts', path.join(root, 'toy.ppo.jsonl'), '--policy', path.join(root, 'sft'), '--reward-model', path.join(root, 'runs', 'rm-fixture', 'checkpoints', 'final'), '--iterations', '100000', '--prompts-per-rollout', '2', '--samples-per-prompt', '2', '--max-new-tokens', '6', '--checkpoint-interval', '0'],
 };
 

@@ -8,6 +8,8 @@ import { resumeRewardModel, trainRewardModel } from '../../engine/stages/rm';
 import { DEFAULT_PPO, PpoConfig, ppoTrain, resumePpo } from '../../engine/stages/ppo';
 import { defaultCorpusPath } from '../../engine/stages/common';
 import { DEFAULT_DPO, checkDpoConfig, dpo, resumeDpo } from '../../engine/stages/dpo';
+import { DEFAULT_GRPO, grpoTrain, resumeGrpo } from '../../engine/stages/grpo';
+import { DEFAULT_RLOO, resumeRloo, rlooTrain } from '../../engine/stages/rloo';
 import { RunDir } from '../../data/run';
 import type { TokenizerKind } from '../../engine/config';
 
@@ -76,6 +78,70 @@ export const DPO_OPTS: OptSpecs = {
   ...TRAIN_OPTS,
   ...COMMON,
 };
+
+/** What GRPO and RLOO share on the command line. */
+const GROUP_OPTS = (d: typeof DEFAULT_GRPO | typeof DEFAULT_RLOO): OptSpecs => ({
+  prompts: { type: 'string', help: 'prompts (*.ppo.jsonl)' },
+  policy: { type: 'string', help: 'the SFT model: the policy, and the frozen reference when --beta > 0' },
+  'reward-model': { type: 'string', help: 'rewards from a reward model (rlhf rm)' },
+  'reward-fn': { type: 'string', help: 'rewards from a JavaScript file: export default (prompt, response) => number (trusted code: it runs)' },
+  iterations: { type: 'int', help: 'steps', default: d.iterations },
+  'prompts-per-step': { type: 'int', help: 'prompts per step', default: d.promptsPerStep },
+  'num-generations': { type: 'int', help: 'responses sampled per prompt (the group, at least 2)', default: d.numGenerations },
+  'max-new-tokens': { type: 'int', help: 'response length limit', default: d.maxNewTokens },
+  temperature: { type: 'number', help: 'sampling temperature', default: d.temperature },
+  lr: { type: 'number', help: 'learning rate', default: d.lr },
+  beta: { type: 'number', help: 'KL coefficient to the reference (0: no reference model is loaded)', default: d.beta },
+  'num-iterations': { type: 'int', help: 'passes over each step\'s samples', default: d.numIterations },
+  seed: { type: 'int', help: 'random seed', default: d.seed },
+  'checkpoint-interval': { type: 'int', help: 'steps between checkpoints', default: d.checkpointInterval },
+  'runs-dir': { type: 'string', help: 'where runs are written', default: '.rlhf/runs' },
+  'run-id': { type: 'string', help: 'name of the run folder' },
+  ...COMMON,
+});
+
+export const GRPO_OPTS: OptSpecs = {
+  ...GROUP_OPTS(DEFAULT_GRPO),
+  epsilon: { type: 'number', help: 'clip range below 1 (and above, unless --epsilon-high)', default: DEFAULT_GRPO.epsLow },
+  'epsilon-high': { type: 'number', help: 'clip range above 1 (DAPO\'s clip-higher)' },
+  'scale-rewards': { type: 'string', help: 'group, batch or none: what divides the centred rewards', default: DEFAULT_GRPO.scaleRewards },
+  'loss-type': { type: 'string', help: 'dapo (token-level, TRL\'s default), grpo, bnpo or dr_grpo', default: DEFAULT_GRPO.lossType },
+};
+
+export const RLOO_OPTS: OptSpecs = {
+  ...GROUP_OPTS(DEFAULT_RLOO),
+  clip: { type: 'number', help: 'clip range of the sequence-level ratio', default: DEFAULT_RLOO.clip },
+  'normalize-advantage': { type: 'boolean', help: 'whiten the advantages' },
+};
+
+function groupArgs(name: string, o: ParsedOpts) {
+  for (const k of ['prompts', 'policy']) if (!o[k]) throw new UsageError(`rlhf ${name} needs --${k} (see rlhf ${name} --help)`);
+  if (!o['reward-model'] === !o['reward-fn']) throw new UsageError(`rlhf ${name} needs one of --reward-model DIR or --reward-fn FILE.mjs`);
+  const n = o['num-generations'] as number;
+  if (n < 2) throw new UsageError('--num-generations must be at least 2: a group of one response has no baseline');
+  return {
+    prompts: o.prompts as string, policy: o.policy as string, rewardModel: o['reward-model'] as string | undefined, rewardFn: o['reward-fn'] as string | undefined,
+    runsDir: path.resolve(o['runs-dir'] as string), runId: o['run-id'] as string | undefined,
+    common: { iterations: o.iterations as number, promptsPerStep: o['prompts-per-step'] as number, numGenerations: n, maxNewTokens: o['max-new-tokens'] as number, temperature: o.temperature as number, lr: o.lr as number, beta: o.beta as number, numIterations: o['num-iterations'] as number, seed: o.seed as number, checkpointInterval: o['checkpoint-interval'] as number },
+  };
+}
+
+export async function grpoCommand(o: ParsedOpts, r: Reporter) {
+  const a = groupArgs('grpo', o);
+  await startBackend(o, r);
+  const eps = o.epsilon as number;
+  const result = await grpoTrain({ ...a, grpo: { ...a.common, epsLow: eps, epsHigh: (o['epsilon-high'] as number | undefined) ?? eps, scaleRewards: o['scale-rewards'] as 'group', lossType: o['loss-type'] as 'dapo' } }, hooksFor(r));
+  summarize(r, result, path.join(a.runsDir, result.run.id));
+  return result;
+}
+
+export async function rlooCommand(o: ParsedOpts, r: Reporter) {
+  const a = groupArgs('rloo', o);
+  await startBackend(o, r);
+  const result = await rlooTrain({ ...a, rloo: { ...a.common, clip: o.clip as number, normalizeAdvantage: !!o['normalize-advantage'] } }, hooksFor(r));
+  summarize(r, result, path.join(a.runsDir, result.run.id));
+  return result;
+}
 
 export const RESUME_OPTS: OptSpecs = { ...COMMON };
 
@@ -174,6 +240,8 @@ export async function resumeCommand(o: ParsedOpts, positional: string[], r: Repo
   else if (info.stage === 'rm') result = await resumeRewardModel(dir, hooks);
   else if (info.stage === 'ppo') result = await resumePpo(dir, hooks);
   else if (info.stage === 'dpo') result = await resumeDpo(dir, hooks);
+  else if (info.stage === 'grpo') result = await resumeGrpo(dir, hooks);
+  else if (info.stage === 'rloo') result = await resumeRloo(dir, hooks);
   else throw new Error(`cannot resume a run of stage "${info.stage}"`);
   summarize(r, result, path.resolve(dir));
   return result;

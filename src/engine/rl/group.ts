@@ -1,0 +1,207 @@
+/**
+ * What GRPO and RLOO share, the critic-free RL stages: G responses to each prompt of a step, a
+ * reward for each (the reward model's normalised score, the demo's gold scorer, or a reward
+ * function file), the frozen reference (the starting policy; not loaded when beta = 0), one AdamW
+ * optimizer, checkpoints that hold the policy, the optimizer and the step, and the loop (cancel
+ * within a step, a checkpoint every N steps, the final model). Each algorithm's file supplies only
+ * its update (stages/grpo.ts, stages/rloo.ts). Every random choice of step i is seeded by (seed, i),
+ * so a resumed run replays exactly.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { pathToFileURL } from 'url';
+import * as tf from '@tensorflow/tfjs-core';
+import { GPT } from '../model';
+import { Tokenizer, sameVocabulary } from '../tokenizer';
+import { deriveSeed, epochOrder } from '../rng';
+import { RunDir } from '../../data/run';
+import { modelDirFiles, readModelDir, writeFilesAtomic } from '../checkpoint';
+import { readSafetensors, serializeSafetensors } from '../safetensors';
+import { AdamW } from '../train/optim';
+import { TrainResult, yieldToEventLoop } from '../train/trainer';
+import { RewardModel } from '../rm/reward-model';
+import { scoreSequences } from '../stages/rm';
+import { PpoPrompt } from '../../data/ppo';
+import { Rollout, sampleRollout, tokenLogps } from './rollout';
+import { StageHooks } from '../stages/common';
+
+/** The settings every critic-free stage has. */
+export interface GroupConfig {
+  iterations: number;
+  /** Prompts per step; each gets numGenerations responses. */
+  promptsPerStep: number;
+  numGenerations: number;
+  maxNewTokens: number;
+  temperature: number;
+  lr: number;
+  /** The KL coefficient; 0 = no reference model. */
+  beta: number;
+  gradClip: number;
+  seed: number;
+  checkpointInterval: number;
+  keepCheckpoints: number;
+}
+
+/** Where rewards come from: exactly one of a reward model, a reward function file, or a scorer (the demo's gold). */
+export interface RewardSource {
+  rewardModel?: string;
+  rewardFn?: string;
+  scorer?: (prompt: string, response: string) => number;
+}
+
+/** How long a reward function may take per response (RLHF_REWARD_FN_TIMEOUT_MS overrides, for tests). */
+export const REWARD_FN_TIMEOUT_MS = Number(process.env.RLHF_REWARD_FN_TIMEOUT_MS ?? 10_000);
+
+/** A reward function file: `export default (prompt, response) => number | Promise<number>` (or a named `reward`). */
+export async function loadRewardFn(file: string): Promise<(prompt: string, response: string) => Promise<number>> {
+  if (!fs.existsSync(file)) throw new Error(`reward function file not found: ${file}`);
+  const mod = await import(pathToFileURL(path.resolve(file)).href);
+  const fn = typeof mod.default === 'function' ? mod.default : typeof mod.reward === 'function' ? mod.reward : undefined;
+  if (!fn) throw new Error(`${file} exports no function: write \`export default (prompt, response) => number\``);
+  return async (prompt, response) => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const v = await Promise.race([
+        Promise.resolve().then(() => fn(prompt, response)),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${REWARD_FN_TIMEOUT_MS / 1000} s`)), REWARD_FN_TIMEOUT_MS))),
+      ]);
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`returned ${String(v)}, not a finite number`);
+      return v;
+    } catch (e) {
+      // where in the user's file it failed, when the stack says
+      const at = ((e as Error).stack ?? '').split('\n').find((l) => l.includes(path.basename(file)))?.trim();
+      throw new Error(`the reward function ${file} failed on a response: ${(e as Error).message}${at ? ` (${at.replace(/^at /, '')})` : ''}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
+/** The reward source of a run, checked (exactly one) and a reward function file loaded. */
+export async function rewardSource(o: RewardSource) {
+  const n = [o.rewardModel, o.rewardFn, o.scorer].filter(Boolean).length;
+  if (n !== 1) throw new Error('give exactly one source of rewards: --reward-model DIR or --reward-fn FILE.mjs');
+  return { ...o, fn: o.rewardFn ? await loadRewardFn(o.rewardFn) : undefined };
+}
+
+export abstract class GroupRun {
+  readonly policy: GPT;
+  readonly ref?: GPT;
+  readonly rm?: RewardModel;
+  readonly tok: Tokenizer;
+  readonly opt: AdamW;
+  iteration = 0;
+  private readonly order: (g: number) => number;
+  private readonly stats = { mean: 0, std: 1 };
+
+  constructor(
+    policyDir: string,
+    refDir: string,
+    readonly prompts: PpoPrompt[],
+    readonly cfg: GroupConfig,
+    readonly rewards: RewardSource & { fn?: (prompt: string, response: string) => Promise<number> },
+  ) {
+    if (cfg.numGenerations < 2) throw new Error('--num-generations must be at least 2: a group of one response has no baseline');
+    if (!(cfg.beta >= 0)) throw new Error(`--beta must be 0 or more, got ${cfg.beta}`);
+    const p = readModelDir(policyDir);
+    this.tok = p.tokenizer;
+    this.policy = new GPT(p.config, p.weights, true);
+    if (cfg.beta > 0) {
+      const r = refDir === policyDir ? p : readModelDir(refDir);
+      this.ref = new GPT(r.config, r.weights, false);
+    }
+    if (rewards.rewardModel) {
+      const rm = readModelDir(rewards.rewardModel);
+      if (!sameVocabulary(p.tokenizer, rm.tokenizer)) throw new Error(`the reward model ${rewards.rewardModel} has another vocabulary than the policy; train it from this policy's SFT model`);
+      if (!rm.extra.has('score.weight')) throw new Error(`${rewards.rewardModel} has no score head (score.weight): train it with rlhf rm`);
+      this.rm = RewardModel.fromLoaded(rm, false);
+      this.stats = { mean: Number(rm.rawConfig.reward_mean ?? 0), std: Number(rm.rawConfig.reward_std ?? 1) || 1 };
+    }
+    this.opt = new AdamW(this.policy.params, { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0 });
+    this.order = epochOrder(prompts.length, deriveSeed(cfg.seed, 0x6e));
+  }
+
+  dispose(): void {
+    this.policy.dispose();
+    this.ref?.dispose();
+    this.rm?.dispose();
+    this.opt.dispose();
+  }
+
+  /** Step i's prompts (a seeded permutation per pass over the prompt set) and their G responses each. */
+  protected rollout(i: number): { r: Rollout; prompts: PpoPrompt[] } {
+    const P = this.cfg.promptsPerStep;
+    const prompts = Array.from({ length: P }, (_, j) => this.prompts[this.order(i * P + j)]);
+    const c = this.cfg;
+    return { prompts, r: sampleRollout(this.policy, this.tok, prompts, { samples: c.numGenerations, maxNewTokens: c.maxNewTokens, temperature: c.temperature, seed: (j) => deriveSeed(c.seed, i, j) }) };
+  }
+
+  /** One reward per response, in the rollout's order (response n answers prompts[n / G]). */
+  protected async score(r: Rollout, prompts: PpoPrompt[]): Promise<number[]> {
+    const promptOf = (n: number) => prompts[Math.floor(n / this.cfg.numGenerations)].prompt;
+    if (this.rm) {
+      const seqs = r.contexts.map((ctx, n) => {
+        const resp = Array.from(r.ids.subarray(n * r.T + r.start[n], n * r.T + r.start[n] + r.len[n]));
+        return [...ctx, ...(r.finished[n] ? resp : [...resp, this.tok.eot])].slice(-this.policy.config.n_positions);
+      });
+      return Array.from(scoreSequences(this.rm, seqs, this.tok.eot), (x) => (x - this.stats.mean) / (this.stats.std + 1e-8));
+    }
+    const out: number[] = [];
+    for (let n = 0; n < r.N; n++) {
+      out.push(this.rewards.fn ? await this.rewards.fn(promptOf(n), r.responses[n]) : this.rewards.scorer!(promptOf(n), r.responses[n]));
+    }
+    return out;
+  }
+
+  /** One step: rollout, rewards, the algorithm's update; its metrics. */
+  abstract step(): Promise<Record<string, number>>;
+
+  abstract get stage(): string;
+
+  async checkpointFiles(): Promise<Record<string, string | Buffer>> {
+    return {
+      ...modelDirFiles(this.policy.config, await this.policy.weights(), this.tok),
+      'optimizer.safetensors': serializeSafetensors(await this.opt.state()),
+      'trainer_state.json': JSON.stringify({ step: this.iteration, optimizer_t: this.opt.t, seed: this.cfg.seed, stage: this.stage }) + '\n',
+    };
+  }
+
+  restore(dir: string): void {
+    const s = JSON.parse(fs.readFileSync(path.join(dir, 'trainer_state.json'), 'utf8'));
+    this.opt.loadState(readSafetensors(path.join(dir, 'optimizer.safetensors')).tensors, s.optimizer_t);
+    this.iteration = s.step;
+  }
+}
+
+/** The loop of a critic-free stage: a step, its metrics, a checkpoint now and then; cancel within a step. */
+export async function groupLoop(run: RunDir, g: GroupRun, hooks: StageHooks): Promise<TrainResult> {
+  const c = g.cfg;
+  const checkpoint = async () => {
+    writeFilesAtomic(run.stepCheckpointDir(g.iteration), await g.checkpointFiles());
+    run.pruneCheckpoints(c.keepCheckpoints);
+    hooks.onCheckpoint?.(run.stepCheckpointDir(g.iteration), g.iteration);
+  };
+  let last: Record<string, number> = {};
+  const started = Date.now(), first = g.iteration;
+  while (g.iteration < c.iterations) {
+    await yieldToEventLoop();
+    if (hooks.shouldStop?.()) {
+      await checkpoint();
+      return { step: g.iteration, stopped: true, lastMetrics: last };
+    }
+    last = await g.step();
+    run.appendMetrics(last);
+    const elapsed = (Date.now() - started) / 1000;
+    hooks.onProgress?.({ stage: g.stage, step: g.iteration, totalSteps: c.iterations, metrics: last, etaSeconds: (elapsed / (g.iteration - first)) * (c.iterations - g.iteration) });
+    if (c.checkpointInterval > 0 && g.iteration % c.checkpointInterval === 0 && g.iteration < c.iterations) await checkpoint();
+  }
+  await checkpoint();
+  const finalModel = path.join(run.checkpointsDir, 'final');
+  writeFilesAtomic(finalModel, modelDirFiles(g.policy.config, await g.policy.weights(), g.tok));
+  return { step: g.iteration, stopped: false, finalModel, lastMetrics: last };
+}
+
+/** Per-token log-probabilities of a rollout under a model, without gradients [N * T]. */
+export function rolloutLogps(model: GPT, r: Rollout, temperature: number): Float32Array {
+  return tf.tidy(() => tokenLogps(model, tf.tensor2d(r.ids, [r.N, r.T], 'int32'), false, temperature).logp.dataSync() as Float32Array);
+}

@@ -1,0 +1,140 @@
+/**
+ * RLOO (`rlhf rloo`; Ahmadian et al. 2024, "Back to Basics"), as TRL's RLOOTrainer: no critic. Each step:
+ *   1. sample k responses (--num-generations) to each of the step's prompts;
+ *   2. reward each: its score minus beta times its sequence-level KL to the reference (sum of log-ratios);
+ *   3. advantage: that reward against the mean of the other k - 1 responses to the prompt (rloo/math.ts);
+ *   4. numIterations passes of PPO's clipped objective at the sequence level.
+ * Logged: reward (mean score), kl (mean sequence KL, nats), objective/rlhf_reward, loss,
+ * clip_ratio (fraction of sequences clipped), completions/mean_length, completions/clipped_ratio.
+ */
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import { RunDir } from '../../data/run';
+import { clipByGlobalNorm } from '../train/optim';
+import { assertFinite } from '../train/trainer';
+import { rlooAdvantages, rlooLoss } from '../rloo/math';
+import { GroupConfig, GroupRun, RewardSource, groupLoop, rewardSource, rolloutLogps } from '../rl/group';
+import { responseMask, tokenLogps } from '../rl/rollout';
+import { readPrompts } from './ppo';
+import { StageHooks, checkRecorded, openResume, runLifecycle } from './common';
+
+// ---- hyperparameters ---------------------------------------------------------------------------
+export interface RlooConfig extends GroupConfig {
+  clip: number;
+  normalizeAdvantage: boolean;
+  numIterations: number;
+}
+export const DEFAULT_RLOO: RlooConfig = {
+  iterations: 30, promptsPerStep: 4, numGenerations: 4, maxNewTokens: 64, temperature: 1, lr: 5e-5, beta: 0.05,
+  clip: 0.2, normalizeAdvantage: false, numIterations: 1, gradClip: 1, seed: 1337, checkpointInterval: 10, keepCheckpoints: 2,
+};
+
+export interface RlooOptions extends RewardSource {
+  prompts: string;
+  policy: string;
+  rloo?: Partial<RlooConfig>;
+  runsDir: string;
+  runId?: string;
+}
+
+class RlooRun extends GroupRun {
+  get stage() {
+    return 'rloo';
+  }
+
+  async step(): Promise<Record<string, number>> {
+    const c = this.cfg as RlooConfig, i = this.iteration;
+    const t0 = performance.now();
+    const { r, prompts } = this.rollout(i);
+    const tGen = performance.now();
+    const scores = await this.score(r, prompts);
+    const mask = responseMask(r);
+    const T = r.T;
+    // sequence log-probabilities (sums over response tokens) now, and the sequence KL to the reference
+    const perToken = rolloutLogps(this.policy, r, c.temperature);
+    const refToken = this.ref ? rolloutLogps(this.ref, r, c.temperature) : undefined;
+    const seqOld: number[] = [], seqKl: number[] = [];
+    for (let n = 0; n < r.N; n++) {
+      let lp = 0, kl = 0;
+      for (let t = 0; t < T; t++) {
+        if (!mask[n * T + t]) continue;
+        lp += perToken[n * T + t];
+        if (refToken) kl += perToken[n * T + t] - refToken[n * T + t];
+      }
+      seqOld.push(lp);
+      seqKl.push(kl);
+    }
+    const { advantages, rlhfReward } = rlooAdvantages(scores, seqKl, c.numGenerations, c.beta, c.normalizeAdvantage);
+    const vars = [...this.policy.params.values()];
+    const names = new Map([...this.policy.params].map(([k, v]) => [v.name, k]));
+    let loss = 0, clipfrac = 0, gradNorm = 0;
+    for (let it = 0; it < c.numIterations; it++) {
+      const { value, grads } = tf.tidy(() =>
+        tf.variableGrads(() => {
+          const ids = tf.tensor2d(r.ids, [r.N, T], 'int32');
+          const seq = tf.sum(tf.mul(tokenLogps(this.policy, ids, false, c.temperature).logp, tf.tensor2d(mask, [r.N, T])), 1) as tf.Tensor1D;
+          const l = rlooLoss(seq, tf.tensor1d(seqOld), tf.tensor1d(advantages), c.clip);
+          clipfrac = l.clipfrac.dataSync()[0];
+          return l.loss;
+        }, vars),
+      );
+      loss = value.dataSync()[0];
+      value.dispose();
+      const g = new Map(Object.entries(grads).map(([k, x]) => [names.get(k)!, x]));
+      gradNorm = clipByGlobalNorm(g, c.gradClip);
+      assertFinite(i + 1, { loss, grad_norm: gradNorm });
+      this.opt.step(g, c.lr);
+      tf.dispose([...g.values()]);
+    }
+    this.iteration += 1;
+    const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / (a.length || 1);
+    const tokens = mask.reduce((a, b) => a + b, 0);
+    return {
+      step: this.iteration,
+      time: Date.now() / 1000,
+      loss,
+      reward: mean(scores),
+      ...(this.ref ? { kl: mean(seqKl) } : {}),
+      'objective/rlhf_reward': mean(rlhfReward),
+      clip_ratio: clipfrac,
+      'completions/mean_length': mean(r.len),
+      'completions/clipped_ratio': r.finished.filter((f) => !f).length / r.N,
+      learning_rate: c.lr,
+      grad_norm: gradNorm,
+      tokens_per_second: tokens / ((performance.now() - t0) / 1000),
+      generation_seconds: (tGen - t0) / 1000,
+    };
+  }
+}
+
+
+export async function rlooTrain(o: RlooOptions, hooks: StageHooks = {}) {
+  const cfg: RlooConfig = { ...DEFAULT_RLOO, ...o.rloo };
+  const prompts = readPrompts(o.prompts);
+  const g = new RlooRun(o.policy, o.policy, prompts, cfg, await rewardSource(o));
+  try {
+    const run = RunDir.create(o.runsDir, {
+      stage: 'rloo',
+      config: { prompts: path.resolve(o.prompts), policy: path.resolve(o.policy), reward_model: o.rewardModel ? path.resolve(o.rewardModel) : null, reward_fn: o.rewardFn ? path.resolve(o.rewardFn) : null, rloo: cfg },
+      parent_model: path.resolve(o.policy),
+    }, o.runId);
+    hooks.log?.(`run ${run.dir}: ${prompts.length} prompts, ${cfg.promptsPerStep} x ${cfg.numGenerations} responses per step, beta ${cfg.beta}${cfg.beta === 0 ? ' (no reference model)' : ''}`);
+    return await runLifecycle(run, () => groupLoop(run, g, hooks));
+  } finally {
+    g.dispose();
+  }
+}
+
+export async function resumeRloo(runDir: string, hooks: StageHooks = {}, scorer?: RewardSource['scorer']) {
+  const { run, config: c, point, markResumed } = openResume<{ prompts: string; policy: string; reward_model: string | null; reward_fn: string | null; rloo: RlooConfig }>(runDir, hooks);
+  checkRecorded(c.rloo, DEFAULT_RLOO, 'config.rloo');
+  const g = new RlooRun(point.dir, c.policy, readPrompts(c.prompts), c.rloo, await rewardSource({ rewardModel: c.reward_model ?? undefined, rewardFn: c.reward_fn ?? undefined, scorer }));
+  try {
+    g.restore(point.dir);
+    run.truncateMetrics(point.step);
+    markResumed();
+    return await runLifecycle(run, () => groupLoop(run, g, hooks));
+  } finally {
+    g.dispose();
+  }
+}

@@ -1,0 +1,85 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { saveTinyModel, testBackend, tmpDir } from '../../helpers';
+import { CharTokenizer } from '../../../src/engine/tokenizer';
+import { grpoTrain, resumeGrpo } from '../../../src/engine/stages/grpo';
+import { resumeRloo, rlooTrain } from '../../../src/engine/stages/rloo';
+import { readSafetensors } from '../../../src/engine/safetensors';
+import { RunDir } from '../../../src/data/run';
+
+before(testBackend);
+
+const tok = CharTokenizer.fromText('abcdefghijklmnopqrstuvwxyz ?.,:HA\n');
+/** The reward: how many letters "e" the response has (a verifiable reward the policy can learn fast). */
+const es = (_p: string, r: string) => (r.match(/e/g) ?? []).length;
+
+async function fixture() {
+  const root = tmpDir();
+  await saveTinyModel(path.join(root, 'sft'), tok);
+  fs.writeFileSync(path.join(root, 'p.ppo.jsonl'), ['say it', 'tell me', 'go on', 'why'].map((p) => JSON.stringify({ prompt: p })).join('\n') + '\n');
+  return root;
+}
+const base = (root: string) => ({ prompts: path.join(root, 'p.ppo.jsonl'), policy: path.join(root, 'sft'), runsDir: path.join(root, 'runs') });
+const small = { promptsPerStep: 2, numGenerations: 4, maxNewTokens: 8, lr: 1e-2 };
+const bytesOf = (dir: string) => [...readSafetensors(path.join(dir, 'model.safetensors')).tensors.values()].map((t) => Buffer.from(t.data.buffer).toString('base64')).join();
+const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+for (const algo of ['grpo', 'rloo'] as const) {
+  const trainFn = (o: Parameters<typeof grpoTrain>[0] & Parameters<typeof rlooTrain>[0], hooks = {}) => (algo === 'grpo' ? grpoTrain(o, hooks) : rlooTrain(o, hooks));
+  const cfgKey = algo;
+
+  test(`${algo.toUpperCase()} learns a verifiable reward; logs its metrics; resume equals an uninterrupted run`, async () => {
+    const root = await fixture();
+    const r = await trainFn({ ...base(root), scorer: es, [cfgKey]: { ...small, iterations: 24 }, runId: 'a' });
+    const m = new RunDir(path.join(root, 'runs', 'a')).readMetrics();
+    const keys = algo === 'grpo' ? ['reward', 'reward_std', 'frac_reward_zero_std', 'kl', 'clip_ratio/region_mean', 'completions/mean_length', 'completions/clipped_ratio', 'entropy', 'loss', 'grad_norm'] : ['reward', 'kl', 'objective/rlhf_reward', 'clip_ratio', 'completions/mean_length', 'loss', 'grad_norm'];
+    for (const k of keys) assert.ok(k in m[m.length - 1], k);
+    const first = avg(m.slice(0, 6).map((x) => x.reward)), last = avg(m.slice(-6).map((x) => x.reward));
+    console.log(`# ${algo}: reward (letters e per response) ${first.toFixed(2)} -> ${last.toFixed(2)}`);
+    assert.ok(last > first + 0.5, `${first} -> ${last}`);
+    // resume: cancelled after 3 steps, resumed, equal to 6 uninterrupted steps
+    const six = await trainFn({ ...base(root), scorer: es, [cfgKey]: { ...small, iterations: 6, checkpointInterval: 2 }, runId: 'six' });
+    let polls = 0;
+    await trainFn({ ...base(root), scorer: es, [cfgKey]: { ...small, iterations: 6, checkpointInterval: 2 }, runId: 'cut' }, { shouldStop: () => ++polls > 3 });
+    const cut = new RunDir(path.join(root, 'runs', 'cut'));
+    assert.equal(cut.read().status, 'cancelled');
+    await (algo === 'grpo' ? resumeGrpo(cut.dir, {}, es) : resumeRloo(cut.dir, {}, es));
+    assert.equal(bytesOf(path.join(cut.dir, 'checkpoints', 'final')), bytesOf(six.finalModel!));
+    assert.ok(fs.existsSync(r.finalModel!));
+  });
+}
+
+test('beta 0 loads no reference model; a group of one is refused; exactly one reward source', async () => {
+  const root = await fixture();
+  const logs: string[] = [];
+  const r = await grpoTrain({ ...base(root), scorer: es, grpo: { ...small, iterations: 1, beta: 0 } }, { log: (l) => logs.push(l) });
+  assert.ok(logs.some((l) => l.includes('beta 0 (no reference model)')));
+  assert.ok(!('kl' in new RunDir(path.dirname(path.dirname(r.finalModel!))).readMetrics()[0]));
+  await assert.rejects(grpoTrain({ ...base(root), scorer: es, grpo: { ...small, numGenerations: 1 } }), /at least 2/);
+  await assert.rejects(rlooTrain({ ...base(root), rloo: small }), /exactly one source of rewards/);
+});
+
+test('a reward function file that throws, returns NaN or never answers stops the run with the file and the reason', async () => {
+  const root = await fixture();
+  const write = (name: string, body: string) => {
+    fs.writeFileSync(path.join(root, name), body);
+    return path.join(root, name);
+  };
+  const throws = write('throws.mjs', 'export default (prompt, response) => {\n  if (response.length >= 0) throw new Error("no score for this");\n  return 1;\n};\n');
+  await assert.rejects(grpoTrain({ ...base(root), rewardFn: throws, grpo: { ...small, iterations: 1 } }), /the reward function .*throws\.mjs failed on a response: no score for this \(.*throws\.mjs:2/);
+  const nan = write('nan.mjs', 'export default () => NaN;\n');
+  await assert.rejects(grpoTrain({ ...base(root), rewardFn: nan, grpo: { ...small, iterations: 1 } }), /returned NaN, not a finite number/);
+  const none = write('none.mjs', 'export const x = 1;\n');
+  await assert.rejects(grpoTrain({ ...base(root), rewardFn: none, grpo: { ...small, iterations: 1 } }), /exports no function/);
+  // a function that never resolves: the time limit (shortened here) ends the run, marked failed
+  const hang = write('hang.mjs', 'export default () => new Promise(() => {});\n');
+  const env = { ...process.env, RLHF_REWARD_FN_TIMEOUT_MS: '300' };
+  const script = `const { grpoTrain } = require(${JSON.stringify(path.resolve(__dirname, '../../../src/engine/stages/grpo.ts'))}); require(${JSON.stringify(path.resolve(__dirname, '../../helpers.ts'))}).testBackend().then(() => grpoTrain({ prompts: process.argv[1], policy: process.argv[2], rewardFn: process.argv[3], runsDir: process.argv[4], runId: 'hang', grpo: { promptsPerStep: 1, numGenerations: 2, maxNewTokens: 4, iterations: 1 } })).catch((e) => { console.error(e.message); process.exit(3); });`;
+  const p = spawnSync(process.execPath, ['--import', 'tsx', '-e', script, base(root).prompts, base(root).policy, hang, base(root).runsDir], { encoding: 'utf8', env, timeout: 60_000 });
+  assert.equal(p.status, 3, p.stderr);
+  assert.match(p.stderr, /hang\.mjs failed on a response: no answer within 0\.3 s/);
+  assert.equal(new RunDir(path.join(root, 'runs', 'hang')).read().status, 'failed');
+});
