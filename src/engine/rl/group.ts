@@ -22,8 +22,8 @@ import { TrainResult, yieldToEventLoop } from '../train/trainer';
 import { RewardModel } from '../rm/reward-model';
 import { scoreSequences } from '../stages/rm';
 import { PpoPrompt } from '../../data/ppo';
-import { Rollout, sampleRollout, tokenLogps } from './rollout';
-import { StageHooks } from '../stages/common';
+import { Rollout, readPrompts, sampleRollout, tokenLogps } from './rollout';
+import { StageHooks, checkRecorded, openResume, runLifecycle } from '../stages/common';
 
 /** The settings every critic-free stage has. */
 export interface GroupConfig {
@@ -84,7 +84,7 @@ export async function rewardSource(o: RewardSource) {
   return { ...o, fn: o.rewardFn ? await loadRewardFn(o.rewardFn) : undefined };
 }
 
-export abstract class GroupRun {
+export abstract class GroupRun implements LoopStage {
   readonly policy: GPT;
   readonly ref?: GPT;
   readonly rm?: RewardModel;
@@ -173,8 +173,19 @@ export abstract class GroupRun {
   }
 }
 
-/** The loop of a critic-free stage: a step, its metrics, a checkpoint now and then; cancel within a step. */
-export async function groupLoop(run: RunDir, g: GroupRun, hooks: StageHooks): Promise<TrainResult> {
+/** What the RL loop drives: PPO's run and the critic-free ones alike. */
+export interface LoopStage {
+  readonly stage: string;
+  iteration: number;
+  readonly cfg: { iterations: number; checkpointInterval: number; keepCheckpoints: number };
+  readonly policy: GPT;
+  readonly tok: Tokenizer;
+  step(): Promise<Record<string, number>>;
+  checkpointFiles(): Promise<Record<string, string | Buffer>>;
+}
+
+/** The loop of an RL stage: a step, its metrics, a checkpoint now and then, the final model; cancel within a step. */
+export async function rlLoop(run: RunDir, g: LoopStage, hooks: StageHooks): Promise<TrainResult> {
   const c = g.cfg;
   const checkpoint = async () => {
     writeFilesAtomic(run.stepCheckpointDir(g.iteration), await g.checkpointFiles());
@@ -199,6 +210,41 @@ export async function groupLoop(run: RunDir, g: GroupRun, hooks: StageHooks): Pr
   const finalModel = path.join(run.checkpointsDir, 'final');
   writeFilesAtomic(finalModel, modelDirFiles(g.policy.config, await g.policy.weights(), g.tok));
   return { step: g.iteration, stopped: false, finalModel, lastMetrics: last };
+}
+
+type MakeRun<C> = (policyDir: string, refDir: string, prompts: PpoPrompt[], cfg: C, rewards: Awaited<ReturnType<typeof rewardSource>>) => GroupRun;
+
+/** Starts a critic-free stage: inputs read and checked, the run folder, the loop. */
+export async function trainGroup<C extends GroupConfig>(stage: string, make: MakeRun<C>, o: RewardSource & { prompts: string; policy: string; runsDir: string; runId?: string }, cfg: C, hooks: StageHooks) {
+  const prompts = readPrompts(o.prompts);
+  const g = make(o.policy, o.policy, prompts, cfg, await rewardSource(o));
+  try {
+    const run = RunDir.create(o.runsDir, {
+      stage,
+      config: { prompts: path.resolve(o.prompts), policy: path.resolve(o.policy), reward_model: o.rewardModel ? path.resolve(o.rewardModel) : null, reward_fn: o.rewardFn ? path.resolve(o.rewardFn) : null, [stage]: cfg },
+      parent_model: path.resolve(o.policy),
+    }, o.runId);
+    hooks.log?.(`run ${run.dir}: ${prompts.length} prompts, ${cfg.promptsPerStep} x ${cfg.numGenerations} responses per step, beta ${cfg.beta}${cfg.beta === 0 ? ' (no reference model)' : ''}`);
+    return await runLifecycle(run, () => rlLoop(run, g, hooks));
+  } finally {
+    g.dispose();
+  }
+}
+
+/** Resumes a critic-free stage from its newest checkpoint; the reference is the run's starting policy. */
+export async function resumeGroup<C extends GroupConfig>(stage: string, make: MakeRun<C>, defaults: C, runDir: string, hooks: StageHooks, scorer?: RewardSource['scorer'], check?: (c: C) => void) {
+  const { run, config: c, point, markResumed } = openResume<Record<string, unknown> & { prompts: string; policy: string; reward_model: string | null; reward_fn: string | null }>(runDir, hooks);
+  const cfg = checkRecorded(c[stage], defaults, `config.${stage}`);
+  check?.(cfg);
+  const g = make(point.dir, c.policy, readPrompts(c.prompts), cfg, await rewardSource({ rewardModel: c.reward_model ?? undefined, rewardFn: c.reward_fn ?? undefined, scorer }));
+  try {
+    g.restore(point.dir);
+    run.truncateMetrics(point.step);
+    markResumed();
+    return await runLifecycle(run, () => rlLoop(run, g, hooks));
+  } finally {
+    g.dispose();
+  }
 }
 
 /** Per-token log-probabilities of a rollout under a model, without gradients [N * T]. */

@@ -7,7 +7,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { GPT } from '../model';
 import { Tokenizer } from '../tokenizer';
 import { generate } from '../generate';
-import { PpoPrompt } from '../../data/ppo';
+import { PpoPrompt, toPpoPrompt } from '../../data/ppo';
+import { readRecords } from '../../data/jsonl';
+import { assertFile } from '../stages/common';
 
 export interface Rollout {
   /** Padded token ids [N, T] of context + response. */
@@ -84,4 +86,13 @@ export function sampleRollout(policy: GPT, tok: Tokenizer, prompts: PpoPrompt[],
   const ids = new Int32Array(seqs.length * T).fill(tok.eot);
   seqs.forEach((s, n) => ids.set(s, n * T));
   return { ids, N: seqs.length, T, start, len, finished, responses, contexts };
+}
+
+/** The prompts of an RL stage (a PPO prompt file); a bad record stops the stage before anything is written. */
+export function readPrompts(file: string): PpoPrompt[] {
+  assertFile(file, 'PPO prompts');
+  const { items, problems } = readRecords(file, toPpoPrompt);
+  if (problems.length) throw new Error(`${problems.length} bad record(s) in the PPO prompts; the first: ${problems[0]}`);
+  if (!items.length) throw new Error(`${file} has no prompts`);
+  return items;
 }

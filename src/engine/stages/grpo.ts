@@ -8,16 +8,14 @@
  * Logged with TRL's names: reward, reward_std, frac_reward_zero_std, kl, clip_ratio/region_mean,
  * completions/mean_length, completions/clipped_ratio, entropy, loss, grad_norm.
  */
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { RunDir } from '../../data/run';
 import { clipByGlobalNorm } from '../train/optim';
 import { assertFinite } from '../train/trainer';
 import { GrpoLossType, ScaleRewards, groupAdvantages, grpoLoss } from '../grpo/math';
-import { GroupConfig, GroupRun, RewardSource, groupLoop, rewardSource, rolloutLogps } from '../rl/group';
+import { GroupConfig, GroupRun, RewardSource, resumeGroup, rewardSource, rolloutLogps, trainGroup } from '../rl/group';
+import { PpoPrompt } from '../../data/ppo';
 import { responseMask, tokenLogps } from '../rl/rollout';
-import { readPrompts } from './ppo';
-import { StageHooks, checkRecorded, openResume, runLifecycle } from './common';
+import { StageHooks } from './common';
 
 // ---- hyperparameters (TRL's defaults where they fit a small model) -----------------------------
 export interface GrpoConfig extends GroupConfig {
@@ -109,35 +107,14 @@ function checkGrpo(c: GrpoConfig): void {
 }
 
 
+const make = (policyDir: string, refDir: string, prompts: PpoPrompt[], cfg: GrpoConfig, rewards: Awaited<ReturnType<typeof rewardSource>>) => new GrpoRun(policyDir, refDir, prompts, cfg, rewards);
+
 export async function grpoTrain(o: GrpoOptions, hooks: StageHooks = {}) {
   const cfg: GrpoConfig = { ...DEFAULT_GRPO, ...o.grpo };
   checkGrpo(cfg);
-  const prompts = readPrompts(o.prompts);
-  const g = new GrpoRun(o.policy, o.policy, prompts, cfg, await rewardSource(o));
-  try {
-    const run = RunDir.create(o.runsDir, {
-      stage: 'grpo',
-      config: { prompts: path.resolve(o.prompts), policy: path.resolve(o.policy), reward_model: o.rewardModel ? path.resolve(o.rewardModel) : null, reward_fn: o.rewardFn ? path.resolve(o.rewardFn) : null, grpo: cfg },
-      parent_model: path.resolve(o.policy),
-    }, o.runId);
-    hooks.log?.(`run ${run.dir}: ${prompts.length} prompts, ${cfg.promptsPerStep} x ${cfg.numGenerations} responses per step, beta ${cfg.beta}${cfg.beta === 0 ? ' (no reference model)' : ''}`);
-    return await runLifecycle(run, () => groupLoop(run, g, hooks));
-  } finally {
-    g.dispose();
-  }
+  return trainGroup('grpo', make, o, cfg, hooks);
 }
 
 export async function resumeGrpo(runDir: string, hooks: StageHooks = {}, scorer?: RewardSource['scorer']) {
-  const { run, config: c, point, markResumed } = openResume<{ prompts: string; policy: string; reward_model: string | null; reward_fn: string | null; grpo: GrpoConfig }>(runDir, hooks);
-  checkRecorded(c.grpo, DEFAULT_GRPO, 'config.grpo');
-  checkGrpo(c.grpo);
-  const g = new GrpoRun(point.dir, c.policy, readPrompts(c.prompts), c.grpo, await rewardSource({ rewardModel: c.reward_model ?? undefined, rewardFn: c.reward_fn ?? undefined, scorer }));
-  try {
-    g.restore(point.dir);
-    run.truncateMetrics(point.step);
-    markResumed();
-    return await runLifecycle(run, () => groupLoop(run, g, hooks));
-  } finally {
-    g.dispose();
-  }
+  return resumeGroup('grpo', make, DEFAULT_GRPO, runDir, hooks, scorer, checkGrpo);
 }

@@ -21,22 +21,22 @@ import { GPT } from '../model';
 import { Tokenizer, sameVocabulary } from '../tokenizer';
 import { Rng, deriveSeed, epochOrder, permutation } from '../rng';
 import { RunDir } from '../../data/run';
-import { modelDirFiles, readModelDir, writeFilesAtomic } from '../checkpoint';
+import { modelDirFiles, readModelDir } from '../checkpoint';
 import { readSafetensors, serializeSafetensors } from '../safetensors';
 import { crossEntropy } from '../layers';
 import { AdamW, clipByGlobalNorm } from '../train/optim';
-import { TrainResult, assertFinite, yieldToEventLoop } from '../train/trainer';
+import { assertFinite } from '../train/trainer';
 import { RewardModel } from '../rm/reward-model';
-import { Rollout, responseMask, rowsOf, sampleRollout, subset, tokenLogps } from '../rl/rollout';
+import { Rollout, readPrompts, responseMask, rowsOf, sampleRollout, subset, tokenLogps } from '../rl/rollout';
+import { rlLoop } from '../rl/group';
 
-export { tokenLogps };
+export { readPrompts, tokenLogps };
 import { gae, whiten } from '../ppo/gae';
 import { AdaptiveKl, FixedKl, KlController, klEstimate, sequenceKl } from '../ppo/kl-controller';
 import { policyLoss, valueLoss } from '../ppo/losses';
-import { readRecords } from '../../data/jsonl';
-import { PpoPrompt, toPpoPrompt } from '../../data/ppo';
+import { PpoPrompt } from '../../data/ppo';
 import { corpusData, readCorpus } from './pretrain';
-import { StageHooks, assertFile, checkRecorded, openResume, runLifecycle } from './common';
+import { StageHooks, checkRecorded, openResume, runLifecycle } from './common';
 
 export interface PpoConfig {
   iterations: number;
@@ -108,13 +108,6 @@ export interface PpoOptions {
   gold?: (response: string) => number;
 }
 
-export function readPrompts(file: string): PpoPrompt[] {
-  assertFile(file, 'PPO prompts');
-  const { items, problems } = readRecords(file, toPpoPrompt);
-  if (problems.length) throw new Error(`${problems.length} bad record(s) in the PPO prompts; the first: ${problems[0]}`);
-  if (!items.length) throw new Error(`${file} has no prompts`);
-  return items;
-}
 
 /** A reward-model score in the units PPO uses: (score - mean) / (std + 1e-8), the statistics of the RM's training set. */
 export function normaliseScore(x: number, stats: { mean: number; std: number }): number {
@@ -139,6 +132,7 @@ function loadModels(policyDir: string, rmDir: string, refDir: string, valueDir?:
 }
 
 class PpoRun {
+  readonly stage = 'ppo';
   readonly policy: GPT;
   readonly ref: GPT;
   readonly critic: RewardModel;
@@ -359,33 +353,6 @@ class PpoRun {
   }
 }
 
-async function loop(run: RunDir, ppo: PpoRun, hooks: StageHooks): Promise<TrainResult> {
-  const c = ppo.cfg;
-  const checkpoint = async () => {
-    writeFilesAtomic(run.stepCheckpointDir(ppo.iteration), await ppo.checkpointFiles());
-    run.pruneCheckpoints(c.keepCheckpoints);
-    hooks.onCheckpoint?.(run.stepCheckpointDir(ppo.iteration), ppo.iteration);
-  };
-  let last: Record<string, number> = {};
-  const started = Date.now(), first = ppo.iteration;
-  while (ppo.iteration < c.iterations) {
-    await yieldToEventLoop();
-    if (hooks.shouldStop?.()) {
-      await checkpoint();
-      return { step: ppo.iteration, stopped: true, lastMetrics: last };
-    }
-    last = await ppo.step();
-    run.appendMetrics(last);
-    const elapsed = (Date.now() - started) / 1000;
-    hooks.onProgress?.({ stage: 'ppo', step: ppo.iteration, totalSteps: c.iterations, metrics: last, etaSeconds: (elapsed / (ppo.iteration - first)) * (c.iterations - ppo.iteration) });
-    if (c.checkpointInterval > 0 && ppo.iteration % c.checkpointInterval === 0 && ppo.iteration < c.iterations) await checkpoint();
-  }
-  await checkpoint();
-  const finalModel = path.join(run.checkpointsDir, 'final');
-  writeFilesAtomic(finalModel, modelDirFiles(ppo.policy.config, await ppo.policy.weights(), ppo.tok));
-  return { step: ppo.iteration, stopped: false, finalModel, lastMetrics: last };
-}
-
 export async function ppoTrain(o: PpoOptions, hooks: StageHooks = {}) {
   const cfg: PpoConfig = { ...DEFAULT_PPO, ...o.ppo };
   // everything is read and checked before the run folder exists
@@ -400,7 +367,7 @@ export async function ppoTrain(o: PpoOptions, hooks: StageHooks = {}) {
       parent_model: path.resolve(o.policy),
     }, o.runId);
     hooks.log?.(`run ${run.dir}: ${prompts.length} prompts, ${cfg.promptsPerRollout} x ${cfg.samplesPerPrompt} responses per iteration, beta ${cfg.klCoef}${cfg.klTarget ? ` adapting to KL ${cfg.klTarget}` : ''}`);
-    return await runLifecycle(run, () => loop(run, ppo, hooks));
+    return await runLifecycle(run, () => rlLoop(run, ppo, hooks));
   } finally {
     ppo.dispose();
   }
@@ -416,7 +383,7 @@ export async function resumePpo(runDir: string, hooks: StageHooks = {}, gold?: (
     ppo.restore(point.dir);
     run.truncateMetrics(point.step);
     markResumed();
-    return await runLifecycle(run, () => loop(run, ppo, hooks));
+    return await runLifecycle(run, () => rlLoop(run, ppo, hooks));
   } finally {
     ppo.dispose();
   }

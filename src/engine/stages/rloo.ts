@@ -7,16 +7,14 @@
  * Logged: reward (mean score), kl (mean sequence KL, nats), objective/rlhf_reward, loss,
  * clip_ratio (fraction of sequences clipped), completions/mean_length, completions/clipped_ratio.
  */
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { RunDir } from '../../data/run';
 import { clipByGlobalNorm } from '../train/optim';
 import { assertFinite } from '../train/trainer';
 import { rlooAdvantages, rlooLoss } from '../rloo/math';
-import { GroupConfig, GroupRun, RewardSource, groupLoop, rewardSource, rolloutLogps } from '../rl/group';
+import { GroupConfig, GroupRun, RewardSource, resumeGroup, rewardSource, rolloutLogps, trainGroup } from '../rl/group';
+import { PpoPrompt } from '../../data/ppo';
 import { responseMask, tokenLogps } from '../rl/rollout';
-import { readPrompts } from './ppo';
-import { StageHooks, checkRecorded, openResume, runLifecycle } from './common';
+import { StageHooks } from './common';
 
 // ---- hyperparameters ---------------------------------------------------------------------------
 export interface RlooConfig extends GroupConfig {
@@ -108,33 +106,12 @@ class RlooRun extends GroupRun {
 }
 
 
+const make = (policyDir: string, refDir: string, prompts: PpoPrompt[], cfg: RlooConfig, rewards: Awaited<ReturnType<typeof rewardSource>>) => new RlooRun(policyDir, refDir, prompts, cfg, rewards);
+
 export async function rlooTrain(o: RlooOptions, hooks: StageHooks = {}) {
-  const cfg: RlooConfig = { ...DEFAULT_RLOO, ...o.rloo };
-  const prompts = readPrompts(o.prompts);
-  const g = new RlooRun(o.policy, o.policy, prompts, cfg, await rewardSource(o));
-  try {
-    const run = RunDir.create(o.runsDir, {
-      stage: 'rloo',
-      config: { prompts: path.resolve(o.prompts), policy: path.resolve(o.policy), reward_model: o.rewardModel ? path.resolve(o.rewardModel) : null, reward_fn: o.rewardFn ? path.resolve(o.rewardFn) : null, rloo: cfg },
-      parent_model: path.resolve(o.policy),
-    }, o.runId);
-    hooks.log?.(`run ${run.dir}: ${prompts.length} prompts, ${cfg.promptsPerStep} x ${cfg.numGenerations} responses per step, beta ${cfg.beta}${cfg.beta === 0 ? ' (no reference model)' : ''}`);
-    return await runLifecycle(run, () => groupLoop(run, g, hooks));
-  } finally {
-    g.dispose();
-  }
+  return trainGroup('rloo', make, o, { ...DEFAULT_RLOO, ...o.rloo }, hooks);
 }
 
 export async function resumeRloo(runDir: string, hooks: StageHooks = {}, scorer?: RewardSource['scorer']) {
-  const { run, config: c, point, markResumed } = openResume<{ prompts: string; policy: string; reward_model: string | null; reward_fn: string | null; rloo: RlooConfig }>(runDir, hooks);
-  checkRecorded(c.rloo, DEFAULT_RLOO, 'config.rloo');
-  const g = new RlooRun(point.dir, c.policy, readPrompts(c.prompts), c.rloo, await rewardSource({ rewardModel: c.reward_model ?? undefined, rewardFn: c.reward_fn ?? undefined, scorer }));
-  try {
-    g.restore(point.dir);
-    run.truncateMetrics(point.step);
-    markResumed();
-    return await runLifecycle(run, () => groupLoop(run, g, hooks));
-  } finally {
-    g.dispose();
-  }
+  return resumeGroup('rloo', make, DEFAULT_RLOO, runDir, hooks, scorer);
 }
