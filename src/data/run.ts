@@ -30,6 +30,8 @@ export interface RunInfo {
 }
 
 export const RUN_JSON_MAX_BYTES = 1 << 20;
+/** samples.jsonl stops growing at this size. */
+export const SAMPLES_MAX_BYTES = 64 << 20;
 
 export function newRunId(stage: string, now = new Date()): string {
   const t = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
@@ -158,11 +160,37 @@ export class RunDir {
     fs.appendFileSync(this.metricsFile, JSON.stringify(m) + '\n');
   }
 
-  /** Drops metric lines past `step` (after a resume from that step the file reads as one run). */
+  get samplesFile(): string {
+    return path.join(this.dir, 'samples.jsonl');
+  }
+
+  /**
+   * Appends one step's samples (spec: {"step", "prompt", "response", "score"?, "gold"?, "kl"?,
+   * "advantage"?, "implicit_reward"?}); once the file holds SAMPLES_MAX_BYTES, further samples are
+   * dropped (the metrics go on), so a long run cannot fill the disk with text.
+   */
+  appendSamples(rows: Record<string, unknown>[]): void {
+    if (!rows.length) return;
+    let size = 0;
+    try {
+      size = fs.statSync(this.samplesFile).size;
+    } catch {
+      /* the first samples */
+    }
+    if (size >= SAMPLES_MAX_BYTES) return;
+    fs.appendFileSync(this.samplesFile, rows.map((r) => JSON.stringify(r) + '\n').join(''));
+  }
+
+  /** Drops metric (and sample) lines past `step` (after a resume from that step each file reads as one run). */
   truncateMetrics(step: number): void {
-    if (!fs.existsSync(this.metricsFile)) return;
+    this.truncateSteps(this.metricsFile, step);
+    this.truncateSteps(this.samplesFile, step);
+  }
+
+  private truncateSteps(file: string, step: number): void {
+    if (!fs.existsSync(file)) return;
     const kept = fs
-      .readFileSync(this.metricsFile, 'utf8')
+      .readFileSync(file, 'utf8')
       .split('\n')
       .filter((l) => {
         if (!l.trim()) return false;
@@ -172,7 +200,7 @@ export class RunDir {
           return false; // a line torn by a crash
         }
       });
-    writeFileAtomic(this.metricsFile, kept.map((l) => l + '\n').join(''));
+    writeFileAtomic(file, kept.map((l) => l + '\n').join(''));
   }
 
   /** Every metrics line (the trainer's own reads); `tailBytes` reads only the end of the file. */

@@ -50,6 +50,9 @@ export interface RewardSource {
 }
 
 /** How long a reward function may take per response (RLHF_REWARD_FN_TIMEOUT_MS overrides, for tests). */
+/** Samples written to samples.jsonl per step (the first ones of the step: whole groups). */
+export const SAMPLES_PER_STEP = 16;
+
 export const REWARD_FN_TIMEOUT_MS = Number(process.env.RLHF_REWARD_FN_TIMEOUT_MS ?? 10_000);
 
 /** A reward function file: `export default (prompt, response) => number | Promise<number>` (or a named `reward`). */
@@ -156,6 +159,18 @@ export abstract class GroupRun implements LoopStage {
   /** One step: rollout, rewards, the algorithm's update; its metrics. */
   abstract step(): Promise<Record<string, number>>;
 
+  /** The last step's samples, the first SAMPLES_PER_STEP of them. */
+  protected lastSamples: Record<string, unknown>[] = [];
+  samples(): Record<string, unknown>[] {
+    return this.lastSamples;
+  }
+
+  /** Keeps step i's samples: prompt, response, score, and what the algorithm adds (kl, advantage). */
+  protected keepSamples(step: number, r: Rollout, prompts: PpoPrompt[], scores: number[], extra: (n: number) => Record<string, number>): void {
+    const G = this.cfg.numGenerations;
+    this.lastSamples = r.responses.slice(0, SAMPLES_PER_STEP).map((response, n) => ({ step, prompt: prompts[Math.floor(n / G)].prompt, response, score: scores[n], ...extra(n) }));
+  }
+
   abstract get stage(): string;
 
   async checkpointFiles(): Promise<Record<string, string | Buffer>> {
@@ -181,6 +196,8 @@ export interface LoopStage {
   readonly policy: GPT;
   readonly tok: Tokenizer;
   step(): Promise<Record<string, number>>;
+  /** The samples of the step just taken (at most samplesPerStep of them), for samples.jsonl. */
+  samples?(): Record<string, unknown>[];
   checkpointFiles(): Promise<Record<string, string | Buffer>>;
 }
 
@@ -202,6 +219,7 @@ export async function rlLoop(run: RunDir, g: LoopStage, hooks: StageHooks): Prom
     }
     last = await g.step();
     run.appendMetrics(last);
+    run.appendSamples(g.samples?.() ?? []);
     const elapsed = (Date.now() - started) / 1000;
     hooks.onProgress?.({ stage: g.stage, step: g.iteration, totalSteps: c.iterations, metrics: last, etaSeconds: (elapsed / (g.iteration - first)) * (c.iterations - g.iteration) });
     if (c.checkpointInterval > 0 && g.iteration % c.checkpointInterval === 0 && g.iteration < c.iterations) await checkpoint();

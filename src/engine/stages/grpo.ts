@@ -80,6 +80,12 @@ class GrpoRun extends GroupRun {
       tf.dispose([...g.values()]);
     }
     this.iteration += 1;
+    const seqKl = (n: number) => {
+      let kl = 0;
+      for (let t = 0; t < r.T; t++) if (mask[n * r.T + t]) kl += logpOld[n * r.T + t] - logpRef![n * r.T + t];
+      return kl;
+    };
+    this.keepSamples(this.iteration, r, prompts, rewards, (n) => ({ advantage: adv.advantages[n], ...(logpRef ? { kl: seqKl(n) } : {}) }));
     const lengths = r.len;
     return {
       step: this.iteration,

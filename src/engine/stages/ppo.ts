@@ -28,7 +28,7 @@ import { AdamW, clipByGlobalNorm } from '../train/optim';
 import { assertFinite } from '../train/trainer';
 import { RewardModel } from '../rm/reward-model';
 import { Rollout, readPrompts, responseMask, rowsOf, sampleRollout, subset, tokenLogps } from '../rl/rollout';
-import { rlLoop } from '../rl/group';
+import { SAMPLES_PER_STEP, rlLoop } from '../rl/group';
 
 export { readPrompts, tokenLogps };
 import { gae, whiten } from '../ppo/gae';
@@ -133,6 +133,10 @@ function loadModels(policyDir: string, rmDir: string, refDir: string, valueDir?:
 
 class PpoRun {
   readonly stage = 'ppo';
+  private lastSamples: Record<string, unknown>[] = [];
+  samples(): Record<string, unknown>[] {
+    return this.lastSamples;
+  }
   readonly policy: GPT;
   readonly ref: GPT;
   readonly critic: RewardModel;
@@ -304,6 +308,17 @@ class PpoRun {
     const klMean = mean(klSeq);
     this.kl.update(klMean, r.N);
     this.iteration += 1;
+    // the step's first samples for samples.jsonl: each response's mean whitened advantage over its tokens
+    const G = c.samplesPerPrompt, prompts = this.promptsFor(i);
+    this.lastSamples = r.responses.slice(0, SAMPLES_PER_STEP).map((response, n) => ({
+      step: this.iteration,
+      prompt: prompts[Math.floor(n / G)].prompt,
+      response,
+      score: scores[n],
+      ...(this.gold ? { gold: this.gold(response) } : {}),
+      kl: klSeq[n],
+      advantage: mean(perSeq[n].idx.map((k) => adv[k])),
+    }));
     const seconds = (performance.now() - t0) / 1000;
     const tokens = r.len.reduce((a, b) => a + b, 0);
     const m: Record<string, number> = {

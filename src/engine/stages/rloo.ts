@@ -85,6 +85,7 @@ class RlooRun extends GroupRun {
       tf.dispose([...g.values()]);
     }
     this.iteration += 1;
+    this.keepSamples(this.iteration, r, prompts, scores, (n) => ({ advantage: advantages[n], ...(this.ref ? { kl: seqKl[n] } : {}) }));
     const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / (a.length || 1);
     const tokens = mask.reduce((a, b) => a + b, 0);
     return {

@@ -83,3 +83,22 @@ test('a reward function file that throws, returns NaN or never answers stops the
   assert.match(p.stderr, /hang\.mjs failed on a response: no answer within 0\.3 s/);
   assert.equal(new RunDir(path.join(root, 'runs', 'hang')).read().status, 'failed');
 });
+
+test('GRPO and RLOO write samples.jsonl (the spec\'s fields, at most 16 per step); a resumed run\'s file equals an uninterrupted run\'s', async () => {
+  const root = await fixture();
+  const read = (dir: string) => fs.readFileSync(path.join(dir, 'samples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const o = { ...base(root), scorer: es, grpo: { promptsPerStep: 5, numGenerations: 4, maxNewTokens: 6, iterations: 4, checkpointInterval: 2 } };
+  await grpoTrain({ ...o, runId: 'whole' });
+  const whole = read(path.join(root, 'runs', 'whole'));
+  assert.equal(whole.length, 4 * 16, '20 responses a step, 16 kept');
+  for (const k of ['step', 'prompt', 'response', 'score', 'advantage', 'kl']) assert.ok(k in whole[0], k);
+  assert.deepEqual([...new Set(whole.map((x) => x.step))], [1, 2, 3, 4]);
+  let polls = 0;
+  await grpoTrain({ ...o, runId: 'cut' }, { shouldStop: () => ++polls > 3 });
+  await resumeGrpo(path.join(root, 'runs', 'cut'), {}, es);
+  assert.deepEqual(read(path.join(root, 'runs', 'cut')), whole);
+  await rlooTrain({ ...base(root), scorer: es, rloo: { promptsPerStep: 2, numGenerations: 2, maxNewTokens: 6, iterations: 2 }, runId: 'rloo' });
+  const rl = read(path.join(root, 'runs', 'rloo'));
+  assert.equal(rl.length, 2 * 4);
+  for (const k of ['step', 'prompt', 'response', 'score', 'advantage', 'kl']) assert.ok(k in rl[0], k);
+});

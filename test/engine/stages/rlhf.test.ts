@@ -71,9 +71,14 @@ test('PPO: runs, logs TRL metric names, and a resumed run equals an uninterrupte
   const ma = new RunDir(path.join(root, 'a', 'ppo')).readMetrics();
   const keys = ['objective/kl', 'objective/entropy', 'objective/scores', 'objective/rlhf_reward', 'objective/non_score_reward', 'policy/approxkl_avg', 'policy/clipfrac_avg', 'policy/entropy_avg', 'loss/policy_avg', 'loss/value_avg', 'val/clipfrac_avg', 'val/ratio', 'objective/kl_coef'];
   for (const k of keys) assert.ok(Number.isFinite(ma[3][k]), k);
+  // samples.jsonl: the spec's fields for every step, and the same file after a resume (checked below)
+  const samplesOf = (dir: string) => fs.readFileSync(path.join(dir, 'samples.jsonl'), 'utf8');
+  const sa = samplesOf(path.join(root, 'a', 'ppo')).trim().split('\n').map((l) => JSON.parse(l));
+  for (const k of ['step', 'prompt', 'response', 'score', 'kl', 'advantage']) assert.ok(k in sa[0], k);
   assert.equal(ma[0]['objective/kl'], 0, 'the first rollout comes from the reference itself');
   assert.notEqual(ma[3]['objective/kl_coef'], ma[0]['objective/kl_coef'], 'the adaptive controller moved beta');
   assert.deepEqual(b.readMetrics().map((x) => [x['objective/kl'], x['objective/scores'], x['objective/kl_coef']]), ma.map((x) => [x['objective/kl'], x['objective/scores'], x['objective/kl_coef']]));
+  assert.equal(samplesOf(b.dir), samplesOf(path.join(root, 'a', 'ppo')), 'samples.jsonl of the resumed run equals the uninterrupted one');
 });
 
 test('bad inputs: ranks outside 1..K, a reward model of another vocabulary, no prompts: a clear message, nothing written', async () => {
