@@ -56,19 +56,20 @@ export function validatePart(p: PartRequest): PartResult {
 
 /** The stage of a file whose name does not say it: its first record's fields (as the reader sniffs). */
 function sniffFile(file: string): Stage | undefined {
-  let stage: Stage | undefined;
   const fd = openRegular(file).fd;
   try {
     const b = Buffer.alloc(1 << 20);
     const n = fs.readSync(fd, b, 0, b.length, 0);
-    for (const line of b.subarray(0, n).toString('utf8').split('\n').slice(0, -1)) {
-      const r = parseJsonLine(Buffer.from(line.replace(/\r$/, '')));
+    // the complete lines of the first megabyte, as the reader takes them (CR dropped)
+    for (let start = 0, nl = b.indexOf(10); nl >= 0 && nl < n; start = nl + 1, nl = b.indexOf(10, start)) {
+      const end = nl > start && b[nl - 1] === 13 ? nl - 1 : nl;
+      const r = parseJsonLine(b.subarray(start, end));
       if (r && 'value' in r) return sniffStage(r.value);
     }
+    return undefined;
   } finally {
     fs.closeSync(fd);
   }
-  return stage;
 }
 
 /** Byte offsets where parts start: just after a newline near each k/n of the file. */
