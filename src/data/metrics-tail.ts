@@ -1,5 +1,5 @@
 /**
- * Following a run's metrics.jsonl while the trainer appends to it: each read returns the
+ * Following a run's metrics.jsonl (or samples.jsonl) while the trainer appends to it: each read returns the
  * complete lines written since the last one (a half-written last line waits for its newline),
  * and says `reset` when the file was rewritten shorter (a resumed run truncates it to its
  * checkpoint), so the reader starts over. The file is the source of truth; nothing is kept here
@@ -23,15 +23,16 @@ export interface Columns {
 /** At most this much is read per call; a larger backlog comes in the following reads. */
 const MAX_READ = 32 << 20;
 
-export class MetricsTail {
+/** Follows any JSONL file that only grows (or is rewritten shorter): each line through `parse`. */
+export class JsonlTail<T> {
   private offset = 0;
   private pending = Buffer.alloc(0);
-  /** Lines that were not a metrics object (counted, skipped). */
+  /** Lines that `parse` rejected (counted, skipped). */
   bad = 0;
 
-  constructor(readonly file: string) {}
+  constructor(readonly file: string, private readonly parse: (line: string) => T | undefined) {}
 
-  read(): { reset: boolean; rows: MetricRow[] } {
+  read(): { reset: boolean; rows: T[] } {
     let size: number;
     try {
       size = fs.statSync(this.file).size;
@@ -65,10 +66,10 @@ export class MetricsTail {
     } finally {
       fs.closeSync(fd);
     }
-    const rows: MetricRow[] = [];
+    const rows: T[] = [];
     let start = 0;
     for (let nl = this.pending.indexOf(10); nl >= 0; nl = this.pending.indexOf(10, start)) {
-      const row = parseRow(this.pending.toString('utf8', start, nl));
+      const row = this.parse(this.pending.toString('utf8', start, nl));
       if (row) rows.push(row);
       else if (nl > start) this.bad++;
       start = nl + 1;
@@ -80,6 +81,12 @@ export class MetricsTail {
       this.bad++;
     }
     return { reset, rows };
+  }
+}
+
+export class MetricsTail extends JsonlTail<MetricRow> {
+  constructor(file: string) {
+    super(file, parseRow);
   }
 }
 

@@ -5,6 +5,7 @@
  * the host decides the file (under the workspace's .rlhf/exports/).
  */
 import { isNum, isObj, isStr } from './validate';
+import { SampleRow, toSampleRow } from '../data/samples';
 
 export interface RunMeta {
   id: string;
@@ -33,8 +34,12 @@ export type HostToDashboard =
    * rewritten, e.g. a resumed run truncated it). A metric missing at a step is null.
    */
   | { type: 'points'; run: string; reset: boolean; step: number[]; time: number[]; metrics: Record<string, (number | null)[]> }
+  /** New lines of one run's samples.jsonl (at most MAX_SAMPLE_ROWS a message); `reset` as for points. */
+  | { type: 'samples'; run: string; reset: boolean; rows: SampleRow[] }
   | { type: 'status'; run: string; status: string }
   | { type: 'error'; message: string };
+
+export const MAX_SAMPLE_ROWS = 2000;
 
 export type DashboardToHost =
   | { type: 'ready' }
@@ -83,6 +88,11 @@ export function parseHostToDashboard(v: unknown): HostToDashboard | undefined {
       }
       return { type: 'points', run: v.run, reset: v.reset, step: v.step, time: v.time as number[], metrics };
     }
+    case 'samples': {
+      if (!isStr(v.run) || typeof v.reset !== 'boolean' || !Array.isArray(v.rows) || v.rows.length > MAX_SAMPLE_ROWS) return undefined;
+      const rows = v.rows.map(toSampleRow);
+      return rows.every((r): r is SampleRow => r !== undefined) ? { type: 'samples', run: v.run, reset: v.reset, rows } : undefined;
+    }
     case 'status':
       return isStr(v.run) && isStr(v.status) ? { type: 'status', run: v.run, status: v.status } : undefined;
     case 'error':
@@ -101,6 +111,15 @@ export const STAGE_METRICS: Record<string, string[]> = {
     'objective/scores', 'objective/rlhf_reward', 'objective/kl', 'objective/kl_coef', 'objective/entropy', 'objective/non_score_reward',
     'policy/clipfrac_avg', 'val/clipfrac_avg', 'loss/value_avg', 'loss/policy_avg', 'policy/approxkl_avg', 'val/ratio', 'tokens_per_second',
   ],
+  dpo: [
+    'loss', 'rewards/accuracies', 'rewards/margins', 'rewards/chosen', 'rewards/rejected', 'logps/chosen', 'logps/rejected',
+    'eval/loss', 'eval/rewards/accuracies', 'eval/rewards/margins', 'learning_rate', 'grad_norm', 'tokens_per_second',
+  ],
+  grpo: [
+    'reward', 'reward_std', 'kl', 'frac_reward_zero_std', 'clip_ratio/region_mean', 'entropy', 'completions/mean_length',
+    'completions/clipped_ratio', 'loss', 'grad_norm', 'tokens_per_second',
+  ],
+  rloo: ['reward', 'objective/rlhf_reward', 'kl', 'clip_ratio', 'completions/mean_length', 'completions/clipped_ratio', 'loss', 'grad_norm', 'tokens_per_second'],
 };
 
 /** Orders a stage's metrics: the stage's list first, then the rest alphabetically. */

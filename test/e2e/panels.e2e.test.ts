@@ -17,7 +17,7 @@ let vs: Session;
 let page: Page;
 let workspace: string;
 const CLI = path.join(ROOT, 'dist', 'cli.js');
-const SETTINGS = { 'rlhf.generation.maxTokens': 40, 'rlhf.ranking.annotator': 'e2e-annotator', 'rlhf.ranking.k': 4 };
+const SETTINGS = { 'rlhf.generation.maxTokens': 40, 'rlhf.ranking.annotator': 'e2e-annotator', 'rlhf.ranking.k': 4, 'rlhf.dpo.steps': 2 };
 const target = () => path.join(workspace, 'data', 'rankings.rm.jsonl');
 const lines = () => (fs.existsSync(target()) ? fs.readFileSync(target(), 'utf8').split('\n').filter(Boolean) : []);
 /** The visible webview's content frame (hidden panels keep their iframes). */
@@ -237,4 +237,24 @@ e2eTest('both panels in light, dark and high-contrast themes (screenshots)', asy
     await page.waitForTimeout(500);
     await vs.shot(`theme-${name}-dashboard`);
   }
+});
+
+e2eTest('with enough rankings in its file the panel offers "Train DPO on these rankings", which trains DPO on that file', async () => {
+  await runCommand(page, 'View: Close All Editors');
+  // 16 rankings (the threshold) in a file of their own
+  const file = path.join(workspace, 'data', 'sixteen.rm.jsonl');
+  fs.writeFileSync(file, fs.readFileSync(path.join(workspace, 'data', 'reviews.rm.jsonl'), 'utf8').split('\n').slice(0, 16).join('\n') + '\n');
+  await openRanking('data/sixteen.rm.jsonl');
+  const w = view();
+  await w.locator('#train-dpo').waitFor({ timeout: 60_000 });
+  await vs.shot('ranking-train-dpo');
+  await w.locator('#train-dpo').click();
+  await pick('models/base-char'); // the file is the panel's: only the model is asked
+  await page.locator('.notifications-toasts', { hasText: 'Train DPO Model finished' }).waitFor({ timeout: 180_000 });
+  const runs = path.join(workspace, '.rlhf', 'runs');
+  const id = fs.readdirSync(runs).find((d) => d.startsWith('dpo-'))!;
+  const info = JSON.parse(fs.readFileSync(path.join(runs, id, 'run.json'), 'utf8'));
+  assert.equal(info.status, 'completed');
+  assert.equal(info.config.data, file);
+  assert.equal(info.config.train.steps, 2);
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseRankingToHost, parseHostToRanking, validRanks } from '../../src/protocol/ranking';
-import { parseDashboardToHost, parseHostToDashboard, orderMetrics } from '../../src/protocol/dashboard';
+import { MAX_SAMPLE_ROWS, parseDashboardToHost, parseHostToDashboard, orderMetrics } from '../../src/protocol/dashboard';
 import { parseHostMessage, parseWorkerMessage } from '../../src/protocol/worker';
 
 const submit = { type: 'submit', index: 0, ranks: [2, 1, 3, 3], flags: ['unsafe'], comment: 'ok', timeMs: 5400 };
@@ -11,6 +11,7 @@ test('a valid submission from the ranking panel passes, exactly as sent', () => 
   assert.deepEqual(parseRankingToHost({ type: 'ready' }), { type: 'ready' });
   assert.deepEqual(parseRankingToHost({ type: 'skip', index: 3 }), { type: 'skip', index: 3 });
   assert.deepEqual(parseRankingToHost({ type: 'undo', path: '/etc/passwd' }), { type: 'undo' }, 'extra fields are dropped, never passed on');
+  assert.deepEqual(parseRankingToHost({ type: 'trainDpo', file: '/etc/passwd' }), { type: 'trainDpo' }, 'the panel cannot name the file DPO trains on: the host uses its own target');
 });
 
 test('the ranking panel cannot send bad ranks, unknown flags, a path, or oversized text', () => {
@@ -40,7 +41,8 @@ test('host messages to the ranking panel are checked too', () => {
   assert.deepEqual(parseHostToRanking(item), item);
   assert.equal(parseHostToRanking({ ...item, responses: ['a', 2] }), undefined);
   assert.equal(parseHostToRanking({ type: 'progress', progress: { ranked: 1, skipped: 0, total: 'x', perHour: null } }), undefined);
-  assert.ok(parseHostToRanking({ type: 'progress', progress: { ranked: 1, skipped: 0, total: 4, perHour: 120.5 } }));
+  assert.ok(parseHostToRanking({ type: 'progress', progress: { ranked: 1, skipped: 0, total: 4, records: 17, perHour: 120.5 } }));
+  assert.equal(parseHostToRanking({ type: 'progress', progress: { ranked: 1, skipped: 0, total: 4, perHour: 120.5 } }), undefined, 'the file\'s record count is part of progress');
   assert.equal(parseHostToRanking({ type: 'session', session: { title: 't', target: 'a', model: 'm', annotator: 'x', k: 10, generation: '' } }), undefined, 'K over 9');
 });
 
@@ -64,6 +66,15 @@ test('points for the dashboard must be columns of equal length', () => {
   assert.equal(parseHostToDashboard({ ...ok, metrics: { loss: [1] } }), undefined);
   assert.equal(parseHostToDashboard({ ...ok, time: [10, null] }), undefined);
   assert.equal(parseHostToDashboard({ ...ok, metrics: { 'bad name!': [1, 2] } }), undefined);
+});
+
+test('samples for the dashboard are checked row by row, and at most MAX_SAMPLE_ROWS a message', () => {
+  const ok = { type: 'samples', run: 'ppo-1', reset: true, rows: [{ step: 1, prompt: 'p', response: 'r', score: 0.5, kl: null }] };
+  assert.deepEqual(parseHostToDashboard(ok), ok);
+  assert.equal(parseHostToDashboard({ ...ok, rows: [{ step: 1, prompt: 'p' }] }), undefined);
+  assert.equal(parseHostToDashboard({ ...ok, rows: [{ step: 1, prompt: 'p', response: 'r', score: 'x' }] }), undefined);
+  assert.equal(parseHostToDashboard({ ...ok, reset: 'yes' }), undefined);
+  assert.equal(parseHostToDashboard({ ...ok, rows: Array(MAX_SAMPLE_ROWS + 1).fill(ok.rows[0]) }), undefined);
 });
 
 test('stage metrics come first in the paper\'s order, the rest by name', () => {

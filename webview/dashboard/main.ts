@@ -15,6 +15,7 @@ import { toast } from '../shared/toast';
 import { MetricChart, RunSeries, Theme } from './chart';
 import { EmaSmoother } from '../../src/data/smoothing';
 import { stageName, stageRank } from '../../src/data/stages';
+import { SamplesState, SamplesView, defaultSamplesState } from './samples';
 
 interface UiState {
   scope?: DashboardScope;
@@ -22,6 +23,8 @@ interface UiState {
   log: boolean;
   x: 'step' | 'time';
   hidden: string[];
+  view: 'curves' | 'samples';
+  samples: SamplesState;
 }
 
 interface RunData {
@@ -40,7 +43,8 @@ const emptyRun = (meta: RunMeta): RunData => ({ meta, step: [], time: [], rel: [
 const COLORS = ['blue', 'orange', 'green', 'purple', 'red', 'yellow'];
 
 const vscode = connect<UiState, HostToDashboard, DashboardToHost>(parseHostToDashboard, receive);
-const ui: UiState = { smoothing: 0.6, log: false, x: 'step', hidden: [], ...vscode.getState() };
+const saved = vscode.getState();
+const ui: UiState = { smoothing: 0.6, log: false, x: 'step', hidden: [], view: 'curves', ...saved, samples: { ...defaultSamplesState(), ...saved?.samples } };
 const runs = new Map<string, RunData>();
 const charts = new Map<string, { chart: MetricChart; card: HTMLElement; visible: boolean; stale: boolean }>();
 /** Cards scrolled out of view are not redrawn; they catch up when they come into view. */
@@ -58,11 +62,47 @@ let structureChanged = true;
 const app = document.getElementById('app')!;
 const toolbar = h('header', { class: 'toolbar' });
 const groups = h('main', { class: 'groups' });
+const samples = new SamplesView(ui.samples, save);
+const samplesPanel = h('main', { class: 'samples-panel', id: 'panel-samples', role: 'tabpanel', 'aria-labelledby': 'tab-samples' }, samples.el);
+const tabs = h('nav', { class: 'tabs', role: 'tablist', 'aria-label': 'Dashboard views' });
 const { el: live, say } = toast();
-app.append(toolbar, groups, live);
+app.append(tabs, toolbar, groups, samplesPanel, live);
+groups.id = 'panel-curves';
+groups.setAttribute('role', 'tabpanel');
+groups.setAttribute('aria-labelledby', 'tab-curves');
 
 function save(): void {
   vscode.setState(ui);
+}
+
+/** Curves or Samples: a tab bar (arrow keys move between the tabs, as ARIA's tabs pattern says). */
+function renderTabs(): void {
+  const tab = (view: UiState['view'], label: string) => {
+    const selected = ui.view === view;
+    const b = h('button', { role: 'tab', id: `tab-${view}`, class: 'tab', 'aria-selected': selected ? 'true' : 'false', 'aria-controls': `panel-${view}`, tabindex: selected ? '0' : '-1' }, label);
+    b.addEventListener('click', () => showView(view));
+    b.addEventListener('keydown', (e) => {
+      if (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft') return;
+      showView(ui.view === 'curves' ? 'samples' : 'curves');
+      document.getElementById(`tab-${ui.view}`)?.focus();
+    });
+    return b;
+  };
+  const n = samples.count();
+  tabs.replaceChildren(tab('curves', 'Curves'), tab('samples', n ? `Samples (${n.toLocaleString()})` : 'Samples'));
+  toolbar.hidden = groups.hidden = ui.view !== 'curves';
+  samplesPanel.hidden = ui.view !== 'samples';
+}
+
+function showView(view: UiState['view']): void {
+  ui.view = view;
+  save();
+  renderTabs();
+  if (view === 'samples') samples.render();
+  else {
+    structureChanged = true;
+    schedule();
+  }
 }
 
 function receive(m: HostToDashboard): void {
@@ -100,6 +140,12 @@ function receive(m: HostToDashboard): void {
       for (const v of col) c.push(v);
     }
     for (const c of r.metrics.values()) while (c.length < r.step.length) c.push(null);
+  } else if (m.type === 'samples') {
+    const before = samples.count();
+    samples.add(m.run, m.reset, m.rows);
+    if ((before === 0) !== (samples.count() === 0) || m.rows.length) renderTabs();
+    if (ui.view === 'samples') samples.update();
+    return;
   } else if (m.type === 'status') {
     const r = runs.get(m.run);
     if (r) r.meta = { ...r.meta, status: m.status };
@@ -311,4 +357,6 @@ new ResizeObserver(() => {
 }).observe(groups);
 
 renderToolbar();
+renderTabs();
+if (ui.view === 'samples') samples.render();
 vscode.post({ type: 'ready' });

@@ -8,8 +8,9 @@ import * as vscode from 'vscode';
 import * as fs from 'fs';
 import * as path from 'path';
 import { webviewHtml, webviewOptions } from './webview-html';
-import { DashboardScope, HostToDashboard, RunMeta, isScope, parseDashboardToHost } from '../../protocol/dashboard';
-import { MetricsTail, metricCsv, toColumns } from '../../data/metrics-tail';
+import { DashboardScope, HostToDashboard, MAX_SAMPLE_ROWS, RunMeta, isScope, parseDashboardToHost } from '../../protocol/dashboard';
+import { JsonlTail, MetricsTail, metricCsv, toColumns } from '../../data/metrics-tail';
+import { SampleRow, parseSampleLine } from '../../data/samples';
 import { writeFileAtomic } from '../../data/append';
 import { RunDir, RunInfo } from '../../data/run';
 
@@ -18,6 +19,8 @@ interface Followed {
   dir: RunDir;
   info: RunInfo;
   tail: MetricsTail;
+  /** samples.jsonl (RL stages write it): the Samples view. */
+  samples: JsonlTail<SampleRow>;
   /** Nothing sent yet: the first points replace whatever the webview holds for this run. */
   fresh: boolean;
 }
@@ -92,13 +95,19 @@ export class DashboardPanel {
         this.otherStage.add(id);
         continue;
       }
-      this.runs.set(id, { id, dir, info, tail: new MetricsTail(dir.metricsFile), fresh: true });
+      this.runs.set(id, { id, dir, info, tail: new MetricsTail(dir.metricsFile), samples: new JsonlTail(dir.samplesFile, parseSampleLine), fresh: true });
       changed = true;
     }
     if (changed) this.post({ type: 'runs', scope: this.scope, runs: [...this.runs.values()].map(meta) });
     for (const r of this.runs.values()) {
       const { reset, rows } = r.tail.read();
       if (rows.length || reset || r.fresh) this.post({ type: 'points', run: r.id, reset: reset || r.fresh, ...toColumns(rows) });
+      const samples = r.samples.read();
+      if (samples.rows.length || samples.reset || r.fresh) {
+        for (let i = 0; i === 0 || i < samples.rows.length; i += MAX_SAMPLE_ROWS) {
+          this.post({ type: 'samples', run: r.id, reset: i === 0 && (samples.reset || r.fresh), rows: samples.rows.slice(i, i + MAX_SAMPLE_ROWS) });
+        }
+      }
       r.fresh = false;
       if (r.info.status === 'running') {
         const info = readInfo(r.dir);
