@@ -59,7 +59,7 @@ export function activate(context: vscode.ExtensionContext): void {
     }
     // training stages write runs into the configured folder and read their settings
     const stage = argv[0];
-    const full = ['pretrain', 'sft', 'rm', 'ppo', 'dpo'].includes(stage) ? [...argv, ...stageFlags(stage), '--runs-dir', runsDir()!] : argv;
+    const full = ['pretrain', 'sft', 'rm', 'ppo', 'dpo', 'grpo', 'rloo'].includes(stage) ? [...argv, ...stageFlags(stage), '--runs-dir', runsDir()!] : argv;
     await vscode.commands.executeCommand('setContext', 'rlhf.training', true);
     // set once: a command with arguments reassigned on every step would be gone by the time of a click
     status.tooltip = 'RLHF: training. Click to open its dashboard; cancel from the notification or with RLHF: Cancel Training.';
@@ -124,6 +124,23 @@ export function activate(context: vscode.ExtensionContext): void {
     return dir;
   }
 
+  /** GRPO and RLOO: prompts, the SFT model, and where rewards come from (a reward model or a reward function file). */
+  async function runGroupStage(stage: 'grpo' | 'rloo', title: string): Promise<void> {
+    const prompts = await pickFile('**/*.ppo.jsonl', `${stage.toUpperCase()} prompts`);
+    const policy = prompts && (await pickModel('SFT model (the policy, and the reference when beta > 0)'));
+    if (!prompts || !policy) return;
+    const source = await vscode.window.showQuickPick(
+      [
+        { label: 'Reward model', description: 'a model trained with RLHF: Train Reward Model', flag: '--reward-model' },
+        { label: 'Reward function file…', description: 'a .mjs file: export default (prompt, response) => number (it runs as code)', flag: '--reward-fn' },
+      ],
+      { placeHolder: 'Where rewards come from', ignoreFocusOut: true },
+    );
+    if (!source) return;
+    const reward = source.flag === '--reward-model' ? await pickModel('Reward model') : await pickFile('**/*.mjs', 'Reward function file (export default (prompt, response) => number)');
+    if (reward) await runStage(title, [stage, '--prompts', prompts, '--policy', policy, source.flag, reward]);
+  }
+
   context.subscriptions.push(
     vscode.commands.registerCommand('rlhf.pretrain', () => runStage('Pretrain', ['pretrain'])),
     vscode.commands.registerCommand('rlhf.trainSft', async () => {
@@ -142,11 +159,14 @@ export function activate(context: vscode.ExtensionContext): void {
       const rm = policy && (await pickModel('Reward model'));
       if (prompts && policy && rm) await runStage('Run PPO', ['ppo', '--prompts', prompts, '--policy', policy, '--reward-model', rm]);
     }),
-    vscode.commands.registerCommand('rlhf.trainDpo', async () => {
-      const data = await pickFile('**/*.rm.jsonl', 'Preferences (RM dataset: rankings or pairs)');
+    // from the ranking panel ("Train DPO on these rankings"), with its RM file; from the palette, picked
+    vscode.commands.registerCommand('rlhf.trainDpo', async (file?: unknown) => {
+      const data = typeof file === 'string' && file.endsWith('.rm.jsonl') && fs.existsSync(file) ? file : await pickFile('**/*.rm.jsonl', 'Preferences (RM dataset: rankings or pairs)');
       const model = data && (await pickModel('SFT model to tune (also the frozen reference)'));
       if (data && model) await runStage('Train DPO Model', ['dpo', '--data', data, '--model', model]);
     }),
+    vscode.commands.registerCommand('rlhf.runGrpo', () => runGroupStage('grpo', 'Run GRPO')),
+    vscode.commands.registerCommand('rlhf.runRloo', () => runGroupStage('rloo', 'Run RLOO')),
     vscode.commands.registerCommand('rlhf.runPipeline', () => runStage('Run Full Pipeline', ['pipeline', '--out', path.join(folder() ?? '.', '.rlhf', 'pipeline')])),
     vscode.commands.registerCommand('rlhf.generate', async () => {
       const uris = await vscode.workspace.findFiles('**/config.json', '**/node_modules/**', 200);

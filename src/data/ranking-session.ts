@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import { randomUUID } from 'crypto';
 import { readDataset } from './reader';
 import type { RankingByAnnotator } from './agreement';
+import { comparisons } from './rm';
 
 export interface PromptItem {
   /** The prompt as the annotator reads it and as the record stores it. */
@@ -34,16 +35,19 @@ export interface RankingFile {
   ranked: Set<string>;
   /** K-way rankings that name an annotator and are not flagged not_rankable: what agreement is computed on. */
   rankings: RankingByAnnotator[];
+  /** Records that state a preference (at least two different ranks, not flagged not_rankable): what DPO or a reward model learns from. */
+  preferences: number;
 }
 
 /** One pass over an RM file: what this annotator has done, and the annotated rankings of everyone. */
 export function readRankingFile(rmFile: string, annotator?: string): RankingFile {
-  const out: RankingFile = { ranked: new Set(), rankings: [] };
+  const out: RankingFile = { ranked: new Set(), rankings: [], preferences: 0 };
   if (!fs.existsSync(rmFile)) return out;
   readDataset(rmFile, {
     stage: 'rm',
     onRecord: (r, raw) => {
       if (annotator !== undefined && raw.annotator === annotator && typeof raw.prompt === 'string') out.ranked.add(raw.prompt);
+      if ('ranks' in r && comparisons(r).length > 0) out.preferences++;
       if ('ranks' in r && r.annotator && !r.flags.includes('not_rankable')) out.rankings.push({ prompt: r.prompt, responses: r.responses, ranks: r.ranks, annotator: r.annotator });
     },
   });

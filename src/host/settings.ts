@@ -8,6 +8,8 @@ const FLAGS: Record<string, Record<string, string>> = {
   rm: { steps: 'steps', batchSize: 'batch-size', lr: 'lr' },
   ppo: { iterations: 'iterations', klCoef: 'kl-coef', klTarget: 'kl-target', lr: 'lr', samplesPerPrompt: 'samples-per-prompt' },
   dpo: { steps: 'steps', beta: 'beta', lr: 'lr', kway: 'kway' },
+  grpo: { iterations: 'iterations', numGenerations: 'num-generations', beta: 'beta', lr: 'lr' },
+  rloo: { iterations: 'iterations', numGenerations: 'num-generations', beta: 'beta', lr: 'lr' },
 };
 
 /** Flags for the settings the user set (defaults stay the CLI's own). */

@@ -29,6 +29,8 @@ export interface Progress {
   ranked: number;
   skipped: number;
   total: number;
+  /** Rankings in the target file that carry a preference (any annotator, any session). */
+  records: number;
   /** Rankings per hour of ranking time, this session. */
   perHour: number | null;
 }
@@ -59,7 +61,12 @@ export type RankingToHost =
   | { type: 'skip'; index: number }
   /** Undo the last submitted ranking of this session (the host removes exactly that line). */
   | { type: 'undo' }
-  | { type: 'regenerate'; index: number };
+  | { type: 'regenerate'; index: number }
+  /** "Train DPO on these rankings": the host starts DPO on the target file. */
+  | { type: 'trainDpo' };
+
+/** The ranking panel offers DPO on its file from this many rankings on (a few batches' worth). */
+export const DPO_MIN_RECORDS = 16;
 
 /** Ranks 1..K with no gap (1, 2, 2, 3 for a tie in second place). */
 export function validRanks(ranks: unknown, k?: number): ranks is number[] {
@@ -74,6 +81,7 @@ export function parseRankingToHost(v: unknown): RankingToHost | undefined {
   switch (v.type) {
     case 'ready':
     case 'undo':
+    case 'trainDpo':
       return { type: v.type };
     case 'skip':
     case 'regenerate':
@@ -104,7 +112,7 @@ export function parseHostToRanking(v: unknown): HostToRanking | undefined {
       return isInt(v.index) && isStr(v.prompt) && isStrArray(v.responses) && typeof v.complete === 'boolean' ? { type: 'item', index: v.index, prompt: v.prompt, responses: v.responses, complete: v.complete } : undefined;
     case 'progress': {
       const p = v.progress;
-      return isObj(p) && isInt(p.ranked) && isInt(p.skipped) && isInt(p.total) && numOrNull(p.perHour) ? { type: 'progress', progress: p as unknown as Progress } : undefined;
+      return isObj(p) && isInt(p.ranked) && isInt(p.skipped) && isInt(p.total) && isInt(p.records) && numOrNull(p.perHour) ? { type: 'progress', progress: p as unknown as Progress } : undefined;
     }
     case 'agreement': {
       const a = v.agreement;

@@ -10,7 +10,7 @@ import '@vscode-elements/elements/dist/vscode-textarea/index.js';
 import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
 import '@vscode-elements/elements/dist/vscode-icon/index.js';
-import { AgreementSummary, HostToRanking, Progress, RankingFlag, RankingToHost, SessionInfo, parseHostToRanking } from '../../src/protocol/ranking';
+import { AgreementSummary, DPO_MIN_RECORDS, HostToRanking, Progress, RankingFlag, RankingToHost, SessionInfo, parseHostToRanking } from '../../src/protocol/ranking';
 import { connect, h } from '../shared/vscode-api';
 import { toast } from '../shared/toast';
 import { renderMarkdown } from '../shared/markdown';
@@ -250,8 +250,16 @@ function header(): HTMLElement {
       h('span', { class: 'count', id: 'progress-text' }, p ? `${p.ranked} / ${p.total} ranked · ${p.skipped} skipped${p.perHour !== null ? ` · ${Math.round(p.perHour)} / hour` : ''}` : ''),
       bar,
     ),
+    ...(p && p.records >= DPO_MIN_RECORDS ? [trainDpoButton(p.records)] : []),
     toggle,
   );
+}
+
+/** Once the file holds enough rankings: DPO on them, in minutes, from the SFT model (the host asks which). */
+function trainDpoButton(records: number): HTMLElement {
+  return button('Train DPO on these rankings', 'rocket', () => vscode.post({ type: 'trainDpo' }), {
+    id: 'train-dpo', secondary: true, title: `Train DPO on the ${records} rankings in ${session?.target ?? 'this file'} (Plackett-Luce over each whole ranking; no reward model needed)`,
+  });
 }
 
 function rankingStrip(): HTMLElement {
@@ -414,7 +422,9 @@ function render(): void {
   const showing = !finished && !!item;
   for (const el of [rankingSlot, cardsSlot, flagsEl, actionsSlot]) el.hidden = !showing;
   if (finished) {
-    refill(promptSlot, ['finished', session?.target], () => [h('section', { class: 'done' }, h('h2', {}, 'All prompts are ranked or skipped.'), h('p', {}, `Rankings are in ${session?.target ?? 'the RM file'}. Train a reward model on it with "RLHF: Train Reward Model".`))]);
+    refill(promptSlot, ['finished', session?.target, progress?.records], () => [h('section', { class: 'done' }, h('h2', {}, 'All prompts are ranked or skipped.'),
+      h('p', {}, `Rankings are in ${session?.target ?? 'the RM file'}. Train a reward model on it with "RLHF: Train Reward Model", or tune the SFT model on them directly with DPO.`),
+      ...(progress && progress.records > 0 ? [button('Train DPO on these rankings', 'rocket', () => vscode.post({ type: 'trainDpo' }), { id: 'train-dpo-done' })] : []))]);
     refill(statusSlot, [], () => []);
   } else if (item) {
     const it = item;

@@ -49,7 +49,7 @@ export class RankingPanel {
   private generating: number | undefined;
   private partial: string[] = [];
   /** The RM file as last read: read once at start, after each write, and when the panel (re)loads. */
-  private file: RankingFile = { ranked: new Set(), rankings: [] };
+  private file: RankingFile = { ranked: new Set(), rankings: [], preferences: 0 };
   private readonly disposables: vscode.Disposable[] = [];
 
   /** Opens (or replaces) the ranking session. */
@@ -171,6 +171,7 @@ export class RankingPanel {
         void this.ctx.workspaceState.update(STATE_KEY, this.config);
         this.advance(m.index + 1);
       } else if (m.type === 'undo') this.undo();
+      else if (m.type === 'trainDpo') void vscode.commands.executeCommand('rlhf.trainDpo', this.config.target);
       else if (m.type === 'regenerate' && m.index === this.index && this.complete) {
         this.attempts.set(m.index, (this.attempts.get(m.index) ?? 0) + 1);
         this.generated.delete(m.index);
@@ -245,6 +246,7 @@ export class RankingPanel {
         ranked: [...this.file.ranked].filter((p) => prompts.has(p)).length,
         skipped: this.config.skipped.length,
         total: this.items.length,
+        records: this.file.preferences,
         perHour: perHour(this.submitted.map((s) => s.timeMs)),
       },
     });
