@@ -51,7 +51,13 @@ export interface DpoRecord {
   seqs: number[][];
   starts: number[];
   ranks: number[];
+  /** As the record has them (for samples.jsonl). */
+  prompt: string;
+  responses: string[];
 }
+
+/** Held-out responses written to samples.jsonl at each evaluation. */
+const EVAL_SAMPLES = 16;
 
 function tokenize(r: Ranking, tok: Tokenizer, maxLen: number): DpoRecord {
   const ctx = tok.encode(r.context);
@@ -62,7 +68,7 @@ function tokenize(r: Ranking, tok: Tokenizer, maxLen: number): DpoRecord {
     seqs.push([...x, ...y]);
     starts.push(x.length);
   }
-  return { seqs, starts, ranks: r.ranks };
+  return { seqs, starts, ranks: r.ranks, prompt: r.prompt, responses: r.responses };
 }
 
 function prepare(o: { data: string; evalData?: string }, tok: Tokenizer, maxLen: number, log?: (s: string) => void) {
@@ -120,19 +126,50 @@ function allLogps(model: GPT, records: DpoRecord[], pad: number): number[][] {
   return out;
 }
 
+/** The training records a run of these steps will draw (the same order microStep uses). */
+function recordsUsed(n: number, cfg: TrainConfig): Set<number> {
+  const order = epochOrder(n, deriveSeed(cfg.seed, 0xd0));
+  const used = new Set<number>();
+  for (let g = 0; g < cfg.steps * cfg.gradAccum * cfg.batchSize && used.size < n; g++) used.add(order(g));
+  return used;
+}
+
+/**
+ * The reference's log-probabilities of the training records the run will draw (null for the others:
+ * a short run on a large file does not pay for the whole file) and of every held-out record.
+ */
+function referenceLogps(model: GPT, data: { train: DpoRecord[]; eval: DpoRecord[] }, cfg: TrainConfig, pad: number) {
+  const used = [...recordsUsed(data.train.length, cfg)].sort((a, b) => a - b);
+  const lps = allLogps(model, used.map((i) => data.train[i]), pad);
+  const train: (number[] | null)[] = data.train.map(() => null);
+  used.forEach((i, k) => (train[i] = lps[k]));
+  return { train, eval: allLogps(model, data.eval, pad) };
+}
+
 function lossOf(lr: tf.Tensor1D, groups: RankedGroup[], c: DpoConfig): tf.Scalar {
   // Plackett-Luce is the sigmoid loss's K-way form; IPO and label smoothing are defined on pairs
   return c.kway === 'pl' && c.loss === 'sigmoid' && c.labelSmoothing === 0 ? plackettLuceLoss(lr, groups, c.beta) : pairwiseLoss(lr, groups, c);
 }
 
+const REF_FILE = 'reference_logps.json';
+
 // ---- the objective -----------------------------------------------------------------------------
-function dpoObjective(policy: GPT, tok: Tokenizer, data: { train: DpoRecord[]; eval: DpoRecord[] }, ref: { train: number[][]; eval: number[][] }, c: DpoConfig, cfg: TrainConfig): Objective {
+function dpoObjective(policy: GPT, tok: Tokenizer, data: { train: DpoRecord[]; eval: DpoRecord[] }, ref: { train: (number[] | null)[]; eval: number[][] }, c: DpoConfig, cfg: TrainConfig): Objective {
   const order = epochOrder(data.train.length, deriveSeed(cfg.seed, 0xd0));
   const names = new Map([...policy.params].map(([k, v]) => [v.name, k]));
   const vars = [...policy.params.values()].filter((v) => v.trainable);
+  let evalRows: Record<string, unknown>[] = [];
   const evaluate = (records: DpoRecord[], refs: number[][]): Record<string, number> => {
     if (!records.length) return {};
     const lp = allLogps(policy, records, tok.eot);
+    // samples.jsonl: the first held-out rankings' responses, each with its implicit reward beta * (log pi - log pi_ref)
+    evalRows = [];
+    for (let i = 0; i < records.length && evalRows.length < EVAL_SAMPLES; i++) {
+      records[i].seqs.forEach((_, j) => {
+        const logRatio = lp[i][j] - refs[i][j];
+        evalRows.push({ prompt: records[i].prompt, response: records[i].responses[j], implicit_reward: c.beta * logRatio });
+      });
+    }
     const flat = lp.flat(), flatRef = refs.flat();
     const b = batchOf(records, tok.eot, c.kway);
     const loss = tf.tidy(() => lossOf(tf.sub(tf.tensor1d(flat), tf.tensor1d(flatRef)) as tf.Tensor1D, b.groups, c).dataSync()[0]);
@@ -144,7 +181,11 @@ function dpoObjective(policy: GPT, tok: Tokenizer, data: { train: DpoRecord[]; e
     async microStep(step, micro) {
       const picks = Array.from({ length: cfg.batchSize }, (_, r) => order((step * cfg.gradAccum + micro) * cfg.batchSize + r));
       const b = batchOf(picks.map((i) => data.train[i]), tok.eot, c.kway);
-      const refLp = picks.flatMap((i) => ref.train[i]);
+      const refLp = picks.flatMap((i) => {
+        const r = ref.train[i];
+        if (!r) throw new Error(`the reference log-probabilities of training record ${i} were not computed (${REF_FILE} does not match this run)`);
+        return r;
+      });
       let lp: Float32Array = new Float32Array(0);
       const { value, grads } = tf.tidy(() =>
         tf.variableGrads(() => {
@@ -160,6 +201,7 @@ function dpoObjective(policy: GPT, tok: Tokenizer, data: { train: DpoRecord[]; e
     evaluate() {
       return Object.fromEntries(Object.entries(evaluate(data.eval, ref.eval)).map(([k, v]) => [`eval/${k}`, v]));
     },
+    evalSamples: (step) => evalRows.map((r) => ({ step, ...r })),
     async writeModel(dir, files) {
       writeModelDir(dir, policy.config, await policy.weights(), tok, { files });
     },
@@ -167,7 +209,6 @@ function dpoObjective(policy: GPT, tok: Tokenizer, data: { train: DpoRecord[]; e
 }
 
 // ---- the stage -------------------------------------------------------------------------------
-const REF_FILE = 'reference_logps.json';
 
 export async function dpo(o: DpoOptions, hooks: StageHooks = {}) {
   const c: DpoConfig = { ...DEFAULT_DPO, ...o.dpo };
@@ -178,9 +219,10 @@ export async function dpo(o: DpoOptions, hooks: StageHooks = {}) {
     const data = prepare(o, tokenizer, model.config.n_positions, hooks.log); // fails before anything is written
     const info = datasetRunInfo('dpo', o, model.config, train);
     const run = RunDir.create(o.runsDir, { ...info, config: { ...info.config, dpo: c } }, o.runId);
-    hooks.log?.(`run ${run.dir}: ${data.train.length} preference records (${data.eval.length} held out); computing the reference's log-probabilities once`);
+    const used = recordsUsed(data.train.length, train).size;
+    hooks.log?.(`run ${run.dir}: ${data.train.length} preference records (${data.eval.length} held out); computing the reference's log-probabilities once, for the ${used} the run will draw and the held-out ones`);
     // the reference is the starting model: its log-probabilities now, before any update, kept in the run
-    const ref = { train: allLogps(model, data.train, tokenizer.eot), eval: allLogps(model, data.eval, tokenizer.eot) };
+    const ref = referenceLogps(model, data, train, tokenizer.eot);
     writeFileAtomic(path.join(run.dir, REF_FILE), JSON.stringify(ref));
     return await runLifecycle(run, () => trainLoop({ objective: dpoObjective(model, tokenizer, data, ref, c, train), cfg: train, run, ...hooks }));
   } finally {
@@ -196,7 +238,7 @@ export async function resumeDpo(runDir: string, hooks: StageHooks = {}) {
   const { model, tokenizer } = loadModel(point.dir);
   try {
     const data = prepare({ data: config.data, evalData: config.eval_data ?? undefined }, tokenizer, model.config.n_positions, hooks.log);
-    const ref = JSON.parse(fs.readFileSync(path.join(run.dir, REF_FILE), 'utf8')) as { train: number[][]; eval: number[][] };
+    const ref = JSON.parse(fs.readFileSync(path.join(run.dir, REF_FILE), 'utf8')) as { train: (number[] | null)[]; eval: number[][] };
     if (ref.train?.length !== data.train.length || ref.eval?.length !== data.eval.length) throw new Error(`${run.dir}: ${REF_FILE} does not match the data (was the dataset changed?)`);
     markResumed();
     return await runLifecycle(run, () => trainLoop({ objective: dpoObjective(model, tokenizer, data, ref, c, config.train), cfg: config.train, run, resume: point, ...hooks }));

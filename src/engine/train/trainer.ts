@@ -73,6 +73,8 @@ export interface Objective {
   microStep(step: number, micro: number, rng: Rng): Promise<{ loss: number; grads: Map<string, tf.Tensor>; tokens: number; metrics?: Record<string, number> }>;
   /** Held-out metrics, named eval/... */
   evaluate(): Record<string, number>;
+  /** Samples of the evaluation just made (DPO: held-out responses with their implicit rewards), for samples.jsonl. */
+  evalSamples?(step: number): Record<string, unknown>[];
   /** Writes a model directory (with the extra files given) atomically at dir. */
   writeModel(dir: string, files: Record<string, string | Buffer>): Promise<void>;
   /** Called after every optimizer step (weights changed). */
@@ -186,6 +188,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       for (const [k, v] of Object.entries(sums)) m[k] = v / cfg.gradAccum;
       if ((cfg.evalInterval > 0 && step % cfg.evalInterval === 0) || step === cfg.steps) {
         for (const [k, v] of Object.entries(objective.evaluate())) if (Number.isFinite(v)) m[k] = v;
+        run.appendSamples(objective.evalSamples?.(step) ?? []);
       }
       run.appendMetrics(m);
       lastMetrics = m;

@@ -39,8 +39,26 @@ test('DPO on K-way rankings (Plackett-Luce): the implicit reward learns the rank
   assert.ok(last < first - 0.2, `loss ${first} -> ${last}`);
   assert.ok(m.at(-1)!['eval/rewards/accuracies'] > 0.8);
   assert.ok(m[0]['rewards/margins'] < m.at(-1)!['rewards/margins']);
-  assert.ok(fs.existsSync(path.join(root, 'runs', 'dpo', 'reference_logps.json')));
+  const ref = JSON.parse(fs.readFileSync(path.join(root, 'runs', 'dpo', 'reference_logps.json'), 'utf8'));
+  assert.equal(ref.train.length, 36, 'one entry per training record');
+  assert.ok(ref.train.every((x: number[] | null) => x === null || x.length === 4));
   assert.ok(fs.existsSync(path.join(r.finalModel!, 'model.safetensors')));
+  // samples.jsonl: at each evaluation, held-out responses with their implicit rewards, which learned the ranking
+  const samples = fs.readFileSync(path.join(root, 'runs', 'dpo', 'samples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual([...new Set(samples.map((x) => x.step))], [10, 20, 30]);
+  const atEnd = samples.filter((x) => x.step === 30);
+  assert.equal(atEnd.length, 16);
+  for (const x of atEnd) assert.deepEqual(Object.keys(x), ['step', 'prompt', 'response', 'implicit_reward']);
+  const mean = (w: string) => { const v = atEnd.filter((x) => x.response.endsWith(w)).map((x) => x.implicit_reward); return v.reduce((a, b) => a + b, 0) / v.length; };
+  assert.ok(mean('good') > mean('bad'), `implicit reward of "good" ${mean('good')} above "bad" ${mean('bad')}`);
+});
+
+test('DPO computes the reference only for the training records its steps will draw (and every held-out one)', async () => {
+  const root = await fixture();
+  await dpo({ data: path.join(root, 'prefs.rm.jsonl'), model: path.join(root, 'sft'), train: { steps: 2, batchSize: 4, evalInterval: 2 }, runsDir: path.join(root, 'runs'), runId: 'dpo' });
+  const ref = JSON.parse(fs.readFileSync(path.join(root, 'runs', 'dpo', 'reference_logps.json'), 'utf8'));
+  assert.equal(ref.train.filter((x: unknown) => x !== null).length, 8, '2 steps of 4 records');
+  assert.equal(ref.eval.length, 4);
 });
 
 test('DPO resume equals an uninterrupted run, reading the stored reference (the starting model may be gone)', async () => {
