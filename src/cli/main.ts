@@ -9,6 +9,7 @@ import { DPO_OPTS, GRPO_OPTS, PPO_OPTS, PRETRAIN_OPTS, RESUME_OPTS, RLOO_OPTS, R
 import { GENERATE_OPTS, LOGPROBS_OPTS, generateCommand, logprobsCommand } from './commands/generate';
 import { BENCH_OPTS, benchCommand } from './commands/bench';
 import { PIPELINE_OPTS, pipelineCommand } from './commands/pipeline';
+import { COMPARE_OPTS, EVALUATE_OPTS, compareCommand, evaluateCommand } from './commands/evaluate';
 import { ParsedOpts } from './args';
 import { AGREEMENT_OPTS, CONVERT_OPTS, STATS_OPTS, VALIDATE_OPTS, agreementCommand, convertCommand, statsCommand, validateCommand } from './commands/data';
 
@@ -36,7 +37,9 @@ export const COMMANDS: Record<string, Command> = {
   stats: { usage: 'rlhf stats FILE [--eval FILE] [--json]', summary: 'Dataset statistics: lengths, K and ties, categories, annotators, train/eval leaks.', opts: STATS_OPTS, run: (o, p) => statsCommand(o, p) },
   convert: { usage: 'rlhf convert FILE --to KIND --out NEW_FILE', summary: 'Rankings to TRL pairwise, HH transcripts to native, messages <-> prompt/response.', opts: CONVERT_OPTS, run: (o, p) => convertCommand(o, p) },
   agreement: { usage: 'rlhf agreement FILE [--json]', summary: "Inter-annotator agreement: pairwise, Kendall's tau-b per pair, Krippendorff's alpha.", opts: AGREEMENT_OPTS, run: (o, p) => agreementCommand(o, p) },
-  pipeline: { usage: 'rlhf pipeline [--out DIR]', summary: 'The whole recipe on the example workspace: pretrain, SFT, reward model, PPO, held-out evaluation.', opts: PIPELINE_OPTS, run: (o, _p, r) => pipelineCommand(o, r) },
+  compare: { usage: 'rlhf compare --models A,B[,C...] --prompts FILE [--name NAME]', summary: 'Make a blind side-by-side evaluation: one response of each of two models per prompt, sides at random.', opts: COMPARE_OPTS, run: (o, _p, r) => compareCommand(o, r) },
+  evaluate: { usage: 'rlhf evaluate VOTES.rm.jsonl [--judge rm|gold --items ITEMS] [--json]', summary: 'Blind evaluation results: win rates with 95% intervals, Bradley-Terry ratings; or let a judge vote.', opts: EVALUATE_OPTS, run: (o, p, r) => evaluateCommand(o, p, r) },
+  pipeline: { usage: 'rlhf pipeline [--out DIR] [--algos ppo,dpo,grpo,rloo]', summary: 'The whole recipe on the example workspace: pretrain, SFT, reward model, PPO, DPO, GRPO, RLOO, held-out evaluation.', opts: PIPELINE_OPTS, run: (o, _p, r) => pipelineCommand(o, r) },
   demo: { usage: 'rlhf demo [--out DIR]', summary: 'The same as rlhf pipeline (what npm run demo runs).', opts: PIPELINE_OPTS, run: (o, _p, r) => pipelineCommand(o, r) },
 };
 

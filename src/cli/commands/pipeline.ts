@@ -5,11 +5,18 @@
  *                same command run longer)
  *   1. SFT       the base model on the review demonstrations
  *   2. RM        from the SFT model, on rankings made by the simulated labeler (AFINN + noise)
- *   3. PPO       the SFT model against the reward model, KL-penalised toward the SFT model
- *   4. evaluate  SFT and PPO on held-out prompts (places no training file mentions): gold score
- *                (the labeler's AFINN, never seen by the reward model) with its standard error,
- *                reward-model score, and KL(PPO || SFT) in nats per response
+ *   3. the tuning algorithms chosen with --algos, each from the same SFT model:
+ *      PPO   against the reward model, KL-penalised toward the SFT model (InstructGPT)
+ *      DPO   straight from the K-way rankings (Plackett-Luce), no reward model, no sampling
+ *      GRPO  against the reward model, G responses per prompt, group-normalised advantages
+ *      RLOO  against the reward model, G responses per prompt, leave-one-out baseline
+ *   4. evaluate  SFT and each tuned model on held-out prompts (places no training file mentions):
+ *                gold score (the labeler's AFINN, never seen by the reward model or DPO) with its
+ *                standard error, reward-model score, and KL(model || SFT) in nats per response
  *
+ * Sizes: each algorithm gets about a minute on a 2-core CPU (PPO two), so that the demo with all
+ * four stays under ten minutes; their learning rates and betas were chosen on this task so that
+ * the gold gain is clear and the KL to SFT stays below 10 nats (README, "The demo").
  * Writes <out>/summary.json and prints a progress line per stage and a final table.
  */
 import * as fs from 'fs';
@@ -22,6 +29,9 @@ import { pretrain } from '../../engine/stages/pretrain';
 import { sft } from '../../engine/stages/sft';
 import { trainRewardModel, scoreSequences } from '../../engine/stages/rm';
 import { ppoTrain, readPrompts } from '../../engine/stages/ppo';
+import { dpo } from '../../engine/stages/dpo';
+import { grpoTrain } from '../../engine/stages/grpo';
+import { rlooTrain } from '../../engine/stages/rloo';
 import { defaultCorpusPath } from '../../engine/stages/common';
 import { bundledBaseModel, exampleWorkspace } from '../../engine/paths';
 import { loadModel, readModelDir } from '../../engine/checkpoint';
@@ -31,15 +41,35 @@ import { goldScore } from '../../engine/labeler/gold';
 import { currentBackend } from '../../engine/backends/backend';
 import { deriveSeed } from '../../engine/rng';
 import { RunDir } from '../../data/run';
+import { pairResults, schedule, voteOf, voteRecord } from '../../data/evaluation';
+import { appendRecord } from '../../data/append';
+
+const ALL_ALGOS = ['ppo', 'dpo', 'grpo', 'rloo'] as const;
+type Algo = (typeof ALL_ALGOS)[number];
+const ALGO_NAMES: Record<Algo, string> = { ppo: 'PPO', dpo: 'DPO', grpo: 'GRPO', rloo: 'RLOO' };
+
+/** The --algos list: known names, each once, in the order given. */
+export function parseAlgos(v: string): Algo[] {
+  const list = v.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean);
+  if (!list.length) throw new Error(`--algos needs at least one of ${ALL_ALGOS.join(', ')}`);
+  for (const a of list) if (!(ALL_ALGOS as readonly string[]).includes(a)) throw new Error(`--algos: unknown algorithm "${a}" (known: ${ALL_ALGOS.join(', ')})`);
+  if (new Set(list).size !== list.length) throw new Error(`--algos names an algorithm twice: ${v}`);
+  return list as Algo[];
+}
 
 export const PIPELINE_OPTS: OptSpecs = {
   out: { type: 'string', help: 'output folder (runs and summary.json)', default: '.rlhf/demo' },
   workspace: { type: 'string', help: 'workspace with data/*.sft.jsonl, *.rm.jsonl, *.ppo.jsonl (default: the bundled example)' },
-  'pretrain-steps': { type: 'int', help: 'steps of the demonstration pretraining run (0 = skip)', default: 100 },
+  'pretrain-steps': { type: 'int', help: 'steps of the demonstration pretraining run (0 = skip)', default: 50 },
   'sft-steps': { type: 'int', help: 'SFT steps', default: 300 },
   'rm-steps': { type: 'int', help: 'reward-model steps', default: 70 },
+  algos: { type: 'string', help: 'tuning algorithms to run from the SFT model, in this order: any of ppo, dpo, grpo, rloo', default: ALL_ALGOS.join(',') },
   'ppo-iterations': { type: 'int', help: 'PPO iterations', default: 24 },
+  'dpo-steps': { type: 'int', help: 'DPO steps (Plackett-Luce over the K-way rankings)', default: 30 },
+  'grpo-iterations': { type: 'int', help: 'GRPO steps', default: 24 },
+  'rloo-iterations': { type: 'int', help: 'RLOO steps', default: 24 },
   'eval-samples': { type: 'int', help: 'responses per held-out prompt and model', default: 2 },
+  'eval-prompts': { type: 'int', help: 'held-out prompts evaluated (0 = all)', default: 0 },
   ...COMMON,
 };
 
@@ -49,7 +79,10 @@ interface EvalResult {
   gold_se: number;
   rm_mean: number;
   kl_mean?: number;
+  /** The first few, for the summary. */
   samples: { prompt: string; response: string; gold: number }[];
+  /** Every sample, in prompt order: sample s of prompt i used the same seed for every model. */
+  all: { prompt: string; response: string; gold: number }[];
 }
 
 const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / (a.length || 1);
@@ -59,17 +92,18 @@ const se = (a: number[]) => {
 };
 
 /** Samples responses to held-out prompts; gold, reward-model score, and KL to the SFT model. */
-export function evaluate(modelDir: string, sftDir: string | undefined, rmDir: string, promptsFile: string, samples: number): EvalResult {
+export function evaluate(modelDir: string, sftDir: string | undefined, rmDir: string, promptsFile: string, samples: number, maxPrompts = 0): EvalResult {
   const { model, tokenizer } = loadModel(modelDir, false);
   const ref = sftDir ? loadModel(sftDir, false).model : undefined;
   const rmLoaded = readModelDir(rmDir);
   const rm = RewardModel.fromLoaded(rmLoaded, false);
   const stats = { mean: Number(rmLoaded.rawConfig.reward_mean ?? 0), std: Number(rmLoaded.rawConfig.reward_std ?? 1) || 1 };
   try {
-    const out: EvalResult = { n: 0, gold_mean: 0, gold_se: 0, rm_mean: 0, samples: [] };
+    const out: EvalResult = { n: 0, gold_mean: 0, gold_se: 0, rm_mean: 0, samples: [], all: [] };
     const golds: number[] = [], seqs: number[][] = [], kls: number[] = [];
     const N = model.config.n_positions;
-    readPrompts(promptsFile).forEach((p, i) => {
+    const prompts = readPrompts(promptsFile);
+    (maxPrompts > 0 ? prompts.slice(0, maxPrompts) : prompts).forEach((p, i) => {
       const ctx = tokenizer.encode(p.context);
       const g = generate(model, ctx, samples, { maxNewTokens: Math.min(64, N - ctx.length - 1), temperature: 1, topK: 0, topP: 1, seed: deriveSeed(4242, i), eot: tokenizer.eot });
       g.tokens.forEach((t, s) => {
@@ -96,6 +130,7 @@ export function evaluate(modelDir: string, sftDir: string | undefined, rmDir: st
     out.gold_se = se(golds);
     out.rm_mean = mean(rms);
     if (ref) out.kl_mean = mean(kls);
+    out.all = out.samples;
     out.samples = out.samples.slice(0, 6);
     return out;
   } finally {
@@ -107,6 +142,8 @@ export function evaluate(modelDir: string, sftDir: string | undefined, rmDir: st
 
 export async function pipelineCommand(o: ParsedOpts, r: Reporter) {
   const t0 = Date.now();
+  const algos = parseAlgos(o.algos as string); // a typo fails before anything is deleted or trained
+  const total = 3 + algos.length;
   const out = path.resolve(o.out as string);
   const ws = path.resolve((o.workspace as string) ?? exampleWorkspace());
   const data = (name: string) => path.join(ws, 'data', name);
@@ -124,55 +161,118 @@ export async function pipelineCommand(o: ParsedOpts, r: Reporter) {
   };
 
   if ((o['pretrain-steps'] as number) > 0) {
-    r.log(`[0/4] pretrain: ${o['pretrain-steps']} steps of a new character-level GPT on Moby-Dick (the bundled base model is this, longer)`);
+    r.log(`[0/${total}] pretrain: ${o['pretrain-steps']} steps of a new character-level GPT on Moby-Dick (the bundled base model is this, longer)`);
     const pre = await timed('pretrain', () => pretrain({ corpus: defaultCorpusPath(), model: { n_layer: 4, n_head: 4, n_embd: 128, n_positions: 64 }, runsDir, runId: 'pretrain', train: { steps: o['pretrain-steps'] as number, lr: 2e-3, warmupSteps: 10, evalInterval: 50, checkpointInterval: 0 } }, hooks));
     if (pre.stopped) return;
   }
 
-  r.log('[1/4] sft: the bundled base model on reviews.sft.jsonl');
+  r.log(`[1/${total}] sft: the bundled base model on reviews.sft.jsonl`);
   const sftRun = await timed('sft', () => sft({ data: data('reviews.sft.jsonl'), model: bundledBaseModel(), runsDir, runId: 'sft', train: { steps: o['sft-steps'] as number, evalInterval: 100, checkpointInterval: 0 } }, hooks));
   if (sftRun.stopped || !sftRun.finalModel) return;
+  const sftModel = sftRun.finalModel;
 
-  r.log('[2/4] rm: reward model from the SFT model on reviews.rm.jsonl (K = 4 rankings by the simulated labeler)');
-  const rmRun = await timed('rm', () => trainRewardModel({ data: data('reviews.rm.jsonl'), model: sftRun.finalModel!, runsDir, runId: 'rm', train: { steps: o['rm-steps'] as number, evalInterval: 35, checkpointInterval: 0 } }, hooks));
+  r.log(`[2/${total}] rm: reward model from the SFT model on reviews.rm.jsonl (K = 4 rankings by the simulated labeler)`);
+  const rmRun = await timed('rm', () => trainRewardModel({ data: data('reviews.rm.jsonl'), model: sftModel, runsDir, runId: 'rm', train: { steps: o['rm-steps'] as number, evalInterval: 35, checkpointInterval: 0 } }, hooks));
   if (rmRun.stopped || !rmRun.finalModel) return;
+  const rmModel = rmRun.finalModel;
 
-  r.log('[3/4] ppo: the SFT model against the reward model, KL-penalised toward the SFT model');
-  const ppoRun = await timed('ppo', () => ppoTrain({ prompts: data('reviews.ppo.jsonl'), policy: sftRun.finalModel!, rewardModel: rmRun.finalModel!, ppo: { iterations: o['ppo-iterations'] as number, checkpointInterval: 0 }, runsDir, runId: 'ppo', gold: goldScore }, hooks));
-  if (ppoRun.stopped || !ppoRun.finalModel) return;
+  const prompts = data('reviews.ppo.jsonl');
+  const train: Record<Algo, { what: string; run: () => Promise<{ stopped: boolean; finalModel?: string }> }> = {
+    ppo: {
+      what: 'the SFT model against the reward model, KL-penalised toward the SFT model',
+      run: () => ppoTrain({ prompts, policy: sftModel, rewardModel: rmModel, ppo: { iterations: o['ppo-iterations'] as number, checkpointInterval: 0 }, runsDir, runId: 'ppo', gold: goldScore }, hooks),
+    },
+    dpo: {
+      what: 'the SFT model on the K-way rankings themselves (Plackett-Luce; no reward model, no sampling)',
+      // beta 0.5 and a higher rate than DPO's default: 30 steps, KL to SFT near PPO's
+      run: () => dpo({ data: data('reviews.rm.jsonl'), model: sftModel, dpo: { beta: 0.5, kway: 'pl' }, runsDir, runId: 'dpo', train: { steps: o['dpo-steps'] as number, lr: 1e-4, minLr: 1e-5, evalInterval: o['dpo-steps'] as number, checkpointInterval: 0 } }, hooks),
+    },
+    grpo: {
+      what: 'the SFT model against the reward model, 4 responses per prompt, group-normalised advantages',
+      run: () => grpoTrain({ prompts, policy: sftModel, rewardModel: rmModel, grpo: { iterations: o['grpo-iterations'] as number, lr: 5e-5, beta: 0.1, checkpointInterval: 0 }, runsDir, runId: 'grpo' }, hooks),
+    },
+    rloo: {
+      what: 'the SFT model against the reward model, 4 responses per prompt, leave-one-out baseline',
+      run: () => rlooTrain({ prompts, policy: sftModel, rewardModel: rmModel, rloo: { iterations: o['rloo-iterations'] as number, lr: 5e-5, beta: 0.1, checkpointInterval: 0 }, runsDir, runId: 'rloo' }, hooks),
+    },
+  };
+  const tuned = new Map<Algo, string>();
+  for (const [i, a] of algos.entries()) {
+    r.log(`[${3 + i}/${total}] ${a}: ${train[a].what}`);
+    const run = await timed(a, train[a].run);
+    if (run.stopped || !run.finalModel) return;
+    tuned.set(a, run.finalModel);
+  }
 
-  r.log('[4/4] evaluate: SFT and PPO on held-out prompts (gold = the labeler\'s AFINN score, unseen by the reward model)');
+  r.log(`[${total}/${total}] evaluate: SFT and ${algos.map((a) => ALGO_NAMES[a]).join(', ')} on held-out prompts (gold = the labeler's AFINN score, unseen by the reward model)`);
   const heldout = data('reviews-heldout.ppo.jsonl');
-  const samples = o['eval-samples'] as number;
-  const evalSft = await timed('eval_sft', async () => evaluate(sftRun.finalModel!, undefined, rmRun.finalModel!, heldout, samples));
-  const evalPpo = await timed('eval_ppo', async () => evaluate(ppoRun.finalModel!, sftRun.finalModel!, rmRun.finalModel!, heldout, samples));
+  const samples = o['eval-samples'] as number, maxPrompts = o['eval-prompts'] as number;
+  const evalSft = await timed('eval_sft', async () => evaluate(sftModel, undefined, rmModel, heldout, samples, maxPrompts));
+  const evals = new Map<Algo, EvalResult>();
+  for (const a of algos) evals.set(a, await timed(`eval_${a}`, async () => evaluate(tuned.get(a)!, sftModel, rmModel, heldout, samples, maxPrompts)));
   const rmMetrics = new RunDir(path.join(runsDir, 'rm')).readMetrics();
   const lastEval = [...rmMetrics].reverse().find((m) => m['eval/accuracy'] !== undefined);
-  const diff = evalPpo.gold_mean - evalSft.gold_mean;
-  const diffSe = Math.sqrt(evalPpo.gold_se ** 2 + evalSft.gold_se ** 2);
+  const gain = (e: EvalResult) => {
+    const difference = e.gold_mean - evalSft.gold_mean, standard_error = Math.sqrt(e.gold_se ** 2 + evalSft.gold_se ** 2);
+    return { difference, standard_error, z: difference / standard_error };
+  };
+  // the blind comparison: each tuned model's response against SFT's to the same held-out prompt
+  // (same sampling seed), sides at random, judged by the gold scorer; votes in blind.rm.jsonl
+  const votesFile = path.join(out, 'blind.rm.jsonl');
+  fs.rmSync(votesFile, { force: true });
+  const blind = (a: Algo) => {
+    const mine = evals.get(a)!.all, base = evalSft.all;
+    const plan = schedule([a, 'sft'], mine.length, 2026);
+    const votes = plan.map((p) => {
+      const side = (m: string) => ({ model: m, response: (m === 'sft' ? base : mine)[p.item].response });
+      const g = (m: string) => (m === 'sft' ? base : mine)[p.item].gold;
+      const verdict = g(p.left) > g(p.right) ? 'left' : g(p.right) > g(p.left) ? 'right' : 'tie';
+      const rec = { ...voteRecord({ prompt: mine[p.item].prompt, left: side(p.left), right: side(p.right), verdict, annotator: 'judge:gold', seed: p.seed, item: p.item }), evaluation: `pipeline-${a}` };
+      appendRecord(votesFile, rec);
+      return voteOf(rec)!;
+    });
+    const r = pairResults(votes)[0];
+    const mineIsA = r.a === a;
+    return {
+      judge: 'gold', n: r.n, wins: mineIsA ? r.wins_a : r.wins_b, losses: mineIsA ? r.wins_b : r.wins_a, ties: r.ties,
+      win_rate: mineIsA ? r.win_rate : 1 - r.win_rate, low: mineIsA ? r.low : 1 - r.high, high: mineIsA ? r.high : 1 - r.low,
+    };
+  };
+  const perAlgo = Object.fromEntries(algos.map((a) => {
+    const e = evals.get(a)!;
+    return [a, { gold_mean: e.gold_mean, gold_se: e.gold_se, rm_mean: e.rm_mean, kl_mean: e.kl_mean, n: e.n, seconds: seconds[a], gold_gain: gain(e), blind_vs_sft: blind(a) }];
+  }));
   const summary = {
+    algos,
     rm: { heldout_accuracy: lastEval?.['eval/accuracy'] ?? NaN, heldout_loss: lastEval?.['eval/loss'] ?? NaN },
-    sft: { gold_mean: evalSft.gold_mean, gold_se: evalSft.gold_se, rm_mean: evalSft.rm_mean, n: evalSft.n },
-    ppo: { gold_mean: evalPpo.gold_mean, gold_se: evalPpo.gold_se, rm_mean: evalPpo.rm_mean, kl_mean: evalPpo.kl_mean, n: evalPpo.n },
-    gold_gain: { difference: diff, standard_error: diffSe, z: diff / diffSe },
+    sft: { gold_mean: evalSft.gold_mean, gold_se: evalSft.gold_se, rm_mean: evalSft.rm_mean, n: evalSft.n, seconds: seconds.sft },
+    ...perAlgo,
+    // PPO's gain at the top level, as before the other algorithms joined
+    ...(evals.has('ppo') ? { gold_gain: gain(evals.get('ppo')!) } : {}),
     seconds: (Date.now() - t0) / 1000,
     stage_seconds: seconds,
     backend: currentBackend()?.name,
     tensors_left: tf.memory().numTensors,
-    samples: { sft: evalSft.samples, ppo: evalPpo.samples },
+    samples: { sft: evalSft.samples, ...Object.fromEntries(algos.map((a) => [a, evals.get(a)!.samples])) },
   };
   fs.writeFileSync(path.join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   const f = (x: number | undefined, d = 3) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
+  const row = (name: string, e: EvalResult, secs: number | undefined) =>
+    `${name.padEnd(20)}${f(e.gold_mean, 2).padStart(6)} ± ${f(e.gold_se, 2)}        ${f(e.rm_mean, 2).padStart(6)}          ${e.kl_mean === undefined ? '    -' : f(e.kl_mean, 2).padStart(5)}          ${secs === undefined ? '-' : secs.toFixed(0).padStart(4)}`;
   const table = [
-    'held-out prompts    gold (AFINN) ± se    reward model    KL to SFT (nats)',
-    `SFT                 ${f(evalSft.gold_mean, 2).padStart(6)} ± ${f(evalSft.gold_se, 2)}        ${f(evalSft.rm_mean, 2).padStart(6)}          -`,
-    `PPO                 ${f(evalPpo.gold_mean, 2).padStart(6)} ± ${f(evalPpo.gold_se, 2)}        ${f(evalPpo.rm_mean, 2).padStart(6)}          ${f(evalPpo.kl_mean, 2)}`,
-    `PPO - SFT gold: ${f(diff, 2)} (${f(diff / diffSe, 1)} standard errors); reward-model held-out accuracy ${f(summary.rm.heldout_accuracy, 3)}`,
+    'held-out prompts    gold (AFINN) ± se    reward model    KL to SFT (nats)    train seconds',
+    row('SFT', evalSft, seconds.sft),
+    ...algos.map((a) => row(ALGO_NAMES[a], evals.get(a)!, seconds[a])),
+    ...algos.map((a) => {
+      const g = gain(evals.get(a)!), b = perAlgo[a].blind_vs_sft;
+      return `${ALGO_NAMES[a]} - SFT gold: ${f(g.difference, 2)} (${f(g.z, 1)} standard errors); blind vs SFT by the gold scorer: wins ${f(100 * b.win_rate, 1)}% [95% CI ${f(100 * b.low, 1)}, ${f(100 * b.high, 1)}] (${b.wins}-${b.losses}-${b.ties})`;
+    }),
+    `reward-model held-out accuracy ${f(summary.rm.heldout_accuracy, 3)}`,
   ];
   if (r.json) process.stdout.write(JSON.stringify({ type: 'result', ...summary }) + '\n');
   else {
     r.log('\nsamples (held-out prompts):');
-    for (const [k, s] of [['SFT', evalSft.samples], ['PPO', evalPpo.samples]] as const) for (const x of s.slice(0, 3)) r.log(`  ${k} ${JSON.stringify(x.prompt)} -> ${JSON.stringify(x.response)} (gold ${x.gold})`);
+    for (const [k, s] of [['SFT', evalSft.samples] as const, ...algos.map((a) => [ALGO_NAMES[a], evals.get(a)!.samples] as const)]) for (const x of s.slice(0, 3)) r.log(`  ${k} ${JSON.stringify(x.prompt)} -> ${JSON.stringify(x.response)} (gold ${x.gold})`);
     r.log(`\n${table.join('\n')}\n\ndone in ${summary.seconds.toFixed(0)} s; summary in ${path.join(out, 'summary.json')}`);
   }
   return summary;
