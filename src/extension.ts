@@ -217,7 +217,7 @@ export function activate(context: vscode.ExtensionContext): void {
       runs.refresh();
     }),
   );
-  registerPanelCommands(context, { runsDir, pickModel });
+  registerPanelCommands(context, { runsDir, pickModel, runStage });
   log.info(`RLHF Studio activated in ${(performance.now() - t0).toFixed(1)} ms`);
 }
 

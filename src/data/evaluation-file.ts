@@ -63,6 +63,7 @@ export function readVotes(file: string, o: { evaluation?: string; annotator?: st
       if (o.evaluation !== undefined && raw.evaluation !== o.evaluation) return;
       const v = voteOf(raw);
       if (!v) return;
+      if (typeof raw.evaluation === 'string') v.evaluation = raw.evaluation;
       votes.push(v);
       if (o.annotator !== undefined && v.annotator === o.annotator && v.item !== undefined) voted.add(v.item);
     },

@@ -26,6 +26,8 @@ export interface Vote {
   bothBad?: boolean;
   annotator?: string;
   item?: number;
+  /** The evaluation the vote belongs to (records name it). */
+  evaluation?: string;
 }
 
 /** z for a two-sided 95% interval. */

@@ -14,6 +14,8 @@ export interface PromptItem {
   prompt: string;
   /** What the model reads (the chat template around the prompt, or a rendered conversation). */
   context: string;
+  /** What marks the item done in RankingFile.ranked, when not the prompt (an evaluation's items repeat prompts). */
+  key?: string;
 }
 
 /** The distinct prompts of a PPO or RM file, in file order (an RM file repeats its prompts). */
@@ -58,7 +60,7 @@ export function readRankingFile(rmFile: string, annotator?: string): RankingFile
 export function nextPrompt(items: PromptItem[], ranked: Set<string>, skipped: Set<number>, from = 0): number {
   for (let j = 0; j < items.length; j++) {
     const i = (from + j) % items.length;
-    if (!ranked.has(items[i].prompt) && !skipped.has(i)) return i;
+    if (!ranked.has(items[i].key ?? items[i].prompt) && !skipped.has(i)) return i;
   }
   return -1;
 }

@@ -6,12 +6,16 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { RunDir, RunInfo } from './run';
 import { stageName, stageRank } from './stages';
+import { pairResults } from './evaluation';
+import { readVotes } from './evaluation-file';
 
 export interface RunSummary {
   dir: string;
   info: RunInfo;
   metric?: string;
   checkpoints: { label: string; dir: string }[];
+  /** Blind evaluations of this run's models: one line each, for the tooltip. */
+  evaluations?: string[];
 }
 
 export type RunNode =
@@ -47,7 +51,39 @@ export function age(iso: string | undefined | null, now = Date.now()): string {
 export const MAX_RUNS = 2000;
 export const METRICS_TAIL_BYTES = 64 << 10;
 
-export function listRuns(runsDir: string): RunSummary[] {
+/**
+ * Each blind evaluation's result for the models that live in a run folder: "blind NAME: 62.5%
+ * [40.1, 80.9] against models/sft (8 votes)", keyed by run folder.
+ */
+export function evaluationLines(votes: { workspace: string; files: string[] }, runsDir: string): Map<string, string[]> {
+  const root = path.resolve(runsDir) + path.sep;
+  const out = new Map<string, string[]>();
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  for (const file of votes.files) {
+    let all;
+    try {
+      all = readVotes(file).votes;
+    } catch {
+      continue; // a file that cannot be read costs its lines only
+    }
+    const names = [...new Set(all.map((v) => v.evaluation ?? ''))];
+    for (const name of names) {
+      for (const p of pairResults(all.filter((v) => (v.evaluation ?? '') === name))) {
+        for (const [me, other, rate, low, high] of [[p.a, p.b, p.win_rate, p.low, p.high], [p.b, p.a, 1 - p.win_rate, 1 - p.high, 1 - p.low]] as const) {
+          const abs = path.resolve(votes.workspace, me);
+          if (!abs.startsWith(root) || !Number.isFinite(rate)) continue;
+          const runDir = root + abs.slice(root.length).split(path.sep)[0];
+          const line = `blind ${name || 'evaluation'}: ${me} wins ${pct(rate)} [95% CI ${pct(low)}, ${pct(high)}] against ${other} (${p.n} votes)`;
+          out.set(runDir, [...(out.get(runDir) ?? []), line]);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+export function listRuns(runsDir: string, votes?: { workspace: string; files: string[] }): RunSummary[] {
+  const evals = votes ? evaluationLines(votes, runsDir) : new Map<string, string[]>();
   let names: string[];
   try {
     names = fs.readdirSync(runsDir);
@@ -67,7 +103,8 @@ export function listRuns(runsDir: string): RunSummary[] {
     const checkpoints = run.stepCheckpoints().map((c) => ({ label: `step ${c.step}`, dir: c.dir }));
     const final = path.join(run.checkpointsDir, 'final');
     if (fs.existsSync(path.join(final, 'config.json'))) checkpoints.push({ label: 'final', dir: final });
-    out.push({ dir: run.dir, info, metric: keyMetric(info.stage, run.readMetrics(METRICS_TAIL_BYTES).slice(-50)), checkpoints });
+    const evaluations = evals.get(path.resolve(run.dir));
+    out.push({ dir: run.dir, info, metric: keyMetric(info.stage, run.readMetrics(METRICS_TAIL_BYTES).slice(-50)), checkpoints, ...(evaluations ? { evaluations } : {}) });
   }
   return out.sort((a, b) => b.info.started_at.localeCompare(a.info.started_at));
 }
@@ -91,7 +128,7 @@ export function runNodes(runs: RunSummary[], stage: string, now = Date.now()): R
       status: r.info.status,
       label: r.info.id,
       description: [r.info.status, r.metric, age(r.info.ended_at ?? r.info.started_at, now)].filter(Boolean).join(' · '),
-      tooltip: [`${r.info.id} (${r.info.stage})`, `status: ${r.info.status}`, r.info.backend ? `backend: ${r.info.backend}` : '', r.info.parent_model ? `parent: ${r.info.parent_model}` : '', r.info.error ? `error: ${r.info.error}` : '', r.dir].filter(Boolean).join('\n'),
+      tooltip: [`${r.info.id} (${r.info.stage})`, `status: ${r.info.status}`, r.info.backend ? `backend: ${r.info.backend}` : '', r.info.parent_model ? `parent: ${r.info.parent_model}` : '', r.info.error ? `error: ${r.info.error}` : '', ...(r.evaluations ?? []), r.dir].filter(Boolean).join('\n'),
       resumable: r.info.status !== 'completed' && r.checkpoints.some((c) => c.label !== 'final'),
     }));
 }

@@ -44,7 +44,7 @@ function handle(m: ScanRequest): ScanReply {
     if (m.type === 'scan') return { type: 'scan', id: m.id, result: scanFile(m.file, m.roots, m.full) };
     if (m.type === 'index') return { type: 'index', id: m.id, index: buildIndex(m.file) };
     if (m.type === 'part') return { type: 'part', id: m.id, result: validatePart(m) };
-    return { type: 'runs', id: m.id, runs: listRuns(m.dir) };
+    return { type: 'runs', id: m.id, runs: listRuns(m.dir, m.votes) };
   } catch (e) {
     return { type: 'failed', id: m.id, message: (e as Error).message };
   }

@@ -3,6 +3,7 @@
  * age), their checkpoints as children. Follows run.json and metrics.jsonl changes on disk.
  */
 import * as vscode from 'vscode';
+import * as path from 'path';
 import { RunNode, RunSummary, checkpointNodes, runNodes, runStageNodes } from '../data/runs-tree';
 import { ScanClient } from './scan-client';
 
@@ -25,7 +26,10 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunNode>, vscod
   /** Reads the runs folder on the scan thread (bounded reads; a bad run.json costs that run only). */
   async refresh(): Promise<void> {
     const dir = this.runsDir();
-    const r = dir ? await this.scan.ask({ type: 'runs', dir }) : undefined;
+    const ws = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+    // blind evaluations' results go into the tooltips of the runs whose models they compared
+    const votes = ws ? { workspace: ws, files: [path.join(ws, 'data', 'evaluations.rm.jsonl')] } : undefined;
+    const r = dir ? await this.scan.ask({ type: 'runs', dir, ...(votes ? { votes } : {}) }) : undefined;
     this.runs = r?.type === 'runs' ? r.runs : [];
     this.changed.fire(undefined);
   }

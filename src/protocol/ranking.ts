@@ -23,6 +23,17 @@ export interface SessionInfo {
   /** Markdown of the guidelines file, or undefined when none is set. */
   guidelines?: string;
   guidelinesName?: string;
+  /** A blind comparison: two models' responses, names hidden, one vote per item. */
+  evaluation?: boolean;
+}
+
+/** A blind comparison's results so far (names shown only when the annotator reveals them). */
+export interface EvalResults {
+  votes: number;
+  /** What a tie or "both bad" counts for. */
+  ties: 'half' | 'exclude';
+  pairs: { a: string; b: string; wins_a: number; wins_b: number; ties: number; both_bad: number; n: number; win_rate: number | null; low: number; high: number }[];
+  ratings?: { model: string; rating: number; low: number; high: number; votes: number }[];
 }
 
 export interface Progress {
@@ -49,6 +60,7 @@ export type HostToRanking =
   | { type: 'item'; index: number; prompt: string; responses: string[]; complete: boolean }
   | { type: 'progress'; progress: Progress }
   | { type: 'agreement'; agreement: AgreementSummary }
+  | { type: 'results'; results: EvalResults }
   | { type: 'submitted'; index: number; record: string }
   | { type: 'undone'; index: number }
   | { type: 'finished' }
@@ -100,7 +112,11 @@ export function parseRankingToHost(v: unknown): RankingToHost | undefined {
 
 const isSession = (s: unknown): s is SessionInfo =>
   isObj(s) && isStr(s.title) && isStr(s.target) && isStr(s.model) && isStr(s.annotator) && isInt(s.k) && s.k >= 2 && s.k <= 9 && isStr(s.generation) &&
-  (s.guidelines === undefined || isStr(s.guidelines)) && (s.guidelinesName === undefined || isStr(s.guidelinesName));
+  (s.guidelines === undefined || isStr(s.guidelines)) && (s.guidelinesName === undefined || isStr(s.guidelinesName)) && (s.evaluation === undefined || typeof s.evaluation === 'boolean');
+const isResults = (r: unknown): r is EvalResults =>
+  isObj(r) && isInt(r.votes) && (r.ties === 'half' || r.ties === 'exclude') && Array.isArray(r.pairs) &&
+  r.pairs.every((p) => isObj(p) && isStr(p.a) && isStr(p.b) && [p.wins_a, p.wins_b, p.ties, p.both_bad, p.n].every(isInt) && (p.win_rate === null || isNum(p.win_rate)) && isNum(p.low) && isNum(p.high)) &&
+  (r.ratings === undefined || (Array.isArray(r.ratings) && r.ratings.every((x) => isObj(x) && isStr(x.model) && isNum(x.rating) && isNum(x.low) && isNum(x.high) && isInt(x.votes))));
 const numOrNull = (x: unknown) => x === null || isNum(x);
 
 export function parseHostToRanking(v: unknown): HostToRanking | undefined {
@@ -120,6 +136,8 @@ export function parseHostToRanking(v: unknown): HostToRanking | undefined {
         a.tau.every((t) => isObj(t) && isStr(t.a) && isStr(t.b) && isNum(t.tau_b) && isInt(t.items));
       return ok ? { type: 'agreement', agreement: a as unknown as AgreementSummary } : undefined;
     }
+    case 'results':
+      return isResults(v.results) ? { type: 'results', results: v.results } : undefined;
     case 'submitted':
       return isInt(v.index) && isStr(v.record) ? { type: 'submitted', index: v.index, record: v.record } : undefined;
     case 'undone':

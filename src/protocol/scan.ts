@@ -13,7 +13,8 @@ import { isInt, isObj, isStr } from './validate';
 export type ScanRequest =
   | { type: 'scan'; id: number; file: string; roots: string[]; full?: boolean }
   | { type: 'index'; id: number; file: string }
-  | { type: 'runs'; id: number; dir: string }
+  /** `votes`: evaluation files whose results go into the tooltips of the runs whose models they compare (names relative to `workspace`). */
+  | { type: 'runs'; id: number; dir: string; votes?: { workspace: string; files: string[] } }
   | ({ type: 'part'; id: number } & PartRequest);
 
 export interface ScanResult {
@@ -35,7 +36,10 @@ export function parseScanRequest(v: unknown): ScanRequest | undefined {
   if (!isObj(v) || !isInt(v.id)) return undefined;
   if (v.type === 'scan' && isStr(v.file) && Array.isArray(v.roots) && v.roots.every(isStr)) return { type: 'scan', id: v.id, file: v.file, roots: v.roots, full: v.full === true };
   if (v.type === 'index' && isStr(v.file)) return { type: 'index', id: v.id, file: v.file };
-  if (v.type === 'runs' && isStr(v.dir)) return { type: 'runs', id: v.id, dir: v.dir };
+  if (v.type === 'runs' && isStr(v.dir)) {
+    const votes = isObj(v.votes) && isStr(v.votes.workspace) && Array.isArray(v.votes.files) && v.votes.files.every(isStr) ? { workspace: v.votes.workspace, files: v.votes.files as string[] } : undefined;
+    return { type: 'runs', id: v.id, dir: v.dir, ...(votes ? { votes } : {}) };
+  }
   if (v.type === 'part' && isStr(v.file) && isInt(v.start) && isInt(v.end) && isStr(v.stage) && typeof v.last === 'boolean') {
     return { type: 'part', id: v.id, file: v.file, start: v.start, end: v.end, stage: v.stage as PartRequest['stage'], last: v.last, maxLineBytes: isInt(v.maxLineBytes) ? v.maxLineBytes : undefined };
   }

@@ -42,3 +42,25 @@ test('key metrics per stage, and ages', () => {
   assert.equal(age('2026-11-29T11:30:00Z', now), '30 min ago');
   assert.equal(age('2026-11-27T12:00:00Z', now), '2 d ago');
 });
+
+test('a run whose model was compared blind shows the result in its tooltip (win rate, interval, against which model)', async () => {
+  const ws = tmpDir(), runs = path.join(ws, '.rlhf', 'runs');
+  const run = RunDir.create(runs, { stage: 'ppo', config: {} }, 'ppo-1');
+  fs.mkdirSync(path.join(run.dir, 'checkpoints', 'final'), { recursive: true });
+  fs.writeFileSync(path.join(run.dir, 'checkpoints', 'final', 'config.json'), '{}');
+  RunDir.create(runs, { stage: 'sft', config: {} }, 'sft-1');
+  const { voteRecord } = await import('../../src/data/evaluation');
+  const me = '.rlhf/runs/ppo-1/checkpoints/final', sft = 'models/sft';
+  const votes = path.join(ws, 'data', 'evaluations.rm.jsonl');
+  fs.mkdirSync(path.dirname(votes));
+  const lines = (['left', 'left', 'left', 'right', 'tie'] as const).map((verdict, item) =>
+    JSON.stringify({ ...voteRecord({ prompt: 'p', left: { model: me, response: 'a' }, right: { model: sft, response: 'b' }, verdict, annotator: 'ann', seed: item, item }), evaluation: 'e1' }));
+  fs.writeFileSync(votes, lines.join('\n') + '\n');
+  const all = listRuns(runs, { workspace: ws, files: [votes, path.join(ws, 'missing.rm.jsonl')] });
+  const ppo = all.find((r) => r.info.id === 'ppo-1')!;
+  // 3 wins, 1 loss, 1 tie: 3.5 of 5; Wilson by hand: centre 0.6131, half-width 0.3143
+  assert.deepEqual(ppo.evaluations, ['blind e1: .rlhf/runs/ppo-1/checkpoints/final wins 70.0% [95% CI 29.9%, 92.7%] against models/sft (5 votes)']);
+  assert.equal(all.find((r) => r.info.id === 'sft-1')!.evaluations, undefined);
+  const [node] = runNodes(all, 'ppo');
+  assert.match(node.kind === 'run' ? node.tooltip : '', /blind e1: .* wins 70\.0%/);
+});

@@ -10,7 +10,7 @@ import '@vscode-elements/elements/dist/vscode-textarea/index.js';
 import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
 import '@vscode-elements/elements/dist/vscode-icon/index.js';
-import { AgreementSummary, DPO_MIN_RECORDS, HostToRanking, Progress, RankingFlag, RankingToHost, SessionInfo, parseHostToRanking } from '../../src/protocol/ranking';
+import { AgreementSummary, DPO_MIN_RECORDS, EvalResults, HostToRanking, Progress, RankingFlag, RankingToHost, SessionInfo, parseHostToRanking } from '../../src/protocol/ranking';
 import { connect, h } from '../shared/vscode-api';
 import { toast } from '../shared/toast';
 import { renderMarkdown } from '../shared/markdown';
@@ -36,6 +36,7 @@ let session: SessionInfo | undefined;
 let item: { index: number; prompt: string; responses: string[]; complete: boolean } | undefined;
 let progress: Progress | undefined;
 let agreement: AgreementSummary | undefined;
+let results: EvalResults | undefined;
 let finished = false;
 /** When the current item became rankable (complete and visible); undefined while not counting. */
 let since: number | undefined;
@@ -90,6 +91,9 @@ function receive(m: HostToRanking): void {
     case 'agreement':
       agreement = m.agreement;
       break;
+    case 'results':
+      results = m.results;
+      break;
     case 'submitted':
       say(`Saved to ${session?.target ?? 'the RM file'}. Press U to undo.`);
       break;
@@ -99,6 +103,11 @@ function receive(m: HostToRanking): void {
     case 'finished':
       finished = true;
       item = undefined;
+      // an evaluation's results open by themselves once every item has a vote
+      if (session?.evaluation && !resultsTouched && !resultsEl.open) {
+        autoOpening = true;
+        resultsEl.open = true;
+      }
       break;
     case 'error':
       say(`Error: ${m.message}`);
@@ -179,6 +188,7 @@ document.addEventListener('keydown', (e) => {
     submit();
   } else if (key === 's') skip();
   else if (key === 'u') vscode.post({ type: 'undo' });
+  else if (key === 'b' && session?.evaluation && item) toggleFlag('not_rankable', !ui.flags.includes('not_rankable'));
   else if (key === 'g') {
     ui.guidelinesOpen = !ui.guidelinesOpen;
     save();
@@ -247,10 +257,10 @@ function header(): HTMLElement {
       ),
     ),
     h('div', { class: 'progress', 'aria-live': 'polite' },
-      h('span', { class: 'count', id: 'progress-text' }, p ? `${p.ranked} / ${p.total} ranked · ${p.skipped} skipped${p.perHour !== null ? ` · ${Math.round(p.perHour)} / hour` : ''}` : ''),
+      h('span', { class: 'count', id: 'progress-text' }, p ? `${p.ranked} / ${p.total} ${session?.evaluation ? 'voted' : 'ranked'} · ${p.skipped} skipped${p.perHour !== null ? ` · ${Math.round(p.perHour)} / hour` : ''}` : ''),
       bar,
     ),
-    ...(p && p.records >= DPO_MIN_RECORDS ? [trainDpoButton(p.records)] : []),
+    ...(p && p.records >= DPO_MIN_RECORDS && !session?.evaluation ? [trainDpoButton(p.records)] : []),
     toggle,
   );
 }
@@ -356,6 +366,8 @@ for (const [f, label] of [['not_rankable', 'Not rankable (all bad)'], ['unsafe',
 flagsEl.append(comment);
 
 function syncFlags(): void {
+  const bad = flagBoxes.get('not_rankable')!, label = session?.evaluation ? 'Both bad' : 'Not rankable (all bad)';
+  if (bad.getAttribute('label') !== label) bad.setAttribute('label', label);
   for (const [f, c] of flagBoxes) if (c.checked !== ui.flags.includes(f)) c.checked = ui.flags.includes(f);
   if (comment.value !== ui.comment) comment.value = ui.comment;
 }
@@ -368,8 +380,10 @@ function actions(): HTMLElement {
     button('Tie', 'link', () => step(tie(ui.order)), { id: 'tie', secondary: true, disabled: ui.order.length < 2, title: 'Tie the last ranked response with the rank above (T)' }),
     button('Skip', 'debug-step-over', skip, { id: 'skip', secondary: true, disabled: !item, title: 'Skip this prompt (S)' }),
     button('Undo step', 'discard', undoStep, { id: 'undo-step', secondary: true, disabled: !ui.history.length, title: 'Undo the last ranking step (Backspace)' }),
-    button('Undo last submission', 'history', () => vscode.post({ type: 'undo' }), { id: 'undo-submission', secondary: true, title: 'Remove the last submitted ranking from the file (U)' }),
-    button('Regenerate', 'refresh', regenerate, { id: 'regenerate', secondary: true, disabled: !ready, title: 'Sample new responses for this prompt' }),
+    session?.evaluation
+      ? button('Undo last vote', 'history', () => vscode.post({ type: 'undo' }), { id: 'undo-submission', secondary: true, title: 'Remove your last vote from the file (U)' })
+      : button('Undo last submission', 'history', () => vscode.post({ type: 'undo' }), { id: 'undo-submission', secondary: true, title: 'Remove the last submitted ranking from the file (U)' }),
+    ...(session?.evaluation ? [] : [button('Regenerate', 'refresh', regenerate, { id: 'regenerate', secondary: true, disabled: !ready, title: 'Sample new responses for this prompt' })]),
   );
 }
 
@@ -378,7 +392,7 @@ const agreementEl = h('details', { class: 'agreement' });
 
 function agreementView(): void {
   const a = agreement;
-  agreementEl.hidden = !a;
+  agreementEl.hidden = !a || !!session?.evaluation;
   if (!a) return;
   const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
   const num = (x: number | null) => (x === null ? '–' : x.toFixed(3));
@@ -397,7 +411,46 @@ function agreementView(): void {
   }
 }
 
+/** A blind comparison's results, closed until the annotator opens them (or every item has a vote): seeing them would sway the next votes. */
+const resultsEl = h('details', { class: 'results', id: 'results' });
+let resultsTouched = false, autoOpening = false;
+resultsEl.addEventListener('toggle', () => {
+  if (autoOpening) autoOpening = false;
+  else resultsTouched = true;
+});
+
+function resultsView(): void {
+  const r = results;
+  resultsEl.hidden = !session?.evaluation || !r;
+  if (resultsEl.hidden || !r) return;
+  const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
+  const key = JSON.stringify([r, finished]);
+  if (resultsEl.dataset.key === key) return;
+  resultsEl.dataset.key = key;
+  const table = h('table', { class: 'pairs' },
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Model'), h('th', { scope: 'col' }, 'against'), h('th', { scope: 'col' }, 'wins'), h('th', { scope: 'col' }, '95% interval'), h('th', { scope: 'col' }, 'won · lost · tied · both bad'))),
+    h('tbody', {}, ...r.pairs.flatMap((p) => [
+      h('tr', {}, h('td', {}, p.a), h('td', {}, p.b), h('td', { class: 'num' }, pct(p.win_rate)), h('td', { class: 'num' }, `${pct(p.low)} – ${pct(p.high)}`), h('td', { class: 'num' }, `${p.wins_a} · ${p.wins_b} · ${p.ties} · ${p.both_bad}`)),
+    ])),
+  );
+  const ratings = r.ratings?.length
+    ? h('table', { class: 'ratings' },
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Model'), h('th', { scope: 'col' }, 'Bradley–Terry rating'), h('th', { scope: 'col' }, '95% bootstrap interval'), h('th', { scope: 'col' }, 'votes'))),
+        h('tbody', {}, ...r.ratings.map((x) => h('tr', {}, h('td', {}, x.model), h('td', { class: 'num' }, x.rating.toFixed(0)), h('td', { class: 'num' }, `${x.low.toFixed(0)} – ${x.high.toFixed(0)}`), h('td', { class: 'num' }, String(x.votes))))))
+    : undefined;
+  resultsEl.replaceChildren(
+    h('summary', {}, finished ? `Results: ${r.votes} vote(s)` : `Results: ${r.votes} vote(s) — hidden while you vote, so they cannot sway you; open to reveal the models`),
+    table,
+    ...(ratings ? [ratings] : []),
+    h('p', { class: 'note' }, `A win rate counts ${r.ties === 'half' ? 'a tie or "both bad" as half a win to each side' : 'decided votes only'}; the interval is Wilson's. \`rlhf evaluate ${session?.target ?? 'FILE'}\` prints the same.`),
+  );
+}
+
 function keysHelp(): HTMLElement {
+  if (session?.evaluation)
+    return h('p', { class: 'keys' },
+      kbd('1'), ' or ', kbd('2'), ' the better response, then ', kbd('Enter'), ' · ', kbd('1'), kbd('2'), kbd('T'), ' a tie · ', kbd('B'), ' both bad · ', kbd('Backspace'), ' undo a step · ',
+      kbd('S'), ' skip · ', kbd('U'), ' undo the last vote · ', kbd('G'), ' guidelines');
   return h('p', { class: 'keys' },
     kbd(`1–${k()}`), ' rank in order of preference (first = best) · ', kbd('T'), ' tie with the rank above · ', kbd('Backspace'), ' undo a step · ',
     kbd('Enter'), ' submit · ', kbd('S'), ' skip · ', kbd('U'), ' undo the last submission · ', kbd('G'), ' guidelines');
@@ -407,7 +460,7 @@ function keysHelp(): HTMLElement {
 // the comment, the agreement and the guidelines (their focus, open state, scroll) in place.
 let headerEl: HTMLElement = h('header');
 const promptSlot = h('div'), statusSlot = h('div'), rankingSlot = h('div'), cardsSlot = h('div'), actionsSlot = h('div');
-const main = h('main', { class: 'work' }, promptSlot, statusSlot, rankingSlot, cardsSlot, flagsEl, actionsSlot, agreementEl);
+const main = h('main', { class: 'work' }, promptSlot, statusSlot, rankingSlot, cardsSlot, flagsEl, actionsSlot, resultsEl, agreementEl);
 const aside = h('aside', { class: 'guidelines md', 'aria-label': 'Guidelines' });
 let asideFor: string | undefined | null = null;
 app.append(headerEl, h('div', { class: 'layout' }, main, aside), live);
@@ -422,18 +475,21 @@ function render(): void {
   const showing = !finished && !!item;
   for (const el of [rankingSlot, cardsSlot, flagsEl, actionsSlot]) el.hidden = !showing;
   if (finished) {
-    refill(promptSlot, ['finished', session?.target, progress?.records], () => [h('section', { class: 'done' }, h('h2', {}, 'All prompts are ranked or skipped.'),
+    if (session?.evaluation) {
+      refill(promptSlot, ['finished-eval', session?.target], () => [h('section', { class: 'done' }, h('h2', {}, 'Every item has a vote (or was skipped).'),
+        h('p', {}, `The votes are in ${session?.target ?? 'the evaluation file'}: pairwise records a reward model or DPO can train on. The results are below.`))]);
+    } else refill(promptSlot, ['finished', session?.target, progress?.records], () => [h('section', { class: 'done' }, h('h2', {}, 'All prompts are ranked or skipped.'),
       h('p', {}, `Rankings are in ${session?.target ?? 'the RM file'}. Train a reward model on it with "RLHF: Train Reward Model", or tune the SFT model on them directly with DPO.`),
       ...(progress && progress.records > 0 ? [button('Train DPO on these rankings', 'rocket', () => vscode.post({ type: 'trainDpo' }), { id: 'train-dpo-done' })] : []))]);
     refill(statusSlot, [], () => []);
   } else if (item) {
     const it = item;
     const total = progress?.total ?? 0;
-    refill(promptSlot, [it.index, it.prompt, total, session?.k, session?.generation], () => [
+    refill(promptSlot, [it.index, it.prompt, total, session?.k, session?.generation, session?.evaluation], () => [
       h('section', { class: 'prompt', 'aria-label': 'Prompt' },
-        h('h2', {}, `Prompt ${it.index + 1}${total ? ` of ${total}` : ''}`),
+        h('h2', {}, `${session?.evaluation ? 'Item' : 'Prompt'} ${it.index + 1}${total ? ` of ${total}` : ''}`),
         h('div', { class: 'md' }, renderMarkdown(it.prompt)),
-        h('p', { class: 'gen' }, `${session?.k ?? k()} responses · ${session?.generation ?? ''}`),
+        h('p', { class: 'gen' }, session?.evaluation ? `Which response is better? ${session.generation}` : `${session?.k ?? k()} responses · ${session?.generation ?? ''}`),
       ),
     ]);
     refill(statusSlot, [it.complete, session?.k], () => (it.complete ? [] : [h('p', { class: 'generating', role: 'status' }, h('vscode-progress-ring', { 'aria-label': 'Generating' }), ` Generating ${session?.k ?? ''} responses…`)]));
@@ -453,6 +509,7 @@ function render(): void {
     refill(statusSlot, ['loading'], () => [h('p', { class: 'generating', role: 'status' }, h('vscode-progress-ring', { 'aria-label': 'Loading' }), ' Loading the session…')]);
   }
   agreementView();
+  resultsView();
   aside.hidden = !ui.guidelinesOpen;
   if (ui.guidelinesOpen && asideFor !== session?.guidelines) {
     asideFor = session?.guidelines;

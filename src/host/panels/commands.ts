@@ -15,7 +15,14 @@ import { fileArg } from '../file-arg';
 export interface PanelDeps {
   runsDir(): string | undefined;
   pickModel(placeHolder: string): Promise<string | undefined>;
+  /** Runs an `rlhf` command in the worker with progress; resolves when it ends (its result via onResult). */
+  runStage(title: string, argv: string[], onResult?: (v: Record<string, unknown>) => void): Promise<void>;
 }
+
+/** Where an evaluation's votes go: one dataset for every evaluation (each vote names its evaluation). */
+const EVAL_FILE = 'data/evaluations.rm.jsonl';
+/** Held-out prompts by name: the fair choice for an evaluation, offered first. */
+const HELD_OUT = /held[-_]?out|\beval|\btest/i;
 
 const NEW_FILE = 'data/rankings.rm.jsonl';
 
@@ -50,6 +57,33 @@ export function registerPanelCommands(ctx: vscode.ExtensionContext, deps: PanelD
     // the same prompts into the same file: keep the skipped list (ranked prompts come from the file)
     const same = previous && JSON.stringify(previous.source) === JSON.stringify(source) && previous.target === target;
     await RankingPanel.open(ctx, { source, target, model, skipped: same ? previous.skipped : [] });
+  }
+
+  /** Compare Models (blind): two or more models, prompts (held-out first), the items made in the worker, then the panel in evaluation mode. */
+  async function compareModels(): Promise<void> {
+    const root = folder();
+    if (!root) return void vscode.window.showErrorMessage('RLHF: open a folder first; the votes are written inside it.');
+    if (!vscode.workspace.isTrusted) return void vscode.window.showWarningMessage('RLHF: an evaluation writes files and runs models; trust this workspace first.');
+    const dirs = (await vscode.workspace.findFiles('**/config.json', '**/node_modules/**', 500)).map((u) => path.dirname(u.fsPath)).sort();
+    const models = await vscode.window.showQuickPick(dirs.map((d) => ({ label: vscode.workspace.asRelativePath(d), dir: d })), { canPickMany: true, placeHolder: 'Two or more models to compare blind (e.g. the SFT model and the tuned one)', ignoreFocusOut: true });
+    if (!models) return;
+    if (models.length < 2) return void vscode.window.showErrorMessage('RLHF: pick two or more models to compare.');
+    const files = (await vscode.workspace.findFiles('**/*.ppo.jsonl', '**/node_modules/**', 200)).map((u) => u.fsPath).sort((a, b) => Number(HELD_OUT.test(path.basename(b))) - Number(HELD_OUT.test(path.basename(a))) || a.localeCompare(b));
+    if (!files.length) return void vscode.window.showErrorMessage('RLHF: no *.ppo.jsonl prompt file in this workspace.');
+    const prompts = await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), description: HELD_OUT.test(path.basename(f)) ? 'held-out prompts (recommended)' : 'training prompts: the tuned model has seen them', file: f })), { placeHolder: 'Prompts to compare the models on', ignoreFocusOut: true });
+    if (!prompts) return;
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+    const name = `compare-${stamp}`;
+    const items = path.join(root, '.rlhf', 'evals', name, 'items.jsonl');
+    const g = vscode.workspace.getConfiguration('rlhf.generation');
+    const n = Math.max(1, Math.round(vscode.workspace.getConfiguration('rlhf.evaluation').get<number>('items', 20)));
+    const argv = ['compare', '--models', models.map((m) => m.label).join(','), '--prompts', prompts.file, '--name', name, '--out', items, '--items', String(n),
+      '--max-tokens', String(g.get('maxTokens', 128)), '--temperature', String(g.get('temperature', 0.8)), '--top-k', String(g.get('topK', 0)), '--top-p', String(g.get('topP', 1)), '--gen-seed', String(g.get('seed', 1))];
+    let made = false;
+    await deps.runStage(`Compare Models: ${models.length} models on ${prompts.label}`, argv, () => (made = true));
+    if (!made || !fs.existsSync(items)) return;
+    const target = path.join(root, EVAL_FILE);
+    await RankingPanel.open(ctx, { source: { file: prompts.file }, target, model: '', skipped: [], evaluation: { items, name } });
   }
 
   /** One run, all runs of a stage, or "compare several" (a multi-select); shows the dashboard. */
@@ -94,6 +128,7 @@ export function registerPanelCommands(ctx: vscode.ExtensionContext, deps: PanelD
       }
       await startRanking({ file });
     }),
+    vscode.commands.registerCommand('rlhf.compareModels', compareModels),
     vscode.commands.registerCommand('rlhf.rankPrompt', async () => {
       const prompt = await vscode.window.showInputBox({ prompt: 'Prompt to rank responses for', ignoreFocusOut: true, value: ctx.workspaceState.get<string>('rlhf.lastPrompt') });
       if (!prompt?.trim()) return;

@@ -17,6 +17,9 @@ import { appendRecord, removeRecord } from '../../data/append';
 import { insideFolder, openRegular } from '../../data/durable';
 import { promptTemplate } from '../../data/sft';
 import { agreement } from '../../data/agreement';
+import { randomUUID } from 'crypto';
+import { Verdict, Vote, summarize, voteRecord } from '../../data/evaluation';
+import { EvalHeader, EvalItem, readItems, readVotes } from '../../data/evaluation-file';
 
 /** What a session is made of; kept in workspace state so it survives closing and reloading. */
 export interface RankingSessionConfig {
@@ -25,6 +28,8 @@ export interface RankingSessionConfig {
   target: string;
   model: string;
   skipped: number[];
+  /** A blind comparison: its items file (rlhf compare) and name; `model` is then unused. */
+  evaluation?: { items: string; name: string };
 }
 
 const STATE_KEY = 'rlhf.ranking.session';
@@ -50,6 +55,10 @@ export class RankingPanel {
   private partial: string[] = [];
   /** The RM file as last read: read once at start, after each write, and when the panel (re)loads. */
   private file: RankingFile = { ranked: new Set(), rankings: [], preferences: 0 };
+  /** In an evaluation: its items (both responses made in advance) and the votes of the file so far. */
+  private evalItems: EvalItem[] = [];
+  private evalHeader: EvalHeader | undefined;
+  private votes: Vote[] = [];
   private readonly disposables: vscode.Disposable[] = [];
 
   /** Opens (or replaces) the ranking session. */
@@ -101,13 +110,18 @@ export class RankingPanel {
     return vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? path.dirname(this.config.target);
   }
   private reread(): void {
-    this.file = readRankingFile(this.config.target, this.annotator());
+    if (this.config.evaluation) {
+      const { votes, voted } = readVotes(this.config.target, { evaluation: this.config.evaluation.name, annotator: this.annotator() });
+      this.votes = votes;
+      this.file = { ranked: new Set([...voted].map(itemKey)), rankings: [], preferences: votes.length };
+    } else this.file = readRankingFile(this.config.target, this.annotator());
   }
 
   private annotator(): string {
     return vscode.workspace.getConfiguration('rlhf.ranking').get<string>('annotator') || os.userInfo().username;
   }
   private k(): number {
+    if (this.config.evaluation) return 2;
     return Math.min(9, Math.max(2, Math.round(vscode.workspace.getConfiguration('rlhf.ranking').get<number>('k', 4))));
   }
 
@@ -117,9 +131,18 @@ export class RankingPanel {
     this.generating = undefined;
     this.worker.kill();
     this.config = config;
-    this.items = 'file' in config.source ? loadPrompts(config.source.file) : [{ prompt: config.source.prompt, context: promptTemplate(config.source.prompt) }];
+    this.evalItems = [];
+    this.evalHeader = undefined;
+    if (config.evaluation) {
+      const { header, items } = readItems(config.evaluation.items);
+      this.evalHeader = header;
+      this.evalItems = items;
+      this.items = items.map((x) => ({ prompt: x.prompt, context: x.context, key: itemKey(x.item) }));
+    } else this.items = 'file' in config.source ? loadPrompts(config.source.file) : [{ prompt: config.source.prompt, context: promptTemplate(config.source.prompt) }];
     this.reread();
     this.generated.clear();
+    // an evaluation's responses were made with its items: nothing to generate
+    this.evalItems.forEach((x, i) => this.generated.set(i, [x.left.response, x.right.response]));
     this.attempts.clear();
     this.submitted.length = 0;
     this.index = -1;
@@ -142,6 +165,20 @@ export class RankingPanel {
     let guidelines: string | undefined;
     if (gpath && fs.existsSync(gpath) && insideFolder(gpath, this.folder())) guidelines = readHead(gpath, GUIDELINES_LIMIT);
     const source = 'file' in this.config.source ? rel(this.config.source.file) : 'a typed prompt';
+    if (this.config.evaluation && this.evalHeader) {
+      const g = this.evalHeader.generation;
+      return {
+        title: `Blind comparison of ${this.evalHeader.models.length} models on ${rel(this.evalHeader.prompts)}`,
+        target: rel(this.config.target),
+        model: 'hidden until you reveal the results',
+        annotator: this.annotator(),
+        k: 2,
+        generation: `one response of each of two models, sides at random · temperature ${g.temperature} · top-p ${g.top_p} · top-k ${g.top_k || 'all'} · up to ${g.max_tokens} tokens`,
+        guidelines,
+        guidelinesName: guidelines !== undefined ? gfile : undefined,
+        evaluation: true,
+      };
+    }
     return {
       title: `Ranking ${source}`,
       target: rel(this.config.target),
@@ -172,7 +209,7 @@ export class RankingPanel {
         this.advance(m.index + 1);
       } else if (m.type === 'undo') this.undo();
       else if (m.type === 'trainDpo') void vscode.commands.executeCommand('rlhf.trainDpo', this.config.target);
-      else if (m.type === 'regenerate' && m.index === this.index && this.complete) {
+      else if (m.type === 'regenerate' && m.index === this.index && this.complete && !this.config.evaluation) {
         this.attempts.set(m.index, (this.attempts.get(m.index) ?? 0) + 1);
         this.generated.delete(m.index);
         this.show(m.index);
@@ -186,7 +223,7 @@ export class RankingPanel {
     if (m.index !== this.index || !this.complete) throw new Error('that item is no longer shown; nothing was written');
     if (m.ranks.length !== this.responses.length) throw new Error(`${this.responses.length} responses but ${m.ranks.length} ranks; nothing was written`);
     if (!vscode.workspace.isTrusted) throw new Error('this workspace is not trusted; rankings cannot be written');
-    const record = rankingRecord({
+    const record = this.config.evaluation ? this.voteOf(m) : rankingRecord({
       prompt: this.items[m.index].prompt,
       responses: this.responses,
       ranks: m.ranks,
@@ -202,7 +239,7 @@ export class RankingPanel {
     // from here the record is saved: nothing below may report it as failed
     this.submitted.push({ index: m.index, line, timeMs: m.timeMs });
     this.post({ type: 'submitted', index: m.index, record: line });
-    this.file.ranked.add(record.prompt as string);
+    this.file.ranked.add(this.items[m.index].key ?? (record.prompt as string));
     try {
       this.reread();
     } catch (e) {
@@ -219,7 +256,8 @@ export class RankingPanel {
     try {
       this.reread();
     } catch {
-      this.file.ranked.delete(this.items[last.index]?.prompt);
+      const it = this.items[last.index];
+      if (it) this.file.ranked.delete(it.key ?? it.prompt);
     }
     this.post({ type: 'undone', index: last.index });
     this.sendStatus();
@@ -238,8 +276,24 @@ export class RankingPanel {
     this.show(i);
   }
 
+  /** A vote's record: ranks [1, 2] = the left response is better, [2, 1] the right, [1, 1] a tie; "not rankable" = both bad. */
+  private voteOf(m: { index: number; ranks: number[]; flags: string[]; comment: string; timeMs: number }): Record<string, unknown> {
+    const x = this.evalItems[m.index];
+    const [l, r] = m.ranks;
+    const verdict: Verdict = m.flags.includes('not_rankable') ? 'both_bad' : l < r ? 'left' : r < l ? 'right' : 'tie';
+    return {
+      ...voteRecord({ prompt: x.prompt, left: x.left, right: x.right, verdict, annotator: this.annotator(), timeMs: m.timeMs, seed: x.seed, item: x.item, createdAt: new Date(), comment: m.comment, flags: m.flags.filter((f) => f !== 'not_rankable'), id: `vote-${randomUUID()}` }),
+      evaluation: this.config.evaluation!.name,
+    };
+  }
+
   private sendStatus(): void {
-    const prompts = new Set(this.items.map((x) => x.prompt));
+    const prompts = new Set(this.items.map((x) => x.key ?? x.prompt));
+    if (this.config.evaluation) {
+      const s = summarize(this.votes);
+      const fin = (x: number) => (Number.isFinite(x) ? x : null);
+      this.post({ type: 'results', results: { votes: s.votes, ties: s.ties, pairs: s.pairs.map((p) => ({ ...p, win_rate: fin(p.win_rate) })), ...(s.ratings ? { ratings: s.ratings } : {}) } });
+    }
     this.post({
       type: 'progress',
       progress: {
@@ -326,6 +380,8 @@ export class RankingPanel {
     for (const d of this.disposables) d.dispose();
   }
 }
+
+const itemKey = (i: number) => `item:${i}`;
 
 /** The first `max` bytes of a regular file as text (undefined for a FIFO, a device, a folder). */
 function readHead(file: string, max: number): string | undefined {
