@@ -169,6 +169,26 @@ export interface EvaluationSummary {
   annotators: Record<string, number>;
 }
 
+export const isJudge = (annotator: string | undefined): boolean => !!annotator?.startsWith('judge:');
+
+/**
+ * People's verdict and each judge's, kept apart: the headline results are the people's votes (all
+ * votes when only judges voted); each judge gets its own results and its agreement with the people
+ * on the items both voted on.
+ */
+export function summarizeByVoter(votes: Vote[], ties: TieRule = 'half'): EvaluationSummary & { judges?: Record<string, EvaluationSummary & { agreement: { items: number; agree: number | null } }> } {
+  const people = votes.filter((v) => !isJudge(v.annotator));
+  const judges = [...new Set(votes.filter((v) => isJudge(v.annotator)).map((v) => v.annotator!))].sort();
+  const main = summarize(people.length ? people : votes, ties);
+  if (!people.length || !judges.length) return main;
+  const PEOPLE = '\u0000people';
+  const merged = votes.map((v) => (isJudge(v.annotator) ? v : { ...v, annotator: PEOPLE }));
+  return {
+    ...main,
+    judges: Object.fromEntries(judges.map((j) => [j, { ...summarize(votes.filter((v) => v.annotator === j), ties), agreement: agreementOf(merged, PEOPLE, j) }])),
+  };
+}
+
 export function summarize(votes: Vote[], ties: TieRule = 'half'): EvaluationSummary {
   const models = modelsOf(votes);
   const annotators: Record<string, number> = {};
@@ -181,7 +201,8 @@ export function summarize(votes: Vote[], ties: TieRule = 'half'): EvaluationSumm
  * voted on: the fraction of shared items with the same outcome (win left, win right, or even).
  */
 export function agreementOf(votes: Vote[], x: string, y: string): { items: number; agree: number | null } {
-  const of = (who: string) => new Map(votes.filter((v) => v.annotator === who && v.item !== undefined).map((v) => [v.item!, v.score]));
+  // an item is known by its evaluation and index (several evaluations can share a file)
+  const of = (who: string) => new Map(votes.filter((v) => v.annotator === who && v.item !== undefined).map((v) => [`${v.evaluation ?? ''}\u0000${v.item}`, v.score]));
   const vx = of(x), vy = of(y);
   let items = 0, same = 0;
   for (const [item, s] of vx) {

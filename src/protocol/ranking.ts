@@ -34,6 +34,8 @@ export interface EvalResults {
   ties: 'half' | 'exclude';
   pairs: { a: string; b: string; wins_a: number; wins_b: number; ties: number; both_bad: number; n: number; win_rate: number | null; low: number; high: number }[];
   ratings?: { model: string; rating: number; low: number; high: number; votes: number }[];
+  /** Judges (rlhf evaluate --judge) that voted on the same items: their own results, and how often they agree with the people. */
+  judges?: { annotator: string; pairs: EvalResults['pairs']; agreement: number | null; items: number }[];
 }
 
 export interface Progress {
@@ -114,9 +116,11 @@ const isSession = (s: unknown): s is SessionInfo =>
   isObj(s) && isStr(s.title) && isStr(s.target) && isStr(s.model) && isStr(s.annotator) && isInt(s.k) && s.k >= 2 && s.k <= 9 && isStr(s.generation) &&
   (s.guidelines === undefined || isStr(s.guidelines)) && (s.guidelinesName === undefined || isStr(s.guidelinesName)) && (s.evaluation === undefined || typeof s.evaluation === 'boolean');
 const isResults = (r: unknown): r is EvalResults =>
-  isObj(r) && isInt(r.votes) && (r.ties === 'half' || r.ties === 'exclude') && Array.isArray(r.pairs) &&
-  r.pairs.every((p) => isObj(p) && isStr(p.a) && isStr(p.b) && [p.wins_a, p.wins_b, p.ties, p.both_bad, p.n].every(isInt) && (p.win_rate === null || isNum(p.win_rate)) && isNum(p.low) && isNum(p.high)) &&
-  (r.ratings === undefined || (Array.isArray(r.ratings) && r.ratings.every((x) => isObj(x) && isStr(x.model) && isNum(x.rating) && isNum(x.low) && isNum(x.high) && isInt(x.votes))));
+  isObj(r) && isInt(r.votes) && (r.ties === 'half' || r.ties === 'exclude') && isPairs(r.pairs) &&
+  (r.ratings === undefined || (Array.isArray(r.ratings) && r.ratings.every((x) => isObj(x) && isStr(x.model) && isNum(x.rating) && isNum(x.low) && isNum(x.high) && isInt(x.votes)))) &&
+  (r.judges === undefined || (Array.isArray(r.judges) && r.judges.every((j) => isObj(j) && isStr(j.annotator) && isPairs(j.pairs) && (j.agreement === null || isNum(j.agreement)) && isInt(j.items))));
+const isPairs = (ps: unknown) =>
+  Array.isArray(ps) && ps.every((p) => isObj(p) && isStr(p.a) && isStr(p.b) && [p.wins_a, p.wins_b, p.ties, p.both_bad, p.n].every(isInt) && (p.win_rate === null || isNum(p.win_rate)) && isNum(p.low) && isNum(p.high));
 const numOrNull = (x: unknown) => x === null || isNum(x);
 
 export function parseHostToRanking(v: unknown): HostToRanking | undefined {

@@ -103,3 +103,16 @@ test('a vote is an RM record a trainer reads (a preference as chosen/rejected; a
   const r = pairResults(votes)[0];
   assert.deepEqual([r.wins_a, r.wins_b, r.ties, r.both_bad, r.n], [1, 1, 1, 1, 4]);
 });
+
+test('people and judges are kept apart: the headline is the people\'s verdict, each judge has its own and its agreement with them', async () => {
+  const { summarizeByVoter } = await import('../../src/data/evaluation');
+  const v = (annotator: string, item: number, score: 0 | 0.5 | 1, evaluation = 'e'): Vote => ({ a: 'ppo', b: 'sft', score, annotator, item, evaluation });
+  const votes = [v('ann', 0, 1), v('ann', 1, 1), v('ann', 2, 0), v('bob', 3, 0.5), v('judge:gold', 0, 1), v('judge:gold', 1, 0), v('judge:gold', 2, 0), v('judge:gold', 3, 0.5), v('judge:gold', 0, 0, 'other')];
+  const s = summarizeByVoter(votes);
+  assert.equal(s.votes, 4, 'the people\'s votes');
+  assert.deepEqual([s.pairs[0].wins_a, s.pairs[0].wins_b, s.pairs[0].ties], [2, 1, 1]);
+  const j = s.judges!['judge:gold'];
+  assert.equal(j.votes, 5);
+  assert.deepEqual(j.agreement, { items: 4, agree: 0.75 }, 'items 0, 2, 3 agree; item 1 not; the other evaluation\'s item 0 is another item');
+  assert.equal(summarizeByVoter(votes.filter((x) => x.annotator === 'judge:gold')).judges, undefined, 'judges alone: their votes are the headline');
+});

@@ -438,11 +438,17 @@ function resultsView(): void {
         h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Model'), h('th', { scope: 'col' }, 'Bradley–Terry rating'), h('th', { scope: 'col' }, '95% bootstrap interval'), h('th', { scope: 'col' }, 'votes'))),
         h('tbody', {}, ...r.ratings.map((x) => h('tr', {}, h('td', {}, x.model), h('td', { class: 'num' }, x.rating.toFixed(0)), h('td', { class: 'num' }, `${x.low.toFixed(0)} – ${x.high.toFixed(0)}`), h('td', { class: 'num' }, String(x.votes))))))
     : undefined;
+  const judges = r.judges?.length
+    ? h('table', { class: 'judges' },
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Judge'), h('th', { scope: 'col' }, 'verdict'), h('th', { scope: 'col' }, 'agrees with the people'))),
+        h('tbody', {}, ...r.judges.map((j) => h('tr', {}, h('td', {}, j.annotator), h('td', {}, j.pairs.map((p) => `${p.a} wins ${pct(p.win_rate)} against ${p.b}`).join('; ')), h('td', { class: 'num' }, `${pct(j.agreement)} of ${j.items} item(s)`)))))
+    : undefined;
   resultsEl.replaceChildren(
     h('summary', {}, finished ? `Results: ${r.votes} vote(s)` : `Results: ${r.votes} vote(s) — hidden while you vote, so they cannot sway you; open to reveal the models`),
     table,
     ...(ratings ? [ratings] : []),
-    h('p', { class: 'note' }, `A win rate counts ${r.ties === 'half' ? 'a tie or "both bad" as half a win to each side' : 'decided votes only'}; the interval is Wilson's. \`rlhf evaluate ${session?.target ?? 'FILE'}\` prints the same.`),
+    ...(judges ? [judges] : []),
+    h('p', { class: 'note' }, `${judges ? 'The tables above the judges\' are the people\'s votes. ' : ''}A win rate counts ${r.ties === 'half' ? 'a tie or "both bad" as half a win to each side' : 'decided votes only'}; the interval is Wilson's. \`rlhf evaluate ${session?.target ?? 'FILE'}\` prints the same.`),
   );
 }
 

@@ -25,7 +25,7 @@ import { RewardModel } from '../../engine/rm/reward-model';
 import { scoreSequences } from '../../engine/stages/rm';
 import { goldScore } from '../../engine/labeler/gold';
 import { loadPrompts } from '../../data/ranking-session';
-import { EvaluationSummary, TieRule, Verdict, agreementOf, schedule, summarize, voteRecord } from '../../data/evaluation';
+import { EvaluationSummary, TieRule, Verdict, agreementOf, schedule, summarizeByVoter, voteRecord } from '../../data/evaluation';
 import { EvalItem, readItems, readVotes, writeItems } from '../../data/evaluation-file';
 import { appendRecord } from '../../data/append';
 
@@ -145,6 +145,10 @@ export function printSummary(s: EvaluationSummary, r: Reporter, agreement: { x: 
   const lines = [`${s.votes} vote(s) on ${s.models.length} model(s); ties ${s.ties === 'half' ? 'and "both bad" count half a win to each side' : 'and "both bad" left out'}`];
   for (const p of s.pairs) lines.push(`${p.a} vs ${p.b}: ${p.a} wins ${pct(p.win_rate)} [95% CI ${pct(p.low)}, ${pct(p.high)}] (${p.wins_a} won, ${p.wins_b} lost, ${p.ties} tied, ${p.both_bad} both bad)`);
   for (const x of s.ratings ?? []) lines.push(`Bradley-Terry ${x.model}: ${x.rating.toFixed(0)} [${x.low.toFixed(0)}, ${x.high.toFixed(0)}] over ${x.votes} vote(s)`);
+  for (const [j, js] of Object.entries((s as ReturnType<typeof summarizeByVoter>).judges ?? {})) {
+    for (const p of js.pairs) lines.push(`${j}: ${p.a} vs ${p.b}: ${p.a} wins ${pct(p.win_rate)} [95% CI ${pct(p.low)}, ${pct(p.high)}] (${p.wins_a} won, ${p.wins_b} lost, ${p.ties} tied)`);
+    lines.push(`${j} agrees with the people on ${js.agreement.agree === null ? '-' : pct(js.agreement.agree)} of ${js.agreement.items} shared item(s)`);
+  }
   for (const a of agreement) lines.push(`agreement ${a.x} and ${a.y}: ${a.agree === null ? '-' : pct(a.agree)} of ${a.items} shared item(s)`);
   for (const l of lines) process.stdout.write(l + '\n');
   void r;
@@ -166,7 +170,7 @@ export async function evaluateCommand(o: ParsedOpts, files: string[], r: Reporte
   } else if (!fs.existsSync(file)) throw new Error(`${file}: file not found`);
   const { votes } = readVotes(file, { evaluation });
   if (!votes.length) throw new Error(`${file} has no vote${evaluation ? ` of the evaluation "${evaluation}"` : ''} (records naming their models, as the ranking panel's evaluation mode writes)`);
-  const s = summarize(votes, ties);
+  const s = summarizeByVoter(votes, ties);
   const annotators = Object.keys(s.annotators).sort();
   const agreement = annotators.flatMap((x, i) => annotators.slice(i + 1).map((y) => ({ x, y, ...agreementOf(votes, x, y) }))).filter((a) => a.items > 0);
   const result = { ...s, ...(evaluation ? { evaluation } : {}), agreement };

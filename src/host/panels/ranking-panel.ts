@@ -18,7 +18,7 @@ import { insideFolder, openRegular } from '../../data/durable';
 import { promptTemplate } from '../../data/sft';
 import { agreement } from '../../data/agreement';
 import { randomUUID } from 'crypto';
-import { Verdict, Vote, summarize, voteRecord } from '../../data/evaluation';
+import { Verdict, Vote, summarizeByVoter, voteRecord } from '../../data/evaluation';
 import { EvalHeader, EvalItem, readItems, readVotes } from '../../data/evaluation-file';
 
 /** What a session is made of; kept in workspace state so it survives closing and reloading. */
@@ -290,9 +290,11 @@ export class RankingPanel {
   private sendStatus(): void {
     const prompts = new Set(this.items.map((x) => x.key ?? x.prompt));
     if (this.config.evaluation) {
-      const s = summarize(this.votes);
+      const s = summarizeByVoter(this.votes);
       const fin = (x: number) => (Number.isFinite(x) ? x : null);
-      this.post({ type: 'results', results: { votes: s.votes, ties: s.ties, pairs: s.pairs.map((p) => ({ ...p, win_rate: fin(p.win_rate) })), ...(s.ratings ? { ratings: s.ratings } : {}) } });
+      const pairs = (ps: typeof s.pairs) => ps.map((p) => ({ ...p, win_rate: fin(p.win_rate) }));
+      const judges = Object.entries(s.judges ?? {}).map(([annotator, j]) => ({ annotator, pairs: pairs(j.pairs), agreement: j.agreement.agree, items: j.agreement.items }));
+      this.post({ type: 'results', results: { votes: s.votes, ties: s.ties, pairs: pairs(s.pairs), ...(s.ratings ? { ratings: s.ratings } : {}), ...(judges.length ? { judges } : {}) } });
     }
     this.post({
       type: 'progress',
