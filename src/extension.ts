@@ -3,6 +3,7 @@
  * imports TensorFlow.js; every stage runs in the worker process.
  */
 import * as vscode from 'vscode';
+import { ModelRole, pickFile as pickDataset, pickModel as pickModelOf } from './host/pickers';
 import * as path from 'path';
 import { WorkerClient } from './host/worker-client';
 import { DatasetStore } from './host/datasets/dataset-store';
@@ -101,28 +102,8 @@ export function activate(context: vscode.ExtensionContext): void {
     }
   }
 
-  async function pickFile(glob: string, placeHolder: string): Promise<string | undefined> {
-    const files = await vscode.workspace.findFiles(glob, '**/node_modules/**', 200);
-    if (!files.length) {
-      void vscode.window.showErrorMessage(`RLHF: no ${glob} file in this workspace.`);
-      return undefined;
-    }
-    return (await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), path: f.fsPath })), { placeHolder, ignoreFocusOut: true }))?.path;
-  }
-
-  async function pickModel(placeHolder = 'Parent model'): Promise<string | undefined> {
-    const uris = await vscode.workspace.findFiles('**/config.json', '**/node_modules/**', 200);
-    // the model chosen last (or marked "use for the next stage") comes first
-    const last = context.workspaceState.get<string>('rlhf.lastModel');
-    const dirs = [...new Set([...(last && fs.existsSync(last) ? [last] : []), ...uris.map((u) => path.dirname(u.fsPath))])];
-    if (!dirs.length) {
-      void vscode.window.showErrorMessage('RLHF: no model directory (config.json + model.safetensors) in this workspace.');
-      return undefined;
-    }
-    const dir = (await vscode.window.showQuickPick(dirs.map((d) => ({ label: vscode.workspace.asRelativePath(d), dir: d })), { placeHolder, ignoreFocusOut: true }))?.dir;
-    if (dir) await context.workspaceState.update('rlhf.lastModel', dir);
-    return dir;
-  }
+  const pickFile = (glob: string, placeHolder: string, o: { evaluation?: boolean } = {}) => pickDataset(context, glob, placeHolder, o);
+  const pickModel = (placeHolder = 'Parent model', role: ModelRole = 'policy') => pickModelOf(context, scan, placeHolder, role);
 
   /** GRPO and RLOO: prompts, the SFT model, and where rewards come from (a reward model or a reward function file). */
   async function runGroupStage(stage: 'grpo' | 'rloo', title: string): Promise<void> {
@@ -137,7 +118,7 @@ export function activate(context: vscode.ExtensionContext): void {
       { placeHolder: 'Where rewards come from', ignoreFocusOut: true },
     );
     if (!source) return;
-    const reward = source.flag === '--reward-model' ? await pickModel('Reward model') : await pickFile('**/*.mjs', 'Reward function file (export default (prompt, response) => number)');
+    const reward = source.flag === '--reward-model' ? await pickModel('Reward model (a model with a score head)', 'reward') : await pickFile('**/*.mjs', 'Reward function file (export default (prompt, response) => number)');
     if (reward) await runStage(title, [stage, '--prompts', prompts, '--policy', policy, source.flag, reward]);
   }
 
@@ -156,7 +137,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('rlhf.runPpo', async () => {
       const prompts = await pickFile('**/*.ppo.jsonl', 'PPO prompts');
       const policy = prompts && (await pickModel('SFT model (policy and reference)'));
-      const rm = policy && (await pickModel('Reward model'));
+      const rm = policy && (await pickModel('Reward model (a model with a score head)', 'reward'));
       if (prompts && policy && rm) await runStage('Run PPO', ['ppo', '--prompts', prompts, '--policy', policy, '--reward-model', rm]);
     }),
     // from the ranking panel ("Train DPO on these rankings"), with its RM file; from the palette, picked
@@ -205,7 +186,8 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
     vscode.commands.registerCommand('rlhf.runs.useModel', async (node?: RunNode) => {
       if (node?.kind !== 'checkpoint') return;
-      await context.workspaceState.update('rlhf.lastModel', node.dir);
+      // first in the next pick that it fits (a reward model's checkpoint in the reward-model pick)
+      for (const key of ['rlhf.lastModel', 'rlhf.lastModel.policy', 'rlhf.lastModel.reward']) await context.workspaceState.update(key, node.dir);
       void vscode.window.showInformationMessage(`RLHF: ${vscode.workspace.asRelativePath(node.dir)} is the default model for the next stage.`);
     }),
     vscode.commands.registerCommand('rlhf.runs.reveal', (node?: RunNode) => node && node.kind !== 'stage' && vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(node.dir))),

@@ -34,6 +34,7 @@ export function keyMetric(stage: string, metrics: Record<string, number>[]): str
     return acc !== undefined ? `reward acc ${f(acc)} · margin ${f(last('eval/rewards/margins') ?? last('rewards/margins'), 2)}` : undefined;
   }
   if (stage === 'ppo') return last('objective/scores') !== undefined ? `score ${f(last('objective/scores'))} · KL ${f(last('objective/kl'), 2)}` : undefined;
+  if (stage === 'grpo' || stage === 'rloo') return last('reward') !== undefined ? `reward ${f(last('reward'))}${last('kl') !== undefined ? ` · KL ${f(last('kl'), 2)}` : ''}` : undefined;
   const ev = last('eval/loss');
   return ev !== undefined ? `eval loss ${f(ev)}` : last('loss') !== undefined ? `loss ${f(last('loss'))}` : undefined;
 }

@@ -12,6 +12,7 @@ import { sniffStage, stageFromName } from './reader';
 import { datasetStats } from './stats';
 import { insideFolder, openRegular } from './durable';
 import { listRuns } from './runs-tree';
+import { describeModel } from './model-info';
 import { validatePart } from './validate-parallel';
 import { ScanReply, ScanRequest, ScanResult, parseScanRequest } from '../protocol/scan';
 import * as fs from 'fs';
@@ -44,6 +45,7 @@ function handle(m: ScanRequest): ScanReply {
     if (m.type === 'scan') return { type: 'scan', id: m.id, result: scanFile(m.file, m.roots, m.full) };
     if (m.type === 'index') return { type: 'index', id: m.id, index: buildIndex(m.file) };
     if (m.type === 'part') return { type: 'part', id: m.id, result: validatePart(m) };
+    if (m.type === 'models') return { type: 'models', id: m.id, models: m.dirs.slice(0, 500).map(describeModel) };
     return { type: 'runs', id: m.id, runs: listRuns(m.dir, m.votes) };
   } catch (e) {
     return { type: 'failed', id: m.id, message: (e as Error).message };

@@ -8,6 +8,7 @@ import type { Problem } from '../data/jsonl';
 import type { RecordIndex } from '../data/record-index';
 import type { RunSummary } from '../data/runs-tree';
 import type { PartRequest, PartResult } from '../data/validate-parallel';
+import type { ModelInfo } from '../data/model-info';
 import { isInt, isObj, isStr } from './validate';
 
 export type ScanRequest =
@@ -15,6 +16,8 @@ export type ScanRequest =
   | { type: 'index'; id: number; file: string }
   /** `votes`: evaluation files whose results go into the tooltips of the runs whose models they compare (names relative to `workspace`). */
   | { type: 'runs'; id: number; dir: string; votes?: { workspace: string; files: string[] } }
+  /** What each model folder is (reward head, run, step), for the pickers. */
+  | { type: 'models'; id: number; dirs: string[] }
   | ({ type: 'part'; id: number } & PartRequest);
 
 export interface ScanResult {
@@ -30,6 +33,7 @@ export type ScanReply =
   | { type: 'index'; id: number; index: RecordIndex }
   | { type: 'runs'; id: number; runs: RunSummary[] }
   | { type: 'part'; id: number; result: PartResult }
+  | { type: 'models'; id: number; models: ModelInfo[] }
   | { type: 'failed'; id: number; message: string };
 
 export function parseScanRequest(v: unknown): ScanRequest | undefined {
@@ -40,6 +44,7 @@ export function parseScanRequest(v: unknown): ScanRequest | undefined {
     const votes = isObj(v.votes) && isStr(v.votes.workspace) && Array.isArray(v.votes.files) && v.votes.files.every(isStr) ? { workspace: v.votes.workspace, files: v.votes.files as string[] } : undefined;
     return { type: 'runs', id: v.id, dir: v.dir, ...(votes ? { votes } : {}) };
   }
+  if (v.type === 'models' && Array.isArray(v.dirs) && v.dirs.every(isStr)) return { type: 'models', id: v.id, dirs: v.dirs as string[] };
   if (v.type === 'part' && isStr(v.file) && isInt(v.start) && isInt(v.end) && isStr(v.stage) && typeof v.last === 'boolean') {
     return { type: 'part', id: v.id, file: v.file, start: v.start, end: v.end, stage: v.stage as PartRequest['stage'], last: v.last, maxLineBytes: isInt(v.maxLineBytes) ? v.maxLineBytes : undefined };
   }
@@ -51,6 +56,7 @@ export function parseScanReply(v: unknown): ScanReply | undefined {
   if (v.type === 'scan' && isObj(v.result) && Array.isArray(v.result.problems)) return v as ScanReply;
   if (v.type === 'index' && isObj(v.index) && isInt(v.index.count)) return v as ScanReply;
   if (v.type === 'runs' && Array.isArray(v.runs)) return v as ScanReply;
+  if (v.type === 'models' && Array.isArray(v.models) && v.models.every((m) => isObj(m) && isStr(m.dir) && typeof m.scoreHead === 'boolean')) return v as ScanReply;
   if (v.type === 'failed' && isStr(v.message)) return { type: 'failed', id: v.id, message: v.message };
   return undefined;
 }

@@ -41,6 +41,8 @@ test('key metrics per stage, and ages', () => {
   assert.equal(age('2026-11-29T11:59:30Z', now), 'just now');
   assert.equal(age('2026-11-29T11:30:00Z', now), '30 min ago');
   assert.equal(age('2026-11-27T12:00:00Z', now), '2 d ago');
+  assert.equal(keyMetric('grpo', [{ reward: 0.5, kl: 0.25 }]), 'reward 0.500 · KL 0.25');
+  assert.equal(keyMetric('rloo', [{ reward: 1 }]), 'reward 1.000');
 });
 
 test('a run whose model was compared blind shows the result in its tooltip (win rate, interval, against which model)', async () => {

@@ -40,8 +40,24 @@ after(() => vs?.close());
 e2eTest('the Samples view of a live PPO run fills, follows the latest step, sorts, filters and shows a prompt across steps', async () => {
   const page = vs.page;
   await runCommand(page, 'RLHF: Run PPO');
+  // the pickers protect: training prompts first (the held-out file last, marked), no reward model
+  // offered as the policy, only reward models (a score head) offered as the reward model
+  const rows = () => page.locator('.quick-input-list .monaco-list-row').allInnerTexts();
+  await page.locator('.quick-input-list .monaco-list-row').first().waitFor({ timeout: 30_000 });
+  const prompts = await rows();
+  assert.match(prompts[0], /^data\/reviews\.ppo\.jsonl/, prompts.join(' | '));
+  assert.match(prompts.at(-1)!, /reviews-heldout\.ppo\.jsonl[\s\S]*held-out: for evaluation, not training/);
   await pickItem(page, 'data/reviews.ppo.jsonl');
+  await page.waitForFunction(`[...document.querySelectorAll('.quick-input-list .monaco-list-row')].some((r) => r.innerText.includes('Browse'))`, undefined, { timeout: 30_000 });
+  const policies = await rows();
+  assert.ok(policies.some((r) => r.startsWith('models/base-char')) && !policies.some((r) => r.startsWith('models/reward')), policies.join(' | '));
   await pickItem(page, 'models/base-char');
+  await page.waitForFunction(`[...document.querySelectorAll('.quick-input-list .monaco-list-row')].some((r) => r.innerText.includes('Browse')) && ![...document.querySelectorAll('.quick-input-list .monaco-list-row')].some((r) => r.innerText.includes('base-char'))`, undefined, { timeout: 30_000 });
+  const rewards = await rows();
+  assert.equal(rewards.length, 2, rewards.join(' | '));
+  assert.ok(rewards[0].startsWith('models/reward'), rewards[0]);
+  assert.match(rewards[1], /Browse…/);
+  await vs.shot('pick-reward-model');
   await pickItem(page, 'models/reward');
   await page.locator('.statusbar-item', { hasText: /ppo 1\/1000/ }).first().waitFor({ timeout: 120_000 });
   await vs.shot('ppo-running');

@@ -11,6 +11,7 @@ import { RankingPanel, RankingSessionConfig } from './ranking-panel';
 import { DashboardPanel } from './dashboard-panel';
 import { listRuns, type RunNode } from '../../data/runs-tree';
 import { fileArg } from '../file-arg';
+import { pickFile } from '../pickers';
 
 export interface PanelDeps {
   runsDir(): string | undefined;
@@ -21,8 +22,7 @@ export interface PanelDeps {
 
 /** Where an evaluation's votes go: one dataset for every evaluation (each vote names its evaluation). */
 const EVAL_FILE = 'data/evaluations.rm.jsonl';
-/** Held-out prompts by name: the fair choice for an evaluation, offered first. */
-const HELD_OUT = /held[-_]?out|\beval|\btest/i;
+
 
 const NEW_FILE = 'data/rankings.rm.jsonl';
 
@@ -68,10 +68,9 @@ export function registerPanelCommands(ctx: vscode.ExtensionContext, deps: PanelD
     const models = await vscode.window.showQuickPick(dirs.map((d) => ({ label: vscode.workspace.asRelativePath(d), dir: d })), { canPickMany: true, placeHolder: 'Two or more models to compare blind (e.g. the SFT model and the tuned one)', ignoreFocusOut: true });
     if (!models) return;
     if (models.length < 2) return void vscode.window.showErrorMessage('RLHF: pick two or more models to compare.');
-    const files = (await vscode.workspace.findFiles('**/*.ppo.jsonl', '**/node_modules/**', 200)).map((u) => u.fsPath).sort((a, b) => Number(HELD_OUT.test(path.basename(b))) - Number(HELD_OUT.test(path.basename(a))) || a.localeCompare(b));
-    if (!files.length) return void vscode.window.showErrorMessage('RLHF: no *.ppo.jsonl prompt file in this workspace.');
-    const prompts = await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), description: HELD_OUT.test(path.basename(f)) ? 'held-out prompts (recommended)' : 'training prompts: the tuned model has seen them', file: f })), { placeHolder: 'Prompts to compare the models on', ignoreFocusOut: true });
-    if (!prompts) return;
+    const promptsFile = await pickFile(ctx, '**/*.ppo.jsonl', 'Prompts to compare the models on (held-out ones: the tuned models have not seen them)', { evaluation: true });
+    if (!promptsFile) return;
+    const prompts = { file: promptsFile, label: vscode.workspace.asRelativePath(promptsFile) };
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
     const name = `compare-${stamp}`;
     const items = path.join(root, '.rlhf', 'evals', name, 'items.jsonl');
