@@ -4,6 +4,7 @@
  */
 import * as vscode from 'vscode';
 import { ModelRole, pickFile as pickDataset, pickModel as pickModelOf } from './host/pickers';
+import { reportFailure } from './host/failure';
 import * as path from 'path';
 import { WorkerClient } from './host/worker-client';
 import { DatasetStore } from './host/datasets/dataset-store';
@@ -66,6 +67,10 @@ export function activate(context: vscode.ExtensionContext): void {
     status.tooltip = 'RLHF: training. Click to open its dashboard; cancel from the notification or with RLHF: Cancel Training.';
     status.command = { command: 'rlhf.openDashboard', title: 'Open Training Dashboard', arguments: ['running'] };
     log.show(true);
+    const errors: string[] = [];
+    // the Runs view follows the run from its first moment: at once when the worker says the run
+    // folder exists, then every 2 s while it trains (its run.json status included)
+    const follow = setInterval(() => void runs.refresh(), 2000);
     try {
       const code = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `RLHF: ${title}`, cancellable: true },
@@ -75,7 +80,11 @@ export function activate(context: vscode.ExtensionContext): void {
           return worker.run(full, cwd, { RLHF_BACKEND: cfg().get<string>('backend', 'auto'), RLHF_NATIVE_MODULES: nativeModulesDir(context) }, {
             onResult,
             onLog: (line) => {
-              log.info(line);
+              if (/^error\b/.test(line) || /^the worker stopped unexpectedly/.test(line)) {
+                errors.push(line);
+                log.error(line.replace(/^error:\s*/, ''));
+              } else log.info(line);
+              if (/^(run|resuming) \//.test(line)) void runs.refresh();
               const b = /^backend: (\w+) — (.*)$/.exec(line);
               if (b) backendStatus.tooltip = `RLHF: training on ${b[1]} — ${b[2]}`;
             },
@@ -92,10 +101,11 @@ export function activate(context: vscode.ExtensionContext): void {
       );
       if (code === 0 && worker.cancelled) void vscode.window.showInformationMessage(`RLHF: ${title} cancelled at a checkpoint; resume it from the Runs view.`);
       else if (code === 0) void vscode.window.showInformationMessage(`RLHF: ${title} finished.`);
-      else void vscode.window.showErrorMessage(`RLHF: ${title} failed; see the RLHF output.`);
+      else void reportFailure(title, errors, cwd, log);
     } catch (e) {
       void vscode.window.showErrorMessage(`RLHF: ${(e as Error).message}`);
     } finally {
+      clearInterval(follow);
       status.hide();
       runs.refresh();
       await vscode.commands.executeCommand('setContext', 'rlhf.training', false);

@@ -31,7 +31,9 @@ export type TreeNode =
 
 const plural = (n: number, w: string) => `${n.toLocaleString('en')} ${w}${n === 1 ? '' : 's'}`;
 
+/** The stages and their files; nothing at all for a folder without a dataset (the view's welcome text shows instead). */
 export function stageNodes(files: FileEntry[]): TreeNode[] {
+  if (!files.length) return [];
   return STAGES.map((stage) => {
     const fs = files.filter((f) => f.stage === stage);
     const records = fs.reduce((a, f) => a + f.records, 0);

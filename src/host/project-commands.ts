@@ -65,6 +65,11 @@ export function registerProjectCommands(context: vscode.ExtensionContext, backen
       }
       if (!target) return;
       const n = copyMissing(path.join(context.extensionPath, 'examples', 'workspace'), target);
+      // the views show what was copied at once, not when the file watcher's events trickle in
+      if (vscode.workspace.workspaceFolders?.length) {
+        await vscode.commands.executeCommand('rlhf.datasets.refresh');
+        await vscode.commands.executeCommand('rlhf.runs.refresh');
+      }
       void vscode.window.showInformationMessage(`RLHF: the example project is in ${target} (${n} file(s) added; existing files kept).`);
       if (!vscode.workspace.workspaceFolders?.length) await vscode.commands.executeCommand('vscode.openFolder', vscode.Uri.file(target));
     }),

@@ -18,6 +18,7 @@ test('the tree groups files by stage with record and error counts', () => {
   const files = ['shapes.sft.jsonl', 'duplicate-ids.sft.jsonl', 'shapes.rm.jsonl', 'bad-ranks.rm.jsonl'].map(entry);
   const stages = stageNodes(files);
   assert.deepEqual(stages.map((s) => [s.label, (s as { description: string }).description]), [['Pretraining', 'no files'], ['SFT', '2 files, 6 records'], ['RM', '2 files, 4 records'], ['PPO', 'no files']]);
+  assert.deepEqual(stageNodes([]), [], 'a folder without datasets: no rows, so the view shows its welcome text');
   const rm = fileNodes(files, 'rm', D);
   assert.deepEqual(rm.map((n) => [n.label, (n as { description: string }).description]), [['bad-ranks.rm.jsonl', '1 record · 6 errors · .'], ['shapes.rm.jsonl', '3 records · .']]);
   const tip = (rm[1] as { tooltip: string }).tooltip;

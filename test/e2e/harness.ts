@@ -37,8 +37,8 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Starts VS Code on a fresh copy of the example workspace (plus a bad RM file and settings). */
-export async function openVsCode(o: { trusted: boolean; settings?: Record<string, unknown>; prepare?: (workspace: string) => void }): Promise<Session> {
+/** Starts VS Code on a fresh copy of the example workspace (plus a bad RM file and settings), or on an empty folder. */
+export async function openVsCode(o: { trusted: boolean; settings?: Record<string, unknown>; prepare?: (workspace: string) => void; empty?: boolean }): Promise<Session> {
   const cache: string = ensureE2E();
   if (!packaged) {
     const pkg = spawnSync('npm', ['run', 'package', '--silent'], { cwd: ROOT, encoding: 'utf8' });
@@ -48,8 +48,11 @@ export async function openVsCode(o: { trusted: boolean; settings?: Record<string
   const root = tmpDir('rlhf-e2e-');
   const data = path.join(root, 'user-data'), exts = path.join(root, 'extensions');
   const workspace = path.join(root, 'workspace');
-  fs.cpSync(path.join(ROOT, 'examples', 'workspace'), workspace, { recursive: true });
-  fs.copyFileSync(path.join(FIXTURES, 'datasets', 'bad-ranks.rm.jsonl'), path.join(workspace, 'data', 'bad-ranks.rm.jsonl'));
+  if (o.empty) fs.mkdirSync(workspace, { recursive: true }); // a new user's empty folder
+  else {
+    fs.cpSync(path.join(ROOT, 'examples', 'workspace'), workspace, { recursive: true });
+    fs.copyFileSync(path.join(FIXTURES, 'datasets', 'bad-ranks.rm.jsonl'), path.join(workspace, 'data', 'bad-ranks.rm.jsonl'));
+  }
   fs.mkdirSync(path.join(workspace, '.vscode'));
   fs.writeFileSync(path.join(workspace, '.vscode', 'settings.json'), JSON.stringify(o.settings ?? {}));
   o.prepare?.(workspace);

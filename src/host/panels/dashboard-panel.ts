@@ -23,6 +23,8 @@ interface Followed {
   samples: JsonlTail<SampleRow>;
   /** Nothing sent yet: the first points replace whatever the webview holds for this run. */
   fresh: boolean;
+  /** run.json's modification time when last read. */
+  infoMtime?: number;
 }
 
 const POLL_MS = 1000;
@@ -89,13 +91,14 @@ export class DashboardPanel {
     for (const id of this.runIds()) {
       if (this.runs.has(id) || this.otherStage.has(id)) continue;
       const dir = new RunDir(path.join(this.runsDir, id));
+      const infoMtime = mtimeOf(dir.runFile); // before the read: a change while reading is seen next time
       const info = readInfo(dir);
       if (!info) continue;
       if ('stage' in this.scope && info.stage !== this.scope.stage) {
         this.otherStage.add(id);
         continue;
       }
-      this.runs.set(id, { id, dir, info, tail: new MetricsTail(dir.metricsFile), samples: new JsonlTail(dir.samplesFile, parseSampleLine), fresh: true });
+      this.runs.set(id, { id, dir, info, infoMtime, tail: new MetricsTail(dir.metricsFile), samples: new JsonlTail(dir.samplesFile, parseSampleLine), fresh: true });
       changed = true;
     }
     if (changed) this.post({ type: 'runs', scope: this.scope, runs: [...this.runs.values()].map(meta) });
@@ -109,7 +112,11 @@ export class DashboardPanel {
         }
       }
       r.fresh = false;
-      if (r.info.status === 'running') {
+      // run.json is the one source of a run's status: re-read whenever it changes (a resume turns
+      // a cancelled run back into a running one; a run in a terminal finishes on its own)
+      const mtime = mtimeOf(r.dir.runFile);
+      if (mtime !== r.infoMtime) {
+        r.infoMtime = mtime;
         const info = readInfo(r.dir);
         if (info && info.status !== r.info.status) {
           r.info = info;
@@ -178,6 +185,14 @@ export class DashboardPanel {
     DashboardPanel.open.delete(this);
     this.stopPolling();
     for (const d of this.disposables) d.dispose();
+  }
+}
+
+function mtimeOf(file: string): number | undefined {
+  try {
+    return fs.statSync(file).mtimeMs;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,0 +1,100 @@
+/**
+ * The first hour's headline problems, as a new user met them (issue "The first hour"), in the
+ * real VS Code: a failed stage's notification said only "see the RLHF output"; the Runs view
+ * stayed empty during the first run, and it and the dashboard kept saying "cancelled" after a
+ * resume.
+ */
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { FrameLocator, Page } from 'playwright-core';
+import { Session, e2eTest, openVsCode, pickItem, runCommand } from './harness';
+
+let vs: Session;
+let page: Page;
+const view = (): FrameLocator => page.frameLocator('iframe.webview.ready:visible').last().frameLocator('#active-frame');
+const runsDir = () => path.join(vs.workspace, '.rlhf', 'runs');
+
+before(async () => {
+  // a new user's empty folder
+  vs = await openVsCode({ trusted: true, empty: true, settings: { 'rlhf.sft.steps': 80 } });
+  page = vs.page;
+  await page.locator('.activitybar [aria-label="RLHF"]').first().click({ timeout: 60_000 });
+});
+
+e2eTest('an empty folder shows what to do; New RLHF Project fills the Datasets view at once, PPO files included', async () => {
+  const welcome = page.locator('.welcome-view-content', { hasText: 'No datasets in this folder yet' });
+  await welcome.waitFor({ timeout: 60_000 });
+  await page.locator('.welcome-view-content', { hasText: 'No runs yet' }).waitFor({ timeout: 30_000 });
+  await vs.shot('empty-folder-welcome');
+  const t0 = Date.now();
+  await welcome.locator('a.monaco-button', { hasText: 'New RLHF Project' }).click();
+  // every stage with its files, without a manual refresh
+  const row = (label: string, files: RegExp) => page.locator('.pane-body .monaco-list-row', { hasText: label }).filter({ hasText: files }).first();
+  await row('PPO', /2 files, 460 records/).waitFor({ timeout: 15_000 });
+  await row('SFT', /1 file, 800 records/).waitFor({ timeout: 15_000 });
+  await row('RM', /1 file, 600 records/).waitFor({ timeout: 15_000 });
+  console.log(`# the Datasets view showed the new project's files ${((Date.now() - t0) / 1000).toFixed(1)} s after New RLHF Project`);
+  await vs.shot('new-project');
+});
+
+after(() => vs?.close());
+
+e2eTest('a failed stage says why in its notification, and Open File goes to the bad line', async () => {
+  fs.writeFileSync(path.join(vs.workspace, 'data', 'broken.sft.jsonl'), '{"prompt":"Tell me about the ferry.","response":"A fine ride."}\n{"prompt": 3}\n{"prompt":"Tell me about the inn.","response":"Warm."}\n');
+  await runCommand(page, 'RLHF: Train SFT Model');
+  await pickItem(page, 'data/broken.sft.jsonl');
+  await pickItem(page, 'models/base-char');
+  const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'Train SFT Model failed' });
+  await toast.waitFor({ timeout: 60_000 });
+  assert.match(await toast.innerText(), /Train SFT Model failed: 1 bad record\(s\) in the SFT data; the first: .*broken\.sft\.jsonl:2: "prompt" must be a non-empty string/);
+  await vs.shot('failed-stage-notification');
+  await toast.locator('.monaco-button', { hasText: 'Open File' }).click();
+  await page.locator('.tabs-container .tab.active', { hasText: 'broken.sft.jsonl' }).waitFor({ timeout: 30_000 });
+  await page.locator('.statusbar-item', { hasText: /Ln 2, Col/ }).first().waitFor({ timeout: 30_000 });
+});
+
+/** The Runs view row of a run (its label and description: status, metric, age). */
+const runRow = (id: string) => page.locator('.pane-body .monaco-list-row', { hasText: id });
+
+e2eTest('a run is in the Runs view within 2 s of its start; the Runs view and the dashboard follow it through cancel, resume and completion', async () => {
+  await runCommand(page, 'View: Close All Editors');
+  await runCommand(page, 'RLHF: Train SFT Model');
+  await pickItem(page, 'data/reviews.sft.jsonl');
+  await pickItem(page, 'models/base-char');
+  // the run folder appears; the Runs view shows it within 2 s
+  let id: string | undefined;
+  const t0 = Date.now();
+  while (!(id = fs.existsSync(runsDir()) ? fs.readdirSync(runsDir()).find((d) => d.startsWith('sft-')) : undefined)) {
+    assert.ok(Date.now() - t0 < 60_000, 'no run folder');
+    await page.waitForTimeout(50);
+  }
+  const born = fs.statSync(path.join(runsDir(), id)).birthtimeMs || Date.now();
+  await runRow(id).first().waitFor({ timeout: 10_000 });
+  const seen = (Date.now() - born) / 1000;
+  console.log(`# the run showed in the Runs view ${seen.toFixed(2)} s after its folder was made`);
+  assert.ok(seen <= 2.5, `${seen} s`);
+  await runRow(id).filter({ hasText: 'running' }).first().waitFor({ timeout: 10_000 });
+  // the dashboard of the running run, from the status bar
+  await page.locator('.statusbar-item', { hasText: /sft \d+\/80/ }).first().click();
+  const w = view();
+  await w.locator('.legend .status.running').waitFor({ timeout: 60_000 });
+  // cancel: both say cancelled
+  await runCommand(page, 'RLHF: Cancel Training');
+  await page.locator('.notifications-toasts', { hasText: 'cancelled at a checkpoint' }).waitFor({ timeout: 60_000 });
+  await runRow(id).filter({ hasText: 'cancelled' }).first().waitFor({ timeout: 10_000 });
+  await view().locator('.legend .status.cancelled').waitFor({ timeout: 10_000 });
+  await vs.shot('run-cancelled');
+  // resume: both say running within seconds, then completed
+  await runCommand(page, 'RLHF: Resume Run');
+  await pickItem(page, id);
+  await runRow(id).filter({ hasText: 'running' }).first().waitFor({ timeout: 10_000 });
+  await view().locator('.legend .status.running').waitFor({ timeout: 10_000 });
+  await vs.shot('run-resumed');
+  await page.locator('.notifications-toasts', { hasText: 'Resume Run finished' }).waitFor({ timeout: 180_000 });
+  await runRow(id).filter({ hasText: 'completed' }).first().waitFor({ timeout: 10_000 });
+  await view().locator('.legend .status.completed').waitFor({ timeout: 10_000 });
+  assert.equal(JSON.parse(fs.readFileSync(path.join(runsDir(), id, 'run.json'), 'utf8')).status, 'completed');
+  await vs.shot('run-completed');
+});
