@@ -5,6 +5,9 @@
 import * as vscode from 'vscode';
 import { ModelRole, pickFile as pickDataset, pickModel as pickModelOf } from './host/pickers';
 import { reportFailure } from './host/failure';
+import { readableLine } from './host/log-lines';
+import { reportDone } from './host/next-step';
+import { runDirOf } from './host/log-lines';
 import * as path from 'path';
 import { WorkerClient } from './host/worker-client';
 import { DatasetStore } from './host/datasets/dataset-store';
@@ -68,6 +71,7 @@ export function activate(context: vscode.ExtensionContext): void {
     status.command = { command: 'rlhf.openDashboard', title: 'Open Training Dashboard', arguments: ['running'] };
     log.show(true);
     const errors: string[] = [];
+    let runDir: string | undefined;
     // the Runs view follows the run from its first moment: at once when the worker says the run
     // folder exists, then every 2 s while it trains (its run.json status included)
     const follow = setInterval(() => void runs.refresh(), 2000);
@@ -83,8 +87,12 @@ export function activate(context: vscode.ExtensionContext): void {
               if (/^error\b/.test(line) || /^the worker stopped unexpectedly/.test(line)) {
                 errors.push(line);
                 log.error(line.replace(/^error:\s*/, ''));
-              } else log.info(line);
-              if (/^(run|resuming) \//.test(line)) void runs.refresh();
+              } else log.info(readableLine(line));
+              const dir = runDirOf(line);
+              if (dir) {
+                runDir = dir;
+                void runs.refresh();
+              }
               const b = /^backend: (\w+) — (.*)$/.exec(line);
               if (b) backendStatus.tooltip = `RLHF: training on ${b[1]} — ${b[2]}`;
             },
@@ -99,8 +107,10 @@ export function activate(context: vscode.ExtensionContext): void {
           });
         },
       );
-      if (code === 0 && worker.cancelled) void vscode.window.showInformationMessage(`RLHF: ${title} cancelled at a checkpoint; resume it from the Runs view.`);
-      else if (code === 0) void vscode.window.showInformationMessage(`RLHF: ${title} finished.`);
+      if (code === 0 && runDir) {
+        await runs.refresh();
+        void reportDone(context, title, runs.find(runDir), worker.cancelled);
+      } else if (code === 0) void vscode.window.showInformationMessage(`RLHF: ${title} ${worker.cancelled ? 'cancelled' : 'finished'}.`);
       else void reportFailure(title, errors, cwd, log);
     } catch (e) {
       void vscode.window.showErrorMessage(`RLHF: ${(e as Error).message}`);

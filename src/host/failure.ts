@@ -4,21 +4,7 @@
  * Problems, Train Reward Model for a model without a score head, Show Log.
  */
 import * as vscode from 'vscode';
-import * as fs from 'fs';
-import * as path from 'path';
-
-/** The worker's error line without its prefixes: "error: rlhf sft: 1 bad record(s)…" -> "1 bad record(s)…". */
-export function reasonOf(line: string): string {
-  return line.replace(/^error:\s*/, '').replace(/^rlhf \w+:\s*/, '');
-}
-
-/** The first FILE:LINE a reason names (a dataset's bad line), resolved against the workspace. */
-export function fileLineOf(reason: string, cwd: string): { file: string; line: number } | undefined {
-  const m = /((?:[A-Za-z]:)?[^\s:"'()]+\.(?:jsonl|json|txt|mjs|md)):(\d+)/.exec(reason);
-  if (!m) return undefined;
-  const file = path.resolve(cwd, m[1]);
-  return fs.existsSync(file) ? { file, line: Number(m[2]) } : undefined;
-}
+import { fileLineOf, reasonOf } from './log-lines';
 
 export async function reportFailure(title: string, errors: string[], cwd: string, log: vscode.LogOutputChannel): Promise<void> {
   const reason = errors.length ? reasonOf(errors[0]) : 'the worker stopped without saying why';

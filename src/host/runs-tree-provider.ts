@@ -24,6 +24,11 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunNode>, vscod
   constructor(private readonly runsDir: () => string | undefined, private readonly scan: ScanClient) {}
 
   /** Reads the runs folder on the scan thread (bounded reads; a bad run.json costs that run only). */
+  /** The run in a folder, as last read. */
+  find(dir: string): RunSummary | undefined {
+    return this.runs.find((r) => path.resolve(r.dir) === path.resolve(dir));
+  }
+
   async refresh(): Promise<void> {
     const dir = this.runsDir();
     const ws = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;

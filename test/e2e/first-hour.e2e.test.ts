@@ -82,17 +82,22 @@ e2eTest('a run is in the Runs view within 2 s of its start; the Runs view and th
   await w.locator('.legend .status.running').waitFor({ timeout: 60_000 });
   // cancel: both say cancelled
   await runCommand(page, 'RLHF: Cancel Training');
-  await page.locator('.notifications-toasts', { hasText: 'cancelled at a checkpoint' }).waitFor({ timeout: 60_000 });
+  const cancelled = page.locator('.notifications-toasts .notification-toast', { hasText: 'cancelled at a checkpoint' });
+  await cancelled.waitFor({ timeout: 60_000 });
   await runRow(id).filter({ hasText: 'cancelled' }).first().waitFor({ timeout: 10_000 });
   await view().locator('.legend .status.cancelled').waitFor({ timeout: 10_000 });
   await vs.shot('run-cancelled');
-  // resume: both say running within seconds, then completed
-  await runCommand(page, 'RLHF: Resume Run');
-  await pickItem(page, id);
+  // resume, from the notification's own button: both say running within seconds, then completed
+  await cancelled.locator('.monaco-button', { hasText: 'Resume' }).click();
   await runRow(id).filter({ hasText: 'running' }).first().waitFor({ timeout: 10_000 });
   await view().locator('.legend .status.running').waitFor({ timeout: 10_000 });
   await vs.shot('run-resumed');
-  await page.locator('.notifications-toasts', { hasText: 'Resume Run finished' }).waitFor({ timeout: 180_000 });
+  // the finished notification names the model and offers the next step of the recipe
+  const done = page.locator('.notifications-toasts .notification-toast', { hasText: 'Resume Run finished' });
+  await done.waitFor({ timeout: 180_000 });
+  assert.match(await done.innerText(), new RegExp(`the model is in \\.rlhf/runs/${id}/checkpoints/final \\(eval loss \\d\\.\\d{3}\\)`));
+  for (const b of ['Train Reward Model from it', 'Open Dashboard']) assert.equal(await done.locator('.monaco-button', { hasText: b }).count(), 1, b);
+  await vs.shot('run-finished-next-step');
   await runRow(id).filter({ hasText: 'completed' }).first().waitFor({ timeout: 10_000 });
   await view().locator('.legend .status.completed').waitFor({ timeout: 10_000 });
   assert.equal(JSON.parse(fs.readFileSync(path.join(runsDir(), id, 'run.json'), 'utf8')).status, 'completed');
