@@ -109,7 +109,8 @@ export function activate(context: vscode.ExtensionContext): void {
       );
       if (code === 0 && runDir) {
         await runs.refresh();
-        void reportDone(context, title, runs.find(runDir), worker.cancelled);
+        const out = argv[0] === 'pipeline' ? argv[argv.indexOf('--out') + 1] : undefined;
+        void reportDone(context, title, runs.find(runDir), worker.cancelled, { pipelineOut: out });
       } else if (code === 0) void vscode.window.showInformationMessage(`RLHF: ${title} ${worker.cancelled ? 'cancelled' : 'finished'}.`);
       else void reportFailure(title, errors, cwd, log);
     } catch (e) {
@@ -168,7 +169,19 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
     vscode.commands.registerCommand('rlhf.runGrpo', () => runGroupStage('grpo', 'Run GRPO')),
     vscode.commands.registerCommand('rlhf.runRloo', () => runGroupStage('rloo', 'Run RLOO')),
-    vscode.commands.registerCommand('rlhf.runPipeline', () => runStage('Run Full Pipeline', ['pipeline', '--out', path.join(folder() ?? '.', '.rlhf', 'pipeline')])),
+    vscode.commands.registerCommand('rlhf.runPipeline', async () => {
+      const dir = runsDir();
+      if (!dir) return void vscode.window.showErrorMessage('RLHF: open a folder first; runs are written inside it.');
+      // a long job: say what it does, on what, and how long, before it starts
+      const go = await vscode.window.showInformationMessage(
+        'Run the full pipeline on the bundled example? It trains SFT from the bundled base model, a reward model, then PPO, DPO, GRPO and RLOO, and compares them on held-out prompts: about 9 minutes on a 2-core CPU. It uses the example data shipped with the extension, not your datasets; its runs appear in the Runs view (named pipeline-<time>-<stage>) and its summary goes to .rlhf/pipeline/.',
+        { modal: true },
+        'Run Pipeline',
+      );
+      if (go !== 'Run Pipeline') return;
+      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 13);
+      await runStage('Run Full Pipeline', ['pipeline', '--out', path.join(folder()!, '.rlhf', 'pipeline', stamp), '--runs-dir', dir, '--run-prefix', `pipeline-${stamp}-`]);
+    }),
     vscode.commands.registerCommand('rlhf.generate', async () => {
       const uris = await vscode.workspace.findFiles('**/config.json', '**/node_modules/**', 200);
       const picked = await vscode.window.showQuickPick(

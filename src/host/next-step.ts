@@ -13,8 +13,9 @@ interface Step {
   run: () => Thenable<unknown>;
 }
 
-export async function reportDone(ctx: vscode.ExtensionContext, title: string, run: RunSummary | undefined, cancelled: boolean): Promise<void> {
+export async function reportDone(ctx: vscode.ExtensionContext, title: string, run: RunSummary | undefined, cancelled: boolean, o: { pipelineOut?: string } = {}): Promise<void> {
   const rel = (p: string) => vscode.workspace.asRelativePath(p);
+  if (o.pipelineOut) return pipelineDone(title, run, cancelled, o.pipelineOut);
   const dashboard: Step | undefined = run && { label: 'Open Dashboard', run: () => vscode.commands.executeCommand('rlhf.runs.openDashboard', { kind: 'run', dir: run.dir }) };
   if (cancelled) {
     const steps: Step[] = run ? [{ label: 'Resume', run: () => vscode.commands.executeCommand('rlhf.runs.resume', { kind: 'run', dir: run.dir }) }, dashboard!] : [];
@@ -39,6 +40,21 @@ export async function reportDone(ctx: vscode.ExtensionContext, title: string, ru
   };
   const reveal: Step = { label: 'Reveal', run: () => vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(final)) };
   return offer(`RLHF: ${title} finished: the model is in ${rel(final)}${run.metric ? ` (${run.metric})` : ''}.`, [...(next[run.info.stage] ?? []), dashboard!, reveal]);
+}
+
+/** The pipeline: its summary when it finished; when cancelled, the stage run it stopped in (Resume continues that run only). */
+function pipelineDone(title: string, run: RunSummary | undefined, cancelled: boolean, out: string): Promise<void> {
+  const dashboard: Step[] = run ? [{ label: 'Open Dashboard', run: () => vscode.commands.executeCommand('rlhf.runs.openDashboard', { kind: 'run', dir: run.dir }) }] : [];
+  if (cancelled) {
+    const resume: Step[] = run ? [{ label: 'Resume that run', run: () => vscode.commands.executeCommand('rlhf.runs.resume', { kind: 'run', dir: run.dir }) }] : [];
+    return offer(`RLHF: ${title} cancelled${run ? ` during its ${run.info.stage} run (${run.info.id}), at a checkpoint. Resume continues that run; the pipeline's later stages do not run` : ''}.`, [...resume, ...dashboard]);
+  }
+  const summary = path.join(out, 'summary.json');
+  const open: Step = { label: 'Open Summary', run: () => vscode.window.showTextDocument(vscode.Uri.file(summary)) };
+  return offer(`RLHF: ${title} finished: the comparison of SFT, PPO, DPO, GRPO and RLOO on held-out prompts is in ${vscode.workspace.asRelativePath(summary)} (and the log); the runs are in the Runs view.`, [
+    ...(fs.existsSync(summary) ? [open] : []),
+    { label: 'Compare Models (blind)', run: () => vscode.commands.executeCommand('rlhf.compareModels') },
+  ]);
 }
 
 async function offer(message: string, steps: Step[]): Promise<void> {

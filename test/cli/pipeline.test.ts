@@ -72,3 +72,16 @@ test('rlhf pipeline --algos runs only the algorithms named, in that order; a bad
     assert.ok(fs.existsSync(path.join(out, 'runs', 'rloo', 'run.json')), 'the earlier runs are still there');
   }
 });
+
+test('rlhf pipeline --runs-dir puts its runs beside others (named by --run-prefix) and never empties that folder', () => {
+  const ws = smallWorkspace(), out = path.join(tmpDir(), 'demo'), runs = path.join(tmpDir(), 'runs');
+  fs.mkdirSync(path.join(runs, 'my-own-run'), { recursive: true });
+  fs.writeFileSync(path.join(runs, 'my-own-run', 'run.json'), '{}');
+  const r = rlhf('pipeline', '--workspace', ws, '--out', out, ...TINY, '--algos', 'dpo', '--runs-dir', runs, '--run-prefix', 'pipeline-1-');
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(fs.readdirSync(runs).sort(), ['my-own-run', 'pipeline-1-dpo', 'pipeline-1-rm', 'pipeline-1-sft']);
+  assert.ok(fs.existsSync(path.join(out, 'summary.json')));
+  const bad = rlhf('pipeline', '--workspace', ws, '--out', out, ...TINY, '--runs-dir', runs, '--run-prefix', '../x');
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /--run-prefix: letters, digits/);
+});

@@ -103,3 +103,28 @@ e2eTest('a run is in the Runs view within 2 s of its start; the Runs view and th
   assert.equal(JSON.parse(fs.readFileSync(path.join(runsDir(), id, 'run.json'), 'utf8')).status, 'completed');
   await vs.shot('run-completed');
 });
+
+e2eTest('Run Full Pipeline asks first, says what it does and how long; its runs are in the Runs view; its cancel message is true', async () => {
+  await runCommand(page, 'View: Close All Editors');
+  await runCommand(page, 'RLHF: Run Full Pipeline');
+  const dialog = page.locator('.monaco-dialog-box');
+  await dialog.waitFor({ timeout: 30_000 });
+  assert.match(await dialog.innerText(), /about 9 minutes on a 2-core CPU[\s\S]*not your datasets[\s\S]*Runs view/);
+  await vs.shot('pipeline-confirm');
+  await dialog.locator('.monaco-button', { hasText: 'Run Pipeline' }).click();
+  let id: string | undefined;
+  const t0 = Date.now();
+  while (!(id = fs.readdirSync(runsDir()).find((d) => /^pipeline-.*-pretrain$/.test(d)))) {
+    assert.ok(Date.now() - t0 < 60_000, 'no pipeline run');
+    await page.waitForTimeout(100);
+  }
+  await runRow(id).first().waitFor({ timeout: 10_000 });
+  await page.locator('.statusbar-item', { hasText: /pretrain \d+\/50/ }).first().waitFor({ timeout: 60_000 });
+  await runCommand(page, 'RLHF: Cancel Training');
+  const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'Run Full Pipeline cancelled' });
+  await toast.waitFor({ timeout: 60_000 });
+  assert.match(await toast.innerText(), new RegExp(`during its pretrain run \\(${id}\\), at a checkpoint\\. Resume continues that run; the pipeline's later stages do not run`));
+  assert.equal(await toast.locator('.monaco-button', { hasText: 'Resume that run' }).count(), 1);
+  await runRow(id).filter({ hasText: 'cancelled' }).first().waitFor({ timeout: 10_000 });
+  await vs.shot('pipeline-cancelled');
+});

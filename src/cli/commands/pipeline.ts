@@ -70,6 +70,8 @@ export const PIPELINE_OPTS: OptSpecs = {
   'rloo-iterations': { type: 'int', help: 'RLOO steps', default: 24 },
   'eval-samples': { type: 'int', help: 'responses per held-out prompt and model', default: 2 },
   'eval-prompts': { type: 'int', help: 'held-out prompts evaluated (0 = all)', default: 0 },
+  'runs-dir': { type: 'string', help: 'where the runs go (default OUT/runs, emptied first; a folder given here is never emptied)' },
+  'run-prefix': { type: 'string', help: 'run names are PREFIX + stage (sft, rm, ppo, ...)', default: '' },
   ...COMMON,
 };
 
@@ -147,9 +149,14 @@ export async function pipelineCommand(o: ParsedOpts, r: Reporter) {
   const out = path.resolve(o.out as string);
   const ws = path.resolve((o.workspace as string) ?? exampleWorkspace());
   const data = (name: string) => path.join(ws, 'data', name);
-  const runsDir = path.join(out, 'runs');
-  fs.rmSync(runsDir, { recursive: true, force: true });
+  // the demo's own runs folder starts empty each time; a given one (the editor's runs folder) is
+  // never emptied: the runs get names of their own there (--run-prefix)
+  const runsDir = o['runs-dir'] ? path.resolve(o['runs-dir'] as string) : path.join(out, 'runs');
+  const prefix = (o['run-prefix'] as string | undefined) ?? '';
+  if (!/^[\w.-]*$/.test(prefix)) throw new Error('--run-prefix: letters, digits, _ . - only');
+  if (!o['runs-dir']) fs.rmSync(runsDir, { recursive: true, force: true });
   fs.mkdirSync(runsDir, { recursive: true });
+  const id = (stage: string) => `${prefix}${stage}`;
   await startBackend(o, r);
   const hooks = hooksFor(r);
   const seconds: Record<string, number> = {};
@@ -162,17 +169,17 @@ export async function pipelineCommand(o: ParsedOpts, r: Reporter) {
 
   if ((o['pretrain-steps'] as number) > 0) {
     r.log(`[0/${total}] pretrain: ${o['pretrain-steps']} steps of a new character-level GPT on Moby-Dick (the bundled base model is this, longer)`);
-    const pre = await timed('pretrain', () => pretrain({ corpus: defaultCorpusPath(), model: { n_layer: 4, n_head: 4, n_embd: 128, n_positions: 64 }, runsDir, runId: 'pretrain', train: { steps: o['pretrain-steps'] as number, lr: 2e-3, warmupSteps: 10, evalInterval: 50, checkpointInterval: 0 } }, hooks));
+    const pre = await timed('pretrain', () => pretrain({ corpus: defaultCorpusPath(), model: { n_layer: 4, n_head: 4, n_embd: 128, n_positions: 64 }, runsDir, runId: id('pretrain'), train: { steps: o['pretrain-steps'] as number, lr: 2e-3, warmupSteps: 10, evalInterval: 50, checkpointInterval: 0 } }, hooks));
     if (pre.stopped) return;
   }
 
   r.log(`[1/${total}] sft: the bundled base model on reviews.sft.jsonl`);
-  const sftRun = await timed('sft', () => sft({ data: data('reviews.sft.jsonl'), model: bundledBaseModel(), runsDir, runId: 'sft', train: { steps: o['sft-steps'] as number, evalInterval: 100, checkpointInterval: 0 } }, hooks));
+  const sftRun = await timed('sft', () => sft({ data: data('reviews.sft.jsonl'), model: bundledBaseModel(), runsDir, runId: id('sft'), train: { steps: o['sft-steps'] as number, evalInterval: 100, checkpointInterval: 0 } }, hooks));
   if (sftRun.stopped || !sftRun.finalModel) return;
   const sftModel = sftRun.finalModel;
 
   r.log(`[2/${total}] rm: reward model from the SFT model on reviews.rm.jsonl (K = 4 rankings by the simulated labeler)`);
-  const rmRun = await timed('rm', () => trainRewardModel({ data: data('reviews.rm.jsonl'), model: sftModel, runsDir, runId: 'rm', train: { steps: o['rm-steps'] as number, evalInterval: 35, checkpointInterval: 0 } }, hooks));
+  const rmRun = await timed('rm', () => trainRewardModel({ data: data('reviews.rm.jsonl'), model: sftModel, runsDir, runId: id('rm'), train: { steps: o['rm-steps'] as number, evalInterval: 35, checkpointInterval: 0 } }, hooks));
   if (rmRun.stopped || !rmRun.finalModel) return;
   const rmModel = rmRun.finalModel;
 
@@ -180,20 +187,20 @@ export async function pipelineCommand(o: ParsedOpts, r: Reporter) {
   const train: Record<Algo, { what: string; run: () => Promise<{ stopped: boolean; finalModel?: string }> }> = {
     ppo: {
       what: 'the SFT model against the reward model, KL-penalised toward the SFT model',
-      run: () => ppoTrain({ prompts, policy: sftModel, rewardModel: rmModel, ppo: { iterations: o['ppo-iterations'] as number, checkpointInterval: 0 }, runsDir, runId: 'ppo', gold: goldScore }, hooks),
+      run: () => ppoTrain({ prompts, policy: sftModel, rewardModel: rmModel, ppo: { iterations: o['ppo-iterations'] as number, checkpointInterval: 0 }, runsDir, runId: id('ppo'), gold: goldScore }, hooks),
     },
     dpo: {
       what: 'the SFT model on the K-way rankings themselves (Plackett-Luce; no reward model, no sampling)',
       // beta 0.5 and a higher rate than DPO's default: 30 steps, KL to SFT near PPO's
-      run: () => dpo({ data: data('reviews.rm.jsonl'), model: sftModel, dpo: { beta: 0.5, kway: 'pl' }, runsDir, runId: 'dpo', train: { steps: o['dpo-steps'] as number, lr: 1e-4, minLr: 1e-5, evalInterval: o['dpo-steps'] as number, checkpointInterval: 0 } }, hooks),
+      run: () => dpo({ data: data('reviews.rm.jsonl'), model: sftModel, dpo: { beta: 0.5, kway: 'pl' }, runsDir, runId: id('dpo'), train: { steps: o['dpo-steps'] as number, lr: 1e-4, minLr: 1e-5, evalInterval: o['dpo-steps'] as number, checkpointInterval: 0 } }, hooks),
     },
     grpo: {
       what: 'the SFT model against the reward model, 4 responses per prompt, group-normalised advantages',
-      run: () => grpoTrain({ prompts, policy: sftModel, rewardModel: rmModel, grpo: { iterations: o['grpo-iterations'] as number, lr: 5e-5, beta: 0.1, checkpointInterval: 0 }, runsDir, runId: 'grpo' }, hooks),
+      run: () => grpoTrain({ prompts, policy: sftModel, rewardModel: rmModel, grpo: { iterations: o['grpo-iterations'] as number, lr: 5e-5, beta: 0.1, checkpointInterval: 0 }, runsDir, runId: id('grpo') }, hooks),
     },
     rloo: {
       what: 'the SFT model against the reward model, 4 responses per prompt, leave-one-out baseline',
-      run: () => rlooTrain({ prompts, policy: sftModel, rewardModel: rmModel, rloo: { iterations: o['rloo-iterations'] as number, lr: 5e-5, beta: 0.1, checkpointInterval: 0 }, runsDir, runId: 'rloo' }, hooks),
+      run: () => rlooTrain({ prompts, policy: sftModel, rewardModel: rmModel, rloo: { iterations: o['rloo-iterations'] as number, lr: 5e-5, beta: 0.1, checkpointInterval: 0 }, runsDir, runId: id('rloo') }, hooks),
     },
   };
   const tuned = new Map<Algo, string>();
@@ -210,7 +217,7 @@ export async function pipelineCommand(o: ParsedOpts, r: Reporter) {
   const evalSft = await timed('eval_sft', async () => evaluate(sftModel, undefined, rmModel, heldout, samples, maxPrompts));
   const evals = new Map<Algo, EvalResult>();
   for (const a of algos) evals.set(a, await timed(`eval_${a}`, async () => evaluate(tuned.get(a)!, sftModel, rmModel, heldout, samples, maxPrompts)));
-  const rmMetrics = new RunDir(path.join(runsDir, 'rm')).readMetrics();
+  const rmMetrics = new RunDir(path.join(runsDir, id('rm'))).readMetrics();
   const lastEval = [...rmMetrics].reverse().find((m) => m['eval/accuracy'] !== undefined);
   const gain = (e: EvalResult) => {
     const difference = e.gold_mean - evalSft.gold_mean, standard_error = Math.sqrt(e.gold_se ** 2 + evalSft.gold_se ** 2);
