@@ -28,8 +28,10 @@ export function activate(context: vscode.ExtensionContext): void {
   // everything a workspace holds is read on this thread's side, never on the host's own
   const scan = ScanClient.forExtension(context.extensionPath);
   context.subscriptions.push({ dispose: () => scan.dispose() });
+  // problems per dataset file, from the Datasets view's store (the pickers mark such files)
+  let problemsOf: (file: string) => number = () => 0;
   try {
-    activateDatasets(context, scan);
+    problemsOf = activateDatasets(context, scan);
   } catch (e) {
     void vscode.window.showErrorMessage(`RLHF: the Datasets view failed to start: ${(e as Error).message}`);
   }
@@ -123,7 +125,7 @@ export function activate(context: vscode.ExtensionContext): void {
     }
   }
 
-  const pickFile = (glob: string, placeHolder: string, o: { evaluation?: boolean } = {}) => pickDataset(context, glob, placeHolder, o);
+  const pickFile = (glob: string, placeHolder: string, o: { evaluation?: boolean } = {}) => pickDataset(context, glob, placeHolder, { ...o, problems: (f) => problemsOf(f) });
   const pickModel = (placeHolder = 'Parent model', role: ModelRole = 'policy') => pickModelOf(context, scan, placeHolder, role);
 
   /** GRPO and RLOO: prompts, the SFT model, and where rewards come from (a reward model or a reward function file). */
@@ -237,7 +239,7 @@ export function activate(context: vscode.ExtensionContext): void {
 }
 
 /** The Datasets view, its commands, and dataset diagnostics in the Problems panel. */
-function activateDatasets(context: vscode.ExtensionContext, scan: ScanClient): void {
+function activateDatasets(context: vscode.ExtensionContext, scan: ScanClient): (file: string) => number {
   const store = new DatasetStore(scan, () => (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath));
   const diags = new DatasetDiagnostics();
   const tree = new DatasetTreeProvider(store, (file) => diags.setFromDisk(file, store.files.get(file)?.problems ?? []));
@@ -265,6 +267,7 @@ function activateDatasets(context: vscode.ExtensionContext, scan: ScanClient): v
   for (const d of vscode.workspace.textDocuments) diags.check(d);
   // discovery reads files: after activation returns, so activation stays fast
   setTimeout(() => void tree.discover(), 0);
+  return (f) => store.files.get(f)?.entry?.problems ?? 0;
 }
 
 export function deactivate(): void {}

@@ -63,7 +63,7 @@ export async function pickModel(ctx: vscode.ExtensionContext, scan: ScanClient, 
  * A dataset of the workspace. For training, held-out files (by name) come last and are marked;
  * for evaluation (`evaluation: true`) they come first. The last choice for the same glob comes first.
  */
-export async function pickFile(ctx: vscode.ExtensionContext, glob: string, placeHolder: string, o: { evaluation?: boolean } = {}): Promise<string | undefined> {
+export async function pickFile(ctx: vscode.ExtensionContext, glob: string, placeHolder: string, o: { evaluation?: boolean; problems?: (file: string) => number } = {}): Promise<string | undefined> {
   const files = (await vscode.workspace.findFiles(glob, '**/node_modules/**', 200)).map((f) => f.fsPath);
   if (!files.length) {
     void vscode.window.showErrorMessage(`RLHF: no ${glob} file in this workspace.`);
@@ -72,12 +72,18 @@ export async function pickFile(ctx: vscode.ExtensionContext, glob: string, place
   const key = `rlhf.lastFile.${glob}${o.evaluation ? '.eval' : ''}`;
   const last = ctx.workspaceState.get<string>(key);
   const heldOut = (f: string) => HELD_OUT.test(path.basename(f));
-  const rank = (f: string) => (f === last ? 0 : heldOut(f) === !!o.evaluation ? 1 : 2);
+  const bad = (f: string) => o.problems?.(f) ?? 0;
+  // a file with problems goes last (training on it stops at its first bad line), then held-out ones
+  const rank = (f: string) => (bad(f) ? 3 : f === last ? 0 : heldOut(f) === !!o.evaluation ? 1 : 2);
   files.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
   const picked = await vscode.window.showQuickPick(
     files.map((f) => ({
       label: vscode.workspace.asRelativePath(f),
-      description: [f === last ? 'last used' : '', heldOut(f) ? (o.evaluation ? 'held-out prompts (recommended)' : 'held-out: for evaluation, not training') : ''].filter(Boolean).join(' · '),
+      description: [
+        bad(f) ? `$(error) ${bad(f)} problem${bad(f) === 1 ? '' : 's'}: see the Problems panel` : '',
+        f === last ? 'last used' : '',
+        heldOut(f) ? (o.evaluation ? 'held-out prompts (recommended)' : 'held-out: for evaluation, not training') : '',
+      ].filter(Boolean).join(' · '),
       file: f,
     })),
     { placeHolder, ignoreFocusOut: true },

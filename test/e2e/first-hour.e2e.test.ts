@@ -43,7 +43,15 @@ after(() => vs?.close());
 
 e2eTest('a failed stage says why in its notification, and Open File goes to the bad line', async () => {
   fs.writeFileSync(path.join(vs.workspace, 'data', 'broken.sft.jsonl'), '{"prompt":"Tell me about the ferry.","response":"A fine ride."}\n{"prompt": 3}\n{"prompt":"Tell me about the inn.","response":"Warm."}\n');
+  // the Datasets view has read it (its problem shows there)
+  await page.locator('.pane-body .monaco-list-row', { hasText: 'broken.sft.jsonl' }).filter({ hasText: /1 err/ }).first().waitFor({ timeout: 30_000 });
   await runCommand(page, 'RLHF: Train SFT Model');
+  // the file with a problem is offered last, marked; the good one first
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: /1 problem/ }).first().waitFor({ timeout: 30_000 });
+  const rows = await page.locator('.quick-input-list .monaco-list-row').allInnerTexts();
+  assert.ok(rows[0].startsWith('data/reviews.sft.jsonl'), rows.join(' | '));
+  assert.match(rows.at(-1)!, /^data\/broken\.sft\.jsonl[\s\S]*1 problem: see the Problems panel/);
+  await vs.shot('pick-dataset-problems');
   await pickItem(page, 'data/broken.sft.jsonl');
   await pickItem(page, 'models/base-char');
   const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'Train SFT Model failed' });
