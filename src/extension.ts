@@ -54,6 +54,8 @@ export function activate(context: vscode.ExtensionContext): void {
   if (vscode.workspace.workspaceFolders?.[0]) runs.watch(vscode.workspace.workspaceFolders[0], runsFolder());
   setTimeout(() => runs.refresh(), 0); // reading runs waits until activation has returned
 
+  /** The title of the stage in progress (one at a time). */
+  let current: string | undefined;
   async function runStage(title: string, argv: string[], onResult?: (v: Record<string, unknown>) => void): Promise<void> {
     const cwd = folder();
     if (!cwd) {
@@ -64,6 +66,13 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showWarningMessage('RLHF: training is disabled in an untrusted workspace.');
       return;
     }
+    if (worker.running) {
+      const pick = await vscode.window.showWarningMessage(`RLHF: ${current ?? 'a run'} is in progress; one run at a time. Cancel it first, or wait.`, 'Show Progress', 'Cancel It');
+      if (pick === 'Show Progress') log.show();
+      if (pick === 'Cancel It') worker.cancel();
+      return;
+    }
+    current = title;
     // training stages write runs into the configured folder and read their settings
     const stage = argv[0];
     const full = ['pretrain', 'sft', 'rm', 'ppo', 'dpo', 'grpo', 'rloo'].includes(stage) ? [...argv, ...stageFlags(stage), '--runs-dir', runsDir()!] : argv;
@@ -96,7 +105,12 @@ export function activate(context: vscode.ExtensionContext): void {
                 void runs.refresh();
               }
               const b = /^backend: (\w+) — (.*)$/.exec(line);
-              if (b) backendStatus.tooltip = `RLHF: training on ${b[1]} — ${b[2]}`;
+              if (b) {
+                // the backend in use, not the setting ("auto")
+                const setting = cfg().get<string>('backend', 'auto');
+                backendStatus.text = `$(chip) ${setting === b[1] ? b[1] : `${setting} → ${b[1]}`}`;
+                backendStatus.tooltip = `RLHF: training on ${b[1]} — ${b[2]} (click to change)`;
+              }
             },
             onProgress: (p) => {
               const pct = (100 * p.step) / p.total;
@@ -109,6 +123,8 @@ export function activate(context: vscode.ExtensionContext): void {
           });
         },
       );
+      // the walkthrough ticks a stage's step when the stage succeeded, not when its command started
+      if (code === 0 && !worker.cancelled) await vscode.commands.executeCommand('setContext', `rlhf.done.${stage}`, true);
       if (code === 0 && runDir) {
         await runs.refresh();
         const out = argv[0] === 'pipeline' ? argv[argv.indexOf('--out') + 1] : undefined;
@@ -118,6 +134,7 @@ export function activate(context: vscode.ExtensionContext): void {
     } catch (e) {
       void vscode.window.showErrorMessage(`RLHF: ${(e as Error).message}`);
     } finally {
+      current = undefined;
       clearInterval(follow);
       status.hide();
       runs.refresh();
@@ -190,7 +207,8 @@ export function activate(context: vscode.ExtensionContext): void {
         uris.map((u) => ({ label: vscode.workspace.asRelativePath(path.dirname(u.fsPath)), dir: path.dirname(u.fsPath) })),
         { canPickMany: true, ignoreFocusOut: true, placeHolder: 'Models to compare side by side (e.g. the SFT and the PPO model)' },
       );
-      if (!picked?.length) return;
+      if (!picked) return;
+      if (!picked.length) return void vscode.window.showWarningMessage('RLHF: no model was checked; check one or more (click or Space), then OK.');
       const prompt = await vscode.window.showInputBox({ prompt: 'Prompt', ignoreFocusOut: true, value: context.workspaceState.get<string>('rlhf.lastPrompt') });
       if (!prompt) return;
       await context.workspaceState.update('rlhf.lastPrompt', prompt);

@@ -20,16 +20,23 @@ export interface PromptItem {
 
 /** The distinct prompts of a PPO or RM file, in file order (an RM file repeats its prompts). */
 export function loadPrompts(file: string): PromptItem[] {
+  return loadPromptsCounted(file).items;
+}
+
+/** The distinct prompts, and how many records the file has (the panel says so when repeats were merged). */
+export function loadPromptsCounted(file: string): { items: PromptItem[]; records: number } {
   const seen = new Set<string>();
-  const out: PromptItem[] = [];
+  const items: PromptItem[] = [];
+  let records = 0;
   readDataset(file, {
     onRecord: (r) => {
+      records++;
       if (!('prompt' in r) || !('context' in r) || !r.prompt || seen.has(r.prompt)) return;
       seen.add(r.prompt);
-      out.push({ prompt: r.prompt, context: r.context });
+      items.push({ prompt: r.prompt, context: r.context });
     },
   });
-  return out;
+  return { items, records };
 }
 
 export interface RankingFile {

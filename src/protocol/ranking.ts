@@ -44,6 +44,8 @@ export interface Progress {
   total: number;
   /** Rankings in the target file that carry a preference (any annotator, any session). */
   records: number;
+  /** Submissions of this session that U can still take back. */
+  undoable: number;
   /** Rankings per hour of ranking time, this session. */
   perHour: number | null;
 }
@@ -132,7 +134,7 @@ export function parseHostToRanking(v: unknown): HostToRanking | undefined {
       return isInt(v.index) && isStr(v.prompt) && isStrArray(v.responses) && typeof v.complete === 'boolean' ? { type: 'item', index: v.index, prompt: v.prompt, responses: v.responses, complete: v.complete } : undefined;
     case 'progress': {
       const p = v.progress;
-      return isObj(p) && isInt(p.ranked) && isInt(p.skipped) && isInt(p.total) && isInt(p.records) && numOrNull(p.perHour) ? { type: 'progress', progress: p as unknown as Progress } : undefined;
+      return isObj(p) && isInt(p.ranked) && isInt(p.skipped) && isInt(p.total) && isInt(p.records) && isInt(p.undoable) && numOrNull(p.perHour) ? { type: 'progress', progress: p as unknown as Progress } : undefined;
     }
     case 'agreement': {
       const a = v.agreement;

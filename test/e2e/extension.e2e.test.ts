@@ -104,7 +104,11 @@ e2eTest('a tiny training run started from the command palette shows progress in 
   const status = page.locator('.statusbar-item', { hasText: /pretrain \d+\/40 loss/ });
   await status.first().waitFor({ timeout: 60_000 });
   await shot('training-status-bar');
-  await page.locator('.notifications-toasts', { hasText: 'RLHF: Pretrain finished.' }).waitFor({ timeout: 120_000 });
+  // the notification names the model it made and offers the next step
+  const done = page.locator('.notifications-toasts .notification-toast', { hasText: 'RLHF: Pretrain finished' });
+  await done.waitFor({ timeout: 120_000 });
+  assert.match(await done.innerText(), /the model is in \.rlhf\/runs\/pretrain-[^/]+\/checkpoints\/final/);
+  assert.equal(await done.locator('.monaco-button', { hasText: 'Train SFT Model on it' }).count(), 1);
   const runRow = page.locator('.pane-body .monaco-list-row', { hasText: /^pretrain-.*completed/ });
   await runRow.first().waitFor({ timeout: 30_000 });
   assert.match(await runRow.first().innerText(), /completed · (eval )?loss \d\.\d{3}/);

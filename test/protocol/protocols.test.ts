@@ -41,8 +41,8 @@ test('host messages to the ranking panel are checked too', () => {
   assert.deepEqual(parseHostToRanking(item), item);
   assert.equal(parseHostToRanking({ ...item, responses: ['a', 2] }), undefined);
   assert.equal(parseHostToRanking({ type: 'progress', progress: { ranked: 1, skipped: 0, total: 'x', perHour: null } }), undefined);
-  assert.ok(parseHostToRanking({ type: 'progress', progress: { ranked: 1, skipped: 0, total: 4, records: 17, perHour: 120.5 } }));
-  assert.equal(parseHostToRanking({ type: 'progress', progress: { ranked: 1, skipped: 0, total: 4, perHour: 120.5 } }), undefined, 'the file\'s record count is part of progress');
+  assert.ok(parseHostToRanking({ type: 'progress', progress: { ranked: 1, skipped: 0, total: 4, records: 17, undoable: 0, perHour: 120.5 } }));
+  assert.equal(parseHostToRanking({ type: 'progress', progress: { ranked: 1, skipped: 0, total: 4, undoable: 0, perHour: 120.5 } }), undefined, 'the file\'s record count is part of progress');
   assert.equal(parseHostToRanking({ type: 'session', session: { title: 't', target: 'a', model: 'm', annotator: 'x', k: 10, generation: '' } }), undefined, 'K over 9');
 });
 

@@ -187,7 +187,10 @@ document.addEventListener('keydown', (e) => {
     if (t.closest('vscode-button, button, vscode-checkbox')) return; // the focused control handles it
     submit();
   } else if (key === 's') skip();
-  else if (key === 'u') vscode.post({ type: 'undo' });
+  else if (key === 'u') {
+    if (progress?.undoable) vscode.post({ type: 'undo' });
+    else say('Nothing to undo: no submission yet in this session.');
+  }
   else if (key === 'b' && session?.evaluation && item) toggleFlag('not_rankable', !ui.flags.includes('not_rankable'));
   else if (key === 'g') {
     ui.guidelinesOpen = !ui.guidelinesOpen;
@@ -381,8 +384,8 @@ function actions(): HTMLElement {
     button('Skip', 'debug-step-over', skip, { id: 'skip', secondary: true, disabled: !item, title: 'Skip this prompt (S)' }),
     button('Undo step', 'discard', undoStep, { id: 'undo-step', secondary: true, disabled: !ui.history.length, title: 'Undo the last ranking step (Backspace)' }),
     session?.evaluation
-      ? button('Undo last vote', 'history', () => vscode.post({ type: 'undo' }), { id: 'undo-submission', secondary: true, title: 'Remove your last vote from the file (U)' })
-      : button('Undo last submission', 'history', () => vscode.post({ type: 'undo' }), { id: 'undo-submission', secondary: true, title: 'Remove the last submitted ranking from the file (U)' }),
+      ? button('Undo last vote', 'history', () => vscode.post({ type: 'undo' }), { id: 'undo-submission', secondary: true, disabled: !progress?.undoable, title: 'Remove your last vote from the file (U)' })
+      : button('Undo last submission', 'history', () => vscode.post({ type: 'undo' }), { id: 'undo-submission', secondary: true, disabled: !progress?.undoable, title: 'Remove the last submitted ranking from the file (U)' }),
     ...(session?.evaluation ? [] : [button('Regenerate', 'refresh', regenerate, { id: 'regenerate', secondary: true, disabled: !ready, title: 'Sample new responses for this prompt' })]),
   );
 }
@@ -509,7 +512,7 @@ function render(): void {
     if (cardsEl.parentElement !== cardsSlot) cardsSlot.replaceChildren(cardsEl);
     syncFlags();
     const canSubmit = it.complete && (ui.flags.includes('not_rankable') || ranksOf(ui.order, k()) !== undefined);
-    refill(actionsSlot, [it.index, it.complete, canSubmit, ui.order.length, ui.history.length], () => [actions()]);
+    refill(actionsSlot, [it.index, it.complete, canSubmit, ui.order.length, ui.history.length, progress?.undoable], () => [actions()]);
   } else {
     refill(promptSlot, [], () => []);
     refill(statusSlot, ['loading'], () => [h('p', { class: 'generating', role: 'status' }, h('vscode-progress-ring', { 'aria-label': 'Loading' }), ' Loading the session…')]);

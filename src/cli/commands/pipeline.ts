@@ -60,14 +60,14 @@ export function parseAlgos(v: string): Algo[] {
 export const PIPELINE_OPTS: OptSpecs = {
   out: { type: 'string', help: 'output folder (runs and summary.json)', default: '.rlhf/demo' },
   workspace: { type: 'string', help: 'workspace with data/*.sft.jsonl, *.rm.jsonl, *.ppo.jsonl (default: the bundled example)' },
-  'pretrain-steps': { type: 'int', help: 'steps of the demonstration pretraining run (0 = skip)', default: 50 },
+  'pretrain-steps': { type: 'int', help: 'steps of the demonstration pretraining run (0 = skip)', default: 20 },
   'sft-steps': { type: 'int', help: 'SFT steps', default: 300 },
   'rm-steps': { type: 'int', help: 'reward-model steps', default: 70 },
   algos: { type: 'string', help: 'tuning algorithms to run from the SFT model, in this order: any of ppo, dpo, grpo, rloo', default: ALL_ALGOS.join(',') },
   'ppo-iterations': { type: 'int', help: 'PPO iterations', default: 24 },
   'dpo-steps': { type: 'int', help: 'DPO steps (Plackett-Luce over the K-way rankings)', default: 30 },
-  'grpo-iterations': { type: 'int', help: 'GRPO steps', default: 24 },
-  'rloo-iterations': { type: 'int', help: 'RLOO steps', default: 24 },
+  'grpo-iterations': { type: 'int', help: 'GRPO steps', default: 20 },
+  'rloo-iterations': { type: 'int', help: 'RLOO steps', default: 20 },
   'eval-samples': { type: 'int', help: 'responses per held-out prompt and model', default: 2 },
   'eval-prompts': { type: 'int', help: 'held-out prompts evaluated (0 = all)', default: 0 },
   'runs-dir': { type: 'string', help: 'where the runs go (default OUT/runs, emptied first; a folder given here is never emptied)' },
@@ -174,7 +174,7 @@ export async function pipelineCommand(o: ParsedOpts, r: Reporter) {
   }
 
   r.log(`[1/${total}] sft: the bundled base model on reviews.sft.jsonl`);
-  const sftRun = await timed('sft', () => sft({ data: data('reviews.sft.jsonl'), model: bundledBaseModel(), runsDir, runId: id('sft'), train: { steps: o['sft-steps'] as number, evalInterval: 100, checkpointInterval: 0 } }, hooks));
+  const sftRun = await timed('sft', () => sft({ data: data('reviews.sft.jsonl'), model: bundledBaseModel(), runsDir, runId: id('sft'), train: { steps: o['sft-steps'] as number, evalInterval: 150, checkpointInterval: 0 } }, hooks));
   if (sftRun.stopped || !sftRun.finalModel) return;
   const sftModel = sftRun.finalModel;
 

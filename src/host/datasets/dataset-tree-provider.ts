@@ -81,9 +81,19 @@ export class DatasetTreeProvider implements vscode.TreeDataProvider<TreeNode>, v
     this.changed.fire(undefined);
   }
 
+  private hasData = false;
+
   async getChildren(node?: TreeNode): Promise<TreeNode[]> {
     const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-    if (!node) return stageNodes(this.store.entries());
+    if (!node) {
+      const entries = this.store.entries();
+      // the walkthrough's "Look at the data" ticks once there is data to look at
+      if (entries.length && !this.hasData) {
+        this.hasData = true;
+        void vscode.commands.executeCommand('setContext', 'rlhf.hasDatasets', true);
+      }
+      return stageNodes(entries);
+    }
     if (node.kind === 'stage') return fileNodes(this.store.entries(), node.stage, root);
     if (node.kind === 'file') {
       const f = this.store.files.get(node.path);

@@ -12,7 +12,7 @@ import { WorkerClient } from '../worker-client';
 import { webviewHtml, webviewOptions } from './webview-html';
 import { describeGeneration, generationFlags, generationSettings } from '../settings';
 import { HostToRanking, parseRankingToHost, AgreementSummary } from '../../protocol/ranking';
-import { PromptItem, RankingFile, itemSeed, loadPrompts, nextPrompt, perHour, rankingRecord, readRankingFile } from '../../data/ranking-session';
+import { PromptItem, RankingFile, itemSeed, loadPromptsCounted, nextPrompt, perHour, rankingRecord, readRankingFile } from '../../data/ranking-session';
 import { appendRecord, removeRecord } from '../../data/append';
 import { insideFolder, openRegular } from '../../data/durable';
 import { promptTemplate } from '../../data/sft';
@@ -59,6 +59,8 @@ export class RankingPanel {
   private evalItems: EvalItem[] = [];
   private evalHeader: EvalHeader | undefined;
   private votes: Vote[] = [];
+  /** Records in the prompt file (more than the prompts when prompts repeat). */
+  private sourceRecords = 0;
   private readonly disposables: vscode.Disposable[] = [];
 
   /** Opens (or replaces) the ranking session. */
@@ -133,12 +135,17 @@ export class RankingPanel {
     this.config = config;
     this.evalItems = [];
     this.evalHeader = undefined;
+    this.sourceRecords = 0;
     if (config.evaluation) {
       const { header, items } = readItems(config.evaluation.items);
       this.evalHeader = header;
       this.evalItems = items;
       this.items = items.map((x) => ({ prompt: x.prompt, context: x.context, key: itemKey(x.item) }));
-    } else this.items = 'file' in config.source ? loadPrompts(config.source.file) : [{ prompt: config.source.prompt, context: promptTemplate(config.source.prompt) }];
+    } else if ('file' in config.source) {
+      const { items, records } = loadPromptsCounted(config.source.file);
+      this.items = items;
+      this.sourceRecords = records;
+    } else this.items = [{ prompt: config.source.prompt, context: promptTemplate(config.source.prompt) }];
     this.reread();
     this.generated.clear();
     // an evaluation's responses were made with its items: nothing to generate
@@ -179,8 +186,10 @@ export class RankingPanel {
         evaluation: true,
       };
     }
+    // an RM or PPO file repeats prompts: each is ranked once, and the title says how many there are
+    const merged = this.sourceRecords > this.items.length ? ` (${this.items.length} distinct prompts of its ${this.sourceRecords} records; each is ranked once)` : '';
     return {
-      title: `Ranking ${source}`,
+      title: `Ranking ${source}${merged}`,
       target: rel(this.config.target),
       model: rel(this.config.model),
       annotator: this.annotator(),
@@ -238,6 +247,7 @@ export class RankingPanel {
     const line = appendRecord(this.config.target, record); // on disk (file and folder fsync) before it is acknowledged
     // from here the record is saved: nothing below may report it as failed
     this.submitted.push({ index: m.index, line, timeMs: m.timeMs });
+    if (!this.config.evaluation) void vscode.commands.executeCommand('setContext', 'rlhf.done.rank', true); // the walkthrough's step
     this.post({ type: 'submitted', index: m.index, record: line });
     this.file.ranked.add(this.items[m.index].key ?? (record.prompt as string));
     try {
@@ -303,6 +313,7 @@ export class RankingPanel {
         skipped: this.config.skipped.length,
         total: this.items.length,
         records: this.file.preferences,
+        undoable: this.submitted.length,
         perHour: perHour(this.submitted.map((s) => s.timeMs)),
       },
     });
