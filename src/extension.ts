@@ -5,9 +5,8 @@
 import * as vscode from 'vscode';
 import { ModelRole, pickFile as pickDataset, pickModel as pickModelOf } from './host/pickers';
 import { reportFailure } from './host/failure';
-import { readableLine } from './host/log-lines';
+import { readableLine, runDirOf } from './host/log-lines';
 import { reportDone } from './host/next-step';
-import { runDirOf } from './host/log-lines';
 import * as path from 'path';
 import { WorkerClient } from './host/worker-client';
 import { DatasetStore } from './host/datasets/dataset-store';
@@ -198,7 +197,7 @@ export function activate(context: vscode.ExtensionContext): void {
         'Run Pipeline',
       );
       if (go !== 'Run Pipeline') return;
-      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 13);
+      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15); // to the second: runs of two pipelines never share a name
       await runStage('Run Full Pipeline', ['pipeline', '--out', path.join(folder()!, '.rlhf', 'pipeline', stamp), '--runs-dir', dir, '--run-prefix', `pipeline-${stamp}-`]);
     }),
     vscode.commands.registerCommand('rlhf.generate', async () => {

@@ -122,7 +122,7 @@ e2eTest('Run Full Pipeline asks first, says what it does and how long; its runs 
   await dialog.locator('.monaco-button', { hasText: 'Run Pipeline' }).click();
   let id: string | undefined;
   const t0 = Date.now();
-  while (!(id = fs.readdirSync(runsDir()).find((d) => /^pipeline-.*-pretrain$/.test(d)))) {
+  while (!(id = fs.existsSync(runsDir()) ? fs.readdirSync(runsDir()).find((d) => /^pipeline-.*-pretrain$/.test(d)) : undefined)) {
     assert.ok(Date.now() - t0 < 60_000, 'no pipeline run');
     await page.waitForTimeout(100);
   }
