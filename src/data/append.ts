@@ -26,8 +26,15 @@ export function appendRecord(file: string, record: unknown): string {
   return line;
 }
 
-export function appendLine(file: string, line: string): void {
-  if (line.includes('\n')) throw new Error('a record must be one line');
+/** Appends several records under one lock with one flush (a judge's or a pipeline's votes); returns their lines. */
+export function appendRecords(file: string, records: unknown[]): string[] {
+  const lines = records.map((r) => JSON.stringify(r));
+  if (lines.length) appendLine(file, ...lines);
+  return lines;
+}
+
+export function appendLine(file: string, ...lines: string[]): void {
+  if (lines.some((line) => line.includes('\n'))) throw new Error('a record must be one line');
   const dir = path.dirname(path.resolve(file));
   fs.mkdirSync(dir, { recursive: true });
   withLock(lockFileOf(file), () => {
@@ -41,7 +48,7 @@ export function appendLine(file: string, line: string): void {
         fs.readSync(fd, last, 0, 1, size - 1);
         if (last[0] !== 10) prefix = '\n';
       }
-      fs.writeSync(fd, prefix + line + '\n');
+      fs.writeSync(fd, prefix + lines.join('\n') + '\n');
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { RunDir, RunInfo } from './run';
 import { stageName, stageRank } from './stages';
-import { pairResults } from './evaluation';
+import { Vote, pairResults } from './evaluation';
 import { readVotes } from './evaluation-file';
 
 export interface RunSummary {
@@ -52,6 +52,23 @@ export function age(iso: string | undefined | null, now = Date.now()): string {
 export const MAX_RUNS = 2000;
 export const METRICS_TAIL_BYTES = 64 << 10;
 
+/** The Runs view re-reads every 2 s while a stage trains: a votes file is read again only when it changed. */
+const votesCache = new Map<string, { key: string; votes: Vote[] }>();
+function votesOf(file: string): Vote[] | undefined {
+  try {
+    const st = fs.statSync(file);
+    const key = `${st.size}:${st.mtimeMs}:${st.ino}`;
+    const hit = votesCache.get(file);
+    if (hit?.key === key) return hit.votes;
+    const votes = readVotes(file).votes;
+    votesCache.set(file, { key, votes });
+    return votes;
+  } catch {
+    votesCache.delete(file);
+    return undefined;
+  }
+}
+
 /**
  * Each blind evaluation's result for the models that live in a run folder: "blind NAME: 62.5%
  * [40.1, 80.9] against models/sft (8 votes)", keyed by run folder.
@@ -61,12 +78,8 @@ export function evaluationLines(votes: { workspace: string; files: string[] }, r
   const out = new Map<string, string[]>();
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   for (const file of votes.files) {
-    let all;
-    try {
-      all = readVotes(file).votes;
-    } catch {
-      continue; // a file that cannot be read costs its lines only
-    }
+    const all = votesOf(file);
+    if (!all) continue; // a file that cannot be read costs its lines only
     const names = [...new Set(all.map((v) => v.evaluation ?? ''))];
     for (const name of names) {
       for (const p of pairResults(all.filter((v) => (v.evaluation ?? '') === name))) {

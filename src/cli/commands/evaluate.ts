@@ -27,7 +27,7 @@ import { goldScore } from '../../engine/labeler/gold';
 import { loadPrompts } from '../../data/ranking-session';
 import { EvaluationSummary, TieRule, Verdict, agreementOf, schedule, summarizeByVoter, voteRecord } from '../../data/evaluation';
 import { EvalItem, readItems, readVotes, writeItems } from '../../data/evaluation-file';
-import { appendRecord } from '../../data/append';
+import { appendRecords } from '../../data/append';
 
 export const COMPARE_OPTS: OptSpecs = {
   models: { type: 'string', help: 'two or more model folders, comma-separated' },
@@ -128,19 +128,15 @@ export async function judgeItems(itemsFile: string, votesFile: string, judge: 'r
     const left = score(items, 'left'), right = score(items, 'right');
     const annotator = `judge:${judge}`;
     const already = readVotes(votesFile, { evaluation: header.evaluation, annotator }).voted;
-    let n = 0;
-    items.forEach((x, i) => {
-      if (already.has(x.item)) return; // a judge votes once per item: running it again adds nothing
-      appendRecord(votesFile, { ...voteRecord({ prompt: x.prompt, left: x.left, right: x.right, verdict: verdictOf(left[i], right[i]), annotator, seed: x.seed, item: x.item }), evaluation: header.evaluation });
-      n++;
-    });
-    return n;
+    // a judge votes once per item: running it again adds nothing
+    const records = items.flatMap((x, i) => (already.has(x.item) ? [] : [{ ...voteRecord({ prompt: x.prompt, left: x.left, right: x.right, verdict: verdictOf(left[i], right[i]), annotator, seed: x.seed, item: x.item }), evaluation: header.evaluation }]));
+    return appendRecords(votesFile, records).length;
   } finally {
     dispose();
   }
 }
 
-export function printSummary(s: EvaluationSummary, r: Reporter, agreement: { x: string; y: string; items: number; agree: number | null }[]): void {
+export function printSummary(s: EvaluationSummary, agreement: { x: string; y: string; items: number; agree: number | null }[]): void {
   const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '-');
   const lines = [`${s.votes} vote(s) on ${s.models.length} model(s); ties ${s.ties === 'half' ? 'and "both bad" count half a win to each side' : 'and "both bad" left out'}`];
   for (const p of s.pairs) lines.push(`${p.a} vs ${p.b}: ${p.a} wins ${pct(p.win_rate)} [95% CI ${pct(p.low)}, ${pct(p.high)}] (${p.wins_a} won, ${p.wins_b} lost, ${p.ties} tied, ${p.both_bad} both bad)`);
@@ -151,7 +147,6 @@ export function printSummary(s: EvaluationSummary, r: Reporter, agreement: { x: 
   }
   for (const a of agreement) lines.push(`agreement ${a.x} and ${a.y}: ${a.agree === null ? '-' : pct(a.agree)} of ${a.items} shared item(s)`);
   for (const l of lines) process.stdout.write(l + '\n');
-  void r;
 }
 
 export async function evaluateCommand(o: ParsedOpts, files: string[], r: Reporter) {
@@ -176,6 +171,6 @@ export async function evaluateCommand(o: ParsedOpts, files: string[], r: Reporte
   const result = { ...s, ...(evaluation ? { evaluation } : {}), agreement };
   r.result?.(result as unknown as Record<string, unknown>);
   if (o.json) process.stdout.write(JSON.stringify(result) + '\n');
-  else printSummary(s, r, agreement);
+  else printSummary(s, agreement);
   return 0;
 }

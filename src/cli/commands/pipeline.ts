@@ -42,7 +42,7 @@ import { currentBackend } from '../../engine/backends/backend';
 import { deriveSeed } from '../../engine/rng';
 import { RunDir } from '../../data/run';
 import { pairResults, schedule, voteOf, voteRecord } from '../../data/evaluation';
-import { appendRecord } from '../../data/append';
+import { appendRecords } from '../../data/append';
 
 const ALL_ALGOS = ['ppo', 'dpo', 'grpo', 'rloo'] as const;
 type Algo = (typeof ALL_ALGOS)[number];
@@ -230,14 +230,14 @@ export async function pipelineCommand(o: ParsedOpts, r: Reporter) {
   const blind = (a: Algo) => {
     const mine = evals.get(a)!.all, base = evalSft.all;
     const plan = schedule([a, 'sft'], mine.length, 2026);
-    const votes = plan.map((p) => {
+    const records = plan.map((p) => {
       const side = (m: string) => ({ model: m, response: (m === 'sft' ? base : mine)[p.item].response });
       const g = (m: string) => (m === 'sft' ? base : mine)[p.item].gold;
       const verdict = g(p.left) > g(p.right) ? 'left' : g(p.right) > g(p.left) ? 'right' : 'tie';
-      const rec = { ...voteRecord({ prompt: mine[p.item].prompt, left: side(p.left), right: side(p.right), verdict, annotator: 'judge:gold', seed: p.seed, item: p.item }), evaluation: `pipeline-${a}` };
-      appendRecord(votesFile, rec);
-      return voteOf(rec)!;
+      return { ...voteRecord({ prompt: mine[p.item].prompt, left: side(p.left), right: side(p.right), verdict, annotator: 'judge:gold', seed: p.seed, item: p.item }), evaluation: `pipeline-${a}` };
     });
+    appendRecords(votesFile, records);
+    const votes = records.map((rec) => voteOf(rec)!);
     const r = pairResults(votes)[0];
     const mineIsA = r.a === a;
     return {

@@ -232,7 +232,7 @@ export class RankingPanel {
     if (m.index !== this.index || !this.complete) throw new Error('that item is no longer shown; nothing was written');
     if (m.ranks.length !== this.responses.length) throw new Error(`${this.responses.length} responses but ${m.ranks.length} ranks; nothing was written`);
     if (!vscode.workspace.isTrusted) throw new Error('this workspace is not trusted; rankings cannot be written');
-    const record = this.config.evaluation ? this.voteOf(m) : rankingRecord({
+    const record = this.config.evaluation ? this.voteRecordOf(m) : rankingRecord({
       prompt: this.items[m.index].prompt,
       responses: this.responses,
       ranks: m.ranks,
@@ -287,7 +287,7 @@ export class RankingPanel {
   }
 
   /** A vote's record: ranks [1, 2] = the left response is better, [2, 1] the right, [1, 1] a tie; "not rankable" = both bad. */
-  private voteOf(m: { index: number; ranks: number[]; flags: string[]; comment: string; timeMs: number }): Record<string, unknown> {
+  private voteRecordOf(m: { index: number; ranks: number[]; flags: string[]; comment: string; timeMs: number }): Record<string, unknown> {
     const x = this.evalItems[m.index];
     const [l, r] = m.ranks;
     const verdict: Verdict = m.flags.includes('not_rankable') ? 'both_bad' : l < r ? 'left' : r < l ? 'right' : 'tie';
