@@ -22,15 +22,15 @@ const out = path.resolve('.rlhf/dpo-kway');
 void (async () => {
   await initBackend('wasm');
   const rows: string[] = [];
-  const fmt = (name: string, e: ReturnType<typeof evaluate>, acc?: number, secs?: number) =>
+  const fmt = (name: string, e: Awaited<ReturnType<typeof evaluate>>, acc?: number, secs?: number) =>
     `${name.padEnd(22)} ${e.gold_mean.toFixed(2).padStart(6)} ± ${e.gold_se.toFixed(2)}   ${e.rm_mean.toFixed(2).padStart(6)}   ${e.kl_mean !== undefined ? e.kl_mean.toFixed(2).padStart(6) : '     -'}   ${acc !== undefined ? acc.toFixed(3) : '    -'}   ${secs !== undefined ? secs.toFixed(0).padStart(4) : '   -'}`;
-  rows.push(fmt('SFT', evaluate(sftModel, undefined, rmModel, heldout, 2)));
+  rows.push(fmt('SFT', await evaluate(sftModel, undefined, rmModel, heldout, 2)));
   for (const kway of ['pl', 'pairs'] as const) {
     const t0 = Date.now();
     const r = await dpo({ data, model: sftModel, dpo: { kway, beta }, train: { steps, evalInterval: steps, lr, minLr: lr / 10 }, runsDir: out, runId: `dpo-${kway}-${Date.now()}` });
     const secs = (Date.now() - t0) / 1000;
     const acc = new RunDir(path.dirname(path.dirname(r.finalModel!))).readMetrics().at(-1)!['eval/rewards/accuracies'];
-    rows.push(fmt(`DPO ${kway === 'pl' ? 'Plackett-Luce' : 'pairs'}`, evaluate(r.finalModel!, sftModel, rmModel, heldout, 2), acc, secs));
+    rows.push(fmt(`DPO ${kway === 'pl' ? 'Plackett-Luce' : 'pairs'}`, await evaluate(r.finalModel!, sftModel, rmModel, heldout, 2), acc, secs));
   }
   console.log(`DPO on ${path.basename(data)}, ${steps} steps each, beta ${beta}, lr ${lr}, from the demo's SFT model`);
   console.log('model                  gold (AFINN) ± se   RM      KL to SFT   held-out reward acc   seconds');

@@ -8,6 +8,7 @@ import { makeReporter, Reporter } from './progress';
 import { DPO_OPTS, GRPO_OPTS, PPO_OPTS, PRETRAIN_OPTS, RESUME_OPTS, RLOO_OPTS, RM_OPTS, SFT_OPTS, dpoCommand, grpoCommand, ppoCommand, pretrainCommand, resumeCommand, rlooCommand, rmCommand, sftCommand } from './commands/train';
 import { GENERATE_OPTS, LOGPROBS_OPTS, generateCommand, logprobsCommand } from './commands/generate';
 import { BENCH_OPTS, benchCommand } from './commands/bench';
+import { BACKENDS_OPTS, backendsCommand } from './commands/backends';
 import { PIPELINE_OPTS, pipelineCommand } from './commands/pipeline';
 import { COMPARE_OPTS, EVALUATE_OPTS, compareCommand, evaluateCommand } from './commands/evaluate';
 import { ParsedOpts } from './args';
@@ -33,6 +34,7 @@ export const COMMANDS: Record<string, Command> = {
   generate: { usage: 'rlhf generate --model DIR --prompt TEXT [options]', summary: 'Sample responses from a model.', opts: GENERATE_OPTS, run: (o, _p, r) => generateCommand(o, r) },
   logprobs: { usage: 'rlhf logprobs --model DIR --text TEXT --json', summary: 'Per-token log-probabilities: logprobs[i] = log p(tokens[i+1] | tokens[0..i]).', opts: LOGPROBS_OPTS, run: (o, _p, r) => logprobsCommand(o, r) },
   bench: { usage: 'rlhf bench train|generate [options] | rlhf bench index FILE', summary: 'Training tokens/s and model FLOP/s, generation tokens/s with and without the cache, or dataset indexing MB/s.', opts: BENCH_OPTS, run: (o, p, r) => benchCommand(o, p, r) },
+  backends: { usage: 'rlhf backends [--json]', summary: 'Every backend (CUDA, WebGPU, native CPU, wasm, JS): whether it starts here, why not, the GPU adapter and its limits, and which one auto takes.', opts: BACKENDS_OPTS, run: (o) => backendsCommand(o) },
   validate: { usage: 'rlhf validate FILE... [--json]', summary: 'Check datasets: one FILE:LINE: message per problem; exit 0 only when all are valid.', opts: VALIDATE_OPTS, run: (o, p, r) => validateCommand(o, p, r) },
   stats: { usage: 'rlhf stats FILE [--eval FILE] [--json]', summary: 'Dataset statistics: lengths, K and ties, categories, annotators, train/eval leaks.', opts: STATS_OPTS, run: (o, p) => statsCommand(o, p) },
   convert: { usage: 'rlhf convert FILE --to KIND --out NEW_FILE', summary: 'Rankings to TRL pairwise, HH transcripts to native, messages <-> prompt/response.', opts: CONVERT_OPTS, run: (o, p) => convertCommand(o, p) },

@@ -21,6 +21,8 @@ export interface RunInfo {
   status: RunStatus;
   config: Record<string, unknown>;
   backend?: string;
+  /** The GPU the backend ran on (WebGPU: vendor, architecture, description). */
+  adapter?: string;
   parent_model?: string | null;
   started_at: string;
   ended_at?: string | null;
@@ -61,6 +63,7 @@ export function parseRunInfo(v: unknown, where: string): RunInfo {
     status: status as RunStatus,
     config: (o.config ?? {}) as Record<string, unknown>,
     backend: optStr('backend') ?? undefined,
+    adapter: optStr('adapter') ?? undefined,
     parent_model: optStr('parent_model'),
     started_at: str('started_at'),
     ended_at: optStr('ended_at'),

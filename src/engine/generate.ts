@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GPT, KVCache, disposeCache } from './model';
 import { Rng } from './rng';
+import { take } from './read';
 
 export interface SampleOptions {
   maxNewTokens: number;
@@ -75,7 +76,7 @@ export interface Generation {
  * `numSamples` continuations of one prompt, sampled as one batch. Sample i draws from its own
  * generator seeded with seed + i, so a sample does not depend on how many are drawn with it.
  */
-export function generate(model: GPT, prompt: number[], numSamples: number, o: SampleOptions): Generation {
+export async function generate(model: GPT, prompt: number[], numSamples: number, o: SampleOptions): Promise<Generation> {
   if (!prompt.length) throw new Error('the prompt has no tokens');
   const t0 = performance.now();
   const N = model.config.n_positions;
@@ -105,8 +106,7 @@ export function generate(model: GPT, prompt: number[], numSamples: number, o: Sa
         return model.lmHead(last);
       });
       fed = len;
-      const data = logits.dataSync() as Float32Array;
-      logits.dispose();
+      const data = await take(logits);
       const V = data.length / B;
       for (let i = 0; i < B; i++) {
         const next = sampleToken(data.subarray(i * V, (i + 1) * V), o, rngs[i]);
@@ -124,13 +124,13 @@ export function generate(model: GPT, prompt: number[], numSamples: number, o: Sa
 }
 
 /** log p(tokens[i+1] | tokens[0..i]) for i = 0..n-2, in one forward pass. */
-export function tokenLogprobs(model: GPT, tokens: number[]): number[] {
+export async function tokenLogprobs(model: GPT, tokens: number[]): Promise<number[]> {
   const n = tokens.length;
   if (n < 2) return [];
   if (n > model.config.n_positions) throw new Error(`the text has ${n} tokens; the model reads at most ${model.config.n_positions}`);
-  return tf.tidy(() => {
+  const picked = tf.tidy(() => {
     const logp = tf.logSoftmax(model.logits(tf.tensor2d([tokens], [1, n], 'int32')));
-    const picked = tf.sum(tf.mul(tf.slice(logp, [0, 0], [n - 1, -1]), tf.oneHot(tf.tensor1d(tokens.slice(1), 'int32'), model.config.vocab_size)), 1);
-    return Array.from(picked.dataSync());
+    return tf.sum(tf.mul(tf.slice(logp, [0, 0], [n - 1, -1]), tf.oneHot(tf.tensor1d(tokens.slice(1), 'int32'), model.config.vocab_size)), 1);
   });
+  return Array.from(await take(picked));
 }

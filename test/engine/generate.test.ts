@@ -11,24 +11,24 @@ before(testBackend);
 
 const cfg = defaultConfig({ n_layer: 2, n_head: 2, n_embd: 32, n_positions: 24, vocab_size: 40 });
 
-test('cached generation equals uncached generation token for token under a seed', () => {
+test('cached generation equals uncached generation token for token under a seed', async () => {
   const model = GPT.init(cfg, 4);
   const opts = { maxNewTokens: 40, temperature: 1, topK: 0, topP: 1, seed: 11 };
   // 40 new tokens after a 5-token prompt runs past the 24-token context: the cropped path too
-  const cached = generate(model, [1, 2, 3, 4, 5], 3, { ...opts, useCache: true });
-  const uncached = generate(model, [1, 2, 3, 4, 5], 3, { ...opts, useCache: false });
+  const cached = await generate(model, [1, 2, 3, 4, 5], 3, { ...opts, useCache: true });
+  const uncached = await generate(model, [1, 2, 3, 4, 5], 3, { ...opts, useCache: false });
   assert.deepEqual(cached.tokens, uncached.tokens);
   assert.equal(cached.tokens[0].length, 40);
   assert.notDeepEqual(cached.tokens[0], cached.tokens[1], 'samples differ from each other');
-  const again = generate(model, [1, 2, 3, 4, 5], 3, { ...opts, useCache: true });
+  const again = await generate(model, [1, 2, 3, 4, 5], 3, { ...opts, useCache: true });
   assert.deepEqual(again.tokens, cached.tokens, 'same seed, same tokens');
   model.dispose();
 });
 
-test('generation stops at end-of-text and leaves no tensors behind', () => {
+test('generation stops at end-of-text and leaves no tensors behind', async () => {
   const model = GPT.init(cfg, 4);
   const before = tf.memory().numTensors;
-  const g = generate(model, [1, 2], 4, { maxNewTokens: 30, temperature: 1.5, topK: 0, topP: 1, seed: 3, eot: 0 });
+  const g = await generate(model, [1, 2], 4, { maxNewTokens: 30, temperature: 1.5, topK: 0, topP: 1, seed: 3, eot: 0 });
   assert.equal(tf.memory().numTensors, before);
   g.tokens.forEach((t, i) => {
     assert.ok(!t.includes(0));

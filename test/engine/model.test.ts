@@ -55,14 +55,14 @@ test('gradients of a tiny GPT match central finite differences', () => {
   model.dispose();
 });
 
-test('logprobs of a GPT-2-layout checkpoint match an independent PyTorch computation', () => {
+test('logprobs of a GPT-2-layout checkpoint match an independent PyTorch computation', async () => {
   const dir = path.join(FIXTURES, 'tiny-gpt2');
   const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8'));
   const { model, tokenizer, loaded } = loadModel(dir, false);
   assert.equal(loaded.config.tokenizer, 'gpt2', 'no "tokenizer" key means GPT-2 BPE');
   const tokens = tokenizer.encode(expected.text);
   assert.deepEqual(tokens, expected.tokens);
-  const lp = tokenLogprobs(model, tokens);
+  const lp = await tokenLogprobs(model, tokens);
   assert.equal(lp.length, tokens.length - 1);
   lp.forEach((x, i) => assert.ok(Math.abs(x - expected.logprobs[i]) < 1e-4, `token ${i}: ${x} vs ${expected.logprobs[i]}`));
   model.dispose();

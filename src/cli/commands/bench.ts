@@ -46,7 +46,7 @@ export async function benchCommand(o: ParsedOpts, positional: string[], r: Repor
   let result: Record<string, unknown>;
   try {
     if (what === 'train') result = { ...base, batch: o.batch, ...(await benchTrain(model, o.batch as number, o.steps as number, o.threads as number)) };
-    else result = { ...base, ...benchGenerate(model, (o.tokens as number) || cfg.n_positions - 1) };
+    else result = { ...base, ...(await benchGenerate(model, (o.tokens as number) || cfg.n_positions - 1)) };
   } finally {
     model.dispose();
   }
@@ -100,11 +100,11 @@ async function benchTrain(model: GPT, B: number, steps: number, threads: number)
   };
 }
 
-function benchGenerate(model: GPT, tokens: number) {
+async function benchGenerate(model: GPT, tokens: number) {
   const opts = { maxNewTokens: tokens, temperature: 1, topK: 0, topP: 1, seed: 1 };
-  generate(model, [1], 1, { ...opts, maxNewTokens: 4 }); // warm-up
-  const cached = generate(model, [1], 1, { ...opts, useCache: true });
-  const uncached = generate(model, [1], 1, { ...opts, useCache: false });
+  await generate(model, [1], 1, { ...opts, maxNewTokens: 4 }); // warm-up
+  const cached = await generate(model, [1], 1, { ...opts, useCache: true });
+  const uncached = await generate(model, [1], 1, { ...opts, useCache: false });
   const same = cached.tokens[0].join(',') === uncached.tokens[0].join(',');
   return {
     new_tokens: tokens,

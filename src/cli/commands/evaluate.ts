@@ -78,7 +78,7 @@ export async function compareCommand(o: ParsedOpts, r: Reporter) {
         if (p.left !== m && p.right !== m) continue;
         const item = prompts[p.item % prompts.length];
         const ctx = tok.encode(item.context);
-        const g = generate(model, ctx, 1, {
+        const g = await generate(model, ctx, 1, {
           maxNewTokens: Math.max(1, Math.min(o['max-tokens'] as number, model.config.n_positions - ctx.length - 1)),
           temperature: o.temperature as number, topK: o['top-k'] as number, topP: o['top-p'] as number,
           seed: (o['gen-seed'] as number) + p.item, eot: tok.eot,
@@ -113,7 +113,7 @@ function verdictOf(left: number, right: number): Verdict {
 /** The gold scorer or the reward model votes on every item, as a person would, appended to the votes file. */
 export async function judgeItems(itemsFile: string, votesFile: string, judge: 'rm' | 'gold', rewardModel?: string): Promise<number> {
   const { header, items } = readItems(itemsFile);
-  let score: (prompts: EvalItem[], side: 'left' | 'right') => number[];
+  let score: (prompts: EvalItem[], side: 'left' | 'right') => number[] | Promise<number[]>;
   let dispose = () => {};
   if (judge === 'gold') score = (xs, side) => xs.map((x) => goldScore(x[side].response));
   else {
@@ -122,10 +122,10 @@ export async function judgeItems(itemsFile: string, votesFile: string, judge: 'r
     const rm = RewardModel.fromLoaded(loaded, false);
     dispose = () => rm.dispose();
     const tok = loaded.tokenizer, N = loaded.config.n_positions;
-    score = (xs, side) => Array.from(scoreSequences(rm, xs.map((x) => [...tok.encode(x.context), ...tok.encode(x[side].response), tok.eot].slice(-N)), tok.eot));
+    score = async (xs, side) => Array.from(await scoreSequences(rm, xs.map((x) => [...tok.encode(x.context), ...tok.encode(x[side].response), tok.eot].slice(-N)), tok.eot));
   }
   try {
-    const left = score(items, 'left'), right = score(items, 'right');
+    const left = await score(items, 'left'), right = await score(items, 'right');
     const annotator = `judge:${judge}`;
     const already = readVotes(votesFile, { evaluation: header.evaluation, annotator }).voted;
     // a judge votes once per item: running it again adds nothing

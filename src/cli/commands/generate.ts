@@ -46,7 +46,7 @@ export async function generateCommand(o: ParsedOpts, r: Reporter) {
   const model = new GPT(loaded.config, loaded.weights, false);
   try {
     const text = o.raw ? (o.prompt as string) : promptTemplate(o.prompt as string);
-    const g = generate(model, tokenizer.encode(text), o['num-samples'] as number, {
+    const g = await generate(model, tokenizer.encode(text), o['num-samples'] as number, {
       maxNewTokens: o['max-tokens'] as number,
       temperature: o.temperature as number,
       topK: o['top-k'] as number,
@@ -93,7 +93,7 @@ export async function logprobsCommand(o: ParsedOpts, r: Reporter) {
   const model = new GPT(loaded.config, loaded.weights, false);
   try {
     const tokens = tokenizer.encode(o.text as string);
-    const logprobs = tokenLogprobs(model, tokens);
+    const logprobs = await tokenLogprobs(model, tokens);
     const bad = logprobs.findIndex((x) => !Number.isFinite(x));
     if (bad >= 0) throw new Error(`the log-probability of token ${bad + 1} is ${logprobs[bad]}: the model's output is not finite`);
     if (o.json) process.stdout.write(JSON.stringify({ tokens, logprobs }) + '\n');

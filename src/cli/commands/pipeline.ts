@@ -94,7 +94,7 @@ const se = (a: number[]) => {
 };
 
 /** Samples responses to held-out prompts; gold, reward-model score, and KL to the SFT model. */
-export function evaluate(modelDir: string, sftDir: string | undefined, rmDir: string, promptsFile: string, samples: number, maxPrompts = 0): EvalResult {
+export async function evaluate(modelDir: string, sftDir: string | undefined, rmDir: string, promptsFile: string, samples: number, maxPrompts = 0): Promise<EvalResult> {
   const { model, tokenizer } = loadModel(modelDir, false);
   const ref = sftDir ? loadModel(sftDir, false).model : undefined;
   const rmLoaded = readModelDir(rmDir);
@@ -105,10 +105,10 @@ export function evaluate(modelDir: string, sftDir: string | undefined, rmDir: st
     const golds: number[] = [], seqs: number[][] = [], kls: number[] = [];
     const N = model.config.n_positions;
     const prompts = readPrompts(promptsFile);
-    (maxPrompts > 0 ? prompts.slice(0, maxPrompts) : prompts).forEach((p, i) => {
+    for (const [i, p] of (maxPrompts > 0 ? prompts.slice(0, maxPrompts) : prompts).entries()) {
       const ctx = tokenizer.encode(p.context);
-      const g = generate(model, ctx, samples, { maxNewTokens: Math.min(64, N - ctx.length - 1), temperature: 1, topK: 0, topP: 1, seed: deriveSeed(4242, i), eot: tokenizer.eot });
-      g.tokens.forEach((t, s) => {
+      const g = await generate(model, ctx, samples, { maxNewTokens: Math.min(64, N - ctx.length - 1), temperature: 1, topK: 0, topP: 1, seed: deriveSeed(4242, i), eot: tokenizer.eot });
+      for (const [s, t] of g.tokens.entries()) {
         const text = tokenizer.decode(t);
         const gold = goldScore(text);
         golds.push(gold);
@@ -118,15 +118,15 @@ export function evaluate(modelDir: string, sftDir: string | undefined, rmDir: st
         if (ref) {
           // KL(pi || pi_SFT) on the policy's own samples: sum over response tokens of log pi - log pi_SFT
           const scored = g.finished[s] ? full : [...ctx, ...t];
-          const lp = tokenLogprobs(model, scored.slice(-N)), lq = tokenLogprobs(ref, scored.slice(-N));
+          const lp = await tokenLogprobs(model, scored.slice(-N)), lq = await tokenLogprobs(ref, scored.slice(-N));
           const from = Math.max(0, lp.length - (scored.length - ctx.length));
           let kl = 0;
           for (let k = from; k < lp.length; k++) kl += lp[k] - lq[k];
           kls.push(kl);
         }
-      });
-    });
-    const rms = Array.from(scoreSequences(rm, seqs, tokenizer.eot), (x) => (x - stats.mean) / stats.std);
+      }
+    }
+    const rms = Array.from(await scoreSequences(rm, seqs, tokenizer.eot), (x) => (x - stats.mean) / stats.std);
     out.n = golds.length;
     out.gold_mean = mean(golds);
     out.gold_se = se(golds);

@@ -5,7 +5,7 @@ import { Reporter } from '../progress';
 import { StageHooks } from '../../engine/stages/common';
 
 export const COMMON: OptSpecs = {
-  backend: { type: 'string', help: 'auto, gpu, node, wasm or cpu', default: process.env.RLHF_BACKEND ?? 'auto' },
+  backend: { type: 'string', help: 'auto, gpu (CUDA), webgpu, node, wasm or cpu (rlhf backends lists what starts here)', default: process.env.RLHF_BACKEND ?? 'auto' },
   json: { type: 'boolean', help: 'machine-readable JSON lines on stdout' },
   help: { type: 'boolean', help: 'show this help' },
 };

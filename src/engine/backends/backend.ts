@@ -1,8 +1,10 @@
 /**
  * Chooses and starts the TensorFlow.js backend. Order for "auto": CUDA (`@tensorflow/tfjs-node-gpu`),
- * native CPU (`@tensorflow/tfjs-node`), WebAssembly with SIMD, plain JavaScript. The two native
- * packages are optional (they download libtensorflow at install time), so each is tried and the
- * reason it was skipped is kept for the user.
+ * WebGPU (Dawn through the `webgpu` package: Vulkan, Metal or D3D12, any vendor), native CPU
+ * (`@tensorflow/tfjs-node`), WebAssembly with SIMD, plain JavaScript. The native packages are
+ * optional (tfjs-node downloads libtensorflow at install time), so each is tried and the reason it
+ * was skipped is kept for the user. `auto` never takes a software WebGPU adapter (llvmpipe,
+ * SwiftShader): it is slower than WebAssembly; `--backend webgpu` takes it.
  */
 import * as tf from '@tensorflow/tfjs-core';
 // The core package registers no gradients by itself (the umbrella @tensorflow/tfjs does this).
@@ -10,17 +12,21 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import * as fs from 'fs';
 import * as path from 'path';
 import { registerWasmSegmentSum } from './segment-sum-kernel';
+import { WebGpuAdapter, startDawn, watchDevice } from './webgpu';
+import { registerDeterministicWebGpuKernels } from './webgpu-kernels';
 import { packageRoot } from '../paths';
 
-export type BackendName = 'auto' | 'gpu' | 'node' | 'wasm' | 'cpu';
-export const BACKEND_NAMES: BackendName[] = ['auto', 'gpu', 'node', 'wasm', 'cpu'];
+export type BackendName = 'auto' | 'gpu' | 'webgpu' | 'node' | 'wasm' | 'cpu';
+export const BACKEND_NAMES: BackendName[] = ['auto', 'gpu', 'webgpu', 'node', 'wasm', 'cpu'];
 
 export interface BackendChoice {
   name: Exclude<BackendName, 'auto'>;
-  /** The TensorFlow.js backend name (tensorflow, wasm, cpu). */
+  /** The TensorFlow.js backend name (tensorflow, webgpu, wasm, cpu). */
   tfName: string;
   reason: string;
   skipped: string[];
+  /** The WebGPU adapter (vendor, architecture, description, limits), when the backend is webgpu. */
+  adapter?: WebGpuAdapter;
 }
 
 export class BackendError extends Error {}
@@ -82,6 +88,28 @@ async function startGpu(): Promise<string> {
   return 'CUDA through @tensorflow/tfjs-node-gpu';
 }
 
+let adapter: WebGpuAdapter | undefined;
+
+/** WebGPU through Dawn; `auto` refuses a software adapter. */
+async function startWebGpu(allowSoftware: boolean): Promise<string> {
+  const dawn = nativeModuleRoots().map((root) => path.join(root, 'webgpu')).find((d) => fs.existsSync(path.join(d, 'package.json')));
+  let a: WebGpuAdapter;
+  try {
+    a = await startDawn(dawn);
+  } catch (e) {
+    throw new BackendError((e as Error).message);
+  }
+  if (a.software && !allowSoftware) {
+    throw new BackendError(`WebGPU adapter is a software renderer (${a.description || a.architecture || a.vendor}), slower than WebAssembly; --backend webgpu uses it anyway`);
+  }
+  require('@tensorflow/tfjs-backend-webgpu'); // registers "webgpu" now that navigator.gpu exists
+  registerDeterministicWebGpuKernels();
+  if (!(await start('webgpu'))) throw new BackendError(`WebGPU backend failed to start on ${a.description || a.vendor}; use --backend wasm`);
+  watchDevice((tf.backend() as unknown as { device: Parameters<typeof watchDevice>[0] }).device);
+  adapter = a;
+  return `WebGPU on ${a.vendor} ${a.architecture} (${a.description})${a.software ? ', a software adapter' : ''}`;
+}
+
 async function startNode(): Promise<string> {
   const r = tryRequire('@tensorflow/tfjs-node');
   if (!r.ok) throw new BackendError(`native CPU backend unavailable: ${r.why}; ${NODE_HELP}`);
@@ -114,6 +142,7 @@ export async function initBackend(requested: BackendName = 'auto'): Promise<Back
   tf.env().set('PROD', true); // no debug checks in the hot loop
   const starters: Record<Exclude<BackendName, 'auto'>, [string, () => Promise<string>]> = {
     gpu: ['tensorflow', startGpu],
+    webgpu: ['webgpu', () => startWebGpu(requested === 'webgpu')],
     node: ['tensorflow', startNode],
     wasm: ['wasm', startWasm],
     cpu: ['cpu', startCpu],
@@ -121,15 +150,15 @@ export async function initBackend(requested: BackendName = 'auto'): Promise<Back
   if (requested !== 'auto') {
     const [tfName, fn] = starters[requested];
     const reason = `${await fn()} (asked for ${requested})`;
-    return (current = { name: requested, tfName, reason, skipped: [] });
+    return (current = { name: requested, tfName, reason, skipped: [], ...(requested === 'webgpu' ? { adapter } : {}) });
   }
   const skipped: string[] = [];
-  for (const name of ['gpu', 'node', 'wasm', 'cpu'] as const) {
+  for (const name of ['gpu', 'webgpu', 'node', 'wasm', 'cpu'] as const) {
     const [tfName, fn] = starters[name];
     try {
       const how = await fn();
       const reason = skipped.length ? `${how}; skipped: ${skipped.join('; ')}` : how;
-      return (current = { name, tfName, reason, skipped });
+      return (current = { name, tfName, reason, skipped, ...(name === 'webgpu' ? { adapter } : {}) });
     } catch (e) {
       skipped.push(e instanceof Error ? e.message.split(';')[0] : String(e));
     }
@@ -139,4 +168,51 @@ export async function initBackend(requested: BackendName = 'auto'): Promise<Back
 
 export function currentBackend(): BackendChoice | undefined {
   return current;
+}
+
+export interface BackendProbe {
+  name: Exclude<BackendName, 'auto'>;
+  /** Whether it started here (and ran a small product). */
+  available: boolean;
+  /** How it runs, or why it did not start. */
+  detail: string;
+  /** Why `auto` passes over a backend that starts (a software GPU adapter). */
+  autoSkips?: string;
+  adapter?: WebGpuAdapter;
+}
+
+/**
+ * Tries every backend in `auto`'s order, each with a 64x64 product read back, and says which one
+ * `auto` would take. For `rlhf backends` and the editor's Select Backend pick: what this machine
+ * offers, before anything trains. Leaves the process on the last backend tried.
+ */
+export async function probeBackends(): Promise<{ probes: BackendProbe[]; auto: Exclude<BackendName, 'auto'> | undefined }> {
+  tf.env().set('PROD', true);
+  const starters: [Exclude<BackendName, 'auto'>, () => Promise<string>][] = [
+    ['gpu', startGpu],
+    ['webgpu', () => startWebGpu(true)],
+    ['node', startNode],
+    ['wasm', startWasm],
+    ['cpu', startCpu],
+  ];
+  const probes: BackendProbe[] = [];
+  for (const [name, fn] of starters) {
+    try {
+      const detail = await fn();
+      const x = tf.tidy(() => tf.matMul(tf.ones([64, 64]), tf.ones([64, 64])));
+      const v = (await x.data())[0];
+      x.dispose();
+      if (v !== 64) throw new BackendError(`a 64x64 product gave ${v}, not 64`);
+      const p: BackendProbe = { name, available: true, detail };
+      if (name === 'webgpu' && adapter) {
+        p.adapter = adapter;
+        if (adapter.software) p.autoSkips = `${adapter.description || adapter.vendor} is a software adapter, slower than WebAssembly`;
+      }
+      probes.push(p);
+    } catch (e) {
+      probes.push({ name, available: false, detail: (e instanceof Error ? e.message : String(e)).split('\n')[0] });
+    }
+  }
+  current = undefined;
+  return { probes, auto: probes.find((p) => p.available && !p.autoSkips)?.name };
 }

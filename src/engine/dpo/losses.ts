@@ -57,6 +57,9 @@ export function pairwiseLoss(logratio: tf.Tensor1D, groups: RankedGroup[], c: Dp
  * log sigma(z) = min(z, 0) - log(1 + exp(-|z|)), stable for any z, from ops with ordinary gradients
  * (tf.logSigmoid's custom gradient failed under variableGrads inside tidy: a disposed saved tensor).
  */
+/** x in the forward pass, no gradient in the backward one (a constant to the optimiser). */
+const stopGradient = tf.customGrad(((x: tf.Tensor) => ({ value: tf.clone(x), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) })) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor) => tf.Tensor;
+
 export function logSigmoid(z: tf.Tensor): tf.Tensor {
   return tf.sub(tf.minimum(z, 0), tf.log1p(tf.exp(tf.neg(tf.abs(z)))));
 }
@@ -89,11 +92,14 @@ export function plackettLuceLoss(logratio: tf.Tensor1D, groups: RankedGroup[], b
   // log sum_{j in set} exp(r_j) per factor, stably: segment log-sum-exp with the max subtracted
   const setR = tf.gather(r, tf.tensor1d(setRow, 'int32'));
   const seg = tf.tensor1d(setFactor, 'int32');
-  // each set's largest reward, a constant for the gradient (only there to keep exp from overflowing)
-  const values = r.dataSync();
-  const maxes = new Float32Array(factors).fill(-Infinity);
-  setRow.forEach((row, k) => (maxes[setFactor[k]] = Math.max(maxes[setFactor[k]], values[row])));
-  const max = tf.tensor1d(maxes);
+  // each set's largest reward, a constant for the gradient (only there to keep exp from overflowing),
+  // found on the device: the sets laid out as rows of a [factors, widest] matrix, short rows padded
+  // with their own first member
+  const members: number[][] = Array.from({ length: factors }, () => []);
+  setRow.forEach((row, k) => members[setFactor[k]].push(row));
+  const widest = Math.max(...members.map((m) => m.length));
+  const grid = members.flatMap((m) => Array.from({ length: widest }, (_, j) => m[j] ?? m[0]));
+  const max = stopGradient(tf.max(tf.reshape(tf.gather(r, tf.tensor1d(grid, 'int32')), [factors, widest]), 1));
   const sumExp = tf.unsortedSegmentSum(tf.exp(tf.sub(setR, tf.gather(max, seg))), seg, factors);
   const logZ = tf.add(tf.log(sumExp), max);
   const nll = tf.sub(logZ, tf.gather(r, tf.tensor1d(picked, 'int32')));

@@ -80,7 +80,7 @@ export function grpoLoss(logp: tf.Tensor2D, logpOld: tf.Tensor2D, logpRef: tf.Te
   if (c.lossType === 'grpo') loss = tf.mean(tf.div(tf.sum(masked, 1), tf.maximum(tf.sum(mask, 1), 1)));
   else if (c.lossType === 'bnpo') loss = tf.div(tf.sum(masked), tokens);
   else if (c.lossType === 'dr_grpo') loss = tf.div(tf.sum(masked), N * (c.maxCompletionLength ?? logp.shape[1]));
-  else loss = tf.div(tf.sum(masked), Math.max(1, c.numItems ?? tokens.dataSync()[0]));
+  else loss = tf.div(tf.sum(masked), c.numItems !== undefined ? Math.max(1, c.numItems) : tokens);
   const maskedMean = (x: tf.Tensor) => tf.div(tf.sum(tf.mul(x, mask)), tokens) as tf.Scalar;
   const region = tf.logicalOr(tf.logicalAnd(tf.less(ratio, 1 - c.epsLow), tf.less(A, 0)), tf.logicalAnd(tf.greater(ratio, 1 + c.epsHigh), tf.greater(A, 0)));
   return { loss, kl: kl ? maskedMean(kl) : undefined, clipRegion: maskedMean(tf.cast(region, 'float32')) };

@@ -11,6 +11,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { pathToFileURL } from 'url';
 import * as tf from '@tensorflow/tfjs-core';
+import { take } from '../read';
 import { GPT } from '../model';
 import { Tokenizer, sameVocabulary } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
@@ -132,11 +133,11 @@ export abstract class GroupRun implements LoopStage {
   }
 
   /** Step i's prompts (a seeded permutation per pass over the prompt set) and their G responses each. */
-  protected rollout(i: number): { r: Rollout; prompts: PpoPrompt[] } {
+  protected async rollout(i: number): Promise<{ r: Rollout; prompts: PpoPrompt[] }> {
     const P = this.cfg.promptsPerStep;
     const prompts = Array.from({ length: P }, (_, j) => this.prompts[this.order(i * P + j)]);
     const c = this.cfg;
-    return { prompts, r: sampleRollout(this.policy, this.tok, prompts, { samples: c.numGenerations, maxNewTokens: c.maxNewTokens, temperature: c.temperature, seed: (j) => deriveSeed(c.seed, i, j) }) };
+    return { prompts, r: await sampleRollout(this.policy, this.tok, prompts, { samples: c.numGenerations, maxNewTokens: c.maxNewTokens, temperature: c.temperature, seed: (j) => deriveSeed(c.seed, i, j) }) };
   }
 
   /** One reward per response, in the rollout's order (response n answers prompts[n / G]). */
@@ -147,7 +148,7 @@ export abstract class GroupRun implements LoopStage {
         const resp = Array.from(r.ids.subarray(n * r.T + r.start[n], n * r.T + r.start[n] + r.len[n]));
         return [...ctx, ...(r.finished[n] ? resp : [...resp, this.tok.eot])].slice(-this.policy.config.n_positions);
       });
-      return Array.from(scoreSequences(this.rm, seqs, this.tok.eot), (x) => (x - this.stats.mean) / (this.stats.std + 1e-8));
+      return Array.from(await scoreSequences(this.rm, seqs, this.tok.eot), (x) => (x - this.stats.mean) / (this.stats.std + 1e-8));
     }
     const out: number[] = [];
     for (let n = 0; n < r.N; n++) {
@@ -266,6 +267,6 @@ export async function resumeGroup<C extends GroupConfig>(stage: string, make: Ma
 }
 
 /** Per-token log-probabilities of a rollout under a model, without gradients [N * T]. */
-export function rolloutLogps(model: GPT, r: Rollout, temperature: number): Float32Array {
-  return tf.tidy(() => tokenLogps(model, tf.tensor2d(r.ids, [r.N, r.T], 'int32'), false, temperature).logp.dataSync() as Float32Array);
+export async function rolloutLogps(model: GPT, r: Rollout, temperature: number): Promise<Float32Array> {
+  return take(tf.tidy(() => tokenLogps(model, tf.tensor2d(r.ids, [r.N, r.T], 'int32'), false, temperature).logp));
 }

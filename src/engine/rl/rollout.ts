@@ -64,13 +64,13 @@ export function rowsOf(a: Float32Array, T: number, rows: number[]): Float32Array
  * `seed(j)`, and lays them out as one padded batch (context + response, end-of-text included when
  * the response ended).
  */
-export function sampleRollout(policy: GPT, tok: Tokenizer, prompts: PpoPrompt[], o: { samples: number; maxNewTokens: number; temperature: number; seed: (j: number) => number }): Rollout {
+export async function sampleRollout(policy: GPT, tok: Tokenizer, prompts: PpoPrompt[], o: { samples: number; maxNewTokens: number; temperature: number; seed: (j: number) => number }): Promise<Rollout> {
   const Npos = policy.config.n_positions;
   const seqs: number[][] = [], start: number[] = [], len: number[] = [], finished: boolean[] = [], responses: string[] = [], contexts: number[][] = [];
-  prompts.forEach((p, j) => {
+  for (const [j, p] of prompts.entries()) {
     const ctx = tok.encode(p.context).slice(-(Npos - 8)); // leave room for a response
     const maxNew = Math.min(o.maxNewTokens, Npos - ctx.length - 1);
-    const g = generate(policy, ctx, o.samples, { maxNewTokens: maxNew, temperature: o.temperature, topK: 0, topP: 1, seed: o.seed(j), eot: tok.eot });
+    const g = await generate(policy, ctx, o.samples, { maxNewTokens: maxNew, temperature: o.temperature, topK: 0, topP: 1, seed: o.seed(j), eot: tok.eot });
     g.tokens.forEach((t, s) => {
       const resp = g.finished[s] ? [...t, tok.eot] : t;
       if (!resp.length) resp.push(tok.eot);
@@ -81,7 +81,7 @@ export function sampleRollout(policy: GPT, tok: Tokenizer, prompts: PpoPrompt[],
       responses.push(tok.decode(t));
       contexts.push(ctx);
     });
-  });
+  }
   const T = Math.max(...seqs.map((s) => s.length));
   const ids = new Int32Array(seqs.length * T).fill(tok.eot);
   seqs.forEach((s, n) => ids.set(s, n * T));

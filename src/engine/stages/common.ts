@@ -63,7 +63,8 @@ export interface StageHooks {
 /** Runs `body` as the life of a run: status, end time and error land in run.json whatever happens. */
 export async function runLifecycle(run: RunDir, body: () => Promise<TrainResult>): Promise<TrainResult & { run: RunInfo }> {
   const backend = currentBackend();
-  run.update({ status: 'running', backend: backend?.name, ended_at: null });
+  const a = backend?.adapter;
+  run.update({ status: 'running', backend: backend?.name, ...(a ? { adapter: `${a.vendor} ${a.architecture} (${a.description})${a.software ? ', software' : ''}` } : {}), ended_at: null });
   try {
     const r = await body();
     const info = run.update({

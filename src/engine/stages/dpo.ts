@@ -13,6 +13,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
+import { take, takeScalar } from '../read';
 import { GPT } from '../model';
 import { Tokenizer } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
@@ -111,12 +112,12 @@ export function sequenceLogps(model: GPT, ids: tf.Tensor2D, mask: tf.Tensor2D): 
 }
 
 /** Log-probabilities of every response of every record, a few records at a time, without gradients. */
-function allLogps(model: GPT, records: DpoRecord[], pad: number): number[][] {
+async function allLogps(model: GPT, records: DpoRecord[], pad: number): Promise<number[][]> {
   const out: number[][] = [];
   for (let i = 0; i < records.length; i += 8) {
     const part = records.slice(i, i + 8);
     const b = batchOf(part, pad, 'pairs');
-    const lp = tf.tidy(() => sequenceLogps(model, tf.tensor2d(b.ids, [b.N, b.T], 'int32'), tf.tensor2d(b.mask, [b.N, b.T])).dataSync());
+    const lp = await take(tf.tidy(() => sequenceLogps(model, tf.tensor2d(b.ids, [b.N, b.T], 'int32'), tf.tensor2d(b.mask, [b.N, b.T]))));
     let o = 0;
     for (const r of part) {
       out.push(Array.from(lp.subarray(o, o + r.seqs.length)));
@@ -138,12 +139,12 @@ function recordsUsed(n: number, cfg: TrainConfig): Set<number> {
  * The reference's log-probabilities of the training records the run will draw (null for the others:
  * a short run on a large file does not pay for the whole file) and of every held-out record.
  */
-function referenceLogps(model: GPT, data: { train: DpoRecord[]; eval: DpoRecord[] }, cfg: TrainConfig, pad: number) {
+async function referenceLogps(model: GPT, data: { train: DpoRecord[]; eval: DpoRecord[] }, cfg: TrainConfig, pad: number) {
   const used = [...recordsUsed(data.train.length, cfg)].sort((a, b) => a - b);
-  const lps = allLogps(model, used.map((i) => data.train[i]), pad);
+  const lps = await allLogps(model, used.map((i) => data.train[i]), pad);
   const train: (number[] | null)[] = data.train.map(() => null);
   used.forEach((i, k) => (train[i] = lps[k]));
-  return { train, eval: allLogps(model, data.eval, pad) };
+  return { train, eval: await allLogps(model, data.eval, pad) };
 }
 
 function lossOf(lr: tf.Tensor1D, groups: RankedGroup[], c: DpoConfig): tf.Scalar {
@@ -159,9 +160,9 @@ function dpoObjective(policy: GPT, tok: Tokenizer, data: { train: DpoRecord[]; e
   const names = new Map([...policy.params].map(([k, v]) => [v.name, k]));
   const vars = [...policy.params.values()].filter((v) => v.trainable);
   let evalRows: Record<string, unknown>[] = [];
-  const evaluate = (records: DpoRecord[], refs: number[][]): Record<string, number> => {
+  const evaluate = async (records: DpoRecord[], refs: number[][]): Promise<Record<string, number>> => {
     if (!records.length) return {};
-    const lp = allLogps(policy, records, tok.eot);
+    const lp = await allLogps(policy, records, tok.eot);
     // samples.jsonl: the first held-out rankings' responses, each with its implicit reward beta * (log pi - log pi_ref)
     evalRows = [];
     for (let i = 0; i < records.length && evalRows.length < EVAL_SAMPLES; i++) {
@@ -172,7 +173,7 @@ function dpoObjective(policy: GPT, tok: Tokenizer, data: { train: DpoRecord[]; e
     }
     const flat = lp.flat(), flatRef = refs.flat();
     const b = batchOf(records, tok.eot, c.kway);
-    const loss = tf.tidy(() => lossOf(tf.sub(tf.tensor1d(flat), tf.tensor1d(flatRef)) as tf.Tensor1D, b.groups, c).dataSync()[0]);
+    const loss = await takeScalar(tf.tidy(() => lossOf(tf.sub(tf.tensor1d(flat), tf.tensor1d(flatRef)) as tf.Tensor1D, b.groups, c)));
     return { loss, ...dpoMetrics(flat, flatRef, b.groups, c.beta) };
   };
   return {
@@ -186,20 +187,20 @@ function dpoObjective(policy: GPT, tok: Tokenizer, data: { train: DpoRecord[]; e
         if (!r) throw new Error(`the reference log-probabilities of training record ${i} were not computed (${REF_FILE} does not match this run)`);
         return r;
       });
-      let lp: Float32Array = new Float32Array(0);
+      let kept: tf.Tensor | undefined; // the sequence log-probabilities, read after the gradient pass
       const { value, grads } = tf.tidy(() =>
         tf.variableGrads(() => {
           const seq = sequenceLogps(policy, tf.tensor2d(b.ids, [b.N, b.T], 'int32'), tf.tensor2d(b.mask, [b.N, b.T]));
-          lp = seq.dataSync() as Float32Array;
+          kept = tf.keep(tf.clone(seq));
           return lossOf(tf.sub(seq, tf.tensor1d(refLp)) as tf.Tensor1D, b.groups, c);
         }, vars),
       );
-      const loss = value.dataSync()[0];
-      value.dispose();
+      const loss = await takeScalar(value);
+      const lp = await take(kept!);
       return { loss, grads: new Map(Object.entries(grads).map(([k, g]) => [names.get(k)!, g])), tokens: b.N * b.T, metrics: dpoMetrics(lp, refLp, b.groups, c.beta) };
     },
-    evaluate() {
-      return Object.fromEntries(Object.entries(evaluate(data.eval, ref.eval)).map(([k, v]) => [`eval/${k}`, v]));
+    async evaluate() {
+      return Object.fromEntries(Object.entries(await evaluate(data.eval, ref.eval)).map(([k, v]) => [`eval/${k}`, v]));
     },
     evalSamples: (step) => evalRows.map((r) => ({ step, ...r })),
     async writeModel(dir, files) {
@@ -222,7 +223,7 @@ export async function dpo(o: DpoOptions, hooks: StageHooks = {}) {
     const used = recordsUsed(data.train.length, train).size;
     hooks.log?.(`run ${run.dir}: ${data.train.length} preference records (${data.eval.length} held out); computing the reference's log-probabilities once, for the ${used} the run will draw and the held-out ones`);
     // the reference is the starting model: its log-probabilities now, before any update, kept in the run
-    const ref = referenceLogps(model, data, train, tokenizer.eot);
+    const ref = await referenceLogps(model, data, train, tokenizer.eot);
     writeFileAtomic(path.join(run.dir, REF_FILE), JSON.stringify(ref));
     return await runLifecycle(run, () => trainLoop({ objective: dpoObjective(model, tokenizer, data, ref, c, train), cfg: train, run, ...hooks }));
   } finally {

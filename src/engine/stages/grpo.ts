@@ -9,6 +9,7 @@
  * completions/mean_length, completions/clipped_ratio, entropy, loss, grad_norm.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { takeScalars } from '../read';
 import { clipByGlobalNorm } from '../train/optim';
 import { assertFinite } from '../train/trainer';
 import { GrpoLossType, ScaleRewards, groupAdvantages, grpoLoss } from '../grpo/math';
@@ -47,34 +48,32 @@ class GrpoRun extends GroupRun {
   async step(): Promise<Record<string, number>> {
     const c = this.cfg as GrpoConfig, i = this.iteration, G = c.numGenerations;
     const t0 = performance.now();
-    const { r, prompts } = this.rollout(i);
+    const { r, prompts } = await this.rollout(i);
     const tGen = performance.now();
     const rewards = await this.score(r, prompts);
     const adv = groupAdvantages(rewards, G, c.scaleRewards);
     const mask = responseMask(r);
-    const logpOld = rolloutLogps(this.policy, r, c.temperature);
-    const logpRef = this.ref ? rolloutLogps(this.ref, r, c.temperature) : undefined;
+    const logpOld = await rolloutLogps(this.policy, r, c.temperature);
+    const logpRef = this.ref ? await rolloutLogps(this.ref, r, c.temperature) : undefined;
     const tokens = mask.reduce((a, b) => a + b, 0);
     const vars = [...this.policy.params.values()];
     const names = new Map([...this.policy.params].map(([k, v]) => [v.name, k]));
     const stats = { loss: 0, kl: 0, clip: 0, entropy: 0, gradNorm: 0 };
     for (let it = 0; it < c.numIterations; it++) {
+      let side: tf.Tensor[] = []; // logged figures, read after the gradient pass
       const { value, grads } = tf.tidy(() =>
         tf.variableGrads(() => {
           const ids = tf.tensor2d(r.ids, [r.N, r.T], 'int32');
           const m = tf.tensor2d(mask, [r.N, r.T]);
           const { logp, entropy } = tokenLogps(this.policy, ids, true, c.temperature);
           const l = grpoLoss(logp, tf.tensor2d(logpOld, [r.N, r.T]), logpRef && tf.tensor2d(logpRef, [r.N, r.T]), tf.tensor1d(adv.advantages), m, { epsLow: c.epsLow, epsHigh: c.epsHigh, beta: c.beta, lossType: c.lossType, numItems: tokens, maxCompletionLength: c.maxNewTokens });
-          stats.kl = l.kl ? l.kl.dataSync()[0] : 0;
-          stats.clip = l.clipRegion.dataSync()[0];
-          stats.entropy = tf.div(tf.sum(tf.mul(entropy!, m)), Math.max(1, tokens)).dataSync()[0];
+          side = [l.kl ?? tf.scalar(0), l.clipRegion, tf.div(tf.sum(tf.mul(entropy!, m)), Math.max(1, tokens))].map((t) => tf.keep(t));
           return l.loss;
         }, vars),
       );
-      stats.loss = value.dataSync()[0];
-      value.dispose();
+      [stats.kl, stats.clip, stats.entropy, stats.loss] = await takeScalars([...side, value]);
       const g = new Map(Object.entries(grads).map(([k, x]) => [names.get(k)!, x]));
-      stats.gradNorm = clipByGlobalNorm(g, c.gradClip);
+      stats.gradNorm = await clipByGlobalNorm(g, c.gradClip);
       assertFinite(i + 1, { loss: stats.loss, grad_norm: stats.gradNorm });
       this.opt.step(g, c.lr);
       tf.dispose([...g.values()]);

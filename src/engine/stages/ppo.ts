@@ -17,6 +17,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
+import { take, takeScalars } from '../read';
 import { GPT } from '../model';
 import { Tokenizer, sameVocabulary } from '../tokenizer';
 import { Rng, deriveSeed, epochOrder, permutation } from '../rng';
@@ -185,13 +186,13 @@ class PpoRun {
     return Array.from({ length: P }, (_, j) => this.prompts[this.order(i * P + j)]);
   }
 
-  rollout(i: number): Rollout {
+  rollout(i: number): Promise<Rollout> {
     const c = this.cfg;
     return sampleRollout(this.policy, this.tok, this.promptsFor(i), { samples: c.samplesPerPrompt, maxNewTokens: c.maxNewTokens, temperature: c.temperature, seed: (j) => deriveSeed(c.seed, i, j) });
   }
 
   /** Normalised reward-model scores of the rollout (each response read after its end-of-text). */
-  scores(r: Rollout): number[] {
+  async scores(r: Rollout): Promise<number[]> {
     const seqs = r.contexts.map((ctx, n) => {
       const resp = Array.from(r.ids.subarray(n * r.T + r.start[n], n * r.T + r.start[n] + r.len[n]));
       return [...ctx, ...(r.finished[n] ? resp : [...resp, this.tok.eot])].slice(-this.policy.config.n_positions);
@@ -199,25 +200,23 @@ class PpoRun {
     const T = Math.max(...seqs.map((s) => s.length));
     const ids = new Int32Array(seqs.length * T).fill(this.tok.eot);
     seqs.forEach((s, n) => ids.set(s, n * T));
-    const raw = tf.tidy(() => this.rm.rewards(tf.tensor2d(ids, [seqs.length, T], 'int32'), seqs.map((s) => s.length - 1)).dataSync());
+    const raw = await take(tf.tidy(() => this.rm.rewards(tf.tensor2d(ids, [seqs.length, T], 'int32'), seqs.map((s) => s.length - 1))));
     return Array.from(raw, (x, n) => normaliseScore(x, this.stats) - (r.finished[n] ? 0 : this.cfg.missingEosPenalty));
   }
 
   async step(): Promise<Record<string, number>> {
     const c = this.cfg, i = this.iteration;
     const t0 = performance.now();
-    const r = this.rollout(i);
+    const r = await this.rollout(i);
     const tGen = performance.now();
     const mask = responseMask(r);
-    const { logpOld, logpRef, vOld } = tf.tidy(() => {
-      const ids = tf.tensor2d(r.ids, [r.N, r.T], 'int32');
-      return {
-        logpOld: tokenLogps(this.policy, ids, false, c.temperature).logp.dataSync() as Float32Array,
-        logpRef: tokenLogps(this.ref, ids, false, c.temperature).logp.dataSync() as Float32Array,
-        vOld: this.critic.values(ids).dataSync() as Float32Array,
-      };
-    });
-    const scores = this.scores(r);
+    const [logpOld, logpRef, vOld] = await Promise.all(
+      tf.tidy(() => {
+        const ids = tf.tensor2d(r.ids, [r.N, r.T], 'int32');
+        return [tokenLogps(this.policy, ids, false, c.temperature).logp, tokenLogps(this.ref, ids, false, c.temperature).logp, this.critic.values(ids)];
+      }).map((t) => take(t)),
+    );
+    const scores = await this.scores(r);
     // per-token rewards, GAE, whitening
     const beta = this.kl.value;
     const adv = new Float32Array(r.N * r.T), ret = new Float32Array(r.N * r.T);
@@ -256,18 +255,14 @@ class PpoRun {
         const mb = subset(r, rows);
         const T = r.T, M = rows.length;
         const ptxBatch = this.ptx?.trainBatch(i, e * 1000 + b, rng);
-        const stats: Record<string, number> = {};
+        const kept: Record<string, tf.Tensor> = {}; // logged figures, read after the gradient passes
         const pg = tf.tidy(() => {
           const ids = tf.tensor2d(mb.ids, [M, T], 'int32');
           const m = tf.tensor2d(rowsOf(mask, T, rows), [M, T]);
           return tf.variableGrads(() => {
             const { logp, entropy } = tokenLogps(this.policy, ids, true, c.temperature);
             const pl = policyLoss(logp, tf.tensor2d(rowsOf(logpOld, T, rows), [M, T]), tf.tensor2d(rowsOf(adv, T, rows), [M, T]), m, c.clip);
-            stats.clip = pl.clipfrac.dataSync()[0];
-            stats.approxkl = pl.approxkl.dataSync()[0];
-            stats.ratio = pl.ratio.dataSync()[0];
-            stats.entropy = tf.div(tf.sum(tf.mul(entropy!, m)), tf.maximum(tf.sum(m), 1)).dataSync()[0];
-            stats.pg = pl.loss.dataSync()[0];
+            Object.assign(kept, { clip: pl.clipfrac, approxkl: pl.approxkl, ratio: pl.ratio, entropy: tf.div(tf.sum(tf.mul(entropy!, m)), tf.maximum(tf.sum(m), 1)), pg: pl.loss });
             let loss: tf.Scalar = pl.loss;
             if (ptxBatch) {
               const ptx = crossEntropy(
@@ -275,9 +270,10 @@ class PpoRun {
                 tf.tensor1d(ptxBatch.targets, 'int32'),
                 tf.tensor1d(ptxBatch.weights),
               );
-              stats.ptx = ptx.dataSync()[0];
+              kept.ptx = ptx;
               loss = tf.add(loss, tf.mul(ptx, c.ptxCoef));
             }
+            for (const t of Object.values(kept)) tf.keep(t);
             return loss;
           }, pVars);
         });
@@ -286,16 +282,18 @@ class PpoRun {
           const m = tf.tensor2d(rowsOf(mask, T, rows), [M, T]);
           return tf.variableGrads(() => {
             const vl = valueLoss(this.critic.values(ids), tf.tensor2d(rowsOf(vOld, T, rows), [M, T]), tf.tensor2d(rowsOf(ret, T, rows), [M, T]), m, c.valueClip);
-            stats.vclip = vl.clipfrac.dataSync()[0];
-            stats.vf = vl.loss.dataSync()[0];
+            kept.vclip = tf.keep(vl.clipfrac);
+            kept.vf = tf.keep(vl.loss);
             return vl.loss;
           }, vVars);
         });
+        const keys = Object.keys(kept);
+        const stats: Record<string, number> = Object.fromEntries((await takeScalars(keys.map((k) => kept[k]))).map((v, j) => [keys[j], v]));
         assertFinite(i + 1, { 'loss/policy': stats.pg, 'loss/value': stats.vf });
         const pGrads = new Map(Object.entries(pg.grads).map(([k, g]) => [pName.get(k)!, g]));
         const vGrads = new Map(Object.entries(vf.grads).map(([k, g]) => [vName.get(k)!, g]));
-        const pNorm = clipByGlobalNorm(pGrads, c.gradClip);
-        const vNorm = clipByGlobalNorm(vGrads, c.gradClip);
+        const pNorm = await clipByGlobalNorm(pGrads, c.gradClip);
+        const vNorm = await clipByGlobalNorm(vGrads, c.gradClip);
         assertFinite(i + 1, { 'policy grad_norm': pNorm, 'value grad_norm': vNorm });
         this.policyOpt.step(pGrads, c.lr);
         this.valueOpt.step(vGrads, c.valueLr);

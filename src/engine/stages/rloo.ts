@@ -8,6 +8,7 @@
  * clip_ratio (fraction of sequences clipped), completions/mean_length, completions/clipped_ratio.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { takeScalars } from '../read';
 import { clipByGlobalNorm } from '../train/optim';
 import { assertFinite } from '../train/trainer';
 import { rlooAdvantages, rlooLoss } from '../rloo/math';
@@ -43,14 +44,14 @@ class RlooRun extends GroupRun {
   async step(): Promise<Record<string, number>> {
     const c = this.cfg as RlooConfig, i = this.iteration;
     const t0 = performance.now();
-    const { r, prompts } = this.rollout(i);
+    const { r, prompts } = await this.rollout(i);
     const tGen = performance.now();
     const scores = await this.score(r, prompts);
     const mask = responseMask(r);
     const T = r.T;
     // sequence log-probabilities (sums over response tokens) now, and the sequence KL to the reference
-    const perToken = rolloutLogps(this.policy, r, c.temperature);
-    const refToken = this.ref ? rolloutLogps(this.ref, r, c.temperature) : undefined;
+    const perToken = await rolloutLogps(this.policy, r, c.temperature);
+    const refToken = this.ref ? await rolloutLogps(this.ref, r, c.temperature) : undefined;
     const seqOld: number[] = [], seqKl: number[] = [];
     for (let n = 0; n < r.N; n++) {
       let lp = 0, kl = 0;
@@ -67,19 +68,19 @@ class RlooRun extends GroupRun {
     const names = new Map([...this.policy.params].map(([k, v]) => [v.name, k]));
     let loss = 0, clipfrac = 0, gradNorm = 0;
     for (let it = 0; it < c.numIterations; it++) {
+      let clip: tf.Tensor | undefined; // read after the gradient pass
       const { value, grads } = tf.tidy(() =>
         tf.variableGrads(() => {
           const ids = tf.tensor2d(r.ids, [r.N, T], 'int32');
           const seq = tf.sum(tf.mul(tokenLogps(this.policy, ids, false, c.temperature).logp, tf.tensor2d(mask, [r.N, T])), 1) as tf.Tensor1D;
           const l = rlooLoss(seq, tf.tensor1d(seqOld), tf.tensor1d(advantages), c.clip);
-          clipfrac = l.clipfrac.dataSync()[0];
+          clip = tf.keep(l.clipfrac);
           return l.loss;
         }, vars),
       );
-      loss = value.dataSync()[0];
-      value.dispose();
+      [clipfrac, loss] = await takeScalars([clip!, value]);
       const g = new Map(Object.entries(grads).map(([k, x]) => [names.get(k)!, x]));
-      gradNorm = clipByGlobalNorm(g, c.gradClip);
+      gradNorm = await clipByGlobalNorm(g, c.gradClip);
       assertFinite(i + 1, { loss, grad_norm: gradNorm });
       this.opt.step(g, c.lr);
       tf.dispose([...g.values()]);

@@ -6,6 +6,7 @@
  * over the training responses (the first 512) in config.json (reward_mean, reward_std).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { take, takeScalar } from '../read';
 import { Tokenizer } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
 import { RunDir } from '../../data/run';
@@ -57,14 +58,14 @@ export function rankingBatch(records: TokenizedRanking[], pad: number, recordsIn
 }
 
 /** Rewards of many sequences, a chunk at a time (no gradient). */
-export function scoreSequences(rm: RewardModel, seqs: number[][], pad: number, chunk = 64): Float32Array {
+export async function scoreSequences(rm: RewardModel, seqs: number[][], pad: number, chunk = 64): Promise<Float32Array> {
   const out = new Float32Array(seqs.length);
   for (let i = 0; i < seqs.length; i += chunk) {
     const part = seqs.slice(i, i + chunk);
     const T = Math.max(...part.map((s) => s.length));
     const ids = new Int32Array(part.length * T).fill(pad);
     part.forEach((s, n) => ids.set(s, n * T));
-    const r = tf.tidy(() => rm.rewards(tf.tensor2d(ids, [part.length, T], 'int32'), part.map((s) => s.length - 1)).dataSync());
+    const r = await take(tf.tidy(() => rm.rewards(tf.tensor2d(ids, [part.length, T], 'int32'), part.map((s) => s.length - 1))));
     out.set(r, i);
   }
   return out;
@@ -80,9 +81,9 @@ function meanStd(a: ArrayLike<number>): { mean: number; std: number } {
 }
 
 /** Loss, accuracy and margin of a set of rankings under the reward model. */
-export function evaluateRankings(rm: RewardModel, records: TokenizedRanking[], pad: number): { loss: number; accuracy: number; margin: number } {
+export async function evaluateRankings(rm: RewardModel, records: TokenizedRanking[], pad: number): Promise<{ loss: number; accuracy: number; margin: number }> {
   if (!records.length) return { loss: NaN, accuracy: NaN, margin: NaN };
-  const rewards = scoreSequences(rm, records.flatMap((r) => r.seqs), pad);
+  const rewards = await scoreSequences(rm, records.flatMap((r) => r.seqs), pad);
   const offsets: number[] = [];
   let o = 0;
   for (const r of records) {
@@ -90,7 +91,7 @@ export function evaluateRankings(rm: RewardModel, records: TokenizedRanking[], p
     o += r.seqs.length;
   }
   const pairs = pairsFor(records, offsets);
-  const loss = tf.tidy(() => rankingLoss(tf.tensor1d(rewards), pairs).dataSync()[0]);
+  const loss = await takeScalar(tf.tidy(() => rankingLoss(tf.tensor1d(rewards), pairs)));
   return { loss, ...pairStats(rewards, pairs) };
 }
 
@@ -119,9 +120,8 @@ async function rmObjective(rm: RewardModel, tok: Tokenizer, trainSet: TokenizedR
       let loss: number, grads: Map<string, tf.Tensor>, rewards: Float32Array;
       if (par) ({ loss, grads, rewards } = await par.rankLossAndGrads(parts, rng, deriveSeed(cfg.seed, step, micro, 0x7d)));
       else {
-        const r = rankLossAndGrads(rm, parts[0], rng);
-        loss = r.value.dataSync()[0];
-        r.value.dispose();
+        const r = await rankLossAndGrads(rm, parts[0], rng);
+        loss = await takeScalar(r.value);
         ({ grads, rewards } = r);
       }
       const { mean, std } = meanStd(rewards);
@@ -137,13 +137,13 @@ async function rmObjective(rm: RewardModel, tok: Tokenizer, trainSet: TokenizedR
       }
       return { loss, grads, tokens: parts.reduce((a, p) => a + p.N * p.T, 0), metrics: { accuracy: acc, margin, reward_mean: mean, reward_std: std } };
     },
-    evaluate() {
-      const e = evaluateRankings(rm, evalSet, tok.eot);
+    async evaluate() {
+      const e = await evaluateRankings(rm, evalSet, tok.eot);
       return { 'eval/loss': e.loss, 'eval/accuracy': e.accuracy, 'eval/margin': e.margin };
     },
     async writeModel(dir, files) {
       // reward statistics over (at most) the first 512 training responses: enough to centre scores
-      const { mean, std } = meanStd(scoreSequences(rm, trainSet.flatMap((r) => r.seqs).slice(0, 512), tok.eot));
+      const { mean, std } = meanStd(await scoreSequences(rm, trainSet.flatMap((r) => r.seqs).slice(0, 512), tok.eot));
       await rm.write(dir, tok, { reward_mean: mean, reward_std: std }, files);
     },
     afterUpdate: () => par?.invalidate(),

@@ -7,6 +7,7 @@
  */
 import { parentPort } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
+import { take, takeScalar } from '../read';
 import { BackendName, initBackend } from '../backends/backend';
 import { GPT } from '../model';
 import { GPTConfig } from '../config';
@@ -53,14 +54,14 @@ export function lossAndGrads(model: GPT, b: Batch, rng: Rng): { value: tf.Scalar
 }
 
 /** Ranking loss and gradients of a reward-model batch; also the rewards it computed. */
-export function rankLossAndGrads(rm: RewardModel, b: RankBatch, rng: Rng) {
-  let rewards: Float32Array = new Float32Array();
+export async function rankLossAndGrads(rm: RewardModel, b: RankBatch, rng: Rng) {
+  let kept: tf.Tensor | undefined;
   const r = gradsByName(rm.params, () => {
     const r = rm.rewards(tf.tensor2d(b.ids, [b.N, b.T], 'int32'), b.last, { training: true, rng });
-    rewards = r.dataSync() as Float32Array;
+    kept = tf.keep(tf.clone(r)); // read after the gradient pass (WebGPU reads only asynchronously)
     return rankingLoss(r, b.pairs);
   });
-  return { ...r, rewards };
+  return { ...r, rewards: await take(kept!) };
 }
 
 if (parentPort) {
@@ -91,10 +92,9 @@ if (parentPort) {
         tf.tidy(() => names.forEach((n, i) => p.get(n)!.assign(tf.tensor(m.weights![i], p.get(n)!.shape))));
       }
       const rng = new Rng(m.seed);
-      const r = m.type === 'rank' ? rankLossAndGrads(rm!, m.batch, rng) : { ...lossAndGrads(gpt, m.batch, rng), rewards: undefined };
-      const out = names.map((n) => r.grads.get(n)!.dataSync() as Float32Array);
-      const loss = r.value.dataSync()[0];
-      tf.dispose([r.value, ...r.grads.values()]);
+      const r = m.type === 'rank' ? await rankLossAndGrads(rm!, m.batch, rng) : { ...lossAndGrads(gpt, m.batch, rng), rewards: undefined };
+      const out = await Promise.all(names.map((n) => take(r.grads.get(n)!)));
+      const loss = await takeScalar(r.value);
       port.postMessage({ type: 'grad', loss, grads: out, rewards: r.rewards } satisfies ThreadReply, out.map((a) => a.buffer as ArrayBuffer));
     } catch (e) {
       port.postMessage({ type: 'error', message: (e as Error).message } satisfies ThreadReply);

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { NamedTensor } from '../safetensors';
+import { takeScalar } from '../read';
 
 export interface AdamWConfig {
   beta1: number;
@@ -75,10 +76,10 @@ export class AdamW {
  * Scales gradients in place so their global L2 norm is at most maxNorm; returns the norm
  * before clipping (what TRL logs as grad_norm).
  */
-export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): number {
-  const normT = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))));
-  const norm = normT.dataSync()[0];
-  normT.dispose();
+export async function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): Promise<number> {
+  // summed in order, two at a time: WebGPU's addN binds every input at once and a model has more
+  // gradients than a shader may bind (8 storage buffers); the float32 result is addN's
+  const norm = await takeScalar(tf.tidy(() => tf.sqrt([...grads.values()].map((g) => tf.sum(tf.square(g))).reduce((a, b) => tf.add(a, b)))));
   if (maxNorm > 0 && norm > maxNorm) {
     const scale = maxNorm / (norm + 1e-6);
     for (const [name, g] of grads) {

@@ -7,6 +7,7 @@
 import * as os from 'os';
 import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
+import { takeScalar } from '../read';
 import { GPT } from '../model';
 import { Rng, deriveSeed } from '../rng';
 import { currentBackend } from '../backends/backend';
@@ -122,8 +123,7 @@ export class GradThreads {
     const pending = parts.slice(1).map((p, i) => this.call(this.workers[i], { type: 'grad', weights, batch: p, seed: deriveSeed(seed, i + 1) }));
     const local = lossAndGrads(this.model, parts[0], rng);
     const replies = (await Promise.all(pending)) as Extract<ThreadReply, { type: 'grad' }>[];
-    let loss = local.value.dataSync()[0] * scale[0];
-    local.value.dispose();
+    let loss = (await takeScalar(local.value)) * scale[0];
     replies.forEach((r, i) => (loss += r.loss * scale[i + 1]));
     return { loss, grads: this.combine(local.grads, replies, scale) };
   }
@@ -135,10 +135,9 @@ export class GradThreads {
   async rankLossAndGrads(parts: RankBatch[], rng: Rng, seed: number): Promise<{ loss: number; grads: Map<string, tf.Tensor>; rewards: Float32Array }> {
     const weights = parts.length > 1 ? await this.weightsIfStale() : undefined;
     const pending = parts.slice(1).map((p, i) => this.call(this.workers[i], { type: 'rank', weights, batch: p, seed: deriveSeed(seed, i + 1) }));
-    const local = rankLossAndGrads(this.rm!, parts[0], rng);
+    const local = await rankLossAndGrads(this.rm!, parts[0], rng);
     const replies = (await Promise.all(pending)) as Extract<ThreadReply, { type: 'grad' }>[];
-    let loss = local.value.dataSync()[0];
-    local.value.dispose();
+    let loss = await takeScalar(local.value);
     replies.forEach((r) => (loss += r.loss));
     const rewards = new Float32Array(parts.reduce((a, p) => a + p.N, 0));
     let o = 0;

@@ -21,6 +21,7 @@ import { readSafetensors, serializeSafetensors } from '../safetensors';
 import { AdamW, clipByGlobalNorm, learningRate } from './optim';
 import { GradThreads, autoThreads } from './parallel';
 import { lossAndGrads } from './grad-thread';
+import { takeScalar } from '../read';
 
 export interface Batch {
   /** Token ids [B, T], row-major. */
@@ -72,7 +73,7 @@ export interface Objective {
   /** Loss, gradients (keyed like params), tokens processed and extra metrics of one micro-batch. */
   microStep(step: number, micro: number, rng: Rng): Promise<{ loss: number; grads: Map<string, tf.Tensor>; tokens: number; metrics?: Record<string, number> }>;
   /** Held-out metrics, named eval/... */
-  evaluate(): Record<string, number>;
+  evaluate(): Record<string, number> | Promise<Record<string, number>>;
   /** Samples of the evaluation just made (DPO: held-out responses with their implicit rewards), for samples.jsonl. */
   evalSamples?(step: number): Record<string, unknown>[];
   /** Writes a model directory (with the extra files given) atomically at dir. */
@@ -177,7 +178,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         }
       }
       const loss = lossSum / cfg.gradAccum;
-      const gradNorm = clipByGlobalNorm(grads, cfg.gradClip);
+      const gradNorm = await clipByGlobalNorm(grads, cfg.gradClip);
       assertFinite(step + 1, { loss, grad_norm: gradNorm });
       opt.step(grads, lr);
       objective.afterUpdate?.();
@@ -187,7 +188,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const m: Record<string, number> = { step, time: Date.now() / 1000, loss, learning_rate: lr, grad_norm: gradNorm, tokens_per_second: tokens / seconds };
       for (const [k, v] of Object.entries(sums)) m[k] = v / cfg.gradAccum;
       if ((cfg.evalInterval > 0 && step % cfg.evalInterval === 0) || step === cfg.steps) {
-        for (const [k, v] of Object.entries(objective.evaluate())) if (Number.isFinite(v)) m[k] = v;
+        for (const [k, v] of Object.entries(await objective.evaluate())) if (Number.isFinite(v)) m[k] = v;
         run.appendSamples(objective.evalSamples?.(step) ?? []);
       }
       run.appendMetrics(m);
@@ -220,16 +221,16 @@ export function batchTensors(b: Batch) {
 }
 
 /** Weighted mean next-token loss over batches (no gradient). */
-export function evalLoss(model: GPT, batches: Batch[]): number {
+export async function evalLoss(model: GPT, batches: Batch[]): Promise<number> {
   if (!batches.length) return NaN;
   let total = 0, weight = 0;
   for (const b of batches) {
     const w = b.weights.reduce((a, x) => a + x, 0);
     if (w === 0) continue;
-    const l = tf.tidy(() => {
+    const l = await takeScalar(tf.tidy(() => {
       const t = batchTensors(b);
-      return crossEntropy(model.logits(t.ids), t.targets, t.weights).dataSync()[0];
-    });
+      return crossEntropy(model.logits(t.ids), t.targets, t.weights);
+    }));
     total += l * w;
     weight += w;
   }
@@ -252,11 +253,9 @@ export async function lmObjective(stage: string, model: GPT, tokenizer: Tokenize
       const tokens = b.B * b.T;
       if (par) return { ...(await par.lossAndGrads(b, rng, deriveSeed(cfg.seed, step, micro, 0x7d))), tokens };
       const r = lossAndGrads(model, b, rng);
-      const loss = r.value.dataSync()[0];
-      r.value.dispose();
-      return { loss, grads: r.grads, tokens };
+      return { loss: await takeScalar(r.value), grads: r.grads, tokens };
     },
-    evaluate: () => ({ 'eval/loss': evalLoss(model, evalSet) }),
+    evaluate: async () => ({ 'eval/loss': await evalLoss(model, evalSet) }),
     writeModel: async (dir, files) => writeModelDir(dir, model.config, await model.weights(), tokenizer, { extraConfig, files }),
     afterUpdate: () => par?.invalidate(),
     close: async () => par?.close(),

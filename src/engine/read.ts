@@ -1,0 +1,32 @@
+/**
+ * Reading tensors back to JavaScript. WebGPU cannot read a buffer synchronously (TensorFlow.js's
+ * WebGPU `dataSync` needs a browser's OffscreenCanvas), so the engine reads every value with
+ * `await data()`; on the CPU backends that costs nothing more.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { webGpuFailure } from './backends/webgpu';
+
+/** The tensor's values as float32; the tensor is disposed. */
+export async function take(t: tf.Tensor): Promise<Float32Array> {
+  try {
+    const failed = webGpuFailure(); // a lost device or a GPU error: stop rather than read garbage
+    if (failed) throw new Error(failed);
+    const d = await t.data();
+    const after = webGpuFailure();
+    if (after) throw new Error(after);
+    return d instanceof Float32Array ? d : Float32Array.from(d as ArrayLike<number>);
+  } finally {
+    t.dispose();
+  }
+}
+
+/** The first value of a tensor (a scalar loss, a norm); the tensor is disposed. */
+export async function takeScalar(t: tf.Tensor): Promise<number> {
+  return (await take(t))[0];
+}
+
+/** Several scalars read in one wait; the tensors are disposed. */
+export async function takeScalars(ts: tf.Tensor[]): Promise<number[]> {
+  const all = await Promise.all(ts.map((t) => take(t)));
+  return all.map((a) => a[0]);
+}
