@@ -18,6 +18,7 @@ import { registerDatasetCommands } from './host/datasets/commands';
 import { RunsTreeProvider } from './host/runs-tree-provider';
 import { generationFlags, generationSettings, stageFlags } from './host/settings';
 import { nativeModulesDir, registerProjectCommands } from './host/project-commands';
+import { registerBackendCommands } from './host/backend-commands';
 import * as fs from 'fs';
 import { listRuns, type RunNode } from './data/runs-tree';
 import { registerPanelCommands } from './host/panels/commands';
@@ -40,6 +41,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const backendStatus = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 90);
   context.subscriptions.push(log, status, backendStatus);
   registerProjectCommands(context, backendStatus);
+  registerBackendCommands(context);
 
   const folder = () => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   const cfg = () => vscode.workspace.getConfiguration('rlhf');

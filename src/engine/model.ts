@@ -8,6 +8,7 @@ import { GPTConfig } from './config';
 import { Rng } from './rng';
 import { causalMask, gelu, layerNorm, linear, matMul } from './layers';
 import { bmm } from './kernels/bmm';
+import { assertFitsAdapter } from './backends/webgpu';
 
 /** Keys and values of every layer for the positions seen so far: [B, n_head, length, head_dim]. */
 export interface KVCache {
@@ -83,6 +84,7 @@ export class GPT {
       if (!w) throw new Error(`missing weight ${name}`);
       const size = shape.reduce((x, y) => x * y, 1);
       if (w.length !== size) throw new Error(`weight ${name} has ${w.length} values, expected shape [${shape}]`);
+      assertFitsAdapter(`the weight ${name} [${shape}]`, 4 * size); // WebGPU: one buffer per tensor
       // tidy: the initial tensor would otherwise stay alive beside the variable
       this.params.set(name, tf.tidy(() => tf.variable(tf.tensor(w, shape, 'float32'), trainable, `${name}#${nextId++}`)));
     }

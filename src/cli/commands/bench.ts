@@ -15,7 +15,9 @@ import { RunDir } from '../../data/run';
 import { lmObjective, train } from '../../engine/train/trainer';
 import { DEFAULT_TRAIN } from '../../engine/stages/common';
 import { generate } from '../../engine/generate';
-import { currentBackend } from '../../engine/backends/backend';
+import { currentBackend, initBackend } from '../../engine/backends/backend';
+import { lossAndGrads } from '../../engine/train/grad-thread';
+import { take, takeScalar } from '../../engine/read';
 import { autoThreads } from '../../engine/train/parallel';
 import * as fs from 'fs';
 import { buildIndex } from '../../data/record-index';
@@ -32,20 +34,27 @@ export const BENCH_OPTS: OptSpecs = {
   steps: { type: 'int', help: 'timed steps (after 2 warm-up steps)', default: 10 },
   tokens: { type: 'int', help: 'generate: new tokens per run', default: 0 },
   threads: { type: 'int', help: 'train: CPU threads (0 = auto)', default: 0 },
+  'peak-tflops': { type: 'number', help: "train: the device's peak fp32 TFLOP/s, to print the fraction reached" },
   ...COMMON,
 };
 
 export async function benchCommand(o: ParsedOpts, positional: string[], r: Reporter) {
   const what = positional[0] ?? 'train';
   if (what === 'index') return benchIndex(positional[1], Boolean(o.json));
-  if (what !== 'train' && what !== 'generate') throw new UsageError(`rlhf bench train|generate|index, not "${what}"`);
+  if (what === 'parity') return benchParity(o, r);
+  if (what !== 'train' && what !== 'generate') throw new UsageError(`rlhf bench train|generate|parity|index, not "${what}"`);
   await startBackend(o, o.json ? { ...r, log: () => {} } : r); // --json: one object on stdout
   const cfg = defaultConfig({ n_layer: o.layers as number, n_head: o.heads as number, n_embd: o.embd as number, n_positions: o.block as number, vocab_size: o.vocab as number });
   const model = GPT.init(cfg, 1);
-  const base = { backend: currentBackend()!.name, backend_reason: currentBackend()!.reason, n_layer: cfg.n_layer, n_head: cfg.n_head, n_embd: cfg.n_embd, block: cfg.n_positions, vocab: cfg.vocab_size };
+  const a = currentBackend()!.adapter;
+  const base = { backend: currentBackend()!.name, backend_reason: currentBackend()!.reason, ...(a ? { adapter: `${a.vendor} ${a.architecture} (${a.description})`, software_adapter: a.software } : {}), n_layer: cfg.n_layer, n_head: cfg.n_head, n_embd: cfg.n_embd, block: cfg.n_positions, vocab: cfg.vocab_size };
   let result: Record<string, unknown>;
   try {
-    if (what === 'train') result = { ...base, batch: o.batch, ...(await benchTrain(model, o.batch as number, o.steps as number, o.threads as number)) };
+    if (what === 'train') {
+      result = { ...base, batch: o.batch, ...(await benchTrain(model, o.batch as number, o.steps as number, o.threads as number)) };
+      const peak = o['peak-tflops'] as number | undefined;
+      if (peak) result.fraction_of_peak = (result.model_flops_per_second as number) / (peak * 1e12);
+    }
     else result = { ...base, ...(await benchGenerate(model, (o.tokens as number) || cfg.n_positions - 1)) };
   } finally {
     model.dispose();
@@ -65,7 +74,7 @@ async function benchTrain(model: GPT, B: number, steps: number, threads: number)
   };
   const times: number[] = [];
   let t = performance.now();
-  const tensorsAfter: number[] = [];
+  const tensorsAfter: number[] = [], bytesAfter: number[] = [];
   try {
     const run = RunDir.create(tmp, { stage: 'bench', config: {} });
     const cfg = { ...DEFAULT_TRAIN, steps: steps + 2, evalInterval: 0, checkpointInterval: 0, warmupSteps: 0, threads, batchSize: B };
@@ -78,6 +87,7 @@ async function benchTrain(model: GPT, B: number, steps: number, threads: number)
         const now = performance.now();
         times.push(now - t);
         tensorsAfter.push(tf.memory().numTensors);
+        bytesAfter.push(tf.memory().numBytes);
         t = now;
       },
     });
@@ -94,9 +104,15 @@ async function benchTrain(model: GPT, B: number, steps: number, threads: number)
     tokens_per_second: tokensPerSecond,
     model_flops_per_second: flopsPerToken * tokensPerSecond,
     ms_per_step: (seconds * 1000) / timed.length,
+    // the bench's own overhead, apart from the steady state: the first step compiles every shader
+    // (WebGPU) or kernel and uploads the weights; the second settles allocators and caches
+    first_step_seconds: times[0] / 1000,
+    second_step_seconds: times[1] / 1000,
     parameters: model.numParameters,
     tensors_after_step_1: tensorsAfter[0],
     tensors_after_last_step: tensorsAfter[tensorsAfter.length - 1],
+    bytes_after_step_1: bytesAfter[0],
+    bytes_after_last_step: bytesAfter[bytesAfter.length - 1],
   };
 }
 
@@ -132,4 +148,58 @@ function benchIndex(file: string | undefined, json: boolean) {
   if (json) process.stdout.write(JSON.stringify(result) + '\n');
   else for (const [k, v] of Object.entries(result)) process.stdout.write(`${k.padEnd(16)} ${typeof v === 'number' ? Number(v.toPrecision(4)) : v}\n`);
   return result;
+}
+
+/**
+ * The backend against WebAssembly on the same weights and batch, in one process: max |logprob
+ * difference| of a small GPT's predictions, and the relative differences of one batch's loss and
+ * gradients. What scripts/gpu-check.sh runs on a machine's GPU.
+ */
+async function benchParity(o: ParsedOpts, r: Reporter) {
+  const backend = o.backend as string;
+  if (backend === 'auto' || backend === 'wasm') throw new UsageError('rlhf bench parity --backend webgpu|gpu|node|cpu: the backend to compare with wasm');
+  const cfg = defaultConfig({ n_layer: 2, n_head: 4, n_embd: 64, n_positions: 64, vocab_size: 256 });
+  const B = 4, T = cfg.n_positions;
+  const rng = new Rng(11);
+  const ids = new Int32Array(B * T).map(() => rng.int(cfg.vocab_size));
+  const batch = { ids, targets: ids.map((x) => (x * 7 + 3) % cfg.vocab_size), weights: new Float32Array(B * T).fill(1), B, T };
+  const run = async () => {
+    const model = GPT.init(cfg, 5);
+    try {
+      const logp = tf.tidy(() => tf.logSoftmax(model.logits(tf.tensor2d(ids, [B, T], 'int32'))));
+      const g = lossAndGrads(model, batch, new Rng(1));
+      const grads = new Map<string, Float32Array>();
+      for (const [k, v] of g.grads) grads.set(k, await take(v));
+      return { logp: await take(logp), loss: await takeScalar(g.value), grads };
+    } finally {
+      model.dispose();
+    }
+  };
+  await initBackend('wasm');
+  const ref = await run();
+  const silent = o.json ? { ...r, log: () => {} } : r;
+  await startBackend(o, silent);
+  const got = await run();
+  let maxDiff = 0;
+  for (let i = 0; i < ref.logp.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ref.logp[i] - got.logp[i]));
+  let num = 0, den = 0;
+  for (const [k, a] of ref.grads) {
+    const b = got.grads.get(k)!;
+    for (let i = 0; i < a.length; i++) {
+      num += (a[i] - b[i]) ** 2;
+      den += a[i] ** 2;
+    }
+  }
+  const a = currentBackend()!.adapter;
+  const result = {
+    backend: currentBackend()!.name,
+    ...(a ? { adapter: `${a.vendor} ${a.architecture} (${a.description})`, software_adapter: a.software } : {}),
+    max_logprob_diff: maxDiff,
+    loss_rel_diff: Math.abs(ref.loss - got.loss) / Math.abs(ref.loss),
+    grad_rel_diff: Math.sqrt(num / den),
+    parity: maxDiff < 1e-4 && Math.sqrt(num / den) < 1e-3,
+  };
+  if (o.json) process.stdout.write(JSON.stringify(result) + '\n');
+  else for (const [k, v] of Object.entries(result)) process.stdout.write(`${k.padEnd(20)} ${v}\n`);
+  return result.parity ? 0 : 1;
 }

@@ -12,7 +12,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import * as fs from 'fs';
 import * as path from 'path';
 import { registerWasmSegmentSum } from './segment-sum-kernel';
-import { WebGpuAdapter, startDawn, watchDevice } from './webgpu';
+import { WebGpuAdapter, setActiveAdapter, startDawn, watchDevice } from './webgpu';
 import { registerDeterministicWebGpuKernels } from './webgpu-kernels';
 import { packageRoot } from '../paths';
 
@@ -92,7 +92,15 @@ let adapter: WebGpuAdapter | undefined;
 
 /** WebGPU through Dawn; `auto` refuses a software adapter. */
 async function startWebGpu(allowSoftware: boolean): Promise<string> {
-  const dawn = nativeModuleRoots().map((root) => path.join(root, 'webgpu')).find((d) => fs.existsSync(path.join(d, 'package.json')));
+  // a platform-specific VSIX carries its platform's Dawn in dist/webgpu; else the installed package
+  const bundled = (() => {
+    try {
+      return [path.join(packageRoot(), 'dist')];
+    } catch {
+      return [];
+    }
+  })();
+  const dawn = [...bundled, ...nativeModuleRoots()].map((root) => path.join(root, 'webgpu')).find((d) => fs.existsSync(path.join(d, 'package.json')));
   let a: WebGpuAdapter;
   try {
     a = await startDawn(dawn);
@@ -136,6 +144,7 @@ let current: BackendChoice | undefined;
 /** Starts a backend once per process; later calls return the same choice. */
 export async function initBackend(requested: BackendName = 'auto'): Promise<BackendChoice> {
   if (current && (requested === 'auto' || requested === current.name)) return current;
+  setActiveAdapter(undefined);
   if (!BACKEND_NAMES.includes(requested)) {
     throw new BackendError(`unknown backend "${requested}"; choose one of ${BACKEND_NAMES.join(', ')}`);
   }
@@ -150,6 +159,7 @@ export async function initBackend(requested: BackendName = 'auto'): Promise<Back
   if (requested !== 'auto') {
     const [tfName, fn] = starters[requested];
     const reason = `${await fn()} (asked for ${requested})`;
+    if (requested === 'webgpu') setActiveAdapter(adapter);
     return (current = { name: requested, tfName, reason, skipped: [], ...(requested === 'webgpu' ? { adapter } : {}) });
   }
   const skipped: string[] = [];
@@ -158,6 +168,7 @@ export async function initBackend(requested: BackendName = 'auto'): Promise<Back
     try {
       const how = await fn();
       const reason = skipped.length ? `${how}; skipped: ${skipped.join('; ')}` : how;
+      if (name === 'webgpu') setActiveAdapter(adapter);
       return (current = { name, tfName, reason, skipped, ...(name === 'webgpu' ? { adapter } : {}) });
     } catch (e) {
       skipped.push(e instanceof Error ? e.message.split(';')[0] : String(e));

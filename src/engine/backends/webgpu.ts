@@ -110,6 +110,23 @@ interface DeviceLike {
 }
 
 let gpuFailure: string | undefined;
+let activeLimit: number | undefined;
+
+/** Called when TensorFlow.js runs on this adapter: tensors larger than its binding limit are refused. */
+export function setActiveAdapter(a: WebGpuAdapter | undefined): void {
+  activeLimit = a ? Math.min(a.limits.maxStorageBufferBindingSize, a.limits.maxBufferSize) : undefined;
+}
+
+/**
+ * Refuses, before anything is allocated, a tensor the WebGPU adapter cannot bind (one buffer per
+ * tensor): one line naming the tensor, its size, the adapter's limit and what would fit. Does
+ * nothing on the other backends (activeLimit is set only while WebGPU is the backend).
+ */
+export function assertFitsAdapter(what: string, bytes: number, fix = 'a smaller model, a smaller --batch-size or --block-size, or another backend (--backend wasm)'): void {
+  if (activeLimit === undefined || bytes <= activeLimit) return;
+  const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
+  throw new WebGpuError(`WebGPU: ${what} is ${mb(bytes)}, over this adapter's ${mb(activeLimit)} per-buffer limit; try ${fix}`);
+}
 
 /** The first GPU error or device loss seen, as one line with the fix (undefined while all is well). */
 export function webGpuFailure(): string | undefined {

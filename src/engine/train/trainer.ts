@@ -22,6 +22,7 @@ import { AdamW, clipByGlobalNorm, learningRate } from './optim';
 import { GradThreads, autoThreads } from './parallel';
 import { lossAndGrads } from './grad-thread';
 import { takeScalar } from '../read';
+import { assertFitsAdapter } from '../backends/webgpu';
 
 export interface Batch {
   /** Token ids [B, T], row-major. */
@@ -242,6 +243,8 @@ export async function evalLoss(model: GPT, batches: Batch[]): Promise<number> {
  * threads where that helps (parallel.ts).
  */
 export async function lmObjective(stage: string, model: GPT, tokenizer: Tokenizer, data: LmData, cfg: TrainConfig, extraConfig?: Record<string, unknown>): Promise<Objective> {
+  // the largest activation of a step: the logits of a micro-batch, [batch x block, vocabulary]
+  assertFitsAdapter(`the logits of a batch [${cfg.batchSize} x ${model.config.n_positions}, ${model.config.vocab_size}]`, 4 * cfg.batchSize * model.config.n_positions * model.config.vocab_size);
   const evalSet = data.evalBatches();
   const threads = cfg.threads > 0 ? cfg.threads : autoThreads();
   const par = threads > 1 && cfg.batchSize > 1 ? await GradThreads.start(model, threads - 1) : undefined;
