@@ -5,7 +5,7 @@
 import * as vscode from 'vscode';
 import { ModelRole, pickFile as pickDataset, pickModel as pickModelOf } from './host/pickers';
 import { reportFailure } from './host/failure';
-import { readableLine, runDirOf } from './host/log-lines';
+import { isDawnNote, readableLine, runDirOf } from './host/log-lines';
 import { reportDone } from './host/next-step';
 import * as path from 'path';
 import { WorkerClient } from './host/worker-client';
@@ -99,7 +99,8 @@ export function activate(context: vscode.ExtensionContext): void {
               if (/^error\b/.test(line) || /^the worker stopped unexpectedly/.test(line)) {
                 errors.push(line);
                 log.error(line.replace(/^error:\s*/, ''));
-              } else log.info(readableLine(line));
+              } else if (isDawnNote(line)) log.debug(line);
+              else log.info(readableLine(line));
               const dir = runDirOf(line);
               if (dir) {
                 runDir = dir;

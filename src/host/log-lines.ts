@@ -39,3 +39,11 @@ export function readableLine(line: string): string {
     return line;
   }
 }
+
+/**
+ * Dawn's own notes on stderr when WebGPU starts on some adapters ("Warning: maxDynamic... artificially
+ * reduced ..."): about Dawn's internals, nothing a user can act on; kept at debug level.
+ */
+export function isDawnNote(line: string): boolean {
+  return /^Warning: max\w+ artificially reduced from \d+ to \d+/.test(line);
+}

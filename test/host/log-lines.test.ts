@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { tmpDir } from '../helpers';
-import { fileLineOf, readableLine, reasonOf, runDirOf } from '../../src/host/log-lines';
+import { fileLineOf, isDawnNote, readableLine, reasonOf, runDirOf } from '../../src/host/log-lines';
 
 test('a failure\'s reason is the worker\'s first error without its prefixes; the FILE:LINE it names is found in the workspace', () => {
   const ws = tmpDir();
@@ -27,4 +27,10 @@ test('the run folder a stage announces, and a JSON result as words for the log',
   );
   assert.equal(readableLine('sft step 3/80 loss 2.1'), 'sft step 3/80 loss 2.1');
   assert.equal(readableLine('{"type":"result", broken'), '{"type":"result", broken');
+});
+
+test("Dawn's notes about its own limits are told apart from the worker's lines (kept at debug level)", () => {
+  assert.equal(isDawnNote('Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced from 1000000 to 16 to fit dynamic offset allocation limit.'), true);
+  assert.equal(isDawnNote('Warning: the data may be invalid'), false);
+  assert.equal(isDawnNote('rlhf sft: WebGPU: out of GPU memory (...)'), false);
 });

@@ -130,7 +130,7 @@ async function startWasm(): Promise<string> {
   registerWasmSegmentSum();
   if (!(await start('wasm'))) throw new BackendError('the WebAssembly backend failed to start');
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-  return `WebAssembly${simd ? ' with SIMD' : ' without SIMD'} (one thread)`;
+  return `WebAssembly${simd ? ' with SIMD' : ' without SIMD'}`;
 }
 
 async function startCpu(): Promise<string> {
