@@ -18,7 +18,7 @@ const builds = [
   // the extension host's scan thread: datasets and runs are read there (no TensorFlow.js)
   { ...common, entryPoints: ['src/data/scan-worker.ts'], outfile: 'dist/scan-worker.js' },
   // the webview panels: browser bundles (vscode-elements, uPlot, markdown-it included)
-  ...['ranking', 'dashboard'].map((name) => ({
+  ...['ranking', 'dashboard', 'generate'].map((name) => ({
     entryPoints: [`webview/${name}/main.ts`], outfile: `dist/webview/${name}.js`, bundle: true, platform: 'browser', target: 'chrome120', format: 'iife', minify: true, sourcemap: false, logLevel: 'warning',
   })),
 ];
@@ -28,7 +28,7 @@ function copyWebviewAssets() {
   fs.mkdirSync('dist/webview', { recursive: true });
   for (const f of ['codicon.css', 'codicon.ttf']) fs.copyFileSync(`node_modules/@vscode/codicons/dist/${f}`, `dist/webview/${f}`);
   fs.copyFileSync('node_modules/uplot/dist/uPlot.min.css', 'dist/webview/uplot.css');
-  for (const f of ['common.css', 'ranking.css', 'dashboard.css']) fs.copyFileSync(`media/${f}`, `dist/webview/${f}`);
+  for (const f of ['common.css', 'ranking.css', 'dashboard.css', 'generate.css']) fs.copyFileSync(`media/${f}`, `dist/webview/${f}`);
 }
 
 if (watch) {

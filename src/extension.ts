@@ -11,14 +11,15 @@ import * as path from 'path';
 import { WorkerClient } from './host/worker-client';
 import { DatasetStore } from './host/datasets/dataset-store';
 import { ScanClient } from './host/scan-client';
-import { codeBlock, escapeMarkdown } from './data/markdown';
 import { DatasetTreeProvider } from './host/datasets/dataset-tree-provider';
 import { DatasetDiagnostics, DatasetQuickFixes, isDatasetDocument } from './host/datasets/diagnostics';
 import { registerDatasetCommands } from './host/datasets/commands';
 import { RunsTreeProvider } from './host/runs-tree-provider';
-import { generationFlags, generationSettings, stageFlags } from './host/settings';
+import { generationSettings, stageFlags } from './host/settings';
 import { nativeModulesDir, registerProjectCommands } from './host/project-commands';
 import { registerBackendCommands } from './host/backend-commands';
+import { pickPretrain } from './host/pretrain-picks';
+import { GeneratePanel } from './host/panels/generate-panel';
 import * as fs from 'fs';
 import { listRuns, type RunNode } from './data/runs-tree';
 import { registerPanelCommands } from './host/panels/commands';
@@ -49,8 +50,6 @@ export function activate(context: vscode.ExtensionContext): void {
   const runsDir = () => (folder() ? path.resolve(folder()!, runsFolder()) : undefined);
   const runs = new RunsTreeProvider(runsDir, scan);
   // side-by-side generations, shown as read-only Markdown
-  const generated = new Map<string, string>();
-  context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider('rlhf-generate', { provideTextDocumentContent: (u) => generated.get(u.toString()) ?? '' }));
   context.subscriptions.push(runs, vscode.window.createTreeView('rlhf.runs', { treeDataProvider: runs }));
   if (vscode.workspace.workspaceFolders?.[0]) runs.watch(vscode.workspace.workspaceFolders[0], runsFolder());
   setTimeout(() => runs.refresh(), 0); // reading runs waits until activation has returned
@@ -76,7 +75,8 @@ export function activate(context: vscode.ExtensionContext): void {
     current = title;
     // training stages write runs into the configured folder and read their settings
     const stage = argv[0];
-    const full = ['pretrain', 'sft', 'rm', 'ppo', 'dpo', 'grpo', 'rloo'].includes(stage) ? [...argv, ...stageFlags(stage), '--runs-dir', runsDir()!] : argv;
+    // the settings first, then what was picked for this run (the last of a repeated flag wins)
+    const full = ['pretrain', 'sft', 'rm', 'ppo', 'dpo', 'grpo', 'rloo'].includes(stage) ? [stage, ...stageFlags(stage), ...argv.slice(1), '--runs-dir', runsDir()!] : argv;
     await vscode.commands.executeCommand('setContext', 'rlhf.training', true);
     // set once: a command with arguments reassigned on every step would be gone by the time of a click
     status.tooltip = 'RLHF: training. Click to open its dashboard; cancel from the notification or with RLHF: Cancel Training.';
@@ -165,7 +165,11 @@ export function activate(context: vscode.ExtensionContext): void {
   }
 
   context.subscriptions.push(
-    vscode.commands.registerCommand('rlhf.pretrain', () => runStage('Pretrain', ['pretrain'])),
+    vscode.commands.registerCommand('rlhf.pretrain', async () => {
+      if (!vscode.workspace.isTrusted) return void vscode.window.showWarningMessage('RLHF: training is disabled in an untrusted workspace.');
+      const choice = await pickPretrain();
+      if (choice) await runStage('Pretrain', ['pretrain', ...choice.flags]);
+    }),
     vscode.commands.registerCommand('rlhf.trainSft', async () => {
       const data = await pickFile('**/*.sft.jsonl', 'SFT dataset');
       const model = data && (await pickModel('Pretrained model to fine-tune'));
@@ -211,20 +215,13 @@ export function activate(context: vscode.ExtensionContext): void {
       );
       if (!picked) return;
       if (!picked.length) return void vscode.window.showWarningMessage('RLHF: no model was checked; check one or more (click or Space), then OK.');
-      const prompt = await vscode.window.showInputBox({ prompt: 'Prompt', ignoreFocusOut: true, value: context.workspaceState.get<string>('rlhf.lastPrompt') });
+      const prompt = await vscode.window.showInputBox({ prompt: 'Prompt (you can change it, and the settings, in the panel)', ignoreFocusOut: true, value: context.workspaceState.get<string>('rlhf.lastPrompt') });
       if (!prompt) return;
-      await context.workspaceState.update('rlhf.lastPrompt', prompt);
+      const cwd = folder();
+      if (!cwd) return void vscode.window.showErrorMessage('RLHF: open a folder first.');
       const g = generationSettings();
-      const flags = ['--num-samples', String(vscode.workspace.getConfiguration('rlhf.generation').get('samples', 2)), ...generationFlags(g)];
-      const results: { model: string; responses: string[] }[] = [];
-      for (const m of picked) {
-        await runStage(`Generate with ${m.label}`, ['generate', '--model', m.dir, '--prompt', prompt, ...flags], (v) => results.push({ model: m.label, responses: v.responses as string[] }));
-      }
-      if (!results.length) return;
-      const md = [`# ${escapeMarkdown(prompt)}`, '', `temperature ${g.temperature}, top-k ${g.topK}, top-p ${g.topP}, seed ${g.seed}`, '', ...results.flatMap((r) => [`## ${escapeMarkdown(r.model)}`, '', ...r.responses.flatMap((x, i) => [`**${i + 1}.**`, '', codeBlock(x), ''])])].join('\n');
-      const uri = vscode.Uri.from({ scheme: 'rlhf-generate', path: `/Generate ${Date.now()}.md` });
-      generated.set(uri.toString(), md);
-      await vscode.commands.executeCommand('markdown.showPreviewToSide', uri);
+      const samples = vscode.workspace.getConfiguration('rlhf.generation').get<number>('samples', 2);
+      GeneratePanel.open(context, cwd, picked.map((m) => ({ label: m.label, dir: m.dir })), prompt, { temperature: g.temperature, topP: g.topP, topK: g.topK, maxTokens: g.maxTokens, samples: Math.min(8, Math.max(1, samples)), seed: g.seed });
     }),
     vscode.commands.registerCommand('rlhf.cancel', () => worker.cancel()),
     vscode.commands.registerCommand('rlhf.runs.refresh', () => runs.refresh()),
@@ -255,6 +252,7 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
   );
   registerPanelCommands(context, { runsDir, pickModel, runStage });
+  void openWalkthroughOnce(context);
   log.info(`RLHF Studio activated in ${(performance.now() - t0).toFixed(1)} ms`);
 }
 
@@ -291,3 +289,17 @@ function activateDatasets(context: vscode.ExtensionContext, scan: ScanClient): (
 }
 
 export function deactivate(): void {}
+
+/**
+ * The walkthrough opens once, on the first activation after install in a folder without datasets
+ * (a first hour: nothing to browse yet), as VS Code does for extensions installed from the
+ * Marketplace view but not for a VSIX or a command-line install. The user's
+ * workbench.welcomePage.walkthroughs.openOnInstall = false is respected.
+ */
+async function openWalkthroughOnce(context: vscode.ExtensionContext): Promise<void> {
+  if (context.globalState.get<boolean>('rlhf.walkthroughOpened')) return;
+  if (!vscode.workspace.getConfiguration('workbench.welcomePage.walkthroughs').get<boolean>('openOnInstall', true)) return;
+  if ((await vscode.workspace.findFiles('**/*.{sft,rm,ppo}.jsonl', '**/node_modules/**', 1)).length) return;
+  await context.globalState.update('rlhf.walkthroughOpened', true);
+  await vscode.commands.executeCommand('workbench.action.openWalkthrough', `${context.extension.id}#rlhf.gettingStarted`, false);
+}

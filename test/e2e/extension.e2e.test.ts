@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Page } from 'playwright-core';
-import { Session, choose, e2eTest, openRlhfView, openVsCode, quickInputFocused, runCommand } from './harness';
+import { Session, choose, e2eTest, openRlhfView, openVsCode, pickItem, quickInputFocused, runCommand } from './harness';
 
 let vs: Session;
 let page: Page;
@@ -100,6 +100,16 @@ e2eTest('problems follow the user\'s edits, before the file is saved', async () 
 e2eTest('a tiny training run started from the command palette shows progress in the status bar and appears in the Runs view', async () => {
   await page.keyboard.press('Escape');
   await runCommand(page, 'RLHF: Pretrain');
+  // it asks for the corpus (the bundled Moby-Dick first) and the size (the settings' first, when set)
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Moby-Dick (bundled)' }).first().waitFor({ timeout: 30_000 });
+  assert.match((await page.locator('.quick-input-list .monaco-list-row').allInnerTexts())[0], /^Moby-Dick \(bundled\)/);
+  await pickItem(page, 'Moby-Dick');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Medium' }).first().waitFor({ timeout: 30_000 });
+  const sizes = await page.locator('.quick-input-list .monaco-list-row').allInnerTexts();
+  assert.match(sizes[0], /^From your settings[\s\S]*layers 1, heads 2, embd 32/);
+  assert.match(sizes[1], /^Tiny[\s\S]*4 layers, 4 heads, 128 wide · 0\.8M parameters/);
+  await shot('pretrain-size-pick');
+  await pickItem(page, 'From your settings');
   // the status bar item shows stage, step/total and loss while the worker trains
   const status = page.locator('.statusbar-item', { hasText: /pretrain \d+\/40 loss/ });
   await status.first().waitFor({ timeout: 60_000 });
@@ -124,6 +134,8 @@ e2eTest('cancel stops a run at a checkpoint, and the Runs view offers to resume 
   fs.writeFileSync(path.join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'rlhf.pretrain.steps': 20000, 'rlhf.pretrain.layers': 1, 'rlhf.pretrain.heads': 2, 'rlhf.pretrain.embd': 32, 'rlhf.pretrain.block': 32, 'rlhf.pretrain.batchSize': 4 }));
   await page.waitForTimeout(1500);
   await runCommand(page, 'RLHF: Pretrain');
+  await pickItem(page, 'Moby-Dick');
+  await pickItem(page, 'From your settings');
   const status = page.locator('.statusbar-item', { hasText: /pretrain \d+\/20000/ });
   await status.first().waitFor({ timeout: 60_000 });
   // the status bar item opens the running run's dashboard, which follows the run live
@@ -168,8 +180,21 @@ e2eTest('Generate shows the chosen models\' responses side by side', async () =>
   await page.locator('.quick-input-message', { hasText: 'Prompt' }).first().waitFor({ timeout: 30_000 });
   await page.keyboard.insertText('Tell me about the ferry.');
   await page.keyboard.press('Enter');
+  // a webview: the prompt and settings on top, a column per model filling in as it is written
   const frame = page.frameLocator('iframe.webview.ready:visible').last().frameLocator('#active-frame');
   await frame.locator('h2', { hasText: 'models/base-char' }).waitFor({ timeout: 60_000 });
+  await frame.locator('.state-done').waitFor({ timeout: 60_000 });
+  assert.match(await frame.locator('.column .state').innerText(), /^done · \d+ tokens\/s$/);
   assert.equal(await frame.locator('pre').count(), 2, 'two responses (rlhf.generation.samples)');
+  assert.equal(await frame.locator('#prompt').inputValue(), 'Tell me about the ferry.');
+  assert.equal(await frame.locator('button[aria-label="Copy response 2"]').count(), 1);
   await shot('generate');
+  // the settings on top apply to the next generation: greedy decoding gives both samples the same text
+  await frame.locator('#s-temperature').fill('0');
+  await frame.locator('#go').click();
+  await frame.locator('.state-done').waitFor({ state: 'detached', timeout: 30_000 });
+  await frame.locator('.state-done').waitFor({ timeout: 60_000 });
+  const texts = await frame.locator('pre').allInnerTexts();
+  assert.equal(texts.length, 2);
+  assert.equal(texts[0], texts[1], 'temperature 0: the same tokens for every sample');
 });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { FrameLocator, Page } from 'playwright-core';
-import { Session, e2eTest, openVsCode, pickItem, runCommand } from './harness';
+import { Session, checkItems, e2eTest, openVsCode, pickItem, runCommand } from './harness';
 
 let vs: Session;
 let page: Page;
@@ -18,7 +18,7 @@ const runsDir = () => path.join(vs.workspace, '.rlhf', 'runs');
 
 before(async () => {
   // a new user's empty folder
-  vs = await openVsCode({ trusted: true, empty: true, settings: { 'rlhf.sft.steps': 80 } });
+  vs = await openVsCode({ trusted: true, empty: true, walkthroughOnInstall: true, settings: { 'rlhf.sft.steps': 80, 'rlhf.rm.steps': 20, 'rlhf.ppo.iterations': 3, 'rlhf.generation.maxTokens': 40 } });
   page = vs.page;
   await page.locator('.activitybar [aria-label="RLHF"]').first().click({ timeout: 60_000 });
 });
@@ -27,6 +27,9 @@ e2eTest('an empty folder shows what to do; New RLHF Project fills the Datasets v
   const welcome = page.locator('.welcome-view-content', { hasText: 'No datasets in this folder yet' });
   await welcome.waitFor({ timeout: 60_000 });
   await page.locator('.welcome-view-content', { hasText: 'No runs yet' }).waitFor({ timeout: 30_000 });
+  // the first activation after install opened the walkthrough (once)
+  await page.locator('.tab', { hasText: 'Walkthrough: RLHF Studio' }).first().waitFor({ timeout: 30_000 });
+  await page.locator('.gettingStartedContainer', { hasText: 'Get started with RLHF Studio' }).first().waitFor({ timeout: 30_000 });
   await vs.shot('empty-folder-welcome');
   const t0 = Date.now();
   await welcome.locator('a.monaco-button', { hasText: 'New RLHF Project' }).click();
@@ -110,6 +113,58 @@ e2eTest('a run is in the Runs view within 2 s of its start; the Runs view and th
   await view().locator('.legend .status.completed').waitFor({ timeout: 10_000 });
   assert.equal(JSON.parse(fs.readFileSync(path.join(runsDir(), id, 'run.json'), 'utf8')).status, 'completed');
   await vs.shot('run-completed');
+});
+
+e2eTest('the first hour goes on: a reward model from the SFT model, PPO with both, its dashboard, ranking its answers, Generate side by side', async () => {
+  await runCommand(page, 'View: Close All Editors');
+  const sft = fs.readdirSync(runsDir()).find((d) => d.startsWith('sft-'))!;
+  // the reward model, from the SFT model
+  await runCommand(page, 'RLHF: Train Reward Model');
+  await pickItem(page, 'data/reviews.rm.jsonl');
+  await pickItem(page, `${sft}/checkpoints/final`);
+  const rmDone = page.locator('.notifications-toasts .notification-toast', { hasText: 'Train Reward Model finished' });
+  await rmDone.waitFor({ timeout: 180_000 });
+  assert.match(await rmDone.innerText(), /the model is in \.rlhf\/runs\/rm-[^/]+\/checkpoints\/final \(eval acc \d\.\d+\)/);
+  await vs.shot('walk-rm-finished');
+  // PPO from its notification: the reward model just made is offered first as the reward model
+  await rmDone.locator('.monaco-button', { hasText: 'Run PPO with it' }).click();
+  await pickItem(page, 'data/reviews.ppo.jsonl');
+  await pickItem(page, `${sft}/checkpoints/final`);
+  const rm = fs.readdirSync(runsDir()).find((d) => d.startsWith('rm-'))!;
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: rm }).first().waitFor({ timeout: 30_000 });
+  assert.match((await page.locator('.quick-input-list .monaco-list-row').allInnerTexts())[0], new RegExp(`^\\.rlhf/runs/${rm}/checkpoints/final`));
+  await pickItem(page, `${rm}/checkpoints/final`);
+  const ppoDone = page.locator('.notifications-toasts .notification-toast', { hasText: 'Run PPO finished' });
+  await ppoDone.waitFor({ timeout: 300_000 });
+  await vs.shot('walk-ppo-finished');
+  const ppo = fs.readdirSync(runsDir()).find((d) => d.startsWith('ppo-'))!;
+  // its dashboard, from the notification
+  await ppoDone.locator('.monaco-button', { hasText: 'Open Dashboard' }).click();
+  await view().locator('.card[data-metric="objective/scores"] canvas').first().waitFor({ timeout: 60_000 });
+  await view().locator('.legend .status.completed').waitFor({ timeout: 10_000 });
+  await vs.shot('walk-ppo-dashboard');
+  // ranking the PPO model's answers
+  await runCommand(page, 'RLHF: Rank Responses');
+  await pickItem(page, 'data/reviews.ppo.jsonl');
+  await pickItem(page, `${ppo}/checkpoints/final`);
+  await pickItem(page, 'data/rankings.rm.jsonl');
+  const r = view();
+  await r.locator('.card').nth(3).waitFor({ timeout: 60_000 });
+  await r.locator('.prompt h2').click();
+  for (const k of ['2', '4', '1']) await page.keyboard.press(k);
+  await r.locator('.rank.implied').waitFor({ timeout: 5_000 });
+  await vs.shot('walk-ranking-ppo-answers');
+  // Generate: the SFT and the PPO model side by side
+  await runCommand(page, 'RLHF: Generate');
+  await checkItems(page, [`${sft}/checkpoints/final`, `${ppo}/checkpoints/final`]);
+  await page.locator('.quick-input-message', { hasText: 'Prompt' }).first().waitFor({ timeout: 30_000 });
+  await page.keyboard.insertText('Write a review of the candle shop.');
+  await page.keyboard.press('Enter');
+  const g = page.frameLocator('iframe.webview.ready:visible').last().frameLocator('#active-frame');
+  await g.locator('.column').nth(1).waitFor({ timeout: 30_000 });
+  assert.equal(await g.locator('.column').count(), 2);
+  await g.locator('.column .state-done').nth(1).waitFor({ timeout: 120_000 });
+  await vs.shot('walk-generate-side-by-side');
 });
 
 e2eTest('Run Full Pipeline asks first, says what it does and how long; its runs are in the Runs view; its cancel message is true', async () => {

@@ -38,7 +38,7 @@ function freePort(): Promise<number> {
 }
 
 /** Starts VS Code on a fresh copy of the example workspace (plus a bad RM file and settings), or on an empty folder. */
-export async function openVsCode(o: { trusted: boolean; settings?: Record<string, unknown>; prepare?: (workspace: string) => void; empty?: boolean }): Promise<Session> {
+export async function openVsCode(o: { trusted: boolean; settings?: Record<string, unknown>; prepare?: (workspace: string) => void; empty?: boolean; walkthroughOnInstall?: boolean }): Promise<Session> {
   const cache: string = ensureE2E();
   if (!packaged) {
     const pkg = spawnSync('npm', ['run', 'package', '--silent'], { cwd: ROOT, encoding: 'utf8' });
@@ -58,7 +58,7 @@ export async function openVsCode(o: { trusted: boolean; settings?: Record<string
   o.prepare?.(workspace);
   // no welcome page or walkthrough opening over the editors under test at some later moment
   fs.mkdirSync(path.join(data, 'User'), { recursive: true });
-  fs.writeFileSync(path.join(data, 'User', 'settings.json'), JSON.stringify({ 'workbench.startupEditor': 'none', 'workbench.welcomePage.walkthroughs.openOnInstall': false, 'update.showReleaseNotes': false, 'workbench.tips.enabled': false }));
+  fs.writeFileSync(path.join(data, 'User', 'settings.json'), JSON.stringify({ 'workbench.startupEditor': 'none', 'workbench.welcomePage.walkthroughs.openOnInstall': o.walkthroughOnInstall ?? false, 'update.showReleaseNotes': false, 'workbench.tips.enabled': false }));
   const entry = path.join(cache, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
   const install = spawnSync(process.execPath, [entry, '--user-data-dir', data, '--extensions-dir', exts, '--install-extension', path.join(ROOT, 'rlhf-studio.vsix')], { encoding: 'utf8' });
   assert.match(install.stdout, /successfully installed/, install.stderr);

@@ -62,7 +62,10 @@ e2eTest('ranking with the keyboard appends the exact K-way record to the RM file
   await w.locator('vscode-textarea textarea').fill('close call between 1 and 4');
   await w.locator('.prompt h2').click(); // focus back on the page, away from the comment
   for (const k of ['3', '1', '4', 't']) await page.keyboard.press(k);
-  assert.equal(await w.locator('#order-text').innerText(), 'Ranking: 3 > 1 = 4');
+  // the one response left is shown last before the submission, not only ranked so at submit
+  assert.equal(await w.locator('#order-text').innerText(), 'Ranking: 3 > 1 = 4 > 2 (2, the one left, last)');
+  assert.equal(await w.locator('.rank.implied .chip').innerText(), '2');
+  await vs.shot('ranking-last-implied');
   const t0 = Date.now();
   await page.keyboard.press('Enter');
   await until(() => lines().length === 1, 'the appended record');
@@ -92,9 +95,10 @@ e2eTest('ranking with the keyboard appends the exact K-way record to the RM file
   // change it with Backspace and submit again: Enter completes it, the response left is last
   await w.locator('.prompt h2').click();
   await page.keyboard.press('Backspace');
-  assert.equal(await w.locator('#order-text').innerText(), 'Ranking: 3 > 1 = 4', 'Backspace takes back the response placed last by Enter');
+  assert.equal(await w.locator('#order-text').innerText(), 'Ranking: 3 > 1 = 4 > 2 (2, the one left, last)', 'Backspace takes back the response placed last by Enter (shown as the one left again)');
+  assert.equal(await w.locator('.rank.implied').count(), 1);
   await page.keyboard.press('Backspace');
-  assert.equal(await w.locator('#order-text').innerText(), 'Ranking: 3 > 1 > 4', 'then the tie');
+  assert.equal(await w.locator('#order-text').innerText(), 'Ranking: 3 > 1 > 4 > 2 (2, the one left, last)', 'then the tie');
   await page.keyboard.press('Enter');
   await until(() => lines().length === 1, 'the record again');
   assert.deepEqual(JSON.parse(lines()[0]).ranks, [2, 4, 1, 3]);

@@ -275,6 +275,12 @@ function trainDpoButton(records: number): HTMLElement {
   });
 }
 
+function orderText(): string {
+  if (!ui.order.length) return 'Not ranked yet';
+  const done = k() > 1 ? completed(ui.order, k()) : undefined;
+  return done && done !== ui.order ? `Ranking: ${describe(done)} (${done[done.length - 1][0] + 1}, the one left, last)` : `Ranking: ${describe(ui.order)}`;
+}
+
 function rankingStrip(): HTMLElement {
   const strip = h('div', { class: 'strip', role: 'list', 'aria-label': 'Your ranking, best first' });
   const gap = (at: number) => {
@@ -293,6 +299,19 @@ function rankingStrip(): HTMLElement {
     dropTarget(box, (i) => step(moveTo(ui.order, i, r, true)));
     strip.append(box);
   });
+  // one response left: it can only be last, and is shown there now (Enter submits it so)
+  const done = k() > 1 ? completed(ui.order, k()) : undefined;
+  if (done && done !== ui.order) {
+    const last = done[done.length - 1][0];
+    strip.append(gap(ui.order.length));
+    const box = h('div', { class: 'rank implied', role: 'listitem', title: 'The only response left: it is ranked last when you submit (drag it elsewhere to change that)', 'aria-label': `Rank ${done.length}: response ${last + 1}, the only one left` },
+      h('span', { class: 'rank-no' }, `#${done.length}`));
+    const chip = h('span', { class: 'chip' }, String(last + 1));
+    draggable(chip, last);
+    box.append(chip);
+    strip.append(box);
+    return strip;
+  }
   const end = h('div', { class: 'rank next', 'aria-hidden': 'true' }, ui.order.length ? 'next…' : 'Drop the best response here, or press its number');
   dropTarget(end, (i) => step(moveTo(ui.order, i, ui.order.length)));
   strip.append(end);
@@ -314,7 +333,7 @@ function updateCard(i: number, text: string): void {
     draggable(c, i);
     cardsEl.append(c);
   }
-  const r = rankOf(ui.order, i);
+  const r = rankOf(completed(ui.order, k()) ?? ui.order, i); // the last one left shows its rank too
   const open = ui.expanded.includes(i);
   const shown = cardShown.get(c) ?? { head: '', body: '' };
   const [head, body] = [c.firstElementChild as HTMLElement, c.lastElementChild as HTMLElement];
@@ -503,7 +522,7 @@ function render(): void {
     ]);
     refill(statusSlot, [it.complete, session?.k], () => (it.complete ? [] : [h('p', { class: 'generating', role: 'status' }, h('vscode-progress-ring', { 'aria-label': 'Generating' }), ` Generating ${session?.k ?? ''} responses…`)]));
     refill(rankingSlot, [ui.order, k()], () => [
-      h('section', { class: 'ranking', 'aria-label': 'Ranking' }, rankingStrip(), h('p', { class: 'order', id: 'order-text', 'aria-live': 'polite' }, ui.order.length ? `Ranking: ${describe(ui.order)}` : 'Not ranked yet')),
+      h('section', { class: 'ranking', 'aria-label': 'Ranking' }, rankingStrip(), h('p', { class: 'order', id: 'order-text', 'aria-live': 'polite' }, orderText())),
       keysHelp(),
     ]);
     const n = Math.max(it.responses.length, it.complete ? 0 : session?.k ?? 0);
