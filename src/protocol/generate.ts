@@ -32,7 +32,9 @@ export type GenerateToHost =
   | { type: 'ready' }
   | { type: 'generate'; prompt: string; settings: GenerateSettings }
   | { type: 'stop' }
-  | { type: 'copy'; text: string };
+  | { type: 'copy'; text: string }
+  /** Rank the responses shown (every column's, in order) in the ranking panel. */
+  | { type: 'rankThese' };
 
 export const MAX_PROMPT = 100_000;
 export const MAX_SAMPLES = 8;
@@ -52,6 +54,7 @@ export function parseGenerateToHost(v: unknown): GenerateToHost | undefined {
   switch (v.type) {
     case 'ready':
     case 'stop':
+    case 'rankThese':
       return { type: v.type };
     case 'generate':
       return isStr(v.prompt) && v.prompt.trim() !== '' && v.prompt.length <= MAX_PROMPT && isSettings(v.settings) ? { type: 'generate', prompt: v.prompt, settings: v.settings } : undefined;

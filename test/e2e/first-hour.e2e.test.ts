@@ -150,21 +150,48 @@ e2eTest('the first hour goes on: a reward model from the SFT model, PPO with bot
   await pickItem(page, 'data/rankings.rm.jsonl');
   const r = view();
   await r.locator('.card').nth(3).waitFor({ timeout: 60_000 });
+  // the responses written (the panel refuses to rank half-written ones), then ranked
+  await r.locator('#regenerate:not([disabled])').waitFor({ timeout: 120_000 });
   await r.locator('.prompt h2').click();
   for (const k of ['2', '4', '1']) await page.keyboard.press(k);
   await r.locator('.rank.implied').waitFor({ timeout: 5_000 });
   await vs.shot('walk-ranking-ppo-answers');
   // Generate: the SFT and the PPO model side by side
   await runCommand(page, 'RLHF: Generate');
-  await checkItems(page, [`${sft}/checkpoints/final`, `${ppo}/checkpoints/final`]);
+  await checkItems(page, [`.rlhf/runs/${sft}/checkpoints/final`, `.rlhf/runs/${ppo}/checkpoints/final`]);
   await page.locator('.quick-input-message', { hasText: 'Prompt' }).first().waitFor({ timeout: 30_000 });
   await page.keyboard.insertText('Write a review of the candle shop.');
   await page.keyboard.press('Enter');
   const g = page.frameLocator('iframe.webview.ready:visible').last().frameLocator('#active-frame');
   await g.locator('.column').nth(1).waitFor({ timeout: 30_000 });
   assert.equal(await g.locator('.column').count(), 2);
+  // side by side: the two columns start at the same height
+  const [a, b] = [await g.locator('.column').nth(0).boundingBox(), await g.locator('.column').nth(1).boundingBox()];
+  assert.ok(a && b && Math.abs(a.y - b.y) < 2 && b.x > a.x + a.width - 1, `columns at ${JSON.stringify([a, b])}`);
   await g.locator('.column .state-done').nth(1).waitFor({ timeout: 120_000 });
   await vs.shot('walk-generate-side-by-side');
+  // Rank these: the four responses shown (2 per model) in the ranking panel, into an RM file
+  const shown = await g.locator('pre').allInnerTexts();
+  await g.locator('#rank').click();
+  await pickItem(page, 'data/rankings.rm.jsonl');
+  const rk = view();
+  await rk.locator('text=the responses of 2 model(s) from Generate').waitFor({ timeout: 30_000 });
+  assert.equal(await rk.locator('.card').count(), 4);
+  await rk.locator('.prompt h2').click();
+  for (const k of ['4', '1', '3']) await page.keyboard.press(k);
+  await vs.shot('walk-rank-these');
+  await page.keyboard.press('Enter');
+  const file = path.join(vs.workspace, 'data', 'rankings.rm.jsonl');
+  const t0 = Date.now();
+  while (!(fs.existsSync(file) && fs.readFileSync(file, 'utf8').trim())) {
+    assert.ok(Date.now() - t0 < 15_000, 'no ranking written');
+    await page.waitForTimeout(100);
+  }
+  const rec = JSON.parse(fs.readFileSync(file, 'utf8').trim().split('\n').at(-1)!);
+  assert.equal(rec.prompt, 'Write a review of the candle shop.');
+  assert.deepEqual([...rec.responses].sort(), [...shown].sort(), 'the responses shown, in a random order (the columns would tell who wrote what)');
+  assert.deepEqual(rec.ranks, [2, 4, 3, 1]);
+  assert.equal(rec.model, `.rlhf/runs/${sft}/checkpoints/final + .rlhf/runs/${ppo}/checkpoints/final`);
 });
 
 e2eTest('Run Full Pipeline asks first, says what it does and how long; its runs are in the Runs view; its cancel message is true', async () => {

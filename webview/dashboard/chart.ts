@@ -82,6 +82,8 @@ function sparse(r: RunSeries): boolean {
 
 const allPositive = (runs: RunSeries[]) => runs.every((r) => r.y.every((v) => v === null || v > 0));
 
+const STEP_INCRS = [1, 2, 5].flatMap((m) => [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7].map((p) => m * p)).sort((a, b) => a - b);
+
 export class MetricChart {
   private u: uPlot | undefined;
   private key = '';
@@ -124,6 +126,8 @@ export class MetricChart {
       label,
       values: label ? (_u, vals) => vals.map((v) => o.formatX(v)) : (_u, vals) => vals.map(tick),
       size: label ? 40 : 62,
+      // steps are whole numbers: ticks at 1, 2, 5, 10, ... apart, never at 1.5 (shown as a second "2")
+      ...(label === 'step' ? { incrs: STEP_INCRS } : {}),
     });
     const width = Math.max(200, this.el.clientWidth);
     this.u = new uPlot(

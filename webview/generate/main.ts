@@ -55,13 +55,17 @@ function renderSetup(prompt: string): void {
         ...FIELDS.map((f) => h('label', { class: 'field', title: f.title }, f.label, h('input', { id: `s-${f.key}`, type: 'number', step: f.step, min: f.min, max: f.max, value: String(settings?.[f.key] ?? '') }))),
         h('button', { id: 'go', class: 'primary', title: 'Generate (Ctrl+Enter)' }, 'Generate'),
         h('button', { id: 'stop', class: 'secondary', title: 'Stop (Escape)' }, 'Stop'),
+        h('button', { id: 'rank', class: 'secondary', title: 'Rank every response shown, best first, into an RM file (2 to 9 responses)' }, 'Rank these'),
       ),
     ),
-    h('main', { class: 'columns', style: `grid-template-columns: repeat(${Math.max(1, models.length)}, minmax(240px, 1fr))` }, ...models.map((m) => h('section', { class: 'column', 'data-model': String(m.id), 'aria-label': m.label }))),
+    h('main', { class: 'columns' }, ...models.map((m) => h('section', { class: 'column', 'data-model': String(m.id), 'aria-label': m.label }))),
   );
+  // through the CSSOM: the panel's Content-Security-Policy refuses style attributes
+  (app.querySelector('main.columns') as HTMLElement).style.gridTemplateColumns = `repeat(${Math.max(1, models.length)}, minmax(240px, 1fr))`;
   (document.getElementById('prompt') as HTMLTextAreaElement).value = prompt;
   document.getElementById('go')!.addEventListener('click', generate);
   document.getElementById('stop')!.addEventListener('click', () => vscode.post({ type: 'stop' }));
+  document.getElementById('rank')!.addEventListener('click', () => vscode.post({ type: 'rankThese' }));
   for (const m of models) renderColumn(m.id);
 }
 

@@ -26,6 +26,8 @@ interface UiState {
   elapsedMs: number;
   expanded: number[];
   guidelinesOpen: boolean;
+  /** Which session the state belongs to: another session's ranking in progress is not this one's. */
+  session?: string;
 }
 
 const fresh = (index: number, guidelinesOpen = false): UiState => ({ index, order: [], history: [], flags: [], comment: '', elapsedMs: 0, expanded: [], guidelinesOpen });
@@ -72,12 +74,20 @@ window.addEventListener('pagehide', () => {
 
 function receive(m: HostToRanking): void {
   switch (m.type) {
-    case 'session':
+    case 'session': {
+      const key = JSON.stringify([m.session.title, m.session.target, m.session.model, m.session.k, m.session.evaluation ?? false]);
+      if (ui.session !== undefined && ui.session !== key) {
+        ui = fresh(-1, ui.guidelinesOpen);
+        lastSubmitted = undefined;
+      }
+      ui.session = key;
+      save();
       session = m.session;
       break;
+    }
     case 'item':
       if (m.index !== ui.index) {
-        ui = lastSubmitted && lastSubmitted.index === m.index ? { ...lastSubmitted, guidelinesOpen: ui.guidelinesOpen } : fresh(m.index, ui.guidelinesOpen);
+        ui = { ...(lastSubmitted && lastSubmitted.index === m.index ? { ...lastSubmitted, guidelinesOpen: ui.guidelinesOpen } : fresh(m.index, ui.guidelinesOpen)), session: ui.session };
         since = undefined;
         save();
       }
@@ -120,6 +130,8 @@ function receive(m: HostToRanking): void {
 
 function step(next: Order): void {
   if (next === ui.order) return;
+  // a ranking of responses still being written would rank half-read text
+  if (item && !item.complete && !session?.evaluation) return say('Wait until all responses are written, then rank them.');
   ui.history = [...ui.history, ui.order];
   ui.order = next;
   save();

@@ -128,6 +128,18 @@ export function registerPanelCommands(ctx: vscode.ExtensionContext, deps: PanelD
       await startRanking({ file });
     }),
     vscode.commands.registerCommand('rlhf.compareModels', compareModels),
+    // from the Generate panel: rank the responses it shows (2 to 9), into an RM file
+    vscode.commands.registerCommand('rlhf.rankThese', async (arg?: unknown) => {
+      const a = arg as { prompt?: unknown; responses?: unknown; models?: unknown } | undefined;
+      const ok = typeof a?.prompt === 'string' && Array.isArray(a.responses) && a.responses.every((r) => typeof r === 'string') && Array.isArray(a.models) && a.models.length === a.responses.length && a.models.every((m) => typeof m === 'string');
+      if (!ok) return;
+      const { prompt, responses, models } = a as { prompt: string; responses: string[]; models: string[] };
+      if (responses.length < 2 || responses.length > 9) return void vscode.window.showWarningMessage(`RLHF: a ranking has 2 to 9 responses; the panel shows ${responses.length}. Change the samples or the models, then Rank these.`);
+      if (!folder()) return void vscode.window.showErrorMessage('RLHF: open a folder first; rankings are written inside it.');
+      if (!vscode.workspace.isTrusted) return void vscode.window.showWarningMessage('RLHF: ranking writes files; trust this workspace first.');
+      const target = await pickTarget(undefined);
+      if (target) await RankingPanel.open(ctx, { source: { prompt, responses, models }, target, model: models[0], skipped: [] });
+    }),
     vscode.commands.registerCommand('rlhf.rankPrompt', async () => {
       const prompt = await vscode.window.showInputBox({ prompt: 'Prompt to rank responses for', ignoreFocusOut: true, value: ctx.workspaceState.get<string>('rlhf.lastPrompt') });
       if (!prompt?.trim()) return;

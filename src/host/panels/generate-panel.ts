@@ -5,6 +5,7 @@
  * Copy puts a response (or a column) on the clipboard.
  */
 import * as vscode from 'vscode';
+import { randomInt } from 'crypto';
 import { webviewHtml, webviewOptions } from './webview-html';
 import { WorkerClient } from '../worker-client';
 import { nativeModulesDir } from '../project-commands';
@@ -26,6 +27,8 @@ export class GeneratePanel {
   private activeRun = 0;
   private running: Promise<number> | undefined;
   private ready = false;
+  /** The complete responses of each model (by column) from the last generation. */
+  private readonly last = new Map<number, string[]>();
 
   static open(ctx: vscode.ExtensionContext, folder: string, models: GenerateModelChoice[], prompt: string, settings: GenerateSettings): void {
     if (GeneratePanel.current) {
@@ -75,6 +78,15 @@ export class GeneratePanel {
       this.worker.kill();
     } else if (m.type === 'copy') {
       await vscode.env.clipboard.writeText(m.text);
+    } else if (m.type === 'rankThese') {
+      if (this.running) return void vscode.window.showInformationMessage('RLHF: the models are still writing; Rank these once they are done.');
+      const shown = [...this.last.entries()].sort((a, b) => a[0] - b[0]).flatMap(([id, r]) => r.map((text) => ({ text, model: this.models[id].dir })));
+      // in a random order: the columns' order would tell the annotator which model wrote what
+      for (let i = shown.length - 1; i > 0; i--) {
+        const j = randomInt(i + 1);
+        [shown[i], shown[j]] = [shown[j], shown[i]];
+      }
+      await vscode.commands.executeCommand('rlhf.rankThese', { prompt: this.prompt, responses: shown.map((x) => x.text), models: shown.map((x) => x.model) });
     }
   }
 
@@ -88,6 +100,7 @@ export class GeneratePanel {
     if (gen !== this.generation) return; // a newer request came while the old worker stopped
     await this.ctx.workspaceState.update('rlhf.lastPrompt', this.prompt);
     const s = this.settings;
+    this.last.clear();
     for (const [id] of this.models.entries()) this.post({ type: 'column', id, state: 'waiting', responses: [], finished: [] });
     for (const [id, model] of this.models.entries()) {
       if (gen !== this.generation) break;
@@ -103,6 +116,7 @@ export class GeneratePanel {
           if (gen !== this.generation || !Array.isArray(v.responses)) return;
           last = { responses: (v.responses as unknown[]).map(String), finished: Array.isArray(v.finished) ? (v.finished as unknown[]).map(Boolean) : [] };
           const done = v.partial !== true;
+          if (done) this.last.set(id, last.responses);
           this.post({ type: 'column', id, state: done ? 'done' : 'generating', ...last, ...(done && typeof v.tokens_per_second === 'number' ? { tokensPerSecond: v.tokens_per_second } : {}) });
         },
       });

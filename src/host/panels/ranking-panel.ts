@@ -5,6 +5,7 @@
  * A submission is appended and fsynced before the panel moves on (src/data/append.ts).
  */
 import * as vscode from 'vscode';
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -23,8 +24,11 @@ import { EvalHeader, EvalItem, readItems, readVotes } from '../../data/evaluatio
 
 /** What a session is made of; kept in workspace state so it survives closing and reloading. */
 export interface RankingSessionConfig {
-  /** A PPO or RM file of prompts, or one typed prompt. */
-  source: { file: string } | { prompt: string };
+  /**
+   * A PPO or RM file of prompts, one typed prompt, or one prompt with responses already written
+   * (Generate's "Rank these": the responses of several models, `models` naming who wrote them).
+   */
+  source: { file: string } | { prompt: string } | { prompt: string; responses: string[]; models: string[] };
   target: string;
   model: string;
   skipped: number[];
@@ -117,6 +121,8 @@ export class RankingPanel {
       this.votes = votes;
       this.file = { ranked: new Set([...voted].map(itemKey)), rankings: [], preferences: votes.length };
     } else this.file = readRankingFile(this.config.target, this.annotator());
+    // Generate's responses are done once this session submitted them (an undo takes that back)
+    if ('responses' in this.config.source && this.submitted.some((x) => x.index === 0) && this.items[0]?.key) this.file.ranked.add(this.items[0].key);
   }
 
   private annotator(): string {
@@ -124,6 +130,7 @@ export class RankingPanel {
   }
   private k(): number {
     if (this.config.evaluation) return 2;
+    if ('responses' in this.config.source) return this.config.source.responses.length;
     return Math.min(9, Math.max(2, Math.round(vscode.workspace.getConfiguration('rlhf.ranking').get<number>('k', 4))));
   }
 
@@ -148,6 +155,12 @@ export class RankingPanel {
     } else this.items = [{ prompt: config.source.prompt, context: promptTemplate(config.source.prompt) }];
     this.reread();
     this.generated.clear();
+    // Generate's responses: written already, nothing to generate
+    if ('responses' in config.source) {
+      this.generated.set(0, config.source.responses);
+      // these responses, not the prompt, are what is ranked: a prompt ranked before is ranked again
+      this.items[0].key = `generate:${createHash('sha256').update(JSON.stringify(config.source.responses)).digest('hex').slice(0, 16)}`;
+    }
     // an evaluation's responses were made with its items: nothing to generate
     this.evalItems.forEach((x, i) => this.generated.set(i, [x.left.response, x.right.response]));
     this.attempts.clear();
@@ -165,13 +178,19 @@ export class RankingPanel {
     void this.panel.webview.postMessage(m);
   }
 
+  /** Who wrote the responses: the model, or Generate's models joined with " + ". */
+  private modelLabel(): string {
+    const rel = (p: string) => vscode.workspace.asRelativePath(p);
+    return 'models' in this.config.source ? [...new Set(this.config.source.models.map(rel))].join(' + ') : rel(this.config.model);
+  }
+
   private sessionInfo() {
     const rel = (p: string) => vscode.workspace.asRelativePath(p);
     const gfile = vscode.workspace.getConfiguration('rlhf.ranking').get<string>('guidelines', 'guidelines.md');
     const gpath = gfile ? path.resolve(this.folder(), gfile) : undefined;
     let guidelines: string | undefined;
     if (gpath && fs.existsSync(gpath) && insideFolder(gpath, this.folder())) guidelines = readHead(gpath, GUIDELINES_LIMIT);
-    const source = 'file' in this.config.source ? rel(this.config.source.file) : 'a typed prompt';
+    const source = 'file' in this.config.source ? rel(this.config.source.file) : 'responses' in this.config.source ? `the responses of ${new Set(this.config.source.models).size} model(s) from Generate` : 'a typed prompt';
     if (this.config.evaluation && this.evalHeader) {
       const g = this.evalHeader.generation;
       return {
@@ -191,10 +210,10 @@ export class RankingPanel {
     return {
       title: `Ranking ${source}${merged}`,
       target: rel(this.config.target),
-      model: rel(this.config.model),
+      model: this.modelLabel(),
       annotator: this.annotator(),
       k: this.k(),
-      generation: describeGeneration(generationSettings()),
+      generation: 'responses' in this.config.source ? 'written in the Generate panel (with its settings)' : describeGeneration(generationSettings()),
       guidelines,
       guidelinesName: guidelines !== undefined ? gfile : undefined,
     };
@@ -218,6 +237,7 @@ export class RankingPanel {
         this.advance(m.index + 1);
       } else if (m.type === 'undo') this.undo();
       else if (m.type === 'trainDpo') void vscode.commands.executeCommand('rlhf.trainDpo', this.config.target);
+      else if (m.type === 'regenerate' && 'responses' in this.config.source) this.post({ type: 'error', message: 'these responses came from the Generate panel: generate again there, then Rank these' });
       else if (m.type === 'regenerate' && m.index === this.index && this.complete && !this.config.evaluation) {
         this.attempts.set(m.index, (this.attempts.get(m.index) ?? 0) + 1);
         this.generated.delete(m.index);
@@ -239,7 +259,7 @@ export class RankingPanel {
       annotator: this.annotator(),
       timeMs: m.timeMs,
       createdAt: new Date(),
-      model: vscode.workspace.asRelativePath(this.config.model),
+      model: this.modelLabel(),
       flags: m.flags,
       comment: m.comment,
     });
