@@ -3,7 +3,7 @@
  * imports TensorFlow.js; every stage runs in the worker process.
  */
 import * as vscode from 'vscode';
-import { ModelRole, pickFile as pickDataset, pickModel as pickModelOf } from './host/pickers';
+import { ModelRole, handOn, pickFile as pickDataset, pickModel as pickModelOf } from './host/pickers';
 import { reportFailure } from './host/failure';
 import { isDawnNote, readableLine, runDirOf } from './host/log-lines';
 import { reportDone } from './host/next-step';
@@ -145,12 +145,12 @@ export function activate(context: vscode.ExtensionContext): void {
   }
 
   const pickFile = (glob: string, placeHolder: string, o: { evaluation?: boolean } = {}) => pickDataset(context, glob, placeHolder, { ...o, problems: (f) => problemsOf(f) });
-  const pickModel = (placeHolder = 'Parent model', role: ModelRole = 'policy') => pickModelOf(context, scan, placeHolder, role);
+  const pickModel = (placeHolder = 'Parent model', role: ModelRole = 'policy', stage?: string) => pickModelOf(context, scan, placeHolder, role, stage);
 
   /** GRPO and RLOO: prompts, the SFT model, and where rewards come from (a reward model or a reward function file). */
   async function runGroupStage(stage: 'grpo' | 'rloo', title: string): Promise<void> {
     const prompts = await pickFile('**/*.ppo.jsonl', `${stage.toUpperCase()} prompts`);
-    const policy = prompts && (await pickModel('SFT model (the policy, and the reference when beta > 0)'));
+    const policy = prompts && (await pickModel('SFT model (the policy, and the reference when beta > 0)', 'policy', stage));
     if (!prompts || !policy) return;
     const source = await vscode.window.showQuickPick(
       [
@@ -160,7 +160,7 @@ export function activate(context: vscode.ExtensionContext): void {
       { placeHolder: 'Where rewards come from', ignoreFocusOut: true },
     );
     if (!source) return;
-    const reward = source.flag === '--reward-model' ? await pickModel('Reward model (a model with a score head)', 'reward') : await pickFile('**/*.mjs', 'Reward function file (export default (prompt, response) => number)');
+    const reward = source.flag === '--reward-model' ? await pickModel('Reward model (a model with a score head)', 'reward', stage) : await pickFile('**/*.mjs', 'Reward function file (export default (prompt, response) => number)');
     if (reward) await runStage(title, [stage, '--prompts', prompts, '--policy', policy, source.flag, reward]);
   }
 
@@ -172,24 +172,24 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
     vscode.commands.registerCommand('rlhf.trainSft', async () => {
       const data = await pickFile('**/*.sft.jsonl', 'SFT dataset');
-      const model = data && (await pickModel('Pretrained model to fine-tune'));
+      const model = data && (await pickModel('Pretrained model to fine-tune', 'policy', 'sft'));
       if (data && model) await runStage('Train SFT Model', ['sft', '--data', data, '--model', model]);
     }),
     vscode.commands.registerCommand('rlhf.trainRm', async () => {
       const data = await pickFile('**/*.rm.jsonl', 'Rankings (RM dataset)');
-      const model = data && (await pickModel('SFT model the reward model starts from'));
+      const model = data && (await pickModel('SFT model the reward model starts from', 'policy', 'rm'));
       if (data && model) await runStage('Train Reward Model', ['rm', '--data', data, '--model', model]);
     }),
     vscode.commands.registerCommand('rlhf.runPpo', async () => {
       const prompts = await pickFile('**/*.ppo.jsonl', 'PPO prompts');
-      const policy = prompts && (await pickModel('SFT model (policy and reference)'));
-      const rm = policy && (await pickModel('Reward model (a model with a score head)', 'reward'));
+      const policy = prompts && (await pickModel('SFT model (policy and reference)', 'policy', 'ppo'));
+      const rm = policy && (await pickModel('Reward model (a model with a score head)', 'reward', 'ppo'));
       if (prompts && policy && rm) await runStage('Run PPO', ['ppo', '--prompts', prompts, '--policy', policy, '--reward-model', rm]);
     }),
     // from the ranking panel ("Train DPO on these rankings"), with its RM file; from the palette, picked
     vscode.commands.registerCommand('rlhf.trainDpo', async (file?: unknown) => {
       const data = typeof file === 'string' && file.endsWith('.rm.jsonl') && fs.existsSync(file) ? file : await pickFile('**/*.rm.jsonl', 'Preferences (RM dataset: rankings or pairs)');
-      const model = data && (await pickModel('SFT model to tune (also the frozen reference)'));
+      const model = data && (await pickModel('SFT model to tune (also the frozen reference)', 'policy', 'dpo'));
       if (data && model) await runStage('Train DPO Model', ['dpo', '--data', data, '--model', model]);
     }),
     vscode.commands.registerCommand('rlhf.runGrpo', () => runGroupStage('grpo', 'Run GRPO')),
@@ -239,7 +239,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('rlhf.runs.useModel', async (node?: RunNode) => {
       if (node?.kind !== 'checkpoint') return;
       // first in the next pick that it fits (a reward model's checkpoint in the reward-model pick)
-      for (const key of ['rlhf.lastModel', 'rlhf.lastModel.policy', 'rlhf.lastModel.reward']) await context.workspaceState.update(key, node.dir);
+      for (const role of ['policy', 'reward'] as const) await handOn(context, role, node.dir);
       void vscode.window.showInformationMessage(`RLHF: ${vscode.workspace.asRelativePath(node.dir)} is the default model for the next stage.`);
     }),
     vscode.commands.registerCommand('rlhf.runs.reveal', (node?: RunNode) => node && node.kind !== 'stage' && vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(node.dir))),
@@ -252,7 +252,7 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
   );
   registerPanelCommands(context, { runsDir, pickModel, runStage });
-  void openWalkthroughOnce(context);
+  openWalkthroughOnce(context).catch((e) => log.warn(`the walkthrough did not open: ${(e as Error).message}`));
   log.info(`RLHF Studio activated in ${(performance.now() - t0).toFixed(1)} ms`);
 }
 

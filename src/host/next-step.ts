@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { RunSummary } from '../data/runs-tree';
+import { handOn } from './pickers';
 
 interface Step {
   label: string;
@@ -25,8 +26,7 @@ export async function reportDone(ctx: vscode.ExtensionContext, title: string, ru
   const final = run && path.join(run.dir, 'checkpoints', 'final');
   if (!run || !final || !fs.existsSync(path.join(final, 'config.json'))) return offer(`RLHF: ${title} finished.`, dashboard ? [dashboard] : []);
   const use = async (role: 'policy' | 'reward', command: string) => {
-    await ctx.workspaceState.update(`rlhf.lastModel.${role}`, final); // first in the next pick
-    if (role === 'policy') await ctx.workspaceState.update('rlhf.lastModel', final);
+    await handOn(ctx, role, final); // first in the next pick
     return vscode.commands.executeCommand(command);
   };
   const next: Record<string, Step[]> = {

@@ -2,7 +2,8 @@
  * The pickers every stage command uses. They show only what fits the role (a reward model where a
  * reward model is needed, never as a policy; held-out prompts never first for training), describe
  * each item (run, step, evaluation figure, age; "final" once, with its step), remember the last
- * choice per role, and offer "Browse…". Model folders are read on the scan thread.
+ * choice per stage and role (a model handed on by a finished run's next step, or "Use as model",
+ * comes first when it is newer), and offer "Browse…". Model folders are read on the scan thread.
  */
 import * as vscode from 'vscode';
 import * as fs from 'fs';
@@ -19,9 +20,27 @@ export const HELD_OUT = /held[-_]?out|(^|[^a-z])(eval|test)([^a-z]|$)/i;
 
 const BROWSE = '\u0000browse';
 
-export async function pickModel(ctx: vscode.ExtensionContext, scan: ScanClient, placeHolder: string, role: ModelRole = 'policy'): Promise<string | undefined> {
+interface Remembered {
+  dir: string;
+  at: number;
+}
+
+/** A model handed on for the next pick of this role (a finished run's next step, the Runs view's "Use as model"). */
+export async function handOn(ctx: vscode.ExtensionContext, role: ModelRole, dir: string): Promise<void> {
+  await ctx.workspaceState.update(`rlhf.handedOn.${role}`, { dir, at: Date.now() } satisfies Remembered);
+}
+
+/** The model to offer first: this stage's last pick for the role, or a newer hand-on, or the role's last pick anywhere. */
+export function rememberedModel(ctx: vscode.ExtensionContext, role: ModelRole, stage?: string): string | undefined {
+  const handed = ctx.workspaceState.get<Remembered>(`rlhf.handedOn.${role}`);
+  const own = stage ? ctx.workspaceState.get<Remembered>(`rlhf.lastModel.${stage}.${role}`) : undefined;
+  if (handed && (!own || handed.at > own.at)) return handed.dir;
+  return own?.dir ?? ctx.workspaceState.get<string>(`rlhf.lastModel.${role}`) ?? (role === 'policy' ? ctx.workspaceState.get<string>('rlhf.lastModel') : undefined);
+}
+
+export async function pickModel(ctx: vscode.ExtensionContext, scan: ScanClient, placeHolder: string, role: ModelRole = 'policy', stage?: string): Promise<string | undefined> {
   const uris = await vscode.workspace.findFiles('**/config.json', '**/node_modules/**', 500);
-  const last = ctx.workspaceState.get<string>(`rlhf.lastModel.${role}`) ?? (role === 'policy' ? ctx.workspaceState.get<string>('rlhf.lastModel') : undefined);
+  const last = rememberedModel(ctx, role, stage);
   const dirs = [...new Set(uris.map((u) => path.dirname(u.fsPath)).filter((d) => fs.existsSync(path.join(d, 'model.safetensors'))))];
   const reply = dirs.length ? await scan.ask({ type: 'models', dirs }) : undefined;
   const infos: ModelInfo[] = reply?.type === 'models' ? reply.models : dirs.map((dir) => ({ dir, scoreHead: false, modifiedMs: 0 }));
@@ -55,7 +74,10 @@ export async function pickModel(ctx: vscode.ExtensionContext, scan: ScanClient, 
       return undefined;
     }
   }
-  if (dir) await ctx.workspaceState.update(`rlhf.lastModel.${role}`, dir);
+  if (dir) {
+    await ctx.workspaceState.update(`rlhf.lastModel.${role}`, dir);
+    if (stage) await ctx.workspaceState.update(`rlhf.lastModel.${stage}.${role}`, { dir, at: Date.now() } satisfies Remembered);
+  }
   return dir;
 }
 

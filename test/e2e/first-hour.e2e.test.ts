@@ -191,7 +191,15 @@ e2eTest('the first hour goes on: a reward model from the SFT model, PPO with bot
   assert.equal(rec.prompt, 'Write a review of the candle shop.');
   assert.deepEqual([...rec.responses].sort(), [...shown].sort(), 'the responses shown, in a random order (the columns would tell who wrote what)');
   assert.deepEqual(rec.ranks, [2, 4, 3, 1]);
-  assert.equal(rec.model, `.rlhf/runs/${sft}/checkpoints/final + .rlhf/runs/${ppo}/checkpoints/final`);
+  assert.equal(rec.model, [`.rlhf/runs/${sft}/checkpoints/final`, `.rlhf/runs/${ppo}/checkpoints/final`].sort().join(' + '));
+  // each stage remembers its own last model: SFT offers the base model first again, though the
+  // reward model, PPO and the ranking panel have picked other models since
+  await runCommand(page, 'RLHF: Train SFT Model');
+  await pickItem(page, 'data/reviews.sft.jsonl');
+  await page.waitForFunction(`[...document.querySelectorAll('.quick-input-list .monaco-list-row')].some((r) => r.innerText.includes('Browse'))`, undefined, { timeout: 30_000 });
+  const models = await page.locator('.quick-input-list .monaco-list-row').allInnerTexts();
+  assert.match(models[0], /^models\/base-char[\s\S]*last used/, models.join(' | '));
+  await page.keyboard.press('Escape');
 });
 
 e2eTest('Run Full Pipeline asks first, says what it does and how long; its runs are in the Runs view; its cancel message is true', async () => {

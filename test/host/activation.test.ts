@@ -29,7 +29,7 @@ test('the extension host bundle activates in under 100 ms and loads no TensorFlo
     const before = Object.keys(require.cache).length;
     const t0 = performance.now();
     const ext = require(path.join(ROOT, 'dist', 'extension.js'));
-    ext.activate({ subscriptions: [], extensionPath: ROOT, globalStorageUri: { fsPath: tmpDir() }, workspaceState: stub() });
+    ext.activate({ subscriptions: [], extensionPath: ROOT, globalStorageUri: { fsPath: tmpDir() }, workspaceState: stub(), globalState: stub() });
     const ms = performance.now() - t0;
     t.diagnostic(`require + activate: ${ms.toFixed(1)} ms`);
     assert.ok(ms < 100, `load + activate took ${ms.toFixed(1)} ms`);

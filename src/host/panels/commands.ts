@@ -15,7 +15,7 @@ import { pickFile } from '../pickers';
 
 export interface PanelDeps {
   runsDir(): string | undefined;
-  pickModel(placeHolder: string): Promise<string | undefined>;
+  pickModel(placeHolder: string, role?: 'policy' | 'reward', stage?: string): Promise<string | undefined>;
   /** Runs an `rlhf` command in the worker with progress; resolves when it ends (its result via onResult). */
   runStage(title: string, argv: string[], onResult?: (v: Record<string, unknown>) => void): Promise<void>;
 }
@@ -50,7 +50,7 @@ export function registerPanelCommands(ctx: vscode.ExtensionContext, deps: PanelD
   async function startRanking(source: RankingSessionConfig['source']): Promise<void> {
     if (!folder()) return void vscode.window.showErrorMessage('RLHF: open a folder first; rankings are written inside it.');
     if (!vscode.workspace.isTrusted) return void vscode.window.showWarningMessage('RLHF: ranking writes files; trust this workspace first.');
-    const model = await deps.pickModel('Model that writes the responses (e.g. the SFT model)');
+    const model = await deps.pickModel('Model that writes the responses (e.g. the SFT model)', 'policy', 'rank');
     const target = model && (await pickTarget('file' in source ? source.file : undefined));
     if (!model || !target) return;
     const previous = ctx.workspaceState.get<RankingSessionConfig>('rlhf.ranking.session');

@@ -181,7 +181,7 @@ export class RankingPanel {
   /** Who wrote the responses: the model, or Generate's models joined with " + ". */
   private modelLabel(): string {
     const rel = (p: string) => vscode.workspace.asRelativePath(p);
-    return 'models' in this.config.source ? [...new Set(this.config.source.models.map(rel))].join(' + ') : rel(this.config.model);
+    return 'models' in this.config.source ? [...new Set(this.config.source.models.map(rel))].sort().join(' + ') : rel(this.config.model);
   }
 
   private sessionInfo() {
