@@ -24,3 +24,26 @@ export async function saveTinyModel(dir: string, tok: import('../src/engine/toke
   await saveModel(model, tok, dir);
   model.dispose();
 }
+
+/** Mesa's Vulkan driver when the machine has no Vulkan driver (scripts/webgpu-setup.mjs). */
+export async function ensureVulkan(): Promise<void> {
+  const setup = (await import(path.join(ROOT, 'scripts', 'webgpu-setup.mjs'))) as { ensureVulkan: (o: { quiet: boolean }) => unknown };
+  setup.ensureVulkan({ quiet: true });
+}
+
+/**
+ * Starts WebGPU (then `then`, if given): undefined when it came up, else why not. With
+ * RLHF_REQUIRE_WEBGPU=1 (CI) a missing adapter is a failure, not a reason to skip.
+ */
+export async function startWebGpuForTests(then?: 'wasm'): Promise<string | undefined> {
+  try {
+    await ensureVulkan();
+    await initBackend('webgpu');
+    if (then) await initBackend(then);
+    return undefined;
+  } catch (e) {
+    const why = (e as Error).message;
+    if (process.env.RLHF_REQUIRE_WEBGPU === '1') throw new Error(`RLHF_REQUIRE_WEBGPU=1 and WebGPU did not start: ${why}`);
+    return why;
+  }
+}

@@ -10,14 +10,13 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Page } from 'playwright-core';
 import { Session, e2eTest, openVsCode, pickItem, runCommand } from './harness';
-import { ROOT } from '../helpers';
+import { ensureVulkan } from '../helpers';
 
 let vs: Session;
 let page: Page;
 
 before(async () => {
-  const setup = (await import(path.join(ROOT, 'scripts', 'webgpu-setup.mjs'))) as { ensureVulkan: (o: { quiet: boolean }) => unknown };
-  setup.ensureVulkan({ quiet: true });
+  await ensureVulkan();
   vs = await openVsCode({ trusted: true, settings: { 'rlhf.sft.steps': 3, 'rlhf.sft.batchSize': 4 } });
   page = vs.page;
   await page.locator('.activitybar [aria-label="RLHF"]').first().click({ timeout: 60_000 });

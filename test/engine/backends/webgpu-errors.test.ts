@@ -5,21 +5,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { ROOT } from '../../helpers';
-import { initBackend } from '../../../src/engine/backends/backend';
+import { ROOT, startWebGpuForTests } from '../../helpers';
 import { take } from '../../../src/engine/read';
 
-const required = process.env.RLHF_REQUIRE_WEBGPU === '1';
 let unavailable: string | undefined;
 before(async () => {
-  const setup = (await import(path.join(ROOT, 'scripts', 'webgpu-setup.mjs'))) as { ensureVulkan: (o: { quiet: boolean }) => unknown };
-  try {
-    setup.ensureVulkan({ quiet: true });
-    await initBackend('webgpu');
-  } catch (e) {
-    unavailable = (e as Error).message;
-    if (required) throw new Error(`RLHF_REQUIRE_WEBGPU=1 and WebGPU did not start: ${unavailable}`);
-  }
+  unavailable = await startWebGpuForTests();
 });
 
 const CLI = path.join(ROOT, 'dist', 'cli.js');

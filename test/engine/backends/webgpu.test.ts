@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { saveTinyModel, tmpDir, ROOT } from '../../helpers';
+import { saveTinyModel, startWebGpuForTests, tmpDir } from '../../helpers';
 import { initBackend, currentBackend } from '../../../src/engine/backends/backend';
 import { GPT } from '../../../src/engine/model';
 import { defaultConfig } from '../../../src/engine/config';
@@ -21,19 +21,9 @@ import { RunDir } from '../../../src/data/run';
 import { Rng } from '../../../src/engine/rng';
 import { labelRecord } from '../../../src/engine/labeler/labeler';
 
-const required = process.env.RLHF_REQUIRE_WEBGPU === '1';
 let unavailable: string | undefined;
-
 before(async () => {
-  const setup = (await import(path.join(ROOT, 'scripts', 'webgpu-setup.mjs'))) as { ensureVulkan: (o: { quiet: boolean }) => unknown };
-  try {
-    setup.ensureVulkan({ quiet: true });
-    await initBackend('webgpu');
-    await initBackend('wasm');
-  } catch (e) {
-    unavailable = (e as Error).message;
-    if (required) throw new Error(`RLHF_REQUIRE_WEBGPU=1 and WebGPU did not start: ${unavailable}`);
-  }
+  unavailable = await startWebGpuForTests('wasm');
 });
 
 /** Runs body on one backend, then the other; wasm first. */
