@@ -208,6 +208,7 @@ export function activate(context: vscode.ExtensionContext): void {
       await runStage('Run Full Pipeline', ['pipeline', '--out', path.join(folder()!, '.rlhf', 'pipeline', stamp), '--runs-dir', dir, '--run-prefix', `pipeline-${stamp}-`]);
     }),
     vscode.commands.registerCommand('rlhf.generate', async () => {
+      if (!vscode.workspace.isTrusted) return void vscode.window.showWarningMessage('RLHF: models run only in a trusted workspace.');
       const uris = await vscode.workspace.findFiles('**/config.json', '**/node_modules/**', 200);
       const picked = await vscode.window.showQuickPick(
         uris.map((u) => ({ label: vscode.workspace.asRelativePath(path.dirname(u.fsPath)), dir: path.dirname(u.fsPath) })),
