@@ -5,7 +5,6 @@
 // driver is installed. Needs root and apt; elsewhere it does nothing and says why.
 import { execSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 
 const ICD_DIRS = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d'];
@@ -62,15 +61,6 @@ export function ensureVulkan({ quiet = false } = {}) {
   run('apt-get update -qq');
   run('apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers');
   return { installed: true, drivers: vulkanDrivers() };
-}
-
-/** Dawn wants a runtime directory (it looks there for a Wayland or X socket and warns without one). */
-export function ensureRuntimeDir() {
-  if (process.env.XDG_RUNTIME_DIR && fs.existsSync(process.env.XDG_RUNTIME_DIR)) return process.env.XDG_RUNTIME_DIR;
-  const dir = path.join(os.tmpdir(), `rlhf-xdg-${process.getuid?.() ?? 'user'}`);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  process.env.XDG_RUNTIME_DIR = dir;
-  return dir;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -37,7 +37,7 @@ interface AdapterLike {
 let dawn: { gpu: ReturnType<Dawn['create']> } | undefined;
 
 /** The Dawn binary of this platform inside a `webgpu` package folder. */
-export function dawnBinary(pkgDir: string): string {
+function dawnBinary(pkgDir: string): string {
   const arch = process.platform === 'darwin' ? 'universal' : process.arch;
   return path.join(pkgDir, 'dist', `${process.platform}-${arch}`, 'dawn.node');
 }
@@ -154,9 +154,4 @@ export function watchDevice(device: DeviceLike): void {
       : 'a GPU error';
     gpuFailure ??= `WebGPU: ${what} (${msg.slice(0, 200)}); try ${FIX}`;
   });
-}
-
-/** For tests: pretend the device reported this failure. */
-export function reportWebGpuFailure(line: string): void {
-  gpuFailure ??= line;
 }
