@@ -1,16 +1,18 @@
 /**
- * Model directories in the Hugging Face GPT-2 layout (config.json, model.safetensors,
- * tokenizer.json for char models), written atomically: into a temporary sibling folder,
+ * Model directories as Transformers reads them (config.json, model.safetensors or its shards,
+ * the tokenizer's files), GPT-2 and the Llama family; written atomically: into a temporary sibling folder,
  * fsynced, then renamed into place, so a crash mid-write never leaves a half checkpoint.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import * as os from 'os';
-import { GPTConfig, configFromJson, configToJson, parameterCount } from './config';
+import { ModelConfig, configFromJson, configToJson, parameterCount } from './config';
 import { openRegular, readRegularFile } from '../data/durable';
-import { GPT, parameterShapes } from './model';
-import { NamedTensor, readSafetensors, serializeSafetensors } from './safetensors';
-import { Tokenizer, loadTokenizer, tokenizerFile } from './tokenizer';
+import { CausalLM, createModel, parameterShapes } from './causal-lm';
+import { FloatDtype, NamedTensor, readSafetensors, serializeSafetensors } from './safetensors';
+import { Tokenizer, loadTokenizer, tokenizerFiles } from './tokenizer';
+import { isLlama } from './causal-lm';
+import { isLinearWeight, llamaHfName, transpose2d } from './llama';
 import { writeDirAtomic, writeFileSynced } from '../data/durable';
 
 export { writeDirAtomic, writeFileSynced };
@@ -18,23 +20,51 @@ export { writeDirAtomic, writeFileSynced };
 export class ModelDirError extends Error {}
 
 export interface LoadedModel {
-  config: GPTConfig;
+  config: ModelConfig;
   weights: Map<string, Float32Array>;
   tokenizer: Tokenizer;
   /** Extra tensors found (e.g. score.weight of reward models), without the "transformer." prefix. */
   extra: Map<string, NamedTensor>;
   /** config.json as read, for keys other stages add (reward statistics, ...). */
   rawConfig: Record<string, unknown>;
+  /** The dtype the weights were stored in (converted to float32 on load). */
+  dtype: FloatDtype;
 }
 
 const fmtCount = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(1)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : String(n));
 
+/** The safetensors files of a model folder: model.safetensors, or the shards its index names. */
+function weightFiles(dir: string): string[] {
+  const single = path.join(dir, 'model.safetensors');
+  if (fs.existsSync(single)) return [single];
+  const indexFile = path.join(dir, 'model.safetensors.index.json');
+  if (!fs.existsSync(indexFile)) throw new ModelDirError(`${dir} has no model.safetensors (nor model.safetensors.index.json)`);
+  let index: { weight_map?: Record<string, unknown> };
+  try {
+    index = JSON.parse(readRegularFile(indexFile, 64 << 20).toString('utf8'));
+  } catch (e) {
+    throw new ModelDirError(`${indexFile}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const shards = [...new Set(Object.values(index.weight_map ?? {}))];
+  if (!shards.length || !shards.every((f) => typeof f === 'string' && /^[\w.-]+\.safetensors$/.test(f))) {
+    throw new ModelDirError(`${indexFile}: weight_map must map tensor names to .safetensors files in the same folder`);
+  }
+  return (shards as string[]).map((f) => path.join(dir, f));
+}
+
+/**
+ * Checkpoint tensor name -> ours, or undefined for a tensor of another layout. GPT-2 drops
+ * GPT2LMHeadModel's "transformer."; the Llama family drops "model.". A score head stays.
+ */
+function ourName(config: ModelConfig, name: string): string {
+  if (isLlama(config)) return name.startsWith('model.') ? name.slice(6) : name;
+  return name.startsWith('transformer.') ? name.slice(12) : name;
+}
+
 export function readModelDir(dir: string): LoadedModel {
   const cfgFile = path.join(dir, 'config.json');
-  const stFile = path.join(dir, 'model.safetensors');
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new ModelDirError(`model directory not found: ${dir}`);
   if (!fs.existsSync(cfgFile)) throw new ModelDirError(`${dir} has no config.json (not a model directory)`);
-  if (!fs.existsSync(stFile)) throw new ModelDirError(`${dir} has no model.safetensors`);
   let rawConfig: Record<string, unknown>;
   let text: string;
   try {
@@ -48,68 +78,102 @@ export function readModelDir(dir: string): LoadedModel {
     throw new ModelDirError(`${cfgFile} is not valid JSON`);
   }
   if (rawConfig === null || typeof rawConfig !== 'object' || Array.isArray(rawConfig)) throw new ModelDirError(`${cfgFile} must hold a JSON object`);
-  let config: GPTConfig;
+  let config: ModelConfig;
   try {
     config = configFromJson(rawConfig);
   } catch (e) {
     throw new ModelDirError(`${cfgFile}: ${(e as Error).message.replace(/^config.json: /, '')}`);
   }
+  const files = weightFiles(dir);
   // the memory the weights take, known before a byte of them is read: refuse what cannot fit
   const params = parameterCount(config);
-  let fileBytes: number;
-  try {
-    const f = openRegular(stFile); // a FIFO or a device (a link to /dev/zero) is refused here
-    fs.closeSync(f.fd);
-    fileBytes = f.size;
-  } catch (e) {
-    throw new ModelDirError((e as Error).message);
+  let fileBytes = 0;
+  for (const file of files) {
+    try {
+      const f = openRegular(file); // a FIFO or a device (a link to /dev/zero) is refused here
+      fs.closeSync(f.fd);
+      fileBytes += f.size;
+    } catch (e) {
+      throw new ModelDirError((e as Error).message);
+    }
   }
-  if (params * 2 > fileBytes) throw new ModelDirError(`${cfgFile} describes ${fmtCount(params)} parameters, but ${path.basename(stFile)} has only ${fileBytes} bytes`);
+  const where = files.length === 1 ? path.basename(files[0]) : `its ${files.length} safetensors shards`;
+  if (params * 2 > fileBytes) throw new ModelDirError(`${cfgFile} describes ${fmtCount(params)} parameters, but ${where} ${files.length === 1 ? 'has' : 'have'} only ${fileBytes} bytes`);
   const need = params * 4 + fileBytes;
   if (need > os.totalmem() * 0.8) throw new ModelDirError(`${dir}: loading ${fmtCount(params)} parameters needs about ${(need / 2 ** 30).toFixed(1)} GiB; this machine has ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`);
-  let tensors: Map<string, NamedTensor>;
-  try {
-    tensors = readSafetensors(stFile).tensors;
-  } catch (e) {
-    throw new ModelDirError((e as Error).message);
-  }
   const byName = new Map<string, NamedTensor>();
-  for (const [name, t] of tensors) byName.set(name.startsWith('transformer.') ? name.slice(12) : name, t);
+  const fileOf = new Map<string, string>();
+  for (const file of files) {
+    let tensors: Map<string, NamedTensor>;
+    try {
+      tensors = readSafetensors(file).tensors;
+    } catch (e) {
+      throw new ModelDirError((e as Error).message);
+    }
+    for (const [name, t] of tensors) {
+      const ours = ourName(config, name);
+      byName.set(ours, t);
+      fileOf.set(ours, file);
+    }
+  }
   const weights = new Map<string, Float32Array>();
+  const dtypes = new Set<string>();
   for (const [name, shape] of parameterShapes(config)) {
     const t = byName.get(name);
-    if (!t) throw new ModelDirError(`${stFile} has no tensor ${name}`);
-    if (t.shape.join(',') !== shape.join(',')) {
-      throw new ModelDirError(`${stFile}: ${name} has shape [${t.shape}], config.json implies [${shape}]`);
+    const stFile = fileOf.get(name) ?? files[0];
+    // Transformers' nn.Linear is [out, in]; we hold [in, out]
+    const linear = isLlama(config) && isLinearWeight(name);
+    const stored = linear ? [shape[1], shape[0]] : shape;
+    if (!t) {
+      if (isLlama(config) && name === 'lm_head.weight') throw new ModelDirError(`${dir}: config.json has tie_word_embeddings false but the checkpoint has no lm_head.weight`);
+      throw new ModelDirError(`${where} has no tensor ${isLlama(config) ? llamaHfName(name) : name}`);
+    }
+    if (t.shape.join(',') !== stored.join(',')) {
+      throw new ModelDirError(`${stFile}: ${isLlama(config) ? llamaHfName(name) : name} has shape [${t.shape}], config.json implies [${stored}]`);
     }
     const bad = t.data.findIndex((x) => !Number.isFinite(x));
     if (bad >= 0) throw new ModelDirError(`${stFile}: ${name} holds ${t.data[bad]} at index ${bad}; the weights are corrupt (a diverged run?)`);
-    weights.set(name, t.data);
+    weights.set(name, linear ? transpose2d(t.data, stored[0], stored[1]) : t.data);
+    if (t.dtype) dtypes.add(t.dtype);
     byName.delete(name);
   }
-  const tokenizer = loadTokenizer(config.tokenizer, dir);
+  if (isLlama(config) && config.llama!.tie_word_embeddings) byName.delete('lm_head.weight'); // a tied copy some exports keep
+  let tokenizer: Tokenizer;
+  try {
+    const eos = config.llama?.eos_token_id;
+    tokenizer = loadTokenizer(config.tokenizer, dir, Array.isArray(eos) ? eos[0] : eos);
+  } catch (e) {
+    throw new ModelDirError((e as Error).message);
+  }
   if (tokenizer.vocabSize > config.vocab_size) {
     throw new ModelDirError(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but vocab_size is ${config.vocab_size}`);
   }
-  return { config, weights, tokenizer, extra: byName, rawConfig };
+  return { config, weights, tokenizer, extra: byName, rawConfig, dtype: dtypes.size === 1 ? [...dtypes][0] as FloatDtype : 'F32' };
 }
 
-/** The files of a model directory: config.json, model.safetensors (+ extra tensors), tokenizer.json. */
+/** The files of a model directory: config.json, model.safetensors (+ extra tensors), the tokenizer's files. */
 export function modelDirFiles(
-  config: GPTConfig,
+  config: ModelConfig,
   weights: Map<string, Float32Array>,
   tokenizer: Tokenizer,
-  opts: { extra?: Map<string, NamedTensor>; extraConfig?: Record<string, unknown> } = {},
+  opts: { extra?: Map<string, NamedTensor>; extraConfig?: Record<string, unknown>; dtype?: FloatDtype } = {},
 ): Record<string, string | Buffer> {
   const tensors = new Map<string, NamedTensor>();
-  for (const [name, shape] of parameterShapes(config)) tensors.set(name, { shape, data: weights.get(name)! });
-  for (const [name, t] of opts.extra ?? []) tensors.set(name, t);
+  const dtype = opts.dtype ?? 'F32';
+  for (const [name, shape] of parameterShapes(config)) {
+    const w = weights.get(name)!;
+    if (isLlama(config)) {
+      const linear = isLinearWeight(name);
+      tensors.set(llamaHfName(name), { shape: linear ? [shape[1], shape[0]] : shape, data: linear ? transpose2d(w, shape[0], shape[1]) : w, dtype });
+    } else tensors.set(name, { shape, data: w, dtype });
+  }
+  for (const [name, t] of opts.extra ?? []) tensors.set(name, { ...t, dtype });
+  const dtypeName = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[dtype];
   const files: Record<string, string | Buffer> = {
-    'config.json': JSON.stringify(configToJson(config, opts.extraConfig), null, 2) + '\n',
+    'config.json': JSON.stringify(configToJson(config, { ...(isLlama(config) ? { torch_dtype: dtypeName } : {}), ...opts.extraConfig }), null, 2) + '\n',
     'model.safetensors': serializeSafetensors(tensors, { format: 'pt' }),
+    ...tokenizerFiles(tokenizer),
   };
-  const tok = tokenizerFile(tokenizer);
-  if (tok) files['tokenizer.json'] = tok;
   return files;
 }
 
@@ -130,20 +194,25 @@ export function writeFilesAtomic(dir: string, files: Record<string, string | Buf
 /** Writes a model directory atomically. `extra` tensors (score heads) go after the GPT-2 ones. */
 export function writeModelDir(
   dir: string,
-  config: GPTConfig,
+  config: ModelConfig,
   weights: Map<string, Float32Array>,
   tokenizer: Tokenizer,
-  opts: { extra?: Map<string, NamedTensor>; extraConfig?: Record<string, unknown>; files?: Record<string, string | Buffer> } = {},
+  opts: { extra?: Map<string, NamedTensor>; extraConfig?: Record<string, unknown>; files?: Record<string, string | Buffer>; dtype?: FloatDtype } = {},
 ): void {
   writeFilesAtomic(dir, { ...modelDirFiles(config, weights, tokenizer, opts), ...opts.files });
 }
 
-export async function saveModel(model: GPT, tokenizer: Tokenizer, dir: string, extraConfig?: Record<string, unknown>) {
+/**
+ * Our checkpoints are float32 whatever the model came in: a bfloat16 weight has 8 significant
+ * bits, so a fine-tuning step of 1e-5 on a weight of 0.02 would round away, and resume would
+ * not be exact. modelDirFiles' `dtype` writes a half-precision copy on request.
+ */
+export async function saveModel(model: CausalLM, tokenizer: Tokenizer, dir: string, extraConfig?: Record<string, unknown>) {
   writeModelDir(dir, model.config, await model.weights(), tokenizer, { extraConfig });
 }
 
-export function loadModel(dir: string, trainable = true): { model: GPT; tokenizer: Tokenizer; loaded: LoadedModel } {
+export function loadModel(dir: string, trainable = true): { model: CausalLM; tokenizer: Tokenizer; loaded: LoadedModel } {
   const loaded = readModelDir(dir);
-  return { model: new GPT(loaded.config, loaded.weights, trainable), tokenizer: loaded.tokenizer, loaded };
+  return { model: createModel(loaded.config, loaded.weights, trainable), tokenizer: loaded.tokenizer, loaded };
 }
 

@@ -1,10 +1,11 @@
 /**
- * Sampling from a GPT: temperature, top-k, top-p (nucleus), a token budget, stop at
+ * Sampling from a CausalLM: temperature, top-k, top-p (nucleus), a token budget, stop at
  * end-of-text, seeded. With the key/value cache each new token costs one position; without it
  * every token re-reads the whole (cropped) context. Both give the same tokens under a seed.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { GPT, KVCache, disposeCache } from './model';
+import { KVCache, disposeCache } from './model';
+import { CausalLM } from './causal-lm';
 import { Rng } from './rng';
 import { take } from './read';
 
@@ -76,7 +77,7 @@ export interface Generation {
  * `numSamples` continuations of one prompt, sampled as one batch. Sample i draws from its own
  * generator seeded with seed + i, so a sample does not depend on how many are drawn with it.
  */
-export async function generate(model: GPT, prompt: number[], numSamples: number, o: SampleOptions): Promise<Generation> {
+export async function generate(model: CausalLM, prompt: number[], numSamples: number, o: SampleOptions): Promise<Generation> {
   if (!prompt.length) throw new Error('the prompt has no tokens');
   const t0 = performance.now();
   const N = model.config.n_positions;
@@ -124,7 +125,7 @@ export async function generate(model: GPT, prompt: number[], numSamples: number,
 }
 
 /** log p(tokens[i+1] | tokens[0..i]) for i = 0..n-2, in one forward pass. */
-export async function tokenLogprobs(model: GPT, tokens: number[]): Promise<number[]> {
+export async function tokenLogprobs(model: CausalLM, tokens: number[]): Promise<number[]> {
   const n = tokens.length;
   if (n < 2) return [];
   if (n > model.config.n_positions) throw new Error(`the text has ${n} tokens; the model reads at most ${model.config.n_positions}`);

@@ -126,3 +126,43 @@ export function causalMask(tq: number, tk: number, offset: number): tf.Tensor2D 
   for (let i = 0; i < tq; i++) for (let j = 0; j < tk; j++) if (j > offset + i) m[i * tk + j] = -1e9;
   return tf.tensor2d(m, [tq, tk]);
 }
+
+/**
+ * RMSNorm over the last axis (Llama): y = x / sqrt(mean(x^2) + eps) * g, no centring, no bias.
+ * Backward (xhat = x * rstd): dx = rstd * (dxhat - xhat * mean(dxhat * xhat)), dxhat = dy * g.
+ */
+export function rmsNorm(x: tf.Tensor2D, g: tf.Tensor, eps: number): tf.Tensor2D {
+  const f = customOp(([xi, gi], save) => {
+    const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(xi), -1, true), eps));
+    const xhat = tf.mul(xi, rstd);
+    save([xhat, rstd, gi]);
+    return {
+      value: tf.mul(xhat, gi),
+      gradFunc: (dy, saved) => {
+        const [sxhat, srstd, sg] = saved;
+        const dxhat = tf.mul(dy, sg);
+        const m = tf.mean(tf.mul(dxhat, sxhat), -1, true);
+        return [tf.mul(srstd, tf.sub(dxhat, tf.mul(sxhat, m))), tf.sum(tf.mul(dy, sxhat), 0)];
+      },
+    };
+  });
+  return f(x, g) as tf.Tensor2D;
+}
+
+/**
+ * SwiGLU (Shazeer 2020), Llama's MLP gate: silu(a) * b with silu(a) = a * sigmoid(a).
+ * d/da = b * s (1 + a (1 - s)), d/db = silu(a), s = sigmoid(a).
+ */
+export const swiglu = customOp(([a, b], save) => {
+  const s = tf.sigmoid(a);
+  const silu = tf.mul(a, s);
+  save([a, b, s, silu]);
+  return {
+    value: tf.mul(silu, b),
+    gradFunc: (dy, saved) => {
+      const [sa, sb, ss, ssilu] = saved;
+      const dsilu = tf.mul(ss, tf.add(1, tf.mul(sa, tf.sub(1, ss))));
+      return [tf.mul(dy, tf.mul(sb, dsilu)), tf.mul(dy, ssilu)];
+    },
+  };
+}) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;

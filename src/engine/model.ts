@@ -4,7 +4,7 @@
  * to the token embedding. Weights are GPT-2's Conv1D [in, out], so x @ W needs no transpose.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { GPTConfig } from './config';
+import { ModelConfig } from './config';
 import { Rng } from './rng';
 import { causalMask, gelu, layerNorm, linear, matMul } from './layers';
 import { bmm } from './kernels/bmm';
@@ -34,7 +34,7 @@ export interface ForwardOptions {
 }
 
 /** Parameter names and shapes in Hugging Face GPT-2 order. */
-export function parameterShapes(c: GPTConfig): [string, number[]][] {
+export function parameterShapes(c: ModelConfig): [string, number[]][] {
   const C = c.n_embd;
   const out: [string, number[]][] = [
     ['wte.weight', [c.vocab_size, C]],
@@ -60,7 +60,7 @@ export function parameterShapes(c: GPTConfig): [string, number[]][] {
  * N(0, 0.02 / sqrt(2 n_layer)), biases 0, LayerNorm gain 1. Drawn from our own seeded
  * generator, so a seed gives the same model on every backend.
  */
-export function initialWeights(c: GPTConfig, seed: number): Map<string, Float32Array> {
+export function initialWeights(c: ModelConfig, seed: number): Map<string, Float32Array> {
   const rng = new Rng(seed);
   const out = new Map<string, Float32Array>();
   for (const [name, shape] of parameterShapes(c)) {
@@ -78,7 +78,7 @@ export function initialWeights(c: GPTConfig, seed: number): Map<string, Float32A
 export class GPT {
   readonly params = new Map<string, tf.Variable>();
 
-  constructor(readonly config: GPTConfig, weights: Map<string, Float32Array>, trainable = true) {
+  constructor(readonly config: ModelConfig, weights: Map<string, Float32Array>, trainable = true) {
     for (const [name, shape] of parameterShapes(config)) {
       const w = weights.get(name);
       if (!w) throw new Error(`missing weight ${name}`);
@@ -90,7 +90,7 @@ export class GPT {
     }
   }
 
-  static init(config: GPTConfig, seed: number): GPT {
+  static init(config: ModelConfig, seed: number): GPT {
     return new GPT(config, initialWeights(config, seed));
   }
 

@@ -1,19 +1,34 @@
 /**
  * The safetensors format: 8-byte little-endian header length N, N bytes of JSON
  * {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__"?: {str: str}}, then raw
- * little-endian tensor bytes. Reads F32, F16 and BF16 (as float32); writes F32.
+ * little-endian tensor bytes. Reads F32, F16 and BF16 (as float32); writes F32, F16 or BF16
+ * (rounded to nearest even).
  */
 import * as fs from 'fs';
 import { openRegular, readAll } from '../data/durable';
 
+export type FloatDtype = 'F32' | 'F16' | 'BF16';
+
 export interface NamedTensor {
   shape: number[];
   data: Float32Array;
+  /** The dtype it was stored in (reading), or is to be stored in (writing; F32 when absent). */
+  dtype?: FloatDtype;
 }
 
 export class SafetensorsError extends Error {}
 
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, U8: 1, BOOL: 1 };
+
+let F16_TABLE: Float32Array | undefined;
+/** All 65,536 half-precision values as float32, built once. */
+function f16Table(): Float32Array {
+  if (!F16_TABLE) {
+    F16_TABLE = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) F16_TABLE[h] = f16ToF32(h);
+  }
+  return F16_TABLE;
+}
 
 function f16ToF32(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
@@ -61,12 +76,17 @@ export function parseSafetensors(buf: Buffer, source = 'safetensors'): {
       // copy: the Buffer may not be 4-byte aligned
       new Uint8Array(data.buffer).set(bytes);
     } else {
-      for (let i = 0; i < size; i++) {
-        const h = bytes.readUInt16LE(2 * i);
-        data[i] = dtype === 'F16' ? f16ToF32(h) : new Float32Array(new Uint32Array([h << 16]).buffer)[0];
+      const halves = new Uint16Array(size);
+      new Uint8Array(halves.buffer).set(bytes); // aligned copy (little-endian host, as Node runs on)
+      if (dtype === 'BF16') {
+        const bits = new Uint32Array(data.buffer); // bfloat16 is the top half of a float32
+        for (let i = 0; i < size; i++) bits[i] = halves[i] << 16;
+      } else {
+        const table = f16Table();
+        for (let i = 0; i < size; i++) data[i] = table[halves[i]];
       }
     }
-    tensors.set(name, { shape, data });
+    tensors.set(name, { shape, data, dtype });
   }
   return { tensors, metadata };
 }
@@ -97,6 +117,50 @@ export function readSafetensors(file: string) {
   }
 }
 
+/** float32 -> bfloat16 bits, rounded to nearest even (as torch's .to(torch.bfloat16)). */
+function toBf16(bits: Uint32Array, out: Uint16Array): void {
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i];
+    if ((b & 0x7f800000) === 0x7f800000 && (b & 0x7fffff)) out[i] = (b >>> 16) | 0x40; // NaN stays NaN
+    else out[i] = (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+  }
+}
+
+/** float32 -> IEEE half, rounded to nearest even; overflow to infinity, subnormals kept. */
+function toF16(x: number): number {
+  const f = new Float32Array([x]);
+  const b = new Uint32Array(f.buffer)[0];
+  const sign = (b >>> 16) & 0x8000;
+  const exp = (b >>> 23) & 0xff;
+  let mant = b & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    let m = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    if (rest > half || (rest === half && m & 1)) m++;
+    return sign | m;
+  }
+  let m = mant >>> 13;
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && m & 1)) {
+    m++;
+    if (m === 0x400) {
+      m = 0;
+      e++;
+      if (e >= 31) return sign | 0x7c00;
+    }
+  }
+  return sign | (e << 10) | m;
+}
+
+const BYTES: Record<FloatDtype, number> = { F32: 4, F16: 2, BF16: 2 };
+
 /** Serialises tensors in the order given, 8-byte aligned header as the reference writer does. */
 export function serializeSafetensors(tensors: Map<string, NamedTensor>, metadata: Record<string, string> = {}): Buffer {
   const header: Record<string, unknown> = {};
@@ -105,8 +169,9 @@ export function serializeSafetensors(tensors: Map<string, NamedTensor>, metadata
   for (const [name, t] of tensors) {
     const size = t.shape.reduce((a, b) => a * b, 1);
     if (size !== t.data.length) throw new SafetensorsError(`${name}: ${t.data.length} values for shape [${t.shape}]`);
-    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + size * 4] };
-    offset += size * 4;
+    const dtype = t.dtype ?? 'F32';
+    header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + size * BYTES[dtype]] };
+    offset += size * BYTES[dtype];
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
@@ -116,8 +181,17 @@ export function serializeSafetensors(tensors: Map<string, NamedTensor>, metadata
   hbytes.copy(out, 8);
   let pos = 8 + hbytes.length;
   for (const t of tensors.values()) {
-    Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).copy(out, pos);
-    pos += t.data.byteLength;
+    const dtype = t.dtype ?? 'F32';
+    let bytes: Uint8Array;
+    if (dtype === 'F32') bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    else {
+      const halves = new Uint16Array(t.data.length);
+      if (dtype === 'BF16') toBf16(new Uint32Array(Float32Array.from(t.data).buffer), halves);
+      else for (let i = 0; i < t.data.length; i++) halves[i] = toF16(t.data[i]);
+      bytes = new Uint8Array(halves.buffer);
+    }
+    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).copy(out, pos);
+    pos += bytes.byteLength;
   }
   return out;
 }

@@ -1,13 +1,17 @@
 /**
- * Tokenizers: GPT-2's byte-level BPE (r50k, ranks shipped offline by `gpt-tokenizer`) and a
- * character tokenizer built from a corpus and saved with the model as tokenizer.json.
- * Both have an end-of-text token that marks where a response stops.
+ * Tokenizers: GPT-2's byte-level BPE (r50k, ranks shipped offline by `gpt-tokenizer`), a
+ * character tokenizer built from a corpus and saved with the model as tokenizer.json, and a
+ * model folder's own Hugging Face tokenizer.json (byte-level BPE as in Llama 3, Qwen2 and SmolLM;
+ * BPE with byte fallback as in Llama 2 and TinyLlama), run by Hugging Face's `@huggingface/tokenizers`.
+ * Each has an end-of-text token that marks where a response stops.
  */
 import { readRegularFile } from '../data/durable';
+import * as fs from 'fs';
 import * as path from 'path';
+import { Tokenizer as HfTokenizerImpl } from '@huggingface/tokenizers';
 
 export interface Tokenizer {
-  readonly kind: 'gpt2' | 'char';
+  readonly kind: 'gpt2' | 'char' | 'hf';
   readonly vocabSize: number;
   readonly eot: number;
   encode(text: string): number[];
@@ -105,9 +109,74 @@ export class CharTokenizer implements Tokenizer {
   }
 }
 
+/** A token named in tokenizer_config.json: a string or an AddedToken object {content}. */
+const tokenText = (t: unknown): string | undefined =>
+  typeof t === 'string' ? t : t && typeof t === 'object' && typeof (t as { content?: unknown }).content === 'string' ? (t as { content: string }).content : undefined;
+
+/**
+ * A Hugging Face tokenizer.json with its tokenizer_config.json (special tokens, chat template).
+ * encode() adds no special tokens: a chat template writes its own (bos_token, <|im_start|>, ...).
+ */
+export class HfTokenizer implements Tokenizer {
+  readonly kind = 'hf';
+  readonly vocabSize: number;
+  readonly eot: number;
+  readonly bos?: number;
+  readonly chatTemplate?: string;
+  private readonly impl: HfTokenizerImpl;
+
+  /** `eosId`: the model's eos_token_id, used when tokenizer_config.json names no eos_token. */
+  constructor(readonly json: string, readonly configJson: string, eosId?: number | null) {
+    const tj = JSON.parse(json) as { model?: { vocab?: unknown }; added_tokens?: { id: number }[] };
+    const cfg = configJson ? (JSON.parse(configJson) as Record<string, unknown>) : {};
+    this.impl = new HfTokenizerImpl(tj, cfg);
+    const vocab = tj.model?.vocab;
+    let n = Array.isArray(vocab) ? vocab.length : vocab && typeof vocab === 'object' ? Math.max(-1, ...Object.values(vocab as Record<string, number>)) + 1 : 0;
+    for (const t of tj.added_tokens ?? []) n = Math.max(n, t.id + 1);
+    this.vocabSize = n;
+    const id = (t: unknown) => {
+      const text = tokenText(t);
+      return text === undefined ? undefined : this.impl.token_to_id(text);
+    };
+    const eot = id(cfg.eos_token) ?? (eosId ?? undefined);
+    if (eot === undefined || eot === null) throw new Error('the tokenizer names no end-of-text token (eos_token in tokenizer_config.json or eos_token_id in config.json)');
+    this.eot = eot;
+    this.bos = id(cfg.bos_token);
+    if (typeof cfg.chat_template === 'string') this.chatTemplate = cfg.chat_template;
+    else if (Array.isArray(cfg.chat_template)) {
+      // the list form [{name, template}]: the "default" one
+      const d = (cfg.chat_template as { name?: string; template?: string }[]).find((t) => t.name === 'default');
+      if (d?.template) this.chatTemplate = d.template;
+    }
+    this.special = { bos_token: tokenText(cfg.bos_token) ?? '', eos_token: tokenText(cfg.eos_token) ?? '', pad_token: tokenText(cfg.pad_token) ?? '', unk_token: tokenText(cfg.unk_token) ?? '' };
+  }
+
+  /** The special tokens' texts a chat template reads (bos_token, eos_token, ...). */
+  readonly special: Record<string, string>;
+
+  encode(text: string): number[] {
+    return this.impl.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  decode(ids: number[]): string {
+    return this.impl.decode(ids, { skip_special_tokens: false });
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.impl.token_to_id(token);
+  }
+}
+
 /** tokenizer.json for a character tokenizer; GPT-2 BPE needs no file. */
 export function tokenizerFile(tok: Tokenizer): string | undefined {
-  return tok instanceof CharTokenizer ? JSON.stringify(tok.toJson()) : undefined;
+  return tok instanceof CharTokenizer ? JSON.stringify(tok.toJson()) : tok instanceof HfTokenizer ? tok.json : undefined;
+}
+
+/** The tokenizer's files in a model folder. */
+export function tokenizerFiles(tok: Tokenizer): Record<string, string> {
+  if (tok instanceof HfTokenizer) return { 'tokenizer.json': tok.json, ...(tok.configJson ? { 'tokenizer_config.json': tok.configJson } : {}) };
+  const f = tokenizerFile(tok);
+  return f ? { 'tokenizer.json': f } : {};
 }
 
 /** Whether two tokenizers map text to the same ids. */
@@ -115,8 +184,20 @@ export function sameVocabulary(a: Tokenizer, b: Tokenizer): boolean {
   return a.kind === b.kind && a.vocabSize === b.vocabSize && tokenizerFile(a) === tokenizerFile(b);
 }
 
-export function loadTokenizer(kind: 'gpt2' | 'char', dir: string): Tokenizer {
+export function loadTokenizer(kind: 'gpt2' | 'char' | 'hf', dir: string, eosId?: number | null): Tokenizer {
   if (kind === 'gpt2') return new Gpt2Tokenizer();
+  if (kind === 'hf') {
+    const file = path.join(dir, 'tokenizer.json');
+    if (!fs.existsSync(file)) throw new Error(`${dir} has no tokenizer.json (the model's tokenizer)`);
+    const cfgFile = path.join(dir, 'tokenizer_config.json');
+    const json = readRegularFile(file, 256 << 20).toString('utf8');
+    const cfg = fs.existsSync(cfgFile) ? readRegularFile(cfgFile, 64 << 20).toString('utf8') : '';
+    try {
+      return new HfTokenizer(json, cfg, eosId);
+    } catch (e) {
+      throw new Error(`${file}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
   const file = path.join(dir, 'tokenizer.json');
   let json: { type?: string; chars?: unknown };
   try {

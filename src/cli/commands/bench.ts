@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { OptSpecs, ParsedOpts, UsageError } from '../args';
 import { Reporter } from '../progress';
 import { COMMON, startBackend } from './shared';
-import { GPT } from '../../engine/model';
+import { CausalLM, initModel } from '../../engine/causal-lm';
 import { defaultConfig } from '../../engine/config';
 import { Rng } from '../../engine/rng';
 import { RunDir } from '../../data/run';
@@ -45,7 +45,7 @@ export async function benchCommand(o: ParsedOpts, positional: string[], r: Repor
   if (what !== 'train' && what !== 'generate') throw new UsageError(`rlhf bench train|generate|parity|index, not "${what}"`);
   await startBackend(o, o.json ? { ...r, log: () => {} } : r); // --json: one object on stdout
   const cfg = defaultConfig({ n_layer: o.layers as number, n_head: o.heads as number, n_embd: o.embd as number, n_positions: o.block as number, vocab_size: o.vocab as number });
-  const model = GPT.init(cfg, 1);
+  const model = initModel(cfg, 1);
   const a = currentBackend()!.adapter;
   const base = { backend: currentBackend()!.name, backend_reason: currentBackend()!.reason, ...(a ? { adapter: `${a.vendor} ${a.architecture} (${a.description})`, software_adapter: a.software } : {}), n_layer: cfg.n_layer, n_head: cfg.n_head, n_embd: cfg.n_embd, block: cfg.n_positions, vocab: cfg.vocab_size };
   let result: Record<string, unknown>;
@@ -64,7 +64,7 @@ export async function benchCommand(o: ParsedOpts, positional: string[], r: Repor
   return result;
 }
 
-async function benchTrain(model: GPT, B: number, steps: number, threads: number) {
+async function benchTrain(model: CausalLM, B: number, steps: number, threads: number) {
   const c = model.config, T = c.n_positions;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-bench-'));
   const rand = new Rng(3);
@@ -97,7 +97,9 @@ async function benchTrain(model: GPT, B: number, steps: number, threads: number)
   const timed = times.slice(2);
   const seconds = timed.reduce((a, b) => a + b, 0) / 1000;
   const tokensPerSecond = (B * T * timed.length) / seconds;
-  const n = model.numParameters - model.p('wpe.weight').size;
+  // parameters that multiply: not the position table, nor an input embedding that has its own head
+  const size = (k: string) => model.params.get(k)?.size ?? 0;
+  const n = model.numParameters - size('wpe.weight') - (model.params.has('lm_head.weight') ? size('embed_tokens.weight') : 0);
   const flopsPerToken = 6 * n + 12 * c.n_layer * T * c.n_embd;
   return {
     threads: threads || autoThreads(),
@@ -116,7 +118,7 @@ async function benchTrain(model: GPT, B: number, steps: number, threads: number)
   };
 }
 
-async function benchGenerate(model: GPT, tokens: number) {
+async function benchGenerate(model: CausalLM, tokens: number) {
   const opts = { maxNewTokens: tokens, temperature: 1, topK: 0, topP: 1, seed: 1 };
   await generate(model, [1], 1, { ...opts, maxNewTokens: 4 }); // warm-up
   const cached = await generate(model, [1], 1, { ...opts, useCache: true });
@@ -164,7 +166,7 @@ async function benchParity(o: ParsedOpts, r: Reporter) {
   const ids = new Int32Array(B * T).map(() => rng.int(cfg.vocab_size));
   const batch = { ids, targets: ids.map((x) => (x * 7 + 3) % cfg.vocab_size), weights: new Float32Array(B * T).fill(1), B, T };
   const run = async () => {
-    const model = GPT.init(cfg, 5);
+    const model = initModel(cfg, 5);
     try {
       const logp = tf.tidy(() => tf.logSoftmax(model.logits(tf.tensor2d(ids, [B, T], 'int32'))));
       const g = lossAndGrads(model, batch, new Rng(1));

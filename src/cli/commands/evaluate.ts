@@ -19,7 +19,7 @@ import { OptSpecs, ParsedOpts, UsageError } from '../args';
 import { Reporter } from '../progress';
 import { COMMON, startBackend } from './shared';
 import { readModelDir } from '../../engine/checkpoint';
-import { GPT } from '../../engine/model';
+import { createModel } from '../../engine/causal-lm';
 import { generate } from '../../engine/generate';
 import { RewardModel } from '../../engine/rm/reward-model';
 import { scoreSequences } from '../../engine/stages/rm';
@@ -71,7 +71,7 @@ export async function compareCommand(o: ParsedOpts, r: Reporter) {
   const t0 = performance.now();
   let done = 0;
   for (const [k, m] of models.entries()) {
-    const model = new GPT(loaded[k].config, loaded[k].weights, false);
+    const model = createModel(loaded[k].config, loaded[k].weights, false);
     const tok = loaded[k].tokenizer;
     try {
       for (const p of plan) {

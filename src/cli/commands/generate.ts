@@ -2,7 +2,7 @@ import { OptSpecs, ParsedOpts, UsageError } from '../args';
 import { Reporter } from '../progress';
 import { COMMON, startBackend } from './shared';
 import { readModelDir } from '../../engine/checkpoint';
-import { GPT } from '../../engine/model';
+import { createModel } from '../../engine/causal-lm';
 import { DEFAULT_SAMPLE, generate, tokenLogprobs } from '../../engine/generate';
 import { promptTemplate } from '../../data/sft';
 
@@ -43,7 +43,7 @@ export async function generateCommand(o: ParsedOpts, r: Reporter) {
   const loaded = readModelDir(o.model as string); // a bad directory fails before the backend starts
   await startBackend(o, r);
   const { tokenizer } = loaded;
-  const model = new GPT(loaded.config, loaded.weights, false);
+  const model = createModel(loaded.config, loaded.weights, false);
   try {
     const text = o.raw ? (o.prompt as string) : promptTemplate(o.prompt as string);
     const g = await generate(model, tokenizer.encode(text), o['num-samples'] as number, {
@@ -90,7 +90,7 @@ export async function logprobsCommand(o: ParsedOpts, r: Reporter) {
   const loaded = readModelDir(o.model as string);
   await startBackend(o, { ...r, log: () => {} });
   const { tokenizer } = loaded;
-  const model = new GPT(loaded.config, loaded.weights, false);
+  const model = createModel(loaded.config, loaded.weights, false);
   try {
     const tokens = tokenizer.encode(o.text as string);
     const logprobs = await tokenLogprobs(model, tokens);

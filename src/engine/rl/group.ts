@@ -12,7 +12,7 @@ import * as path from 'path';
 import { pathToFileURL } from 'url';
 import * as tf from '@tensorflow/tfjs-core';
 import { take } from '../read';
-import { GPT } from '../model';
+import { CausalLM, createModel } from '../causal-lm';
 import { Tokenizer, sameVocabulary } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
 import { RunDir } from '../../data/run';
@@ -89,8 +89,8 @@ export async function rewardSource(o: RewardSource) {
 }
 
 export abstract class GroupRun implements LoopStage {
-  readonly policy: GPT;
-  readonly ref?: GPT;
+  readonly policy: CausalLM;
+  readonly ref?: CausalLM;
   readonly rm?: RewardModel;
   readonly tok: Tokenizer;
   readonly opt: AdamW;
@@ -109,10 +109,10 @@ export abstract class GroupRun implements LoopStage {
     if (!(cfg.beta >= 0)) throw new Error(`--beta must be 0 or more, got ${cfg.beta}`);
     const p = readModelDir(policyDir);
     this.tok = p.tokenizer;
-    this.policy = new GPT(p.config, p.weights, true);
+    this.policy = createModel(p.config, p.weights, true);
     if (cfg.beta > 0) {
       const r = refDir === policyDir ? p : readModelDir(refDir);
-      this.ref = new GPT(r.config, r.weights, false);
+      this.ref = createModel(r.config, r.weights, false);
     }
     if (rewards.rewardModel) {
       const rm = readModelDir(rewards.rewardModel);
@@ -194,7 +194,7 @@ export interface LoopStage {
   readonly stage: string;
   iteration: number;
   readonly cfg: { iterations: number; checkpointInterval: number; keepCheckpoints: number };
-  readonly policy: GPT;
+  readonly policy: CausalLM;
   readonly tok: Tokenizer;
   step(): Promise<Record<string, number>>;
   /** The samples of the step just taken (at most samplesPerStep of them), for samples.jsonl. */
@@ -267,6 +267,6 @@ export async function resumeGroup<C extends GroupConfig>(stage: string, make: Ma
 }
 
 /** Per-token log-probabilities of a rollout under a model, without gradients [N * T]. */
-export async function rolloutLogps(model: GPT, r: Rollout, temperature: number): Promise<Float32Array> {
+export async function rolloutLogps(model: CausalLM, r: Rollout, temperature: number): Promise<Float32Array> {
   return take(tf.tidy(() => tokenLogps(model, tf.tensor2d(r.ids, [r.N, r.T], 'int32'), false, temperature).logp));
 }

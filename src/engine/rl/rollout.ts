@@ -4,7 +4,7 @@
  * sampling temperature.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { GPT } from '../model';
+import { CausalLM } from '../causal-lm';
 import { Tokenizer } from '../tokenizer';
 import { generate } from '../generate';
 import { PpoPrompt, toPpoPrompt } from '../../data/ppo';
@@ -28,7 +28,7 @@ export interface Rollout {
  * log pi(ids[t+1] | ids[..t]) at every position t [N, T] (the last column is padding), and per-position
  * entropy, from the logits divided by the sampling temperature: the distribution the sampler drew from.
  */
-export function tokenLogps(model: GPT, ids: tf.Tensor2D, withEntropy = false, temperature = 1): { logp: tf.Tensor2D; entropy?: tf.Tensor2D } {
+export function tokenLogps(model: CausalLM, ids: tf.Tensor2D, withEntropy = false, temperature = 1): { logp: tf.Tensor2D; entropy?: tf.Tensor2D } {
   const [N, T] = ids.shape;
   const logits = temperature === 1 ? model.logits(ids) : tf.div(model.logits(ids), temperature);
   const logp = tf.logSoftmax(logits);
@@ -64,7 +64,7 @@ export function rowsOf(a: Float32Array, T: number, rows: number[]): Float32Array
  * `seed(j)`, and lays them out as one padded batch (context + response, end-of-text included when
  * the response ended).
  */
-export async function sampleRollout(policy: GPT, tok: Tokenizer, prompts: PpoPrompt[], o: { samples: number; maxNewTokens: number; temperature: number; seed: (j: number) => number }): Promise<Rollout> {
+export async function sampleRollout(policy: CausalLM, tok: Tokenizer, prompts: PpoPrompt[], o: { samples: number; maxNewTokens: number; temperature: number; seed: (j: number) => number }): Promise<Rollout> {
   const Npos = policy.config.n_positions;
   const seqs: number[][] = [], start: number[] = [], len: number[] = [], finished: boolean[] = [], responses: string[] = [], contexts: number[][] = [];
   for (const [j, p] of prompts.entries()) {

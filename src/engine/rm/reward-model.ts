@@ -1,12 +1,13 @@
 /**
- * A reward model: the GPT trunk (initialised from an SFT checkpoint) and a scalar head read at
+ * A reward model: the CausalLM trunk (initialised from an SFT checkpoint) and a scalar head read at
  * the last token of prompt + response + end-of-text. Saved as a GPT-2 model directory whose
  * safetensors add `score.weight` [n_embd, 1] and `score.bias` [1], and whose config.json carries
  * the training set's reward mean and standard deviation (PPO centres scores with them).
  * The PPO value model is the same network read at every position.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { GPT, ForwardOptions } from '../model';
+import { ForwardOptions } from '../model';
+import { CausalLM, createModel } from '../causal-lm';
 import { LoadedModel, modelDirFiles, writeFilesAtomic } from '../checkpoint';
 import { Tokenizer } from '../tokenizer';
 import { Rng } from '../rng';
@@ -16,7 +17,7 @@ export class RewardModel {
   readonly w: tf.Variable;
   readonly b: tf.Variable;
 
-  constructor(readonly trunk: GPT, w: Float32Array, b: Float32Array, trainable = true) {
+  constructor(readonly trunk: CausalLM, w: Float32Array, b: Float32Array, trainable = true) {
     const C = trunk.config.n_embd;
     this.w = tf.tidy(() => tf.variable(tf.tensor2d(w, [C, 1]), trainable));
     this.b = tf.tidy(() => tf.variable(tf.tensor1d(b), trainable));
@@ -44,7 +45,7 @@ export class RewardModel {
       w = Float32Array.from({ length: C }, () => rng.normal() / Math.sqrt(C + 1));
       b = new Float32Array(1);
     }
-    return new RewardModel(new GPT(loaded.config, loaded.weights, trainable), w, b, trainable);
+    return new RewardModel(createModel(loaded.config, loaded.weights, trainable), w, b, trainable);
   }
 
   /** Scores [N] of sequences ids [N, T], each read at its position last[n]. */

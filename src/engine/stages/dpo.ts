@@ -14,7 +14,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { take, takeScalar } from '../read';
-import { GPT } from '../model';
+import { CausalLM } from '../causal-lm';
 import { Tokenizer } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
 import { RunDir } from '../../data/run';
@@ -103,7 +103,7 @@ function batchOf(records: DpoRecord[], pad: number, kway: DpoConfig['kway']) {
 }
 
 /** Sum of log pi(response tokens | context) per sequence [N]. */
-export function sequenceLogps(model: GPT, ids: tf.Tensor2D, mask: tf.Tensor2D): tf.Tensor1D {
+export function sequenceLogps(model: CausalLM, ids: tf.Tensor2D, mask: tf.Tensor2D): tf.Tensor1D {
   const [N, T] = ids.shape;
   const logp = tf.logSoftmax(model.logits(ids));
   const next = tf.concat([tf.slice(ids, [0, 1], [N, T - 1]), tf.zeros([N, 1], 'int32')], 1);
@@ -112,7 +112,7 @@ export function sequenceLogps(model: GPT, ids: tf.Tensor2D, mask: tf.Tensor2D): 
 }
 
 /** Log-probabilities of every response of every record, a few records at a time, without gradients. */
-async function allLogps(model: GPT, records: DpoRecord[], pad: number): Promise<number[][]> {
+async function allLogps(model: CausalLM, records: DpoRecord[], pad: number): Promise<number[][]> {
   const out: number[][] = [];
   for (let i = 0; i < records.length; i += 8) {
     const part = records.slice(i, i + 8);
@@ -139,7 +139,7 @@ function recordsUsed(n: number, cfg: TrainConfig): Set<number> {
  * The reference's log-probabilities of the training records the run will draw (null for the others:
  * a short run on a large file does not pay for the whole file) and of every held-out record.
  */
-async function referenceLogps(model: GPT, data: { train: DpoRecord[]; eval: DpoRecord[] }, cfg: TrainConfig, pad: number) {
+async function referenceLogps(model: CausalLM, data: { train: DpoRecord[]; eval: DpoRecord[] }, cfg: TrainConfig, pad: number) {
   const used = [...recordsUsed(data.train.length, cfg)].sort((a, b) => a - b);
   const lps = await allLogps(model, used.map((i) => data.train[i]), pad);
   const train: (number[] | null)[] = data.train.map(() => null);
@@ -155,7 +155,7 @@ function lossOf(lr: tf.Tensor1D, groups: RankedGroup[], c: DpoConfig): tf.Scalar
 const REF_FILE = 'reference_logps.json';
 
 // ---- the objective -----------------------------------------------------------------------------
-function dpoObjective(policy: GPT, tok: Tokenizer, data: { train: DpoRecord[]; eval: DpoRecord[] }, ref: { train: (number[] | null)[]; eval: number[][] }, c: DpoConfig, cfg: TrainConfig): Objective {
+function dpoObjective(policy: CausalLM, tok: Tokenizer, data: { train: DpoRecord[]; eval: DpoRecord[] }, ref: { train: (number[] | null)[]; eval: number[][] }, c: DpoConfig, cfg: TrainConfig): Objective {
   const order = epochOrder(data.train.length, deriveSeed(cfg.seed, 0xd0));
   const names = new Map([...policy.params].map(([k, v]) => [v.name, k]));
   const vars = [...policy.params.values()].filter((v) => v.trainable);

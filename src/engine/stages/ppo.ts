@@ -18,7 +18,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { take, takeScalars } from '../read';
-import { GPT } from '../model';
+import { CausalLM, createModel } from '../causal-lm';
 import { Tokenizer, sameVocabulary } from '../tokenizer';
 import { Rng, deriveSeed, epochOrder, permutation } from '../rng';
 import { RunDir } from '../../data/run';
@@ -138,8 +138,8 @@ class PpoRun {
   samples(): Record<string, unknown>[] {
     return this.lastSamples;
   }
-  readonly policy: GPT;
-  readonly ref: GPT;
+  readonly policy: CausalLM;
+  readonly ref: CausalLM;
   readonly critic: RewardModel;
   readonly rm: RewardModel;
   readonly tok: Tokenizer;
@@ -159,8 +159,8 @@ class PpoRun {
     readonly gold?: (s: string) => number,
   ) {
     this.tok = models.policy.tokenizer;
-    this.policy = new GPT(models.policy.config, models.policy.weights, true);
-    this.ref = new GPT(models.ref.config, models.ref.weights, false);
+    this.policy = createModel(models.policy.config, models.policy.weights, true);
+    this.ref = createModel(models.ref.config, models.ref.weights, false);
     this.rm = RewardModel.fromLoaded(models.rm, false);
     // a new critic starts from the reward model's head in normalised units; a resumed one is already
     this.critic = RewardModel.fromLoaded(models.value, true, 1, models.value === models.rm ? stats : undefined);

@@ -4,8 +4,8 @@
  * corpus is held out for eval/loss.
  */
 import * as path from 'path';
-import { GPT } from '../model';
-import { GPTConfig, defaultConfig } from '../config';
+import { CausalLM, initModel } from '../causal-lm';
+import { ModelConfig, defaultConfig } from '../config';
 import { CharTokenizer, Gpt2Tokenizer, Tokenizer } from '../tokenizer';
 import { Rng, deriveSeed } from '../rng';
 import { RunDir } from '../../data/run';
@@ -21,7 +21,7 @@ export interface PretrainOptions {
   corpus: string;
   /** Continue from this model; otherwise a new model of `model` shape. */
   init?: string;
-  model?: Partial<GPTConfig>;
+  model?: Partial<ModelConfig>;
   train?: Partial<TrainConfig>;
   runsDir: string;
   runId?: string;
@@ -77,14 +77,14 @@ export function corpusData(tokens: Int32Array, T: number, batchSize: number, eva
 
 export async function pretrain(o: PretrainOptions, hooks: StageHooks = {}) {
   const text = readCorpus(o.corpus);
-  let model: GPT, tokenizer: Tokenizer;
+  let model: CausalLM, tokenizer: Tokenizer;
   if (o.init) {
     ({ model, tokenizer } = loadModel(o.init));
   } else {
     const kind = o.model?.tokenizer ?? 'char';
     tokenizer = kind === 'gpt2' ? new Gpt2Tokenizer() : CharTokenizer.fromText(text);
     const cfg = defaultConfig({ ...o.model, vocab_size: tokenizer.vocabSize });
-    model = GPT.init(cfg, (o.train?.seed ?? DEFAULT_TRAIN.seed) + 1);
+    model = initModel(cfg, (o.train?.seed ?? DEFAULT_TRAIN.seed) + 1);
   }
   const train: TrainConfig = { ...DEFAULT_TRAIN, ...o.train };
   train.threads ||= autoThreads(); // recorded, so a resume splits batches the same way
@@ -97,7 +97,7 @@ export async function pretrain(o: PretrainOptions, hooks: StageHooks = {}) {
   return continuePretrain(run, model, tokenizer, text, train, hooks);
 }
 
-async function continuePretrain(run: RunDir, model: GPT, tokenizer: Tokenizer, text: string, train: TrainConfig, hooks: StageHooks, resume?: { step: number; dir: string }) {
+async function continuePretrain(run: RunDir, model: CausalLM, tokenizer: Tokenizer, text: string, train: TrainConfig, hooks: StageHooks, resume?: { step: number; dir: string }) {
   const tokens = Int32Array.from(tokenizer.encode(text));
   const data = corpusData(tokens, model.config.n_positions, train.batchSize);
   try {

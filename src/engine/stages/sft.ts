@@ -4,7 +4,7 @@
  * get weight 0, hence exactly zero gradient. Examples are visited in a seeded permutation per
  * epoch, so the position in the data is a function of the step (exact resume).
  */
-import { GPT } from '../model';
+import { CausalLM } from '../causal-lm';
 import { Tokenizer } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
 import { RunDir } from '../../data/run';
@@ -101,7 +101,7 @@ export async function sft(o: SftOptions, hooks: StageHooks = {}) {
   }
 }
 
-async function continueSft(run: RunDir, model: GPT, tokenizer: Tokenizer, p: { train: TokenizedExample[]; evalSet: TokenizedExample[] }, train: TrainConfig, hooks: StageHooks, resume?: { step: number; dir: string }) {
+async function continueSft(run: RunDir, model: CausalLM, tokenizer: Tokenizer, p: { train: TokenizedExample[]; evalSet: TokenizedExample[] }, train: TrainConfig, hooks: StageHooks, resume?: { step: number; dir: string }) {
   const data = sftData(p.train, p.evalSet, train, tokenizer.eot);
   return runLifecycle(run, () => lmObjective('sft', model, tokenizer, data, train).then((objective) => trainLoop({ objective, cfg: train, run, resume, ...hooks })));
 }

@@ -1,7 +1,7 @@
 /**
  * A gradient replica on another core (worker_threads). The wasm backend runs one thread per
  * process, so data parallelism is how training uses a second core: this thread holds a copy of
- * the model (a GPT, or a reward model: GPT + score head), receives the current weights and its
+ * the model (a CausalLM, or a reward model: CausalLM + score head), receives the current weights and its
  * share of the batch, and returns its loss and gradients. The main thread combines them and
  * takes the optimizer step.
  */
@@ -9,8 +9,8 @@ import { parentPort } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { take, takeScalar } from '../read';
 import { BackendName, initBackend } from '../backends/backend';
-import { GPT } from '../model';
-import { GPTConfig } from '../config';
+import { CausalLM, initModel } from '../causal-lm';
+import { ModelConfig } from '../config';
 import { Rng } from '../rng';
 import { crossEntropy } from '../layers';
 import { RewardModel } from '../rm/reward-model';
@@ -27,7 +27,7 @@ export interface RankBatch {
 }
 
 export type ThreadRequest =
-  | { type: 'init'; backend: BackendName; config: GPTConfig; names: string[]; head: boolean }
+  | { type: 'init'; backend: BackendName; config: ModelConfig; names: string[]; head: boolean }
   | { type: 'grad'; weights?: Float32Array[]; batch: Batch; seed: number }
   | { type: 'rank'; weights?: Float32Array[]; batch: RankBatch; seed: number }
   | { type: 'close' };
@@ -47,7 +47,7 @@ function gradsByName(params: Params, run: () => tf.Scalar) {
 }
 
 /** Next-token loss and gradients of a batch. */
-export function lossAndGrads(model: GPT, b: Batch, rng: Rng): { value: tf.Scalar; grads: Map<string, tf.Tensor> } {
+export function lossAndGrads(model: CausalLM, b: Batch, rng: Rng): { value: tf.Scalar; grads: Map<string, tf.Tensor> } {
   return gradsByName(model.params, () =>
     crossEntropy(model.logits(tf.tensor2d(b.ids, [b.B, b.T], 'int32'), { training: true, rng }), tf.tensor1d(b.targets, 'int32'), tf.tensor1d(b.weights, 'float32')),
   );
@@ -67,7 +67,7 @@ export async function rankLossAndGrads(rm: RewardModel, b: RankBatch, rng: Rng) 
 if (parentPort) {
   const port = parentPort;
   let params: Params | undefined;
-  let gpt: GPT | undefined;
+  let gpt: CausalLM | undefined;
   let rm: RewardModel | undefined;
   let names: string[] = [];
   port.on('message', async (m: ThreadRequest) => {
@@ -80,7 +80,7 @@ if (parentPort) {
       if (m.type === 'init') {
         await initBackend(m.backend);
         names = m.names;
-        gpt = GPT.init(m.config, 0); // the real weights arrive with the first request
+        gpt = initModel(m.config, 0); // the real weights arrive with the first request
         if (m.head) rm = new RewardModel(gpt, new Float32Array(m.config.n_embd), new Float32Array(1));
         params = rm?.params ?? gpt.params;
         port.postMessage({ type: 'ready' } satisfies ThreadReply);

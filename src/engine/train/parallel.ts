@@ -8,7 +8,7 @@ import * as os from 'os';
 import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { takeScalar } from '../read';
-import { GPT } from '../model';
+import { CausalLM } from '../causal-lm';
 import { Rng, deriveSeed } from '../rng';
 import { currentBackend } from '../backends/backend';
 import { distFile } from '../paths';
@@ -40,13 +40,13 @@ export class GradThreads {
   private readonly workers: Worker[] = [];
   private stale = true;
 
-  private constructor(private readonly model: GPT, private readonly params: Map<string, tf.Variable>, private readonly names: string[], private readonly rm?: RewardModel) {}
+  private constructor(private readonly model: CausalLM, private readonly params: Map<string, tf.Variable>, private readonly names: string[], private readonly rm?: RewardModel) {}
 
   /** `extra` threads beside this one, each with a replica of the model (or of the reward model). */
-  static async start(model: GPT | RewardModel, extra: number): Promise<GradThreads> {
+  static async start(model: CausalLM | RewardModel, extra: number): Promise<GradThreads> {
     if (!distFile('grad-thread.js')) throw new Error('dist/grad-thread.js is missing: run npm run build, or train with --threads 1');
     const rm = model instanceof RewardModel ? model : undefined;
-    const gpt = rm ? rm.trunk : (model as GPT);
+    const gpt = rm ? rm.trunk : (model as CausalLM);
     const names = [...model.params].filter(([, v]) => v.trainable).map(([n]) => n);
     const g = new GradThreads(gpt, model.params, names, rm);
     const backend = currentBackend()?.name ?? 'wasm';

@@ -11,7 +11,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { GPT } from '../model';
+import { CausalLM } from '../causal-lm';
 import { Tokenizer } from '../tokenizer';
 import { crossEntropy } from '../layers';
 import { Rng, deriveSeed } from '../rng';
@@ -222,7 +222,7 @@ export function batchTensors(b: Batch) {
 }
 
 /** Weighted mean next-token loss over batches (no gradient). */
-export async function evalLoss(model: GPT, batches: Batch[]): Promise<number> {
+export async function evalLoss(model: CausalLM, batches: Batch[]): Promise<number> {
   if (!batches.length) return NaN;
   let total = 0, weight = 0;
   for (const b of batches) {
@@ -242,7 +242,7 @@ export async function evalLoss(model: GPT, batches: Batch[]): Promise<number> {
  * Next-token prediction (pretraining, SFT): batches from `data`, gradients split across CPU
  * threads where that helps (parallel.ts).
  */
-export async function lmObjective(stage: string, model: GPT, tokenizer: Tokenizer, data: LmData, cfg: TrainConfig, extraConfig?: Record<string, unknown>): Promise<Objective> {
+export async function lmObjective(stage: string, model: CausalLM, tokenizer: Tokenizer, data: LmData, cfg: TrainConfig, extraConfig?: Record<string, unknown>): Promise<Objective> {
   // the largest activation of a step: the logits of a micro-batch, [batch x block, vocabulary]
   assertFitsAdapter(`the logits of a batch [${cfg.batchSize} x ${model.config.n_positions}, ${model.config.vocab_size}]`, 4 * cfg.batchSize * model.config.n_positions * model.config.vocab_size);
   const evalSet = data.evalBatches();

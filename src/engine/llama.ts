@@ -1,0 +1,244 @@
+/**
+ * The Llama family (Touvron et al. 2023; Llama 2/3.x, SmolLM, TinyLlama) and Qwen2 in
+ * TensorFlow.js, parameter for parameter Transformers' LlamaForCausalLM / Qwen2ForCausalLM:
+ * pre-RMSNorm blocks, rotary position embeddings (Su et al. 2021) on queries and keys,
+ * grouped-query attention (Ainslie et al. 2023), a SwiGLU MLP, no dropout. Qwen2 is Llama with
+ * biases on q/k/v. Linear weights are held as [in, out] (Transformers stores nn.Linear as
+ * [out, in]; checkpoints are transposed on load and save), so x @ W needs no transpose, as in
+ * model.ts.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { LlamaConfig, ModelConfig } from './config';
+import { Rng } from './rng';
+import { causalMask, matMul, rmsNorm, swiglu } from './layers';
+import { bmm } from './kernels/bmm';
+import { assertFitsAdapter } from './backends/webgpu';
+import { ForwardOptions, KVCache } from './model';
+
+function lc(c: ModelConfig): LlamaConfig {
+  if (!c.llama) throw new Error(`not a Llama-family config (arch ${c.arch ?? 'gpt2'})`);
+  return c.llama;
+}
+
+/**
+ * Parameter names (Transformers' without the "model." prefix) and shapes as held here
+ * ([in, out] for projections). lm_head only when the embeddings are untied.
+ */
+export function llamaParameterShapes(c: ModelConfig): [string, number[]][] {
+  const l = lc(c);
+  const C = c.n_embd, q = c.n_head * l.head_dim, kv = l.num_key_value_heads * l.head_dim, F = l.intermediate_size;
+  const out: [string, number[]][] = [['embed_tokens.weight', [c.vocab_size, C]]];
+  for (let i = 0; i < c.n_layer; i++) {
+    const p = `layers.${i}.`;
+    out.push([p + 'input_layernorm.weight', [C]]);
+    out.push([p + 'self_attn.q_proj.weight', [C, q]]);
+    if (l.qkv_bias) out.push([p + 'self_attn.q_proj.bias', [q]]);
+    out.push([p + 'self_attn.k_proj.weight', [C, kv]]);
+    if (l.qkv_bias) out.push([p + 'self_attn.k_proj.bias', [kv]]);
+    out.push([p + 'self_attn.v_proj.weight', [C, kv]]);
+    if (l.qkv_bias) out.push([p + 'self_attn.v_proj.bias', [kv]]);
+    out.push([p + 'self_attn.o_proj.weight', [q, C]]);
+    if (l.o_bias) out.push([p + 'self_attn.o_proj.bias', [C]]);
+    out.push([p + 'post_attention_layernorm.weight', [C]]);
+    for (const [n, shape] of [['gate_proj', [C, F]], ['up_proj', [C, F]], ['down_proj', [F, C]]] as const) {
+      out.push([`${p}mlp.${n}.weight`, [...shape]]);
+      if (l.mlp_bias) out.push([`${p}mlp.${n}.bias`, [shape[1]]]);
+    }
+  }
+  out.push(['norm.weight', [C]]);
+  if (!l.tie_word_embeddings) out.push(['lm_head.weight', [C, c.vocab_size]]);
+  return out;
+}
+
+/** A projection held as [in, out] here and [out, in] in Transformers' checkpoints. */
+export const isLinearWeight = (name: string): boolean => name.endsWith('_proj.weight') || name === 'lm_head.weight';
+
+/** Transformers' checkpoint name of a parameter (LlamaForCausalLM prefixes the trunk with "model."). */
+export const llamaHfName = (name: string): string => (name === 'lm_head.weight' ? name : `model.${name}`);
+
+/** Transposes a row-major [rows, cols] matrix (checkpoint layout <-> ours). */
+export function transpose2d(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
+  return out;
+}
+
+/** Transformers' initialisation: N(0, 0.02) for matrices, RMSNorm gains 1, biases 0; seeded. */
+export function llamaInitialWeights(c: ModelConfig, seed: number): Map<string, Float32Array> {
+  const rng = new Rng(seed);
+  const out = new Map<string, Float32Array>();
+  for (const [name, shape] of llamaParameterShapes(c)) {
+    const a = new Float32Array(shape.reduce((x, y) => x * y, 1));
+    if (name.endsWith('norm.weight')) a.fill(1);
+    else if (shape.length === 2) for (let i = 0; i < a.length; i++) a[i] = rng.normal() * 0.02;
+    out.set(name, a);
+  }
+  return out;
+}
+
+/**
+ * Rotary inverse frequencies theta^(-2i/d), i < d/2, in float32 as Transformers computes them;
+ * with rope_scaling "llama3" the long wavelengths are divided by `factor` and a band between
+ * low_freq_factor and high_freq_factor is interpolated smoothly (Llama 3.1's recipe).
+ */
+export function ropeInverseFrequencies(l: LlamaConfig): Float32Array {
+  const d = l.head_dim;
+  const inv = new Float32Array(d / 2);
+  for (let i = 0; i < d / 2; i++) inv[i] = 1 / Math.fround(l.rope_theta ** Math.fround((2 * i) / d));
+  const s = l.rope_scaling;
+  if (!s) return inv;
+  const lowWavelen = s.original_max_position_embeddings / s.low_freq_factor;
+  const highWavelen = s.original_max_position_embeddings / s.high_freq_factor;
+  for (let i = 0; i < inv.length; i++) {
+    const wavelen = (2 * Math.PI) / inv[i];
+    if (wavelen > lowWavelen) inv[i] = inv[i] / s.factor;
+    else if (wavelen >= highWavelen) {
+      const smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+      inv[i] = (1 - smooth) * (inv[i] / s.factor) + smooth * inv[i];
+    }
+  }
+  return inv;
+}
+
+export class Llama {
+  readonly params = new Map<string, tf.Variable>();
+  private readonly invFreq: Float32Array;
+
+  constructor(readonly config: ModelConfig, weights: Map<string, Float32Array>, trainable = true) {
+    for (const [name, shape] of llamaParameterShapes(config)) {
+      const w = weights.get(name);
+      if (!w) throw new Error(`missing weight ${name}`);
+      const size = shape.reduce((x, y) => x * y, 1);
+      if (w.length !== size) throw new Error(`weight ${name} has ${w.length} values, expected shape [${shape}]`);
+      assertFitsAdapter(`the weight ${name} [${shape}]`, 4 * size);
+      this.params.set(name, tf.tidy(() => tf.variable(tf.tensor(w, shape, 'float32'), trainable, `${name}#${nextId++}`)));
+    }
+    this.invFreq = ropeInverseFrequencies(lc(config));
+  }
+
+  static init(config: ModelConfig, seed: number): Llama {
+    return new Llama(config, llamaInitialWeights(config, seed));
+  }
+
+  p(name: string): tf.Variable {
+    const v = this.params.get(name);
+    if (!v) throw new Error(`no parameter ${name}`);
+    return v;
+  }
+
+  get numParameters(): number {
+    let n = 0;
+    for (const v of this.params.values()) n += v.size;
+    return n;
+  }
+
+  /** Non-embedding parameters (the untied head counts as embedding, as in Kaplan et al.). */
+  get numBlockParameters(): number {
+    const head = this.params.get('lm_head.weight')?.size ?? 0;
+    return this.numParameters - this.p('embed_tokens.weight').size - head;
+  }
+
+  /** cos and sin [T, head_dim] of positions past..past+T-1, halves repeated (Transformers' layout). */
+  private rotary(past: number, T: number): [tf.Tensor2D, tf.Tensor2D] {
+    const half = this.invFreq.length, d = 2 * half;
+    const cos = new Float32Array(T * d), sin = new Float32Array(T * d);
+    for (let t = 0; t < T; t++) {
+      for (let i = 0; i < half; i++) {
+        const angle = Math.fround((past + t) * this.invFreq[i]);
+        cos[t * d + i] = cos[t * d + half + i] = Math.cos(angle);
+        sin[t * d + i] = sin[t * d + half + i] = Math.sin(angle);
+      }
+    }
+    return [tf.tensor2d(cos, [T, d]), tf.tensor2d(sin, [T, d])];
+  }
+
+  /** x [B, T, n, d] rotated: x cos + rotate_half(x) sin, rotate_half(x) = [-x2, x1]. */
+  private rope(x: tf.Tensor4D, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor4D {
+    const [B, T, n, d] = x.shape;
+    const x1 = tf.slice(x, [0, 0, 0, 0], [B, T, n, d / 2]);
+    const x2 = tf.slice(x, [0, 0, 0, d / 2], [B, T, n, d / 2]);
+    const rotated = tf.concat([tf.neg(x2), x1], 3);
+    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
+  }
+
+  private proj(x: tf.Tensor2D, name: string): tf.Tensor2D {
+    const y = matMul(x, this.p(name + '.weight') as tf.Variable as unknown as tf.Tensor2D);
+    const b = this.params.get(name + '.bias');
+    return b ? tf.add(y, b) : y;
+  }
+
+  /** Final hidden states [B*T, n_embd] after the last RMSNorm, for token ids [B, T]. */
+  hidden(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
+    const c = this.config, l = lc(c);
+    const [B, T] = ids.shape;
+    const H = c.n_head, KV = l.num_key_value_heads, hd = l.head_dim, rep = H / KV;
+    const past = opts.cache?.length ?? 0;
+    if (past + T > c.n_positions) throw new Error(`sequence of ${past + T} tokens exceeds max_position_embeddings ${c.n_positions}`);
+
+    let x = tf.gather(this.p('embed_tokens.weight'), tf.reshape(ids, [B * T])) as tf.Tensor2D;
+    const [cos, sin] = this.rotary(past, T);
+    const cos4 = tf.reshape(cos, [T, 1, hd]), sin4 = tf.reshape(sin, [T, 1, hd]);
+    // queries of the rep heads sharing a key/value head are stacked as rep*T rows: the mask repeats
+    const mask = T > 1 ? tf.tile(causalMask(T, past + T, past), [rep, 1]) : undefined;
+
+    for (let i = 0; i < c.n_layer; i++) {
+      const p = `layers.${i}.`;
+      // grouped-query self-attention with rotary positions
+      const h1 = rmsNorm(x, this.p(p + 'input_layernorm.weight'), c.layer_norm_epsilon);
+      const q = this.rope(tf.reshape(this.proj(h1, p + 'self_attn.q_proj'), [B, T, H, hd]), cos4, sin4);
+      const kNew = tf.transpose(this.rope(tf.reshape(this.proj(h1, p + 'self_attn.k_proj'), [B, T, KV, hd]), cos4, sin4), [0, 2, 1, 3]) as tf.Tensor4D;
+      const vNew = tf.transpose(tf.reshape(this.proj(h1, p + 'self_attn.v_proj'), [B, T, KV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+      let k = kNew, v = vNew;
+      if (opts.cache) {
+        if (past > 0) {
+          k = tf.concat([opts.cache.k[i], kNew], 2);
+          v = tf.concat([opts.cache.v[i], vNew], 2);
+          tf.dispose([opts.cache.k[i], opts.cache.v[i]]);
+        }
+        opts.cache.k[i] = tf.keep(k);
+        opts.cache.v[i] = tf.keep(v);
+      }
+      // q [B, H, T, hd] = [B*KV, rep*T, hd]: each group's queries against its one key/value head
+      const Tk = k.shape[2];
+      const qg = tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * KV, rep * T, hd]) as tf.Tensor3D;
+      const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [B * KV, hd, Tk]) as tf.Tensor3D;
+      let att: tf.Tensor = tf.mul(bmm(qg, kT), 1 / Math.sqrt(hd));
+      if (mask) att = tf.add(att, mask);
+      att = tf.softmax(att);
+      const yg = bmm(att as tf.Tensor3D, tf.reshape(v, [B * KV, Tk, hd]) as tf.Tensor3D);
+      const y = tf.reshape(tf.transpose(tf.reshape(yg, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, H * hd]) as tf.Tensor2D;
+      x = tf.add(x, this.proj(y, p + 'self_attn.o_proj'));
+      // SwiGLU MLP: down(silu(gate(x)) * up(x))
+      const h2 = rmsNorm(x, this.p(p + 'post_attention_layernorm.weight'), c.layer_norm_epsilon);
+      const a = swiglu(this.proj(h2, p + 'mlp.gate_proj'), this.proj(h2, p + 'mlp.up_proj')) as tf.Tensor2D;
+      x = tf.add(x, this.proj(a, p + 'mlp.down_proj'));
+    }
+    if (opts.cache) opts.cache.length = past + T;
+    return rmsNorm(x, this.p('norm.weight'), c.layer_norm_epsilon);
+  }
+
+  /** Next-token logits [n, vocab] from hidden states [n, n_embd]: lm_head, or the embeddings when tied. */
+  lmHead(h: tf.Tensor2D): tf.Tensor2D {
+    const head = this.params.get('lm_head.weight');
+    return matMul(h, (head ?? tf.transpose(this.p('embed_tokens.weight'))) as tf.Tensor2D);
+  }
+
+  logits(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
+    return this.lmHead(this.hidden(ids, opts));
+  }
+
+  async weights(): Promise<Map<string, Float32Array>> {
+    const out = new Map<string, Float32Array>();
+    for (const [name, v] of this.params) out.set(name, (await v.data()) as Float32Array);
+    return out;
+  }
+
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    this.params.clear();
+  }
+}
+
+let nextId = 0;
+
+export type { KVCache };

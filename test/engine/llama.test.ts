@@ -1,0 +1,180 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import { FIXTURES, testBackend } from '../helpers';
+import { loadModel, readModelDir, writeModelDir } from '../../src/engine/checkpoint';
+import { createModel, initModel } from '../../src/engine/causal-lm';
+import { configFromJson, parameterCount } from '../../src/engine/config';
+import { rmsNorm, swiglu } from '../../src/engine/layers';
+import { readSafetensors, serializeSafetensors } from '../../src/engine/safetensors';
+import { CharTokenizer } from '../../src/engine/tokenizer';
+import { KVCache, disposeCache } from '../../src/engine/model';
+
+before(testBackend);
+
+const VARIANTS = ['llama-gqa', 'llama3-bf16', 'qwen2-f16'];
+const dirOf = (v: string) => path.join(FIXTURES, 'tiny-llama', v);
+
+/** A small Llama-layout config (GQA 4/2, untied) for tests that need no fixture. */
+function tinyLlama(overrides: Record<string, unknown> = {}) {
+  return configFromJson({
+    model_type: 'llama', hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 4,
+    num_key_value_heads: 2, max_position_embeddings: 32, vocab_size: 20, rms_norm_eps: 1e-5, rope_theta: 10000,
+    tie_word_embeddings: false, tokenizer: 'char', ...overrides,
+  });
+}
+
+for (const v of VARIANTS) {
+  test(`${v}: log-probabilities equal the PyTorch reference of Transformers' forward pass (< 2e-3)`, async () => {
+    const expected = JSON.parse(fs.readFileSync(path.join(dirOf(v), 'expected.json'), 'utf8'));
+    const { model, loaded } = loadModel(dirOf(v), false);
+    assert.equal(loaded.config.arch, v.startsWith('qwen2') ? 'qwen2' : 'llama');
+    assert.equal(loaded.dtype, v.endsWith('bf16') ? 'BF16' : v.endsWith('f16') ? 'F16' : 'F32');
+    const ids: number[] = expected.ids;
+    const logp = tf.tidy(() => tf.logSoftmax(model.logits(tf.tensor2d([ids], [1, ids.length], 'int32'))));
+    const got = (await logp.data()) as Float32Array;
+    logp.dispose();
+    const V = loaded.config.vocab_size;
+    let worst = 0;
+    expected.logprobs.forEach((row: number[], t: number) => row.forEach((x, j) => (worst = Math.max(worst, Math.abs(x - got[t * V + j])))));
+    assert.ok(worst < 2e-3, `max |logprob diff| ${worst}`);
+    model.dispose();
+  });
+}
+
+test('the key/value cache gives the logits of the full forward pass (grouped-query heads, rotary positions)', async () => {
+  const { model } = loadModel(dirOf('llama3-bf16'), false);
+  const ids = [5, 9, 3, 40, 7, 11, 2, 60, 33, 1];
+  const full = tf.tidy(() => model.logits(tf.tensor2d([ids], [1, ids.length], 'int32')));
+  const want = (await full.data()) as Float32Array;
+  full.dispose();
+  const cache: KVCache = { k: [], v: [], length: 0 };
+  const V = model.config.vocab_size;
+  // a prompt of 4, then one token at a time
+  const chunks = [ids.slice(0, 4), ...ids.slice(4).map((x) => [x])];
+  let pos = 0;
+  for (const c of chunks) {
+    const l = tf.tidy(() => model.logits(tf.tensor2d([c], [1, c.length], 'int32'), { cache }));
+    const got = (await l.data()) as Float32Array;
+    l.dispose();
+    for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - want[pos * V + i]) < 1e-4, `position ${pos + Math.floor(i / V)}`);
+    pos += c.length;
+  }
+  disposeCache(cache);
+  model.dispose();
+});
+
+test('a Llama checkpoint saves in Transformers\' names and [out, in] layout, and loads back equal', async () => {
+  const loaded = readModelDir(dirOf('qwen2-f16'));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'llama-save-'));
+  try {
+    writeModelDir(path.join(tmp, 'm'), loaded.config, loaded.weights, loaded.tokenizer);
+    const st = readSafetensors(path.join(tmp, 'm', 'model.safetensors')).tensors;
+    assert.deepEqual(st.get('model.layers.0.self_attn.k_proj.weight')!.shape, [16, 32], 'k_proj [KV*hd, hidden]');
+    assert.ok(st.has('model.layers.1.self_attn.q_proj.bias') && !st.has('model.layers.1.self_attn.o_proj.bias'), 'Qwen2: q/k/v biases, no o bias');
+    assert.ok(st.has('lm_head.weight') && st.has('model.norm.weight'));
+    const cfg = JSON.parse(fs.readFileSync(path.join(tmp, 'm', 'config.json'), 'utf8'));
+    assert.equal(cfg.model_type, 'qwen2');
+    assert.equal(cfg.torch_dtype, 'float32', 'our checkpoints are float32 (fine-tuning steps would round away in half precision)');
+    const back = readModelDir(path.join(tmp, 'm'));
+    for (const [name, w] of loaded.weights) assert.deepEqual(back.weights.get(name), w, name);
+    // a bfloat16 copy on request: the values a bfloat16 file held come back exactly
+    const bf = readModelDir(dirOf('llama3-bf16'));
+    writeModelDir(path.join(tmp, 'bf'), bf.config, bf.weights, bf.tokenizer, { dtype: 'BF16' });
+    const bfBack = readModelDir(path.join(tmp, 'bf'));
+    assert.equal(bfBack.dtype, 'BF16');
+    for (const [name, w] of bf.weights) assert.deepEqual(bfBack.weights.get(name), w, name);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('a sharded checkpoint (model.safetensors.index.json) loads as the single file does', async () => {
+  const loaded = readModelDir(dirOf('llama-gqa'));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'llama-shards-'));
+  try {
+    for (const f of ['config.json', 'tokenizer.json']) fs.copyFileSync(path.join(dirOf('llama-gqa'), f), path.join(tmp, f));
+    const all = readSafetensors(path.join(dirOf('llama-gqa'), 'model.safetensors')).tensors;
+    const names = [...all.keys()];
+    const half = Math.ceil(names.length / 2);
+    const shards = [names.slice(0, half), names.slice(half)];
+    const weightMap: Record<string, string> = {};
+    shards.forEach((ns, i) => {
+      const file = `model-0000${i + 1}-of-00002.safetensors`;
+      fs.writeFileSync(path.join(tmp, file), serializeSafetensors(new Map(ns.map((n) => [n, all.get(n)!]))));
+      for (const n of ns) weightMap[n] = file;
+    });
+    fs.writeFileSync(path.join(tmp, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    const sharded = readModelDir(tmp);
+    for (const [name, w] of loaded.weights) assert.deepEqual(sharded.weights.get(name), w, name);
+    // a shard missing is one clear line
+    fs.rmSync(path.join(tmp, 'model-00002-of-00002.safetensors'));
+    assert.throws(() => readModelDir(tmp), /model-00002-of-00002\.safetensors/);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('bad Llama configs and tensors are refused in one line', () => {
+  assert.throws(() => configFromJson({ model_type: 'mistral' }), /model_type "mistral" is not supported/);
+  assert.throws(() => tinyLlama({ num_key_value_heads: 3 }), /multiple of num_key_value_heads/);
+  assert.throws(() => tinyLlama({ rope_scaling: { rope_type: 'yarn', factor: 4 } }), /rope_scaling of type "yarn"/);
+  assert.throws(() => tinyLlama({ hidden_act: 'gelu' }), /hidden_act "gelu"/);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'llama-bad-'));
+  try {
+    const cfg = tinyLlama();
+    const tok = new CharTokenizer('abcdefghijklmnopq'.split(''));
+    const m = initModel(cfg, 1);
+    const w = new Map([...m.params].map(([k, v]) => [k, v.dataSync() as Float32Array]));
+    m.dispose();
+    writeModelDir(path.join(tmp, 'm'), cfg, w, tok);
+    const cfgFile = path.join(tmp, 'm', 'config.json');
+    const json = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...json, intermediate_size: 32 }));
+    assert.throws(() => readModelDir(path.join(tmp, 'm')), /model\.layers\.0\.mlp\.gate_proj\.weight has shape \[24,16\], config\.json implies \[32,16\]/);
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...json, tie_word_embeddings: false, vocab_size: 20 }));
+    const st = readSafetensors(path.join(tmp, 'm', 'model.safetensors')).tensors;
+    st.delete('lm_head.weight');
+    fs.writeFileSync(path.join(tmp, 'm', 'model.safetensors'), serializeSafetensors(st));
+    assert.throws(() => readModelDir(path.join(tmp, 'm')), /tie_word_embeddings false but the checkpoint has no lm_head\.weight/);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('RMSNorm and SwiGLU gradients equal autodiff of the unfused ops and finite differences', () => {
+  const x = tf.randomNormal([5, 8], 0, 1, 'float32', 3) as tf.Tensor2D;
+  const g = tf.randomNormal([8], 1, 0.2, 'float32', 4);
+  const up = tf.randomNormal([5, 8], 0, 1, 'float32', 5);
+  const dy = tf.randomNormal([5, 8], 0, 1, 'float32', 6);
+  const fused = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(rmsNorm(a as tf.Tensor2D, b, 1e-5), dy)))([x, g]);
+  const plain = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.mul(tf.mul(a, tf.rsqrt(tf.add(tf.mean(tf.square(a), -1, true), 1e-5))), b), dy)))([x, g]);
+  fused.forEach((t, i) => assert.ok(tf.max(tf.abs(tf.sub(t, plain[i]))).dataSync()[0] < 1e-4, `RMSNorm grad ${i}`));
+  const fs2 = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(swiglu(a, b), dy)))([x, up]);
+  const ps2 = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.mul(tf.mul(a, tf.sigmoid(a)), b), dy)))([x, up]);
+  fs2.forEach((t, i) => assert.ok(tf.max(tf.abs(tf.sub(t, ps2[i]))).dataSync()[0] < 1e-4, `SwiGLU grad ${i}`));
+  // finite differences on one entry of each
+  const f = (xv: tf.Tensor) => tf.sum(tf.mul(swiglu(rmsNorm(xv as tf.Tensor2D, g, 1e-5), up), dy)).dataSync()[0];
+  const analytic = tf.grad((xv: tf.Tensor) => tf.sum(tf.mul(swiglu(rmsNorm(xv as tf.Tensor2D, g, 1e-5), up), dy)))(x).dataSync();
+  const base = x.dataSync().slice();
+  for (const i of [0, 13, 39]) {
+    const h = 1e-2;
+    const plus = base.slice(); plus[i] += h;
+    const minus = base.slice(); minus[i] -= h;
+    const numeric = (f(tf.tensor2d(plus, [5, 8])) - f(tf.tensor2d(minus, [5, 8]))) / (2 * h);
+    assert.ok(Math.abs(numeric - analytic[i]) < 2e-2 * Math.max(1, Math.abs(numeric)), `entry ${i}: ${numeric} vs ${analytic[i]}`);
+  }
+});
+
+test('a Llama model from a config alone: seeded init, parameter count as the config implies', () => {
+  const cfg = tinyLlama({ attention_bias: true, mlp_bias: true });
+  const a = initModel(cfg, 7), b = initModel(cfg, 7);
+  assert.equal(a.numParameters, parameterCount(cfg));
+  assert.deepEqual(a.params.get('layers.1.mlp.up_proj.weight')!.dataSync(), b.params.get('layers.1.mlp.up_proj.weight')!.dataSync());
+  const c = createModel(cfg, new Map([...a.params].map(([k, v]) => [k, v.dataSync() as Float32Array])));
+  assert.equal(c.numParameters, a.numParameters);
+  [a, b, c].forEach((m) => m.dispose());
+});
