@@ -25,6 +25,23 @@ export async function saveTinyModel(dir: string, tok: import('../src/engine/toke
   model.dispose();
 }
 
+/**
+ * A tiny character-level model of the Llama layout (2 layers, 4 query heads sharing 2 key/value
+ * heads, 16 wide, SwiGLU 32, untied head, rope_theta 5e5), saved as a model folder; `qwen2` for
+ * Qwen2's q/k/v biases.
+ */
+export async function saveTinyLlama(dir: string, tok: import('../src/engine/tokenizer').CharTokenizer, seed = 5, arch: 'llama' | 'qwen2' = 'llama'): Promise<void> {
+  const { initModel } = await import('../src/engine/causal-lm');
+  const { configFromJson } = await import('../src/engine/config');
+  const { saveModel } = await import('../src/engine/checkpoint');
+  const model = initModel(configFromJson({
+    model_type: arch, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
+    max_position_embeddings: 48, vocab_size: tok.vocabSize, rms_norm_eps: 1e-5, rope_theta: 500000, tie_word_embeddings: false, tokenizer: 'char',
+  }), seed);
+  await saveModel(model, tok, dir);
+  model.dispose();
+}
+
 /** Mesa's Vulkan driver when the machine has no Vulkan driver (scripts/webgpu-setup.mjs). */
 export async function ensureVulkan(): Promise<void> {
   const setup = (await import(path.join(ROOT, 'scripts', 'webgpu-setup.mjs'))) as { ensureVulkan: (o: { quiet: boolean }) => unknown };

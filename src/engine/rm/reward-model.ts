@@ -12,6 +12,8 @@ import { LoadedModel, modelDirFiles, writeFilesAtomic } from '../checkpoint';
 import { Tokenizer } from '../tokenizer';
 import { Rng } from '../rng';
 
+const SEQUENCE_CLASSIFICATION = { gpt2: 'GPT2ForSequenceClassification', llama: 'LlamaForSequenceClassification', qwen2: 'Qwen2ForSequenceClassification' };
+
 export class RewardModel {
   readonly params: Map<string, tf.Variable>;
   readonly w: tf.Variable;
@@ -21,7 +23,9 @@ export class RewardModel {
     const C = trunk.config.n_embd;
     this.w = tf.tidy(() => tf.variable(tf.tensor2d(w, [C, 1]), trainable));
     this.b = tf.tidy(() => tf.variable(tf.tensor1d(b), trainable));
-    this.params = new Map([...trunk.params, ['score.weight', this.w], ['score.bias', this.b]]);
+    // the trained set: the trunk and the head; an untied LM head (Llama) plays no part in a score
+    const trunkParams = [...trunk.params].filter(([n]) => n !== 'lm_head.weight');
+    this.params = new Map([...trunkParams, ['score.weight', this.w], ['score.bias', this.b]]);
   }
 
   /**
@@ -64,14 +68,17 @@ export class RewardModel {
 
   /** The files of this model's directory (config.json carries extraConfig). */
   async files(tokenizer: Tokenizer, extraConfig: Record<string, unknown>): Promise<Record<string, string | Buffer>> {
-    const C = this.trunk.config.n_embd;
+    const c = this.trunk.config, C = c.n_embd;
+    // Transformers' score is nn.Linear(n_embd, 1) [1, n_embd]; [n_embd, 1] is the same bytes
+    // (GPT-2 checkpoints of earlier versions carry that shape, and load either way)
+    const llama = c.arch === 'llama' || c.arch === 'qwen2';
     const extra = new Map([
-      ['score.weight', { shape: [C, 1], data: (await this.w.data()) as Float32Array }],
+      ['score.weight', { shape: llama ? [1, C] : [C, 1], data: (await this.w.data()) as Float32Array }],
       ['score.bias', { shape: [1], data: (await this.b.data()) as Float32Array }],
     ]);
     return modelDirFiles(this.trunk.config, await this.trunk.weights(), tokenizer, {
       extra,
-      extraConfig: { architectures: ['GPT2ForSequenceClassification'], num_labels: 1, ...extraConfig },
+      extraConfig: { architectures: [SEQUENCE_CLASSIFICATION[c.arch ?? 'gpt2']], num_labels: 1, ...extraConfig },
     });
   }
 
