@@ -54,6 +54,19 @@ test('rlhf logprobs --json prints the tokens exactly as the tokenizer gives them
   assert.equal(out.logprobs.length, 1);
 });
 
+test('rlhf logprobs --ids scores token ids without the tokenizer (a Llama model, the PyTorch reference)', () => {
+  const dir = path.join(FIXTURES, 'tiny-llama', 'llama-gqa');
+  const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8'));
+  const ids: number[] = expected.ids.slice(0, 12);
+  const r = rlhf('logprobs', '--model', dir, '--ids', ids.join(','), '--json', '--backend', 'wasm');
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.deepEqual(out.tokens, ids);
+  out.logprobs.forEach((x: number, i: number) => assert.ok(Math.abs(x - expected.logprobs[i][ids[i + 1]]) < 2e-3, `token ${i + 1}`));
+  oneClearLine(rlhf('logprobs', '--model', dir, '--ids', '3,x,5'), /--ids: "x" is not a token id of this model \(whole numbers from 0 to 95\)/);
+  oneClearLine(rlhf('logprobs', '--model', dir, '--ids', '3,96'), /--ids: "96" is not a token id/);
+});
+
 test('rlhf generate samples with the chosen seed and reports tokens/s', () => {
   const args = ['generate', '--model', path.join(FIXTURES, 'tiny-gpt2'), '--prompt', 'Call me', '--raw', '--max-tokens', '5', '--seed', '7', '--json', '--num-samples', '2'];
   const a = JSON.parse(rlhf(...args).stdout.trim().split('\n').at(-1)!);

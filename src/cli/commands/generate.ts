@@ -24,6 +24,7 @@ export const GENERATE_OPTS: OptSpecs = {
 export const LOGPROBS_OPTS: OptSpecs = {
   model: { type: 'string', help: 'model directory' },
   text: { type: 'string', help: 'the text to score' },
+  ids: { type: 'string', help: 'token ids to score instead of text, comma-separated (no tokenizer needed)' },
   ...COMMON,
 };
 
@@ -84,15 +85,25 @@ function streamer(r: Reporter, o: ParsedOpts, decode: (t: number[]) => string) {
   };
 }
 
+/** "3,17,256" -> [3, 17, 256], each a whole number below the vocabulary size. */
+function parseIds(text: string, vocab: number): number[] {
+  const parts = text.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  const ids = parts.map(Number);
+  const bad = parts.findIndex((x, i) => !/^\d+$/.test(x) || ids[i] >= vocab);
+  if (bad >= 0) throw new UsageError(`--ids: "${parts[bad]}" is not a token id of this model (whole numbers from 0 to ${vocab - 1})`);
+  if (!ids.length) throw new UsageError('--ids: no token ids given');
+  return ids;
+}
+
 export async function logprobsCommand(o: ParsedOpts, r: Reporter) {
   if (!o.model) throw new UsageError('rlhf logprobs needs --model DIR');
-  if (o.text === undefined) throw new UsageError('rlhf logprobs needs --text TEXT');
+  if ((o.text === undefined) === (o.ids === undefined)) throw new UsageError('rlhf logprobs needs --text TEXT or --ids 3,17,256 (one of them)');
   const loaded = readModelDir(o.model as string);
-  await startBackend(o, { ...r, log: () => {} });
   const { tokenizer } = loaded;
+  const tokens = o.ids !== undefined ? parseIds(o.ids as string, loaded.config.vocab_size) : tokenizer.encode(o.text as string);
+  await startBackend(o, { ...r, log: () => {} });
   const model = createModel(loaded.config, loaded.weights, false);
   try {
-    const tokens = tokenizer.encode(o.text as string);
     const logprobs = await tokenLogprobs(model, tokens);
     const bad = logprobs.findIndex((x) => !Number.isFinite(x));
     if (bad >= 0) throw new Error(`the log-probability of token ${bad + 1} is ${logprobs[bad]}: the model's output is not finite`);
