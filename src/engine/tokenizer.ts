@@ -9,6 +9,7 @@ import { readRegularFile } from '../data/durable';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Tokenizer as HfTokenizerImpl } from '@huggingface/tokenizers';
+import { ChatTemplate } from './chat';
 
 export interface Tokenizer {
   readonly kind: 'gpt2' | 'char' | 'hf';
@@ -16,6 +17,8 @@ export interface Tokenizer {
   readonly eot: number;
   encode(text: string): number[];
   decode(ids: number[]): string;
+  /** The model's chat template, when its tokenizer_config.json has one. */
+  readonly chat?: ChatTemplate;
 }
 
 const EOT_TEXT = '<|endoftext|>';
@@ -122,7 +125,7 @@ export class HfTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly eot: number;
   readonly bos?: number;
-  readonly chatTemplate?: string;
+  readonly chat?: ChatTemplate;
   private readonly impl: HfTokenizerImpl;
 
   /** `eosId`: the model's eos_token_id, used when tokenizer_config.json names no eos_token. */
@@ -131,7 +134,9 @@ export class HfTokenizer implements Tokenizer {
     const cfg = configJson ? (JSON.parse(configJson) as Record<string, unknown>) : {};
     this.impl = new HfTokenizerImpl(tj, cfg);
     const vocab = tj.model?.vocab;
-    let n = Array.isArray(vocab) ? vocab.length : vocab && typeof vocab === 'object' ? Math.max(-1, ...Object.values(vocab as Record<string, number>)) + 1 : 0;
+    let n = 0;
+    if (Array.isArray(vocab)) n = vocab.length;
+    else if (vocab && typeof vocab === 'object') for (const id of Object.values(vocab as Record<string, number>)) n = Math.max(n, id + 1);
     for (const t of tj.added_tokens ?? []) n = Math.max(n, t.id + 1);
     this.vocabSize = n;
     const id = (t: unknown) => {
@@ -142,17 +147,16 @@ export class HfTokenizer implements Tokenizer {
     if (eot === undefined || eot === null) throw new Error('the tokenizer names no end-of-text token (eos_token in tokenizer_config.json or eos_token_id in config.json)');
     this.eot = eot;
     this.bos = id(cfg.bos_token);
-    if (typeof cfg.chat_template === 'string') this.chatTemplate = cfg.chat_template;
+    let template: string | undefined;
+    if (typeof cfg.chat_template === 'string') template = cfg.chat_template;
     else if (Array.isArray(cfg.chat_template)) {
       // the list form [{name, template}]: the "default" one
-      const d = (cfg.chat_template as { name?: string; template?: string }[]).find((t) => t.name === 'default');
-      if (d?.template) this.chatTemplate = d.template;
+      template = (cfg.chat_template as { name?: string; template?: string }[]).find((t) => t.name === 'default')?.template;
     }
-    this.special = { bos_token: tokenText(cfg.bos_token) ?? '', eos_token: tokenText(cfg.eos_token) ?? '', pad_token: tokenText(cfg.pad_token) ?? '', unk_token: tokenText(cfg.unk_token) ?? '' };
+    // the special tokens' texts, which templates read as variables (bos_token, eos_token, ...)
+    const special = { bos_token: tokenText(cfg.bos_token) ?? '', eos_token: tokenText(cfg.eos_token) ?? '', pad_token: tokenText(cfg.pad_token) ?? '', unk_token: tokenText(cfg.unk_token) ?? '' };
+    if (template) this.chat = new ChatTemplate(template, special);
   }
-
-  /** The special tokens' texts a chat template reads (bos_token, eos_token, ...). */
-  readonly special: Record<string, string>;
 
   encode(text: string): number[] {
     return this.impl.encode(text, { add_special_tokens: false }).ids;
