@@ -42,6 +42,69 @@ export async function saveTinyLlama(dir: string, tok: import('../src/engine/toke
   model.dispose();
 }
 
+/** GPT-2's byte -> printable character table (byte-level BPE's alphabet). */
+function bytesToUnicode(): string[] {
+  const bs: number[] = [];
+  for (let b = 33; b <= 126; b++) bs.push(b);
+  for (let b = 161; b <= 172; b++) bs.push(b);
+  for (let b = 174; b <= 255; b++) bs.push(b);
+  const out: string[] = new Array(256);
+  let n = 0;
+  for (let b = 0; b < 256; b++) out[b] = bs.includes(b) ? String.fromCharCode(b) : String.fromCharCode(256 + n++);
+  return out;
+}
+
+export const CHATML_TEMPLATE =
+  "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}" +
+  "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+/**
+ * A tiny byte-level BPE tokenizer.json as SmolLM2-Instruct and Qwen2 ship theirs (the 256 byte
+ * symbols, a few merges, <|endoftext|> <|im_start|> <|im_end|> as added special tokens) and a
+ * tokenizer_config.json with a ChatML chat template: 264 tokens.
+ */
+export function tinyChatTokenizerFiles(): Record<string, string> {
+  const b2u = bytesToUnicode();
+  const vocab: Record<string, number> = {};
+  b2u.forEach((c, i) => (vocab[c] = i));
+  const merges = ['Ġ t', 'h e', 'Ġt he', 'i n', 'e r', 'Ġ a'];
+  for (const m of merges) vocab[m.replace(' ', '')] = Object.keys(vocab).length;
+  const specials = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
+  const n = Object.keys(vocab).length;
+  const json = {
+    version: '1.0', truncation: null, padding: null,
+    added_tokens: specials.map((content, i) => ({ id: n + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    normalizer: null,
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    post_processor: null,
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges },
+  };
+  const config = { bos_token: null, eos_token: '<|im_end|>', pad_token: '<|endoftext|>', unk_token: '<|endoftext|>', model_max_length: 64, chat_template: CHATML_TEMPLATE, tokenizer_class: 'GPT2Tokenizer' };
+  return { 'tokenizer.json': JSON.stringify(json), 'tokenizer_config.json': JSON.stringify(config, null, 2) };
+}
+
+/** A tiny Llama-layout chat model (the tokenizer above, a ChatML template), as a Hub folder would hold it. */
+export async function saveTinyChatLlama(dir: string, seed = 5): Promise<void> {
+  const fs = await import('fs');
+  const { initModel } = await import('../src/engine/causal-lm');
+  const { configFromJson } = await import('../src/engine/config');
+  const { writeModelDir } = await import('../src/engine/checkpoint');
+  const { HfTokenizer } = await import('../src/engine/tokenizer');
+  const files = tinyChatTokenizerFiles();
+  const tok = new HfTokenizer(files['tokenizer.json'], files['tokenizer_config.json']);
+  const config = configFromJson({
+    model_type: 'llama', architectures: ['LlamaForCausalLM'], hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
+    max_position_embeddings: 96, vocab_size: tok.vocabSize, rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: true,
+    bos_token_id: null, eos_token_id: tok.eot, pad_token_id: tok.tokenToId('<|endoftext|>'), torch_dtype: 'bfloat16',
+  });
+  const model = initModel(config, seed);
+  const weights = await model.weights();
+  model.dispose();
+  writeModelDir(dir, config, weights, tok, { dtype: 'BF16', files: { 'generation_config.json': JSON.stringify({ bos_token_id: null, eos_token_id: tok.eot }) } });
+  fs.writeFileSync(`${dir}/README.md`, '# tiny-chat-llama\nA random test model made by test/helpers.ts.\n');
+}
+
 /** Mesa's Vulkan driver when the machine has no Vulkan driver (scripts/webgpu-setup.mjs). */
 export async function ensureVulkan(): Promise<void> {
   const setup = (await import(path.join(ROOT, 'scripts', 'webgpu-setup.mjs'))) as { ensureVulkan: (o: { quiet: boolean }) => unknown };

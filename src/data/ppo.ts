@@ -1,11 +1,13 @@
 /** PPO prompts: {prompt} or {messages} ending in a user turn; `context` is what the policy reads. */
 import { Problem } from './jsonl';
-import { messagesToSegments, promptTemplate } from './sft';
+import { Message, messagesToSegments, plainMessages, promptTemplate } from './sft';
 
 export interface PpoPrompt {
   line: number;
   prompt: string;
   context: string;
+  /** The conversation so far, for models with a chat template (which then render it instead of context). */
+  messages?: Message[];
   id?: string;
   category?: string;
 }
@@ -16,7 +18,7 @@ export function toPpoPrompt(v: Record<string, unknown>, file: string, line: numb
   const category = typeof v.category === 'string' ? v.category : undefined;
   if ('prompt' in v) {
     if (typeof v.prompt !== 'string' || !v.prompt) return fail('"prompt" must be a non-empty string');
-    return { line, prompt: v.prompt, context: promptTemplate(v.prompt), id, category };
+    return { line, prompt: v.prompt, context: promptTemplate(v.prompt), messages: [{ role: 'user', content: v.prompt }], id, category };
   }
   if ('messages' in v) {
     const msgs = v.messages as { role?: unknown; content?: unknown }[];
@@ -25,7 +27,7 @@ export function toPpoPrompt(v: Record<string, unknown>, file: string, line: numb
     const segs = messagesToSegments([...msgs, { role: 'assistant', content: '.' }]);
     if (typeof segs === 'string') return fail(segs);
     const context = segs.slice(0, -1).map((s) => s.text).join('');
-    return { line, prompt: String(msgs[msgs.length - 1].content), context, id, category };
+    return { line, prompt: String(msgs[msgs.length - 1].content), context, messages: plainMessages(msgs as Message[]), id, category };
   }
   return fail('not a PPO record: expected "prompt" or "messages"');
 }

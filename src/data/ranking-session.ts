@@ -8,12 +8,15 @@ import { randomUUID } from 'crypto';
 import { readDataset } from './reader';
 import type { RankingByAnnotator } from './agreement';
 import { comparisons } from './rm';
+import type { Message } from './sft';
 
 export interface PromptItem {
   /** The prompt as the annotator reads it and as the record stores it. */
   prompt: string;
   /** What the model reads (the chat template around the prompt, or a rendered conversation). */
   context: string;
+  /** The conversation, which a model with a chat template reads instead of context. */
+  messages?: Message[];
   /** What marks the item done in RankingFile.ranked, when not the prompt (an evaluation's items repeat prompts). */
   key?: string;
 }
@@ -33,7 +36,7 @@ export function loadPromptsCounted(file: string): { items: PromptItem[]; records
       records++;
       if (!('prompt' in r) || !('context' in r) || !r.prompt || seen.has(r.prompt)) return;
       seen.add(r.prompt);
-      items.push({ prompt: r.prompt, context: r.context });
+      items.push({ prompt: r.prompt, context: r.context, messages: 'messages' in r ? (r.messages as Message[] | undefined) : undefined });
     },
   });
   return { items, records };

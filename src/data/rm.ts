@@ -8,12 +8,14 @@
  * prompts, the prompt as it is for TRL and HH records (as TRL concatenates them).
  */
 import { Problem } from './jsonl';
-import { promptTemplate } from './sft';
+import { Message, promptTemplate } from './sft';
 
 export interface Ranking {
   line: number;
   prompt: string;
   context: string;
+  /** The prompt as a conversation, for models with a chat template (native records only; TRL and HH records keep their text). */
+  messages?: Message[];
   responses: string[];
   ranks: number[];
   margin?: number;
@@ -35,7 +37,7 @@ export function toRanking(v: Record<string, unknown>, file: string, line: number
     if (K < 2 || K > 9) return fail(`K = ${K} responses; a ranking needs 2 to 9`);
     if (!Array.isArray(ranks) || ranks.length !== K) return fail(`"ranks" must be an array of ${K} integers, one per response`);
     if (!ranks.every((r) => Number.isInteger(r) && r >= 1 && r <= K)) return fail(`ranks must be integers from 1 to ${K} (1 is best), got ${JSON.stringify(ranks)}`);
-    return { line, prompt: v.prompt, context: promptTemplate(v.prompt), responses, ranks: ranks as number[], flags, annotator };
+    return { line, prompt: v.prompt, context: promptTemplate(v.prompt), messages: [{ role: 'user', content: v.prompt }], responses, ranks: ranks as number[], flags, annotator };
   }
   if ('chosen' in v || 'rejected' in v) {
     if (!isText(v.chosen) || !isText(v.rejected)) return fail('"chosen" and "rejected" must be non-empty strings');

@@ -19,6 +19,8 @@ export interface SftExample {
   line: number;
   segments: Segment[];
   category?: string;
+  /** The record as a conversation (prompt/response as one user and one assistant turn), for models with a chat template. */
+  messages?: Message[];
 }
 
 /** How a prompt is shown to the model, in SFT, generation and later RLHF stages alike. */
@@ -26,7 +28,7 @@ export function promptTemplate(prompt: string): string {
   return `Human: ${prompt}\n\nAssistant: `;
 }
 
-interface Message {
+export interface Message {
   role: string;
   content: string;
 }
@@ -51,18 +53,28 @@ export function messagesToSegments(messages: unknown): Segment[] | string {
   return segs;
 }
 
+/** Only role and content of each turn (validated by messagesToSegments). */
+export function plainMessages(messages: Message[]): Message[] {
+  return messages.map((m) => ({ role: m.role, content: m.content }));
+}
+
 export function toSftExample(value: Record<string, unknown>, file: string, line: number): SftExample | Problem {
   const fail = (message: string): Problem => ({ file, line, message });
   const category = typeof value.category === 'string' ? value.category : undefined;
   if ('messages' in value) {
     const segs = messagesToSegments(value.messages);
-    return typeof segs === 'string' ? fail(segs) : { line, segments: segs, category };
+    return typeof segs === 'string' ? fail(segs) : { line, segments: segs, category, messages: plainMessages(value.messages as Message[]) };
   }
   if ('prompt' in value) {
     if (!isNonEmptyString(value.prompt)) return fail('"prompt" must be a non-empty string');
     if ('response' in value) {
       if (!isNonEmptyString(value.response)) return fail('"response" must be a non-empty string');
-      return { line, category, segments: [{ text: promptTemplate(value.prompt), train: false }, { text: value.response, train: true, eot: true }] };
+      return {
+        line,
+        category,
+        segments: [{ text: promptTemplate(value.prompt), train: false }, { text: value.response, train: true, eot: true }],
+        messages: [{ role: 'user', content: value.prompt }, { role: 'assistant', content: value.response }],
+      };
     }
     if ('completion' in value) {
       if (!isNonEmptyString(value.completion)) return fail('"completion" must be a non-empty string');

@@ -61,3 +61,22 @@ export class ChatTemplate {
 }
 
 const firstLine = (e: unknown) => String((e as Error)?.message ?? e).split('\n')[0];
+
+/** What a record offers a model before its answer: its own text, and the conversation when it is one. */
+export interface ContextRecord {
+  context: string;
+  messages?: ChatMessage[];
+}
+
+/**
+ * The text a model reads before its answer: the conversation through its chat template (with the
+ * generation prompt) when the model has one and the record is a conversation, else the record's
+ * context ("Human: ... Assistant:", or a TRL prompt as it is).
+ */
+export function contextText(tok: { chat?: ChatTemplate }, rec: ContextRecord): string {
+  return tok.chat && rec.messages?.length ? tok.chat.render(rec.messages, true) : rec.context;
+}
+
+export function encodeContext(tok: { chat?: ChatTemplate; encode(text: string): number[] }, rec: ContextRecord): number[] {
+  return tok.encode(contextText(tok, rec));
+}

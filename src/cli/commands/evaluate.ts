@@ -28,6 +28,7 @@ import { loadPrompts } from '../../data/ranking-session';
 import { EvaluationSummary, TieRule, Verdict, agreementOf, schedule, summarizeByVoter, voteRecord } from '../../data/evaluation';
 import { EvalItem, readItems, readVotes, writeItems } from '../../data/evaluation-file';
 import { appendRecords } from '../../data/append';
+import { encodeContext } from '../../engine/chat';
 
 export const COMPARE_OPTS: OptSpecs = {
   models: { type: 'string', help: 'two or more model folders, comma-separated' },
@@ -77,7 +78,7 @@ export async function compareCommand(o: ParsedOpts, r: Reporter) {
       for (const p of plan) {
         if (p.left !== m && p.right !== m) continue;
         const item = prompts[p.item % prompts.length];
-        const ctx = tok.encode(item.context);
+        const ctx = encodeContext(tok, item);
         const g = await generate(model, ctx, 1, {
           maxNewTokens: Math.max(1, Math.min(o['max-tokens'] as number, model.config.n_positions - ctx.length - 1)),
           temperature: o.temperature as number, topK: o['top-k'] as number, topP: o['top-p'] as number,

@@ -5,11 +5,14 @@ import { readModelDir } from '../../engine/checkpoint';
 import { createModel } from '../../engine/causal-lm';
 import { DEFAULT_SAMPLE, generate, tokenLogprobs } from '../../engine/generate';
 import { promptTemplate } from '../../data/sft';
+import { ChatMessage, contextText } from '../../engine/chat';
+import { Tokenizer } from '../../engine/tokenizer';
 
 export const GENERATE_OPTS: OptSpecs = {
   model: { type: 'string', help: 'model directory' },
   prompt: { type: 'string', help: 'the prompt' },
-  raw: { type: 'boolean', help: 'use the prompt as it is (default: the chat template "Human: ...\\n\\nAssistant: ")' },
+  raw: { type: 'boolean', help: 'use the prompt as it is (default: the model\'s chat template, or "Human: ...\\n\\nAssistant: " when it has none)' },
+  messages: { type: 'string', help: 'the conversation so far as JSON [{"role","content"}], read through the model\'s chat template when it has one (else --prompt is used)' },
   'num-samples': { type: 'int', help: 'responses to sample', default: 1 },
   'max-tokens': { type: 'int', help: 'new tokens at most', default: DEFAULT_SAMPLE.maxNewTokens },
   temperature: { type: 'number', help: 'sampling temperature (0 = greedy)', default: DEFAULT_SAMPLE.temperature },
@@ -37,16 +40,34 @@ function checkSampling(o: ParsedOpts) {
   if (!(p > 0 && p <= 1)) throw new UsageError('--top-p must be in (0, 1]');
 }
 
+/** The prompt as the model reads it: --raw as it is; --messages or --prompt through the chat template or "Human: ..." */
+function promptText(tok: Tokenizer, o: ParsedOpts): string {
+  let messages: ChatMessage[] | undefined;
+  if (o.messages !== undefined) {
+    try {
+      messages = JSON.parse(o.messages as string);
+    } catch {
+      throw new UsageError('--messages must be JSON: [{"role": "user", "content": "..."}]');
+    }
+    if (!Array.isArray(messages) || !messages.every((m) => m && typeof m.role === 'string' && typeof m.content === 'string')) {
+      throw new UsageError('--messages must be a JSON array of {"role", "content"} strings');
+    }
+  }
+  if (tok.chat && messages) return tok.chat.render(messages, true);
+  if (o.raw) return o.prompt as string;
+  return contextText(tok, { context: promptTemplate(o.prompt as string), messages: [{ role: 'user', content: o.prompt as string }] });
+}
+
 export async function generateCommand(o: ParsedOpts, r: Reporter) {
   if (!o.model) throw new UsageError('rlhf generate needs --model DIR (see rlhf generate --help)');
   if (o.prompt === undefined) throw new UsageError('rlhf generate needs --prompt TEXT (see rlhf generate --help)');
   checkSampling(o);
   const loaded = readModelDir(o.model as string); // a bad directory fails before the backend starts
-  await startBackend(o, r);
   const { tokenizer } = loaded;
+  const text = promptText(tokenizer, o); // so does a template that cannot render
+  await startBackend(o, r);
   const model = createModel(loaded.config, loaded.weights, false);
   try {
-    const text = o.raw ? (o.prompt as string) : promptTemplate(o.prompt as string);
     const g = await generate(model, tokenizer.encode(text), o['num-samples'] as number, {
       maxNewTokens: o['max-tokens'] as number,
       temperature: o.temperature as number,

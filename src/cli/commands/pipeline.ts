@@ -43,6 +43,7 @@ import { deriveSeed } from '../../engine/rng';
 import { RunDir } from '../../data/run';
 import { pairResults, schedule, voteOf, voteRecord } from '../../data/evaluation';
 import { appendRecords } from '../../data/append';
+import { encodeContext } from '../../engine/chat';
 
 const ALL_ALGOS = ['ppo', 'dpo', 'grpo', 'rloo'] as const;
 type Algo = (typeof ALL_ALGOS)[number];
@@ -106,7 +107,7 @@ export async function evaluate(modelDir: string, sftDir: string | undefined, rmD
     const N = model.config.n_positions;
     const prompts = readPrompts(promptsFile);
     for (const [i, p] of (maxPrompts > 0 ? prompts.slice(0, maxPrompts) : prompts).entries()) {
-      const ctx = tokenizer.encode(p.context);
+      const ctx = encodeContext(tokenizer, p);
       const g = await generate(model, ctx, samples, { maxNewTokens: Math.min(64, N - ctx.length - 1), temperature: 1, topK: 0, topP: 1, seed: deriveSeed(4242, i), eot: tokenizer.eot });
       for (const [s, t] of g.tokens.entries()) {
         const text = tokenizer.decode(t);

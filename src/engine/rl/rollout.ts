@@ -10,6 +10,7 @@ import { generate } from '../generate';
 import { PpoPrompt, toPpoPrompt } from '../../data/ppo';
 import { readRecords } from '../../data/jsonl';
 import { assertFile } from '../stages/common';
+import { encodeContext } from '../chat';
 
 export interface Rollout {
   /** Padded token ids [N, T] of context + response. */
@@ -68,7 +69,7 @@ export async function sampleRollout(policy: CausalLM, tok: Tokenizer, prompts: P
   const Npos = policy.config.n_positions;
   const seqs: number[][] = [], start: number[] = [], len: number[] = [], finished: boolean[] = [], responses: string[] = [], contexts: number[][] = [];
   for (const [j, p] of prompts.entries()) {
-    const ctx = tok.encode(p.context).slice(-(Npos - 8)); // leave room for a response
+    const ctx = encodeContext(tok, p).slice(-(Npos - 8)); // leave room for a response
     const maxNew = Math.min(o.maxNewTokens, Npos - ctx.length - 1);
     const g = await generate(policy, ctx, o.samples, { maxNewTokens: maxNew, temperature: o.temperature, topK: 0, topP: 1, seed: o.seed(j), eot: tok.eot });
     g.tokens.forEach((t, s) => {

@@ -25,6 +25,7 @@ import { Ranking, comparisons } from '../../data/rm';
 import { DpoLossConfig, RankedGroup, dpoMetrics, pairwiseLoss, plackettLuceLoss } from '../dpo/losses';
 import { readRmFile } from './rm';
 import { DEFAULT_TRAIN, DatasetStageOptions, StageHooks, checkRecorded, datasetRunInfo, openResume, runLifecycle, trainEvalSplit } from './common';
+import { encodeContext } from '../chat';
 
 // ---- hyperparameters -------------------------------------------------------------------------
 export interface DpoConfig extends DpoLossConfig {
@@ -61,7 +62,7 @@ export interface DpoRecord {
 const EVAL_SAMPLES = 16;
 
 function tokenize(r: Ranking, tok: Tokenizer, maxLen: number): DpoRecord {
-  const ctx = tok.encode(r.context);
+  const ctx = encodeContext(tok, r);
   const seqs: number[][] = [], starts: number[] = [];
   for (const resp of r.responses) {
     const y = [...tok.encode(resp), tok.eot].slice(0, maxLen - 1); // at least one context token stays

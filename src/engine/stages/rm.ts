@@ -19,6 +19,7 @@ import { pairStats, pairsFor, rankingLoss } from '../rm/ranking-loss';
 import { readRecords } from '../../data/jsonl';
 import { Ranking, comparisons, toRanking } from '../../data/rm';
 import { DEFAULT_TRAIN, checkRecorded, DatasetStageOptions, datasetRunInfo, StageHooks, assertFile, openResume, runLifecycle, trainEvalSplit } from './common';
+import { encodeContext } from '../chat';
 
 export type RmOptions = DatasetStageOptions;
 
@@ -38,7 +39,7 @@ export function readRmFile(file: string): { items: Ranking[]; problems: string[]
 
 /** Each response as context + response + end-of-text, keeping the last maxLen tokens. */
 export function tokenizeRanking(r: Ranking, tok: Tokenizer, maxLen: number): TokenizedRanking {
-  const ctx = tok.encode(r.context);
+  const ctx = encodeContext(tok, r);
   return { seqs: r.responses.map((resp) => [...ctx, ...tok.encode(resp), tok.eot].slice(-maxLen)), ranks: r.ranks, flags: r.flags, margin: r.margin };
 }
 

@@ -25,9 +25,15 @@ export interface TokenizedExample {
   weights: number[];
 }
 
+/**
+ * Token ids and loss weights of a demonstration. A model with a chat template reads
+ * conversations through it (the template writes its own end-of-turn tokens, trained with the
+ * assistant's turn); other models read the data layer's segments.
+ */
 export function tokenizeExample(ex: SftExample, tok: Tokenizer, maxTokens: number): TokenizedExample {
   const ids: number[] = [], weights: number[] = [];
-  for (const s of ex.segments) {
+  const segments = tok.chat && ex.messages ? tok.chat.segments(ex.messages) : ex.segments;
+  for (const s of segments) {
     for (const id of tok.encode(s.text)) {
       ids.push(id);
       weights.push(s.train ? 1 : 0);

@@ -152,7 +152,7 @@ export class RankingPanel {
       const { items, records } = loadPromptsCounted(config.source.file);
       this.items = items;
       this.sourceRecords = records;
-    } else this.items = [{ prompt: config.source.prompt, context: promptTemplate(config.source.prompt) }];
+    } else this.items = [{ prompt: config.source.prompt, context: promptTemplate(config.source.prompt), messages: [{ role: 'user', content: config.source.prompt }] }];
     this.reread();
     this.generated.clear();
     // Generate's responses: written already, nothing to generate
@@ -375,7 +375,9 @@ export class RankingPanel {
     const g = generationSettings();
     const k = this.k();
     const seed = itemSeed(g.seed, i) + 1000 * (this.attempts.get(i) ?? 0);
-    const argv = ['generate', '--model', this.config.model, '--prompt', this.items[i].context, '--raw', '--num-samples', String(k), ...generationFlags(g, seed), '--stream'];
+    // a model with a chat template reads the conversation through it; others read the context as it is
+    const messages = this.items[i].messages ? ['--messages', JSON.stringify(this.items[i].messages)] : [];
+    const argv = ['generate', '--model', this.config.model, '--prompt', this.items[i].context, '--raw', ...messages, '--num-samples', String(k), ...generationFlags(g, seed), '--stream'];
     const env = { RLHF_BACKEND: vscode.workspace.getConfiguration('rlhf').get<string>('backend', 'auto') };
     const errors: string[] = [];
     this.generating = i;
