@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ModelConfig } from './config';
 import { ForwardOptions, GPT, initialWeights as gptInitialWeights, parameterShapes as gptParameterShapes } from './model';
 import { Llama, llamaInitialWeights, llamaParameterShapes } from './llama';
+import type { Lora } from './lora';
 
 export interface CausalLM {
   readonly config: ModelConfig;
@@ -19,6 +20,9 @@ export interface CausalLM {
   logits(ids: tf.Tensor2D, opts?: ForwardOptions): tf.Tensor2D;
   weights(): Promise<Map<string, Float32Array>>;
   dispose(): void;
+  /** The LoRA adapter, when one is attached (then only its weights train). */
+  readonly lora?: Lora;
+  attachLora(lora: Lora): void;
 }
 
 export const isLlama = (c: ModelConfig): boolean => c.arch === 'llama' || c.arch === 'qwen2';

@@ -13,6 +13,7 @@ import { FloatDtype, NamedTensor, readSafetensors, serializeSafetensors } from '
 import { Tokenizer, loadTokenizer, tokenizerFiles } from './tokenizer';
 import { isLlama } from './causal-lm';
 import { isLinearWeight, llamaHfName, transpose2d } from './llama';
+import { Lora, LoraConfig, fromPeftTensors, loraConfig, peftConfig, peftTensors, targetModules } from './lora';
 import { writeDirAtomic, writeFileSynced } from '../data/durable';
 
 export { writeDirAtomic, writeFileSynced };
@@ -29,6 +30,10 @@ export interface LoadedModel {
   rawConfig: Record<string, unknown>;
   /** The dtype the weights were stored in (converted to float32 on load). */
   dtype: FloatDtype;
+  /** The folder read. */
+  dir: string;
+  /** When the folder is a LoRA adapter (PEFT layout): its settings and weights; config and weights are its base model's. */
+  adapter?: { cfg: LoraConfig; weights: Map<string, { A: Float32Array; B: Float32Array }>; base: string };
 }
 
 const fmtCount = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(1)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : String(n));
@@ -61,9 +66,70 @@ function ourName(config: ModelConfig, name: string): string {
   return name.startsWith('transformer.') ? name.slice(12) : name;
 }
 
+/** Our own keys of an adapter folder (reward statistics, the stage that made it), beside PEFT's files. */
+const ADAPTER_EXTRA = 'rlhf_model.json';
+
+/** How an adapter's base_model_name_or_path is found: a folder, or (with the Hub cache) a model id. */
+let resolveBase: (nameOrPath: string, from: string) => string = (p, from) => path.resolve(from, p);
+export function setBaseResolver(f: (nameOrPath: string, from: string) => string): void {
+  resolveBase = f;
+}
+
+/** A PEFT LoRA adapter folder: its base model (read as any model folder) with the adapter's weights. */
+function readAdapterDir(dir: string): LoadedModel {
+  const file = path.join(dir, 'adapter_config.json');
+  let ac: Record<string, unknown>;
+  try {
+    ac = JSON.parse(readRegularFile(file, 1 << 20).toString('utf8'));
+  } catch (e) {
+    throw new ModelDirError(`${file}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (ac.peft_type !== 'LORA') throw new ModelDirError(`${file}: peft_type "${String(ac.peft_type)}" is not supported (only LORA)`);
+  if (!Array.isArray(ac.target_modules)) throw new ModelDirError(`${file}: target_modules must be a list of module names (a regular expression is not supported)`);
+  if (ac.use_dora === true) throw new ModelDirError(`${file}: DoRA adapters are not supported`);
+  if (typeof ac.base_model_name_or_path !== 'string' || !ac.base_model_name_or_path) throw new ModelDirError(`${file}: base_model_name_or_path names no base model`);
+  const baseDir = resolveBase(ac.base_model_name_or_path, dir);
+  if (!fs.existsSync(path.join(baseDir, 'config.json'))) throw new ModelDirError(`${dir}: the adapter's base model ${ac.base_model_name_or_path} is not there (${baseDir}); download it or fix base_model_name_or_path`);
+  const base = readModelDir(baseDir);
+  if (base.adapter) throw new ModelDirError(`${dir}: the base model ${baseDir} is itself an adapter; merge it first (rlhf merge-lora)`);
+  let lcfg: LoraConfig;
+  try {
+    lcfg = loraConfig(base.config.arch ?? 'gpt2', { r: Number(ac.r), alpha: Number(ac.lora_alpha), dropout: Number(ac.lora_dropout ?? 0), targets: ac.target_modules as string[] });
+  } catch (e) {
+    throw new ModelDirError(`${file}: ${(e as Error).message.replace(/--lora-/g, '')}`);
+  }
+  const stFile = path.join(dir, 'adapter_model.safetensors');
+  let tensors: Map<string, NamedTensor>;
+  try {
+    tensors = readSafetensors(stFile).tensors;
+  } catch (e) {
+    throw new ModelDirError((e as Error).message);
+  }
+  let weights: Map<string, { A: Float32Array; B: Float32Array }>, rest: Map<string, NamedTensor>;
+  try {
+    ({ weights, rest } = fromPeftTensors(base.config, tensors, targetModules(parameterShapes(base.config), lcfg.targets), lcfg.r));
+  } catch (e) {
+    throw new ModelDirError(`${dir}: ${(e as Error).message}`);
+  }
+  const extraFile = path.join(dir, ADAPTER_EXTRA);
+  const extraConfig = fs.existsSync(extraFile) ? (JSON.parse(readRegularFile(extraFile, 1 << 20).toString('utf8')) as Record<string, unknown>) : {};
+  let tokenizer = base.tokenizer;
+  if (fs.existsSync(path.join(dir, 'tokenizer.json'))) {
+    try {
+      const eos = base.config.llama?.eos_token_id;
+      tokenizer = loadTokenizer(base.config.tokenizer, dir, Array.isArray(eos) ? eos[0] : eos);
+    } catch (e) {
+      throw new ModelDirError((e as Error).message);
+    }
+  }
+  if (tokenizer.vocabSize > base.config.vocab_size) throw new ModelDirError(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the base model's vocab_size is ${base.config.vocab_size}`);
+  return { ...base, dir, tokenizer, extra: new Map([...base.extra, ...rest]), rawConfig: { ...base.rawConfig, ...extraConfig }, adapter: { cfg: lcfg, weights, base: baseDir } };
+}
+
 export function readModelDir(dir: string): LoadedModel {
   const cfgFile = path.join(dir, 'config.json');
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new ModelDirError(`model directory not found: ${dir}`);
+  if (!fs.existsSync(cfgFile) && fs.existsSync(path.join(dir, 'adapter_config.json'))) return readAdapterDir(dir);
   if (!fs.existsSync(cfgFile)) throw new ModelDirError(`${dir} has no config.json (not a model directory)`);
   let rawConfig: Record<string, unknown>;
   let text: string;
@@ -148,7 +214,7 @@ export function readModelDir(dir: string): LoadedModel {
   if (tokenizer.vocabSize > config.vocab_size) {
     throw new ModelDirError(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but vocab_size is ${config.vocab_size}`);
   }
-  return { config, weights, tokenizer, extra: byName, rawConfig, dtype: dtypes.size === 1 ? [...dtypes][0] as FloatDtype : 'F32' };
+  return { config, weights, tokenizer, extra: byName, rawConfig, dtype: dtypes.size === 1 ? [...dtypes][0] as FloatDtype : 'F32', dir };
 }
 
 /** The files of a model directory: config.json, model.safetensors (+ extra tensors), the tokenizer's files. */
@@ -213,6 +279,41 @@ export async function saveModel(model: CausalLM, tokenizer: Tokenizer, dir: stri
 
 export function loadModel(dir: string, trainable = true): { model: CausalLM; tokenizer: Tokenizer; loaded: LoadedModel } {
   const loaded = readModelDir(dir);
-  return { model: createModel(loaded.config, loaded.weights, trainable), tokenizer: loaded.tokenizer, loaded };
+  return { model: modelFromLoaded(loaded, trainable), tokenizer: loaded.tokenizer, loaded };
+}
+
+/** The model of a folder; an adapter folder gives its base with the adapter attached (trained when trainable). */
+export function modelFromLoaded(loaded: LoadedModel, trainable = true): CausalLM {
+  const model = createModel(loaded.config, loaded.weights, trainable && !loaded.adapter);
+  if (loaded.adapter) {
+    const a = loaded.adapter;
+    const lora = new Lora(a.cfg, targetModules(parameterShapes(loaded.config), a.cfg.targets), 0, a.weights, trainable);
+    lora.base = a.base;
+    model.attachLora(lora);
+  }
+  return model;
+}
+
+/**
+ * The files of an adapter folder in PEFT's layout: adapter_config.json (base_model_name_or_path:
+ * the base folder), adapter_model.safetensors (+ extra tensors such as a score head, under
+ * "base_model.model."), the tokenizer's files, and our own keys in rlhf_model.json.
+ */
+export async function adapterDirFiles(model: CausalLM, tokenizer: Tokenizer, opts: { extra?: Map<string, NamedTensor>; extraConfig?: Record<string, unknown>; taskType?: 'CAUSAL_LM' | 'SEQ_CLS' } = {}): Promise<Record<string, string | Buffer>> {
+  const lora = model.lora!;
+  const tensors = await peftTensors(model.config, lora);
+  for (const [name, t] of opts.extra ?? []) tensors.set(`base_model.model.${name}`, t);
+  return {
+    'adapter_config.json': JSON.stringify(peftConfig(model.config, lora.cfg, lora.base ?? '', opts.taskType ?? 'CAUSAL_LM'), null, 2) + '\n',
+    'adapter_model.safetensors': serializeSafetensors(tensors, { format: 'pt' }),
+    ...tokenizerFiles(tokenizer),
+    [ADAPTER_EXTRA]: JSON.stringify(opts.extraConfig ?? {}, null, 2) + '\n',
+  };
+}
+
+/** A model's folder: the adapter alone when it has one (the base stays where it is), else the whole model. */
+export async function modelFiles(model: CausalLM, tokenizer: Tokenizer, opts: { extra?: Map<string, NamedTensor>; extraConfig?: Record<string, unknown>; taskType?: 'CAUSAL_LM' | 'SEQ_CLS' } = {}): Promise<Record<string, string | Buffer>> {
+  if (model.lora) return adapterDirFiles(model, tokenizer, opts);
+  return modelDirFiles(model.config, await model.weights(), tokenizer, opts);
 }
 

@@ -14,6 +14,7 @@ import { causalMask, matMul, rmsNorm, swiglu } from './layers';
 import { bmm } from './kernels/bmm';
 import { assertFitsAdapter } from './backends/webgpu';
 import { ForwardOptions, KVCache } from './model';
+import type { Lora } from './lora';
 
 function lc(c: ModelConfig): LlamaConfig {
   if (!c.llama) throw new Error(`not a Llama-family config (arch ${c.arch ?? 'gpt2'})`);
@@ -102,6 +103,8 @@ export function ropeInverseFrequencies(l: LlamaConfig): Float32Array {
 
 export class Llama {
   readonly params = new Map<string, tf.Variable>();
+  /** A LoRA adapter on the projections; the base weights are then frozen. */
+  lora?: Lora;
   private readonly invFreq: Float32Array;
 
   constructor(readonly config: ModelConfig, weights: Map<string, Float32Array>, trainable = true) {
@@ -116,6 +119,14 @@ export class Llama {
     this.invFreq = ropeInverseFrequencies(lc(config));
   }
 
+  /** Freezes the base weights and trains the adapter's instead (its variables join params). */
+  attachLora(lora: Lora): void {
+    if (this.lora) throw new Error('the model has an adapter already');
+    for (const v of this.params.values()) v.trainable = false;
+    this.lora = lora;
+    for (const [n, v] of lora.params()) this.params.set(n, v);
+  }
+
   static init(config: ModelConfig, seed: number): Llama {
     return new Llama(config, llamaInitialWeights(config, seed));
   }
@@ -126,10 +137,11 @@ export class Llama {
     return v;
   }
 
+  /** Parameters of the model (an adapter's counted apart: lora.numParameters). */
   get numParameters(): number {
     let n = 0;
     for (const v of this.params.values()) n += v.size;
-    return n;
+    return n - (this.lora?.numParameters ?? 0);
   }
 
   /** Non-embedding parameters (the untied head counts as embedding, as in Kaplan et al.). */
@@ -161,10 +173,13 @@ export class Llama {
     return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
   }
 
-  private proj(x: tf.Tensor2D, name: string): tf.Tensor2D {
-    const y = matMul(x, this.p(name + '.weight') as tf.Variable as unknown as tf.Tensor2D);
-    const b = this.params.get(name + '.bias');
-    return b ? tf.add(y, b) : y;
+  /** Projection m: x W (+ b) (+ its LoRA update unless switched off). */
+  private proj(x: tf.Tensor2D, m: string, opts: ForwardOptions): tf.Tensor2D {
+    let y = matMul(x, this.p(m + '.weight') as unknown as tf.Tensor2D);
+    const b = this.params.get(m + '.bias');
+    if (b) y = tf.add(y, b);
+    const d = opts.adapter === false ? undefined : this.lora?.delta(x, m, opts);
+    return d ? tf.add(y, d) : y;
   }
 
   /** Final hidden states [B*T, n_embd] after the last RMSNorm, for token ids [B, T]. */
@@ -185,9 +200,9 @@ export class Llama {
       const p = `layers.${i}.`;
       // grouped-query self-attention with rotary positions
       const h1 = rmsNorm(x, this.p(p + 'input_layernorm.weight'), c.layer_norm_epsilon);
-      const q = this.rope(tf.reshape(this.proj(h1, p + 'self_attn.q_proj'), [B, T, H, hd]), cos4, sin4);
-      const kNew = tf.transpose(this.rope(tf.reshape(this.proj(h1, p + 'self_attn.k_proj'), [B, T, KV, hd]), cos4, sin4), [0, 2, 1, 3]) as tf.Tensor4D;
-      const vNew = tf.transpose(tf.reshape(this.proj(h1, p + 'self_attn.v_proj'), [B, T, KV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+      const q = this.rope(tf.reshape(this.proj(h1, p + 'self_attn.q_proj', opts), [B, T, H, hd]), cos4, sin4);
+      const kNew = tf.transpose(this.rope(tf.reshape(this.proj(h1, p + 'self_attn.k_proj', opts), [B, T, KV, hd]), cos4, sin4), [0, 2, 1, 3]) as tf.Tensor4D;
+      const vNew = tf.transpose(tf.reshape(this.proj(h1, p + 'self_attn.v_proj', opts), [B, T, KV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
       let k = kNew, v = vNew;
       if (opts.cache) {
         if (past > 0) {
@@ -207,11 +222,11 @@ export class Llama {
       att = tf.softmax(att);
       const yg = bmm(att as tf.Tensor3D, tf.reshape(v, [B * KV, Tk, hd]) as tf.Tensor3D);
       const y = tf.reshape(tf.transpose(tf.reshape(yg, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, H * hd]) as tf.Tensor2D;
-      x = tf.add(x, this.proj(y, p + 'self_attn.o_proj'));
+      x = tf.add(x, this.proj(y, p + 'self_attn.o_proj', opts));
       // SwiGLU MLP: down(silu(gate(x)) * up(x))
       const h2 = rmsNorm(x, this.p(p + 'post_attention_layernorm.weight'), c.layer_norm_epsilon);
-      const a = swiglu(this.proj(h2, p + 'mlp.gate_proj'), this.proj(h2, p + 'mlp.up_proj')) as tf.Tensor2D;
-      x = tf.add(x, this.proj(a, p + 'mlp.down_proj'));
+      const a = swiglu(this.proj(h2, p + 'mlp.gate_proj', opts), this.proj(h2, p + 'mlp.up_proj', opts)) as tf.Tensor2D;
+      x = tf.add(x, this.proj(a, p + 'mlp.down_proj', opts));
     }
     if (opts.cache) opts.cache.length = past + T;
     return rmsNorm(x, this.p('norm.weight'), c.layer_norm_epsilon);

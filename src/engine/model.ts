@@ -9,6 +9,7 @@ import { Rng } from './rng';
 import { causalMask, gelu, layerNorm, linear, matMul } from './layers';
 import { bmm } from './kernels/bmm';
 import { assertFitsAdapter } from './backends/webgpu';
+import type { Lora } from './lora';
 
 /** Keys and values of every layer for the positions seen so far: [B, n_head, length, head_dim]. */
 export interface KVCache {
@@ -31,6 +32,8 @@ export interface ForwardOptions {
   rng?: Rng;
   /** Read past keys/values from here and append this call's; the caller disposes it. */
   cache?: KVCache;
+  /** false: the LoRA adapter switched off (the base model, PPO's reference). */
+  adapter?: boolean;
 }
 
 /** Parameter names and shapes in Hugging Face GPT-2 order. */
@@ -77,6 +80,8 @@ export function initialWeights(c: ModelConfig, seed: number): Map<string, Float3
 
 export class GPT {
   readonly params = new Map<string, tf.Variable>();
+  /** A LoRA adapter on the projections; the base weights are then frozen. */
+  lora?: Lora;
 
   constructor(readonly config: ModelConfig, weights: Map<string, Float32Array>, trainable = true) {
     for (const [name, shape] of parameterShapes(config)) {
@@ -90,6 +95,21 @@ export class GPT {
     }
   }
 
+  /** Freezes the base weights and trains the adapter's instead (its variables join params). */
+  attachLora(lora: Lora): void {
+    if (this.lora) throw new Error('the model has an adapter already');
+    for (const v of this.params.values()) v.trainable = false;
+    this.lora = lora;
+    for (const [n, v] of lora.params()) this.params.set(n, v);
+  }
+
+  /** Conv1D projection m (+ its LoRA update unless switched off). */
+  private lin(x: tf.Tensor2D, m: string, opts: ForwardOptions): tf.Tensor2D {
+    const y = linear(x, this.p(m + '.weight'), this.p(m + '.bias'));
+    const d = opts.adapter === false ? undefined : this.lora?.delta(x, m, opts);
+    return d ? tf.add(y, d) : y;
+  }
+
   static init(config: ModelConfig, seed: number): GPT {
     return new GPT(config, initialWeights(config, seed));
   }
@@ -100,10 +120,11 @@ export class GPT {
     return v;
   }
 
+  /** Parameters of the model (an adapter's counted apart: lora.numParameters). */
   get numParameters(): number {
     let n = 0;
     for (const v of this.params.values()) n += v.size;
-    return n;
+    return n - (this.lora?.numParameters ?? 0);
   }
 
   /** Non-embedding parameters (for FLOP counts, as in Kaplan et al.). */
@@ -130,7 +151,7 @@ export class GPT {
       const p = `h.${i}.`;
       // causal self-attention
       const h1 = layerNorm(x, this.p(p + 'ln_1.weight'), this.p(p + 'ln_1.bias'), c.layer_norm_epsilon);
-      const qkv = linear(h1, this.p(p + 'attn.c_attn.weight'), this.p(p + 'attn.c_attn.bias'));
+      const qkv = this.lin(h1, p + 'attn.c_attn', opts);
       // [B*T, 3C] -> q, k, v as [B, H, T, hd]. Two small transposes, not one 5-D one: the wasm
       // backend transposes rank <= 4 tensors about 50x faster.
       const [q, kNew, vNew] = tf
@@ -154,11 +175,11 @@ export class GPT {
       att = drop(tf.softmax(att));
       const yh = bmm(att as tf.Tensor3D, tf.reshape(v, [B * H, Tk, hd]) as tf.Tensor3D);
       const y = tf.reshape(tf.transpose(tf.reshape(yh, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, C]) as tf.Tensor2D;
-      x = tf.add(x, drop(linear(y, this.p(p + 'attn.c_proj.weight'), this.p(p + 'attn.c_proj.bias'))));
+      x = tf.add(x, drop(this.lin(y, p + 'attn.c_proj', opts)));
       // MLP
       const h2 = layerNorm(x, this.p(p + 'ln_2.weight'), this.p(p + 'ln_2.bias'), c.layer_norm_epsilon);
-      const a = gelu(linear(h2, this.p(p + 'mlp.c_fc.weight'), this.p(p + 'mlp.c_fc.bias'))) as tf.Tensor2D;
-      x = tf.add(x, drop(linear(a, this.p(p + 'mlp.c_proj.weight'), this.p(p + 'mlp.c_proj.bias'))));
+      const a = gelu(this.lin(h2, p + 'mlp.c_fc', opts)) as tf.Tensor2D;
+      x = tf.add(x, drop(this.lin(a, p + 'mlp.c_proj', opts)));
     }
     if (opts.cache) opts.cache.length = past + T;
     return layerNorm(x, this.p('ln_f.weight'), this.p('ln_f.bias'), c.layer_norm_epsilon);

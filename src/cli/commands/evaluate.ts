@@ -18,8 +18,8 @@ import * as path from 'path';
 import { OptSpecs, ParsedOpts, UsageError } from '../args';
 import { Reporter } from '../progress';
 import { COMMON, startBackend } from './shared';
-import { readModelDir } from '../../engine/checkpoint';
-import { createModel } from '../../engine/causal-lm';
+import { modelFromLoaded, readModelDir } from '../../engine/checkpoint';
+
 import { generate } from '../../engine/generate';
 import { RewardModel } from '../../engine/rm/reward-model';
 import { scoreSequences } from '../../engine/stages/rm';
@@ -72,7 +72,7 @@ export async function compareCommand(o: ParsedOpts, r: Reporter) {
   const t0 = performance.now();
   let done = 0;
   for (const [k, m] of models.entries()) {
-    const model = createModel(loaded[k].config, loaded[k].weights, false);
+    const model = modelFromLoaded(loaded[k], false);
     const tok = loaded[k].tokenizer;
     try {
       for (const p of plan) {

@@ -1,8 +1,8 @@
 import { OptSpecs, ParsedOpts, UsageError } from '../args';
 import { Reporter } from '../progress';
 import { COMMON, startBackend } from './shared';
-import { readModelDir } from '../../engine/checkpoint';
-import { createModel } from '../../engine/causal-lm';
+import { modelFromLoaded, readModelDir } from '../../engine/checkpoint';
+
 import { DEFAULT_SAMPLE, generate, tokenLogprobs } from '../../engine/generate';
 import { promptTemplate } from '../../data/sft';
 import { ChatMessage, contextText } from '../../engine/chat';
@@ -66,7 +66,7 @@ export async function generateCommand(o: ParsedOpts, r: Reporter) {
   const { tokenizer } = loaded;
   const text = promptText(tokenizer, o); // so does a template that cannot render
   await startBackend(o, r);
-  const model = createModel(loaded.config, loaded.weights, false);
+  const model = modelFromLoaded(loaded, false); // an adapter folder: its base with the adapter
   try {
     const g = await generate(model, tokenizer.encode(text), o['num-samples'] as number, {
       maxNewTokens: o['max-tokens'] as number,
@@ -123,7 +123,7 @@ export async function logprobsCommand(o: ParsedOpts, r: Reporter) {
   const { tokenizer } = loaded;
   const tokens = o.ids !== undefined ? parseIds(o.ids as string, loaded.config.vocab_size) : tokenizer.encode(o.text as string);
   await startBackend(o, { ...r, log: () => {} });
-  const model = createModel(loaded.config, loaded.weights, false);
+  const model = modelFromLoaded(loaded, false); // an adapter folder: its base with the adapter
   try {
     const logprobs = await tokenLogprobs(model, tokens);
     const bad = logprobs.findIndex((x) => !Number.isFinite(x));

@@ -12,6 +12,7 @@ import { DEFAULT_GRPO, grpoTrain, resumeGrpo } from '../../engine/stages/grpo';
 import { DEFAULT_RLOO, resumeRloo, rlooTrain } from '../../engine/stages/rloo';
 import { RunDir } from '../../data/run';
 import type { TokenizerKind } from '../../engine/config';
+import type { LoraOptions } from '../../engine/stages/model-setup';
 
 export const PRETRAIN_OPTS: OptSpecs = {
   corpus: { type: 'string', help: 'text file or JSONL of {"text"} (default: the bundled Moby-Dick)' },
@@ -26,10 +27,33 @@ export const PRETRAIN_OPTS: OptSpecs = {
   ...COMMON,
 };
 
+/** LoRA on any trainable stage (0 = full fine-tuning). */
+export const LORA_OPTS: OptSpecs = {
+  'lora-r': { type: 'int', help: 'train a LoRA adapter of this rank on frozen weights (0 = train every weight)', default: 0 },
+  'lora-alpha': { type: 'number', help: 'LoRA scale alpha (the update is multiplied by alpha / r; default 2r)' },
+  'lora-dropout': { type: 'number', help: 'dropout on the adapter\'s input', default: 0 },
+  'lora-targets': { type: 'string', help: 'projections that get an adapter, comma-separated (default: attention and MLP: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj; GPT-2 c_attn,c_proj,c_fc)' },
+};
+
+/** --lora-* as stage options (undefined without --lora-r). */
+export function loraOptions(o: ParsedOpts): LoraOptions | undefined {
+  const r = o['lora-r'] as number;
+  if (!r) {
+    for (const k of ['lora-alpha', 'lora-targets']) if (o[k] !== undefined) throw new UsageError(`--${k} needs --lora-r`);
+    return undefined;
+  }
+  if (!Number.isInteger(r) || r < 1) throw new UsageError('--lora-r must be a whole number of at least 1');
+  const lora: LoraOptions = { r, dropout: o['lora-dropout'] as number };
+  if (o['lora-alpha'] !== undefined) lora.alpha = o['lora-alpha'] as number;
+  if (o['lora-targets'] !== undefined) lora.targets = (o['lora-targets'] as string).split(',').map((t) => t.trim()).filter(Boolean);
+  return lora;
+}
+
 export const SFT_OPTS: OptSpecs = {
   data: { type: 'string', help: 'SFT dataset (*.sft.jsonl)' },
   'eval-data': { type: 'string', help: 'held-out SFT dataset (default: every 10th record of --data)' },
   model: { type: 'string', help: 'parent model directory (a pretrained checkpoint)' },
+  ...LORA_OPTS,
   ...TRAIN_OPTS,
   ...COMMON,
 };
@@ -38,6 +62,7 @@ export const RM_OPTS: OptSpecs = {
   data: { type: 'string', help: 'RM dataset (*.rm.jsonl: K-way rankings, pairwise or HH transcripts)' },
   'eval-data': { type: 'string', help: 'held-out RM dataset (default: every 10th record of --data)' },
   model: { type: 'string', help: 'the SFT model the reward model starts from' },
+  ...LORA_OPTS,
   ...TRAIN_OPTS,
   ...COMMON,
 };
@@ -64,6 +89,7 @@ export const PPO_OPTS: OptSpecs = {
   'checkpoint-interval': { type: 'int', help: 'iterations between checkpoints', default: DEFAULT_PPO.checkpointInterval },
   'runs-dir': { type: 'string', help: 'where runs are written', default: '.rlhf/runs' },
   'run-id': { type: 'string', help: 'name of the run folder' },
+  ...LORA_OPTS,
   ...COMMON,
 };
 
@@ -75,6 +101,7 @@ export const DPO_OPTS: OptSpecs = {
   loss: { type: 'string', help: 'sigmoid (DPO) or ipo', default: DEFAULT_DPO.loss },
   'label-smoothing': { type: 'number', help: 'conservative DPO: the probability a label is flipped (sigmoid loss)', default: DEFAULT_DPO.labelSmoothing },
   kway: { type: 'string', help: 'K-way rankings: pl (Plackett-Luce over the ranking) or pairs (every pair)', default: DEFAULT_DPO.kway },
+  ...LORA_OPTS,
   ...TRAIN_OPTS,
   ...COMMON,
 };
@@ -178,7 +205,8 @@ function datasetStageCommand(name: string, parent: string, run: typeof sft) {
     if (!o.model) throw new UsageError(`rlhf ${name} needs --model DIR, ${parent} (see rlhf ${name} --help)`);
     await startBackend(o, r);
     const runsDir = path.resolve(o['runs-dir'] as string);
-    const result = await run({ data: o.data as string, evalData: o['eval-data'] as string | undefined, model: o.model as string, train: trainOverrides(o), runsDir, runId: o['run-id'] as string | undefined }, hooksFor(r));
+    const lora = loraOptions(o);
+    const result = await run({ data: o.data as string, evalData: o['eval-data'] as string | undefined, model: o.model as string, train: trainOverrides(o), lora, runsDir, runId: o['run-id'] as string | undefined }, hooksFor(r));
     summarize(r, result, path.join(runsDir, result.run.id));
     return result;
   };
@@ -198,7 +226,7 @@ export async function dpoCommand(o: ParsedOpts, r: Reporter) {
   }
   await startBackend(o, r);
   const runsDir = path.resolve(o['runs-dir'] as string);
-  const result = await dpo({ data: o.data as string, evalData: o['eval-data'] as string | undefined, model: o.model as string, dpo: cfg, train: trainOverrides(o), runsDir, runId: o['run-id'] as string | undefined }, hooksFor(r));
+  const result = await dpo({ data: o.data as string, evalData: o['eval-data'] as string | undefined, model: o.model as string, dpo: cfg, train: trainOverrides(o), lora: loraOptions(o), runsDir, runId: o['run-id'] as string | undefined }, hooksFor(r));
   summarize(r, result, path.join(runsDir, result.run.id));
   return result;
 }
@@ -216,9 +244,10 @@ export function ppoConfig(o: ParsedOpts): Partial<PpoConfig> {
 export async function ppoCommand(o: ParsedOpts, r: Reporter) {
   for (const k of ['prompts', 'policy', 'reward-model']) if (!o[k]) throw new UsageError(`rlhf ppo needs --${k} (see rlhf ppo --help)`);
   const cfg = ppoConfig(o);
+  const lora = loraOptions(o);
   await startBackend(o, r);
   const result = await ppoTrain(
-    { prompts: o.prompts as string, policy: o.policy as string, rewardModel: o['reward-model'] as string, ptxCorpus: (o['ptx-corpus'] as string) ?? (cfg.ptxCoef ? defaultCorpusPath() : undefined), ppo: cfg, runsDir: path.resolve(o['runs-dir'] as string), runId: o['run-id'] as string | undefined },
+    { prompts: o.prompts as string, policy: o.policy as string, rewardModel: o['reward-model'] as string, ptxCorpus: (o['ptx-corpus'] as string) ?? (cfg.ptxCoef ? defaultCorpusPath() : undefined), ppo: cfg, lora, runsDir: path.resolve(o['runs-dir'] as string), runId: o['run-id'] as string | undefined },
     hooksFor(r),
   );
   summarize(r, result, path.join(path.resolve(o['runs-dir'] as string), result.run.id));

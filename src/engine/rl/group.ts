@@ -16,7 +16,7 @@ import { CausalLM, createModel } from '../causal-lm';
 import { Tokenizer, sameVocabulary } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
 import { RunDir } from '../../data/run';
-import { modelDirFiles, readModelDir, writeFilesAtomic } from '../checkpoint';
+import { modelFiles, modelFromLoaded, readModelDir, writeFilesAtomic } from '../checkpoint';
 import { readSafetensors, serializeSafetensors } from '../safetensors';
 import { AdamW } from '../train/optim';
 import { TrainResult, yieldToEventLoop } from '../train/trainer';
@@ -25,6 +25,7 @@ import { scoreSequences } from '../stages/rm';
 import { PpoPrompt } from '../../data/ppo';
 import { Rollout, readPrompts, sampleRollout, tokenLogps } from './rollout';
 import { StageHooks, checkRecorded, openResume, runLifecycle } from '../stages/common';
+import { mergedWeights } from '../stages/model-setup';
 
 /** The settings every critic-free stage has. */
 export interface GroupConfig {
@@ -109,10 +110,11 @@ export abstract class GroupRun implements LoopStage {
     if (!(cfg.beta >= 0)) throw new Error(`--beta must be 0 or more, got ${cfg.beta}`);
     const p = readModelDir(policyDir);
     this.tok = p.tokenizer;
-    this.policy = createModel(p.config, p.weights, true);
+    // a folder that is an adapter: its base with the update merged in
+    this.policy = refDir === policyDir ? createModel(p.config, mergedWeights(p), true) : modelFromLoaded(p, true);
     if (cfg.beta > 0) {
       const r = refDir === policyDir ? p : readModelDir(refDir);
-      this.ref = createModel(r.config, r.weights, false);
+      this.ref = createModel(r.config, mergedWeights(r), false);
     }
     if (rewards.rewardModel) {
       const rm = readModelDir(rewards.rewardModel);
@@ -176,7 +178,7 @@ export abstract class GroupRun implements LoopStage {
 
   async checkpointFiles(): Promise<Record<string, string | Buffer>> {
     return {
-      ...modelDirFiles(this.policy.config, await this.policy.weights(), this.tok),
+      ...(await modelFiles(this.policy, this.tok)),
       'optimizer.safetensors': serializeSafetensors(await this.opt.state()),
       'trainer_state.json': JSON.stringify({ step: this.iteration, optimizer_t: this.opt.t, seed: this.cfg.seed, stage: this.stage }) + '\n',
     };
@@ -227,7 +229,7 @@ export async function rlLoop(run: RunDir, g: LoopStage, hooks: StageHooks): Prom
   }
   await checkpoint();
   const finalModel = path.join(run.checkpointsDir, 'final');
-  writeFilesAtomic(finalModel, modelDirFiles(g.policy.config, await g.policy.weights(), g.tok));
+  writeFilesAtomic(finalModel, await modelFiles(g.policy, g.tok));
   return { step: g.iteration, stopped: false, finalModel, lastMetrics: last };
 }
 

@@ -7,8 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ForwardOptions } from '../model';
-import { CausalLM, createModel } from '../causal-lm';
-import { LoadedModel, modelDirFiles, writeFilesAtomic } from '../checkpoint';
+import { CausalLM } from '../causal-lm';
+import { LoadedModel, adapterDirFiles, modelDirFiles, modelFromLoaded, writeFilesAtomic } from '../checkpoint';
 import { Tokenizer } from '../tokenizer';
 import { Rng } from '../rng';
 
@@ -34,6 +34,11 @@ export class RewardModel {
    * (score - mean)/std: PPO's critic starts in the units of the normalised rewards it learns.
    */
   static fromLoaded(loaded: LoadedModel, trainable = true, seed = 1, normalise?: { mean: number; std: number }): RewardModel {
+    return RewardModel.withTrunk(modelFromLoaded(loaded, trainable), loaded, trainable, seed, normalise);
+  }
+
+  /** A given trunk (a LoRA stage's model) with the head of a loaded folder, or a new head. */
+  static withTrunk(trunk: CausalLM, loaded: LoadedModel, trainable = true, seed = 1, normalise?: { mean: number; std: number }): RewardModel {
     const C = loaded.config.n_embd;
     const sw = loaded.extra.get('score.weight'), sb = loaded.extra.get('score.bias');
     let w: Float32Array, b: Float32Array;
@@ -49,7 +54,7 @@ export class RewardModel {
       w = Float32Array.from({ length: C }, () => rng.normal() / Math.sqrt(C + 1));
       b = new Float32Array(1);
     }
-    return new RewardModel(createModel(loaded.config, loaded.weights, trainable), w, b, trainable);
+    return new RewardModel(trunk, w, b, trainable);
   }
 
   /** Scores [N] of sequences ids [N, T], each read at its position last[n]. */
@@ -76,6 +81,7 @@ export class RewardModel {
       ['score.weight', { shape: llama ? [1, C] : [C, 1], data: (await this.w.data()) as Float32Array }],
       ['score.bias', { shape: [1], data: (await this.b.data()) as Float32Array }],
     ]);
+    if (this.trunk.lora) return adapterDirFiles(this.trunk, tokenizer, { extra, extraConfig, taskType: 'SEQ_CLS' });
     return modelDirFiles(this.trunk.config, await this.trunk.weights(), tokenizer, {
       extra,
       extraConfig: { architectures: [SEQUENCE_CLASSIFICATION[c.arch ?? 'gpt2']], num_labels: 1, ...extraConfig },

@@ -8,6 +8,7 @@ import { currentBackend } from '../backends/backend';
 import { distFile } from '../paths';
 import { RunDir, RunInfo } from '../../data/run';
 import { TrainConfig, TrainResult } from '../train/trainer';
+import type { LoraOptions } from './model-setup';
 
 export const DEFAULT_TRAIN: TrainConfig = {
   steps: 200,
@@ -39,6 +40,8 @@ export interface DatasetStageOptions {
   /** The parent model directory. */
   model: string;
   train?: Partial<TrainConfig>;
+  /** Train a LoRA adapter on frozen weights instead of every weight. */
+  lora?: LoraOptions;
   runsDir: string;
   runId?: string;
 }
@@ -47,7 +50,7 @@ export interface DatasetStageOptions {
 export function datasetRunInfo(stage: string, o: DatasetStageOptions, model: unknown, train: TrainConfig) {
   return {
     stage,
-    config: { data: path.resolve(o.data), eval_data: o.evalData ? path.resolve(o.evalData) : null, model, train },
+    config: { data: path.resolve(o.data), eval_data: o.evalData ? path.resolve(o.evalData) : null, model, train, lora: o.lora ?? null },
     parent_model: path.resolve(o.model),
   };
 }

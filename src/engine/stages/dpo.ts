@@ -19,7 +19,8 @@ import { Tokenizer } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
 import { RunDir } from '../../data/run';
 import { writeFileAtomic } from '../../data/durable';
-import { loadModel, writeModelDir } from '../checkpoint';
+import { loadModel, modelFiles, readModelDir, writeFilesAtomic } from '../checkpoint';
+import { startModel } from './model-setup';
 import { Objective, TrainConfig, train as trainLoop } from '../train/trainer';
 import { Ranking, comparisons } from '../../data/rm';
 import { DpoLossConfig, RankedGroup, dpoMetrics, pairwiseLoss, plackettLuceLoss } from '../dpo/losses';
@@ -205,7 +206,7 @@ function dpoObjective(policy: CausalLM, tok: Tokenizer, data: { train: DpoRecord
     },
     evalSamples: (step) => evalRows.map((r) => ({ step, ...r })),
     async writeModel(dir, files) {
-      writeModelDir(dir, policy.config, await policy.weights(), tok, { files });
+      writeFilesAtomic(dir, { ...(await modelFiles(policy, tok)), ...files });
     },
   };
 }
@@ -216,11 +217,13 @@ export async function dpo(o: DpoOptions, hooks: StageHooks = {}) {
   const c: DpoConfig = { ...DEFAULT_DPO, ...o.dpo };
   checkDpoConfig(c);
   const train: TrainConfig = { ...DEFAULT_TRAIN, ...DPO_TRAIN, ...o.train, threads: 1 };
-  const { model, tokenizer } = loadModel(o.model);
+  const loaded = readModelDir(o.model);
+  const tokenizer = loaded.tokenizer;
+  const data = prepare(o, tokenizer, loaded.config.n_positions, hooks.log); // fails before anything is written
+  const info = datasetRunInfo('dpo', o, loaded.config, train);
+  const run = RunDir.create(o.runsDir, { ...info, config: { ...info.config, dpo: c } }, o.runId);
+  const model = await startModel(loaded, o.lora, run.dir, train.seed);
   try {
-    const data = prepare(o, tokenizer, model.config.n_positions, hooks.log); // fails before anything is written
-    const info = datasetRunInfo('dpo', o, model.config, train);
-    const run = RunDir.create(o.runsDir, { ...info, config: { ...info.config, dpo: c } }, o.runId);
     const used = recordsUsed(data.train.length, train).size;
     hooks.log?.(`run ${run.dir}: ${data.train.length} preference records (${data.eval.length} held out); computing the reference's log-probabilities once, for the ${used} the run will draw and the held-out ones`);
     // the reference is the starting model: its log-probabilities now, before any update, kept in the run

@@ -22,7 +22,8 @@ import { CausalLM, createModel } from '../causal-lm';
 import { Tokenizer, sameVocabulary } from '../tokenizer';
 import { Rng, deriveSeed, epochOrder, permutation } from '../rng';
 import { RunDir } from '../../data/run';
-import { modelDirFiles, readModelDir } from '../checkpoint';
+import { modelFiles, modelFromLoaded, readModelDir } from '../checkpoint';
+import { LoraOptions, adapterOff, mergedWeights, startModel } from './model-setup';
 import { readSafetensors, serializeSafetensors } from '../safetensors';
 import { crossEntropy } from '../layers';
 import { AdamW, clipByGlobalNorm } from '../train/optim';
@@ -107,6 +108,8 @@ export interface PpoOptions {
   runId?: string;
   /** An optional gold scorer (the demo's simulated labeler): logged as objective/gold. */
   gold?: (response: string) => number;
+  /** Train LoRA adapters (policy and critic) instead of every weight. */
+  lora?: LoraOptions;
 }
 
 
@@ -132,6 +135,30 @@ function loadModels(policyDir: string, rmDir: string, refDir: string, valueDir?:
   return { policy, rm, ref, value, stats };
 }
 
+interface PpoModels {
+  tok: Tokenizer;
+  policy: CausalLM;
+  ref: CausalLM;
+  rm: RewardModel;
+  critic: RewardModel;
+}
+
+/**
+ * The four models of a PPO run. With LoRA the policy trains an adapter and the reference is the
+ * same weights with the adapter switched off (no second copy, as TRL does with PEFT); the critic
+ * trains its own adapter on the reward model's frozen trunk, and its head.
+ */
+async function buildModels(models: ReturnType<typeof loadModels>, stats: { mean: number; std: number }, lora: LoraOptions | undefined, runDir: string, seed: number, resumed: boolean): Promise<PpoModels> {
+  const policy = resumed ? modelFromLoaded(models.policy, true) : await startModel(models.policy, lora, runDir, seed);
+  const ref = policy.lora ? adapterOff(policy) : createModel(models.ref.config, mergedWeights(models.ref), false);
+  const rm = RewardModel.fromLoaded(models.rm, false);
+  // a new critic starts from the reward model's head in normalised units; a resumed one is already
+  const critic = resumed
+    ? RewardModel.fromLoaded(models.value, true)
+    : RewardModel.withTrunk(await startModel(models.value, lora, runDir, seed + 1, 'value-base-model'), models.value, true, 1, stats);
+  return { tok: models.policy.tokenizer, policy, ref, rm, critic };
+}
+
 class PpoRun {
   readonly stage = 'ppo';
   private lastSamples: Record<string, unknown>[] = [];
@@ -151,19 +178,14 @@ class PpoRun {
   private readonly order: (g: number) => number;
 
   constructor(
-    models: ReturnType<typeof loadModels>,
+    built: PpoModels,
     readonly prompts: PpoPrompt[],
     readonly cfg: PpoConfig,
     readonly stats: { mean: number; std: number },
     ptxText: string | undefined,
     readonly gold?: (s: string) => number,
   ) {
-    this.tok = models.policy.tokenizer;
-    this.policy = createModel(models.policy.config, models.policy.weights, true);
-    this.ref = createModel(models.ref.config, models.ref.weights, false);
-    this.rm = RewardModel.fromLoaded(models.rm, false);
-    // a new critic starts from the reward model's head in normalised units; a resumed one is already
-    this.critic = RewardModel.fromLoaded(models.value, true, 1, models.value === models.rm ? stats : undefined);
+    ({ tok: this.tok, policy: this.policy, ref: this.ref, rm: this.rm, critic: this.critic } = built);
     this.policyOpt = new AdamW(this.policy.params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 });
     this.valueOpt = new AdamW(this.critic.params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 });
     this.order = epochOrder(prompts.length, deriveSeed(cfg.seed, 0x99));
@@ -244,7 +266,7 @@ class PpoRun {
     const rng = new Rng(deriveSeed(c.seed, i, 0xabc));
     const sums = { pg: 0, vf: 0, clip: 0, vclip: 0, approxkl: 0, ratio: 0, entropy: 0, ptx: 0, n: 0 };
     const mbSize = Math.ceil(r.N / c.minibatches);
-    const pVars = [...this.policy.params.values()];
+    const pVars = [...this.policy.params.values()].filter((v) => v.trainable); // an adapter only, with LoRA
     const vVars = [...this.critic.params.values()].filter((v) => v.trainable);
     const pName = new Map([...this.policy.params].map(([k, v]) => [v.name, k]));
     const vName = new Map([...this.critic.params].map(([k, v]) => [v.name, k]));
@@ -348,7 +370,7 @@ class PpoRun {
 
   async checkpointFiles(): Promise<Record<string, string | Buffer>> {
     const files: Record<string, string | Buffer> = {
-      ...modelDirFiles(this.policy.config, await this.policy.weights(), this.tok),
+      ...(await modelFiles(this.policy, this.tok)),
       'optimizer.safetensors': serializeSafetensors(await this.policyOpt.state()),
       'value_optimizer.safetensors': serializeSafetensors(await this.valueOpt.state()),
       'trainer_state.json': JSON.stringify({ step: this.iteration, optimizer_t: this.policyOpt.t, value_optimizer_t: this.valueOpt.t, kl_coef: this.kl.value, seed: this.cfg.seed, stage: 'ppo' }) + '\n',
@@ -372,14 +394,14 @@ export async function ppoTrain(o: PpoOptions, hooks: StageHooks = {}) {
   const prompts = readPrompts(o.prompts);
   const models = loadModels(o.policy, o.rewardModel, o.policy);
   const ptxText = cfg.ptxCoef > 0 ? readCorpus(o.ptxCorpus ?? '') : undefined;
-  const ppo = new PpoRun(models, prompts, cfg, models.stats, ptxText, o.gold);
+  const run = RunDir.create(o.runsDir, {
+    stage: 'ppo',
+    config: { prompts: path.resolve(o.prompts), policy: path.resolve(o.policy), reward_model: path.resolve(o.rewardModel), ptx_corpus: o.ptxCorpus ? path.resolve(o.ptxCorpus) : null, ppo: cfg, lora: o.lora ?? null, reward_stats: models.stats },
+    parent_model: path.resolve(o.policy),
+  }, o.runId);
+  const ppo = new PpoRun(await buildModels(models, models.stats, o.lora, run.dir, cfg.seed, false), prompts, cfg, models.stats, ptxText, o.gold);
   try {
-    const run = RunDir.create(o.runsDir, {
-      stage: 'ppo',
-      config: { prompts: path.resolve(o.prompts), policy: path.resolve(o.policy), reward_model: path.resolve(o.rewardModel), ptx_corpus: o.ptxCorpus ? path.resolve(o.ptxCorpus) : null, ppo: cfg, reward_stats: models.stats },
-      parent_model: path.resolve(o.policy),
-    }, o.runId);
-    hooks.log?.(`run ${run.dir}: ${prompts.length} prompts, ${cfg.promptsPerRollout} x ${cfg.samplesPerPrompt} responses per iteration, beta ${cfg.klCoef}${cfg.klTarget ? ` adapting to KL ${cfg.klTarget}` : ''}`);
+    hooks.log?.(`run ${run.dir}: ${prompts.length} prompts, ${cfg.promptsPerRollout} x ${cfg.samplesPerPrompt} responses per iteration, beta ${cfg.klCoef}${cfg.klTarget ? ` adapting to KL ${cfg.klTarget}` : ''}${o.lora ? `; LoRA r=${o.lora.r} (the reference is the policy with its adapter off)` : ''}`);
     return await runLifecycle(run, () => rlLoop(run, ppo, hooks));
   } finally {
     ppo.dispose();
@@ -391,7 +413,7 @@ export async function resumePpo(runDir: string, hooks: StageHooks = {}, gold?: (
   checkRecorded(c.ppo, DEFAULT_PPO, 'config.ppo');
   const prompts = readPrompts(c.prompts);
   const models = loadModels(point.dir, c.reward_model, c.policy, path.join(point.dir, 'value'));
-  const ppo = new PpoRun(models, prompts, c.ppo, models.stats, c.ppo.ptxCoef > 0 ? readCorpus(c.ptx_corpus ?? '') : undefined, gold);
+  const ppo = new PpoRun(await buildModels(models, models.stats, undefined, run.dir, c.ppo.seed, true), prompts, c.ppo, models.stats, c.ppo.ptxCoef > 0 ? readCorpus(c.ptx_corpus ?? '') : undefined, gold);
   try {
     ppo.restore(point.dir);
     run.truncateMetrics(point.step);

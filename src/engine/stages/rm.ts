@@ -20,6 +20,7 @@ import { readRecords } from '../../data/jsonl';
 import { Ranking, comparisons, toRanking } from '../../data/rm';
 import { DEFAULT_TRAIN, checkRecorded, DatasetStageOptions, datasetRunInfo, StageHooks, assertFile, openResume, runLifecycle, trainEvalSplit } from './common';
 import { encodeContext } from '../chat';
+import { startModel } from './model-setup';
 
 export type RmOptions = DatasetStageOptions;
 
@@ -107,7 +108,8 @@ function prepare(o: { data: string; evalData?: string }, tok: Tokenizer, maxLen:
 async function rmObjective(rm: RewardModel, tok: Tokenizer, trainSet: TokenizedRanking[], evalSet: TokenizedRanking[], cfg: TrainConfig): Promise<Objective> {
   const order = epochOrder(trainSet.length, deriveSeed(cfg.seed, 0x7e));
   const threads = cfg.threads > 0 ? cfg.threads : autoThreads();
-  const par = threads > 1 && cfg.batchSize > 1 ? await GradThreads.start(rm, threads - 1) : undefined;
+  // gradient threads rebuild the whole model; an adapter's run stays on one thread
+  const par = threads > 1 && cfg.batchSize > 1 && !rm.trunk.lora ? await GradThreads.start(rm, threads - 1) : undefined;
   return {
     stage: 'rm',
     params: rm.params,
@@ -157,10 +159,11 @@ export async function trainRewardModel(o: RmOptions, hooks: StageHooks = {}) {
   const train: TrainConfig = { ...DEFAULT_TRAIN, ...RM_DEFAULTS, ...o.train };
   train.threads ||= autoThreads(); // recorded, so a resume splits batches the same way
   const prepared = prepare(o, loaded.tokenizer, loaded.config.n_positions); // fails before anything is written
-  const rm = RewardModel.fromLoaded(loaded, true, train.seed);
+  const run = RunDir.create(o.runsDir, datasetRunInfo('rm', o, loaded.config, train), o.runId);
+  // the trunk: every weight, or a LoRA adapter on frozen ones; the score head always trains whole
+  const rm = RewardModel.withTrunk(await startModel(loaded, o.lora, run.dir, train.seed), loaded, true, train.seed);
   try {
-    const run = RunDir.create(o.runsDir, datasetRunInfo('rm', o, loaded.config, train), o.runId);
-    hooks.log?.(`run ${run.dir}: ${prepared.trainSet.length} rankings (${prepared.evalSet.length} held out)`);
+    hooks.log?.(`run ${run.dir}: ${prepared.trainSet.length} rankings (${prepared.evalSet.length} held out)${rm.trunk.lora ? `; LoRA r=${rm.trunk.lora.cfg.r} and the score head` : ''}`);
     return await runLifecycle(run, async () => trainLoop({ objective: await rmObjective(rm, loaded.tokenizer, prepared.trainSet, prepared.evalSet, train), cfg: train, run, ...hooks }));
   } finally {
     rm.dispose();

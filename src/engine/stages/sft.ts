@@ -8,7 +8,8 @@ import { CausalLM } from '../causal-lm';
 import { Tokenizer } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
 import { RunDir } from '../../data/run';
-import { loadModel } from '../checkpoint';
+import { loadModel, readModelDir } from '../checkpoint';
+import { startModel } from './model-setup';
 import { Batch, LmData, TrainConfig, lmObjective, train as trainLoop } from '../train/trainer';
 import { readRecords } from '../../data/jsonl';
 import { SftExample, toSftExample } from '../../data/sft';
@@ -94,13 +95,15 @@ function prepare(o: { data: string; evalData?: string }, tokenizer: Tokenizer, m
 }
 
 export async function sft(o: SftOptions, hooks: StageHooks = {}) {
-  const { model, tokenizer } = loadModel(o.model);
+  const loaded = readModelDir(o.model);
+  const tokenizer = loaded.tokenizer;
   const train: TrainConfig = { ...DEFAULT_TRAIN, ...SFT_DEFAULTS, ...o.train };
   train.threads ||= autoThreads(); // recorded, so a resume splits batches the same way
+  const prepared = prepare(o, tokenizer, loaded.config.n_positions + 1, hooks.log);
+  const run = RunDir.create(o.runsDir, datasetRunInfo('sft', o, loaded.config, train), o.runId);
+  const model = await startModel(loaded, o.lora, run.dir, train.seed);
   try {
-    const prepared = prepare(o, tokenizer, model.config.n_positions + 1, hooks.log);
-    const run = RunDir.create(o.runsDir, datasetRunInfo('sft', o, model.config, train), o.runId);
-    hooks.log?.(`run ${run.dir}: ${prepared.train.length} demonstrations (${prepared.evalSet.length} held out)`);
+    hooks.log?.(`run ${run.dir}: ${prepared.train.length} demonstrations (${prepared.evalSet.length} held out)${model.lora ? `; LoRA r=${model.lora.cfg.r} on ${model.lora.A.size} projections: ${model.lora.numParameters} trained parameters of ${model.numParameters}` : ''}`);
     return await continueSft(run, model, tokenizer, prepared, train, hooks);
   } finally {
     model.dispose();

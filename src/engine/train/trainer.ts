@@ -16,7 +16,7 @@ import { Tokenizer } from '../tokenizer';
 import { crossEntropy } from '../layers';
 import { Rng, deriveSeed } from '../rng';
 import { RunDir } from '../../data/run';
-import { writeDirAtomic, writeFileSynced, writeModelDir } from '../checkpoint';
+import { modelFiles, writeDirAtomic, writeFileSynced, writeFilesAtomic } from '../checkpoint';
 import { readSafetensors, serializeSafetensors } from '../safetensors';
 import { AdamW, clipByGlobalNorm, learningRate } from './optim';
 import { GradThreads, autoThreads } from './parallel';
@@ -247,7 +247,8 @@ export async function lmObjective(stage: string, model: CausalLM, tokenizer: Tok
   assertFitsAdapter(`the logits of a batch [${cfg.batchSize} x ${model.config.n_positions}, ${model.config.vocab_size}]`, 4 * cfg.batchSize * model.config.n_positions * model.config.vocab_size);
   const evalSet = data.evalBatches();
   const threads = cfg.threads > 0 ? cfg.threads : autoThreads();
-  const par = threads > 1 && cfg.batchSize > 1 ? await GradThreads.start(model, threads - 1) : undefined;
+  // gradient threads rebuild the whole model; an adapter's run stays on one thread
+  const par = threads > 1 && cfg.batchSize > 1 && !model.lora ? await GradThreads.start(model, threads - 1) : undefined;
   return {
     stage,
     params: model.params,
@@ -259,7 +260,7 @@ export async function lmObjective(stage: string, model: CausalLM, tokenizer: Tok
       return { loss: await takeScalar(r.value), grads: r.grads, tokens };
     },
     evaluate: async () => ({ 'eval/loss': await evalLoss(model, evalSet) }),
-    writeModel: async (dir, files) => writeModelDir(dir, model.config, await model.weights(), tokenizer, { extraConfig, files }),
+    writeModel: async (dir, files) => writeFilesAtomic(dir, { ...(await modelFiles(model, tokenizer, { extraConfig })), ...files }),
     afterUpdate: () => par?.invalidate(),
     close: async () => par?.close(),
   };
