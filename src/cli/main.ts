@@ -14,6 +14,7 @@ import { COMPARE_OPTS, EVALUATE_OPTS, compareCommand, evaluateCommand } from './
 import { ParsedOpts } from './args';
 import { AGREEMENT_OPTS, CONVERT_OPTS, STATS_OPTS, VALIDATE_OPTS, agreementCommand, convertCommand, statsCommand, validateCommand } from './commands/data';
 import { MERGE_LORA_OPTS, mergeLoraCommand } from './commands/lora';
+import { DOWNLOAD_OPTS, downloadCommand } from './commands/download';
 
 interface Command {
   usage: string;
@@ -31,6 +32,7 @@ export const COMMANDS: Record<string, Command> = {
   grpo: { usage: 'rlhf grpo --prompts FILE --policy DIR (--reward-model DIR | --reward-fn FILE.mjs) [options]', summary: 'GRPO: G responses per prompt, group-normalised advantages, no critic (TRL\'s formulas).', opts: GRPO_OPTS, run: (o, _p, r) => grpoCommand(o, r) },
   rloo: { usage: 'rlhf rloo --prompts FILE --policy DIR (--reward-model DIR | --reward-fn FILE.mjs) [options]', summary: 'RLOO: k responses per prompt, a leave-one-out baseline, no critic.', opts: RLOO_OPTS, run: (o, _p, r) => rlooCommand(o, r) },
   ppo: { usage: 'rlhf ppo --prompts FILE --policy SFT_DIR --reward-model RM_DIR [options]', summary: 'PPO against the reward model with a KL penalty to the SFT model (optionally PPO-ptx).', opts: PPO_OPTS, run: (o, _p, r) => ppoCommand(o, r) },
+  download: { usage: 'rlhf download MODEL_ID [--revision R]', summary: 'Fetch a model from the Hugging Face Hub into its cache (HF_HOME, HF_ENDPOINT, HF_TOKEN); resumable.', opts: DOWNLOAD_OPTS, run: (o, p, r) => downloadCommand(o, p, r) },
   'merge-lora': { usage: 'rlhf merge-lora --adapter DIR --out DIR [--dtype f32|bf16|f16]', summary: 'Add a LoRA adapter into its base model and write the whole model (Transformers\' layout).', opts: MERGE_LORA_OPTS, run: (o, _p, r) => mergeLoraCommand(o, r) },
   resume: { usage: 'rlhf resume RUN_DIR', summary: 'Continue a cancelled or interrupted run from its last checkpoint.', opts: RESUME_OPTS, run: (o, p, r) => resumeCommand(o, p, r) },
   generate: { usage: 'rlhf generate --model DIR --prompt TEXT [options]', summary: 'Sample responses from a model.', opts: GENERATE_OPTS, run: (o, _p, r) => generateCommand(o, r) },

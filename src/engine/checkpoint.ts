@@ -13,6 +13,7 @@ import { FloatDtype, NamedTensor, readSafetensors, serializeSafetensors } from '
 import { Tokenizer, loadTokenizer, tokenizerFiles } from './tokenizer';
 import { isLlama } from './causal-lm';
 import { isLinearWeight, llamaHfName, transpose2d } from './llama';
+import { hubCacheDir, looksLikeRepoId, resolveModelPath } from './hub-cache';
 import { Lora, LoraConfig, fromPeftTensors, loraConfig, peftConfig, peftTensors, targetModules } from './lora';
 import { writeDirAtomic, writeFileSynced } from '../data/durable';
 
@@ -69,11 +70,8 @@ function ourName(config: ModelConfig, name: string): string {
 /** Our own keys of an adapter folder (reward statistics, the stage that made it), beside PEFT's files. */
 const ADAPTER_EXTRA = 'rlhf_model.json';
 
-/** How an adapter's base_model_name_or_path is found: a folder, or (with the Hub cache) a model id. */
-let resolveBase: (nameOrPath: string, from: string) => string = (p, from) => path.resolve(from, p);
-export function setBaseResolver(f: (nameOrPath: string, from: string) => string): void {
-  resolveBase = f;
-}
+/** An adapter's base_model_name_or_path: a folder (relative to the adapter's), or a Hub id in the cache. */
+const resolveBase = (p: string, from: string): string => resolveModelPath(p, from) ?? path.resolve(from, p);
 
 /** A PEFT LoRA adapter folder: its base model (read as any model folder) with the adapter's weights. */
 function readAdapterDir(dir: string): LoadedModel {
@@ -126,8 +124,13 @@ function readAdapterDir(dir: string): LoadedModel {
   return { ...base, dir, tokenizer, extra: new Map([...base.extra, ...rest]), rawConfig: { ...base.rawConfig, ...extraConfig }, adapter: { cfg: lcfg, weights, base: baseDir } };
 }
 
-export function readModelDir(dir: string): LoadedModel {
+export function readModelDir(dirOrId: string): LoadedModel {
+  // a Hub id ("HuggingFaceTB/SmolLM2-135M-Instruct") is read from the cache, without the network
+  const dir = fs.existsSync(dirOrId) ? dirOrId : resolveModelPath(dirOrId) ?? dirOrId;
   const cfgFile = path.join(dir, 'config.json');
+  if (!fs.existsSync(dir) && looksLikeRepoId(dirOrId) && dirOrId.includes('/')) {
+    throw new ModelDirError(`${dirOrId} is neither a folder nor a model in the Hugging Face cache (${hubCacheDir()}); download it first: rlhf download ${dirOrId}`);
+  }
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new ModelDirError(`model directory not found: ${dir}`);
   if (!fs.existsSync(cfgFile) && fs.existsSync(path.join(dir, 'adapter_config.json'))) return readAdapterDir(dir);
   if (!fs.existsSync(cfgFile)) throw new ModelDirError(`${dir} has no config.json (not a model directory)`);
