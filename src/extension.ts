@@ -18,6 +18,7 @@ import { RunsTreeProvider } from './host/runs-tree-provider';
 import { generationSettings, stageFlags } from './host/settings';
 import { nativeModulesDir, registerProjectCommands } from './host/project-commands';
 import { registerBackendCommands } from './host/backend-commands';
+import { registerDownloadCommand } from './host/download-command';
 import { pickPretrain } from './host/pretrain-picks';
 import { GeneratePanel } from './host/panels/generate-panel';
 import * as fs from 'fs';
@@ -43,6 +44,7 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(log, status, backendStatus);
   registerProjectCommands(context, backendStatus);
   registerBackendCommands(context);
+  registerDownloadCommand(context);
 
   const folder = () => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   const cfg = () => vscode.workspace.getConfiguration('rlhf');

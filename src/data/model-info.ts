@@ -23,6 +23,10 @@ export interface ModelInfo {
   modifiedMs: number;
   /** Why the folder is not usable (no weights, a header that cannot be read). */
   problem?: string;
+  /** A LoRA adapter (PEFT folder) on this base model. */
+  adapterOf?: string;
+  /** The Hub id, for a model in the Hugging Face cache. */
+  hubId?: string;
 }
 
 const MAX_HEADER = 100 << 20;
@@ -47,10 +51,23 @@ export function safetensorsNames(file: string): string[] {
 export function describeModel(dir: string): ModelInfo {
   const out: ModelInfo = { dir, scoreHead: false, modifiedMs: 0 };
   try {
-    out.modifiedMs = fs.statSync(path.join(dir, 'config.json')).mtimeMs;
-    const weights = path.join(dir, 'model.safetensors');
-    if (fs.existsSync(weights)) out.scoreHead = safetensorsNames(weights).some((k) => k === 'score.weight' || k.endsWith('.score.weight'));
-    else out.problem = 'no model.safetensors';
+    const adapter = path.join(dir, 'adapter_config.json');
+    if (!fs.existsSync(path.join(dir, 'config.json')) && fs.existsSync(adapter)) {
+      // a LoRA adapter: its score head (a reward model's) is among the adapter's tensors
+      out.modifiedMs = fs.statSync(adapter).mtimeMs;
+      const base = (JSON.parse(fs.readFileSync(adapter, 'utf8')) as { base_model_name_or_path?: string }).base_model_name_or_path;
+      out.adapterOf = typeof base === 'string' ? base : '?';
+      const weights = path.join(dir, 'adapter_model.safetensors');
+      if (fs.existsSync(weights)) out.scoreHead = safetensorsNames(weights).some((k) => k.endsWith('.score.weight'));
+      else out.problem = 'no adapter_model.safetensors';
+    } else {
+      out.modifiedMs = fs.statSync(path.join(dir, 'config.json')).mtimeMs;
+      const weights = path.join(dir, 'model.safetensors');
+      const index = path.join(dir, 'model.safetensors.index.json');
+      if (fs.existsSync(weights)) out.scoreHead = safetensorsNames(weights).some((k) => k === 'score.weight' || k.endsWith('.score.weight'));
+      else if (fs.existsSync(index)) out.scoreHead = Object.keys((JSON.parse(fs.readFileSync(index, 'utf8')) as { weight_map?: object }).weight_map ?? {}).some((k) => k === 'score.weight' || k.endsWith('.score.weight'));
+      else out.problem = 'no model.safetensors';
+    }
   } catch (e) {
     out.problem = (e as Error).message;
   }

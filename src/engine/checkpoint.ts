@@ -13,7 +13,7 @@ import { FloatDtype, NamedTensor, readSafetensors, serializeSafetensors } from '
 import { Tokenizer, loadTokenizer, tokenizerFiles } from './tokenizer';
 import { isLlama } from './causal-lm';
 import { isLinearWeight, llamaHfName, transpose2d } from './llama';
-import { hubCacheDir, looksLikeRepoId, resolveModelPath } from './hub-cache';
+import { hubCacheDir, looksLikeRepoId, resolveModelPath } from '../data/hub-cache';
 import { Lora, LoraConfig, fromPeftTensors, loraConfig, peftConfig, peftTensors, targetModules } from './lora';
 import { writeDirAtomic, writeFileSynced } from '../data/durable';
 

@@ -11,7 +11,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { listFiles, modelInfo } from '@huggingface/hub';
-import { hubCacheDir, looksLikeRepoId, repoFolder, resolveCached } from './hub-cache';
+import { hubCacheDir, looksLikeRepoId, repoFolder, resolveCached } from '../data/hub-cache';
 
 export class HubError extends Error {}
 

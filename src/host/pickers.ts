@@ -11,6 +11,7 @@ import * as path from 'path';
 import { ScanClient } from './scan-client';
 import type { ModelInfo } from '../data/model-info';
 import { age } from '../data/runs-tree';
+import { cachedModels } from '../data/hub-cache';
 
 /** What a model is picked for: a language model (SFT, DPO, PPO's policy, generation) or a reward model. */
 export type ModelRole = 'policy' | 'reward';
@@ -19,6 +20,7 @@ export type ModelRole = 'policy' | 'reward';
 export const HELD_OUT = /held[-_]?out|(^|[^a-z])(eval|test)([^a-z]|$)/i;
 
 const BROWSE = '\u0000browse';
+const DOWNLOAD = '\u0000download';
 
 interface Remembered {
   dir: string;
@@ -39,11 +41,15 @@ export function rememberedModel(ctx: vscode.ExtensionContext, role: ModelRole, s
 }
 
 export async function pickModel(ctx: vscode.ExtensionContext, scan: ScanClient, placeHolder: string, role: ModelRole = 'policy', stage?: string): Promise<string | undefined> {
-  const uris = await vscode.workspace.findFiles('**/config.json', '**/node_modules/**', 500);
+  const uris = [...(await vscode.workspace.findFiles('**/config.json', '**/node_modules/**', 500)), ...(await vscode.workspace.findFiles('**/adapter_config.json', '**/node_modules/**', 200))];
   const last = rememberedModel(ctx, role, stage);
-  const dirs = [...new Set(uris.map((u) => path.dirname(u.fsPath)).filter((d) => fs.existsSync(path.join(d, 'model.safetensors'))))];
+  const isModel = (d: string) => ['model.safetensors', 'model.safetensors.index.json', 'adapter_model.safetensors'].some((f) => fs.existsSync(path.join(d, f)));
+  // the workspace's model folders (whole models and LoRA adapters), then the Hugging Face cache's models
+  const hub = cachedModels();
+  const dirs = [...new Set([...uris.map((u) => path.dirname(u.fsPath)).filter(isModel), ...hub.map((h) => h.dir)])];
   const reply = dirs.length ? await scan.ask({ type: 'models', dirs }) : undefined;
   const infos: ModelInfo[] = reply?.type === 'models' ? reply.models : dirs.map((dir) => ({ dir, scoreHead: false, modifiedMs: 0 }));
+  for (const m of infos) m.hubId = hub.find((h) => h.dir === m.dir)?.id;
   // a run's last step checkpoint is the same model as its "final": shown once, as final
   const finals = new Set(infos.filter((m) => m.final && m.run).map((m) => `${m.run!.id}\u0000${m.step}`));
   const fits = infos.filter((m) => !m.problem && (role === 'reward' ? m.scoreHead : !m.scoreHead) && !(m.run && !m.final && finals.has(`${m.run.id}\u0000${m.step}`)));
@@ -51,14 +57,16 @@ export async function pickModel(ctx: vscode.ExtensionContext, scan: ScanClient, 
   const describe = (m: ModelInfo) =>
     [
       m.dir === last ? 'last used' : '',
-      m.run ? `${m.run.stage} run ${m.run.id}${m.run.status !== 'completed' ? ` (${m.run.status})` : ''}` : 'model folder',
+      m.hubId ? 'Hugging Face cache' : m.run ? `${m.run.stage} run ${m.run.id}${m.run.status !== 'completed' ? ` (${m.run.status})` : ''}` : 'model folder',
+      m.adapterOf ? `LoRA adapter on ${path.basename(m.adapterOf)}` : '',
       m.final ? `final${m.step !== undefined ? ` (step ${m.step})` : ''}` : m.step !== undefined ? `step ${m.step}` : '',
       m.metric ?? '',
       m.modifiedMs ? age(new Date(m.modifiedMs).toISOString()) : '',
     ].filter(Boolean).join(' · ');
   const items = [
-    ...fits.map((m) => ({ label: vscode.workspace.asRelativePath(m.dir), description: describe(m), dir: m.dir })),
+    ...fits.map((m) => ({ label: m.hubId ? `$(cloud-download) ${m.hubId}` : vscode.workspace.asRelativePath(m.dir), description: describe(m), dir: m.dir })),
     { label: '$(folder-opened) Browse…', description: 'a model folder anywhere (config.json + model.safetensors)', dir: BROWSE },
+    { label: '$(cloud-download) Download from Hugging Face…', description: 'a model id such as HuggingFaceTB/SmolLM2-135M-Instruct', dir: DOWNLOAD },
   ];
   if (!fits.length && role === 'reward') {
     const pick = await vscode.window.showWarningMessage('RLHF: no reward model in this workspace (a model folder whose weights have a score head). Train one on rankings first.', 'Train Reward Model', 'Browse…');
@@ -66,10 +74,11 @@ export async function pickModel(ctx: vscode.ExtensionContext, scan: ScanClient, 
     if (pick !== 'Browse…') return undefined;
   }
   let dir = fits.length || role !== 'reward' ? (await vscode.window.showQuickPick(items, { placeHolder, ignoreFocusOut: true, matchOnDescription: true }))?.dir : BROWSE;
+  if (dir === DOWNLOAD) dir = await vscode.commands.executeCommand<string | undefined>('rlhf.downloadModel');
   if (dir === BROWSE) {
     const picked = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: 'Use this model', title: placeHolder });
     dir = picked?.[0]?.fsPath;
-    if (dir && !fs.existsSync(path.join(dir, 'config.json'))) {
+    if (dir && !fs.existsSync(path.join(dir, 'config.json')) && !fs.existsSync(path.join(dir, 'adapter_config.json'))) {
       void vscode.window.showErrorMessage(`RLHF: ${dir} is not a model folder (no config.json).`);
       return undefined;
     }
