@@ -21,6 +21,7 @@ import { RunDir } from '../../data/run';
 import { writeFileAtomic } from '../../data/durable';
 import { loadModel, modelFiles, readModelDir, writeFilesAtomic } from '../checkpoint';
 import { startModel } from './model-setup';
+import { checkStageMemory } from '../memory';
 import { Objective, TrainConfig, train as trainLoop } from '../train/trainer';
 import { Ranking, comparisons } from '../../data/rm';
 import { DpoLossConfig, RankedGroup, dpoMetrics, pairwiseLoss, plackettLuceLoss } from '../dpo/losses';
@@ -220,6 +221,9 @@ export async function dpo(o: DpoOptions, hooks: StageHooks = {}) {
   const loaded = readModelDir(o.model);
   const tokenizer = loaded.tokenizer;
   const data = prepare(o, tokenizer, loaded.config.n_positions, hooks.log); // fails before anything is written
+  const longest = Math.max(...data.train.flatMap((r) => r.seqs.map((x) => x.length)));
+  const perRecord = Math.max(...data.train.map((r) => r.seqs.length));
+  checkStageMemory(loaded.config, { models: 1, trained: 1, batchSize: train.batchSize * perRecord, seq: longest, loraR: o.lora?.r ?? 0 });
   const info = datasetRunInfo('dpo', o, loaded.config, train);
   const run = RunDir.create(o.runsDir, { ...info, config: { ...info.config, dpo: c } }, o.runId);
   const model = await startModel(loaded, o.lora, run.dir, train.seed);

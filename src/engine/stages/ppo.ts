@@ -24,6 +24,8 @@ import { Rng, deriveSeed, epochOrder, permutation } from '../rng';
 import { RunDir } from '../../data/run';
 import { modelFiles, modelFromLoaded, readModelDir } from '../checkpoint';
 import { LoraOptions, adapterOff, mergedWeights, startModel } from './model-setup';
+import { checkStageMemory } from '../memory';
+import { encodeContext } from '../chat';
 import { readSafetensors, serializeSafetensors } from '../safetensors';
 import { crossEntropy } from '../layers';
 import { AdamW, clipByGlobalNorm } from '../train/optim';
@@ -394,6 +396,10 @@ export async function ppoTrain(o: PpoOptions, hooks: StageHooks = {}) {
   const prompts = readPrompts(o.prompts);
   const models = loadModels(o.policy, o.rewardModel, o.policy);
   const ptxText = cfg.ptxCoef > 0 ? readCorpus(o.ptxCorpus ?? '') : undefined;
+  // policy and critic trained; reference (none with LoRA: the policy with its adapter off) and reward model frozen
+  const rows = Math.ceil((cfg.promptsPerRollout * cfg.samplesPerPrompt) / cfg.minibatches);
+  const seq = Math.min(models.policy.config.n_positions, Math.max(...prompts.map((p) => encodeContext(models.policy.tokenizer, p).length)) + cfg.maxNewTokens);
+  checkStageMemory(models.policy.config, { models: o.lora ? 3 : 4, trained: 2, batchSize: rows, seq, loraR: o.lora?.r ?? 0 });
   const run = RunDir.create(o.runsDir, {
     stage: 'ppo',
     config: { prompts: path.resolve(o.prompts), policy: path.resolve(o.policy), reward_model: path.resolve(o.rewardModel), ptx_corpus: o.ptxCorpus ? path.resolve(o.ptxCorpus) : null, ppo: cfg, lora: o.lora ?? null, reward_stats: models.stats },

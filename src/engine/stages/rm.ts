@@ -21,6 +21,7 @@ import { Ranking, comparisons, toRanking } from '../../data/rm';
 import { DEFAULT_TRAIN, checkRecorded, DatasetStageOptions, datasetRunInfo, StageHooks, assertFile, openResume, runLifecycle, trainEvalSplit } from './common';
 import { encodeContext } from '../chat';
 import { startModel } from './model-setup';
+import { checkStageMemory } from '../memory';
 
 export type RmOptions = DatasetStageOptions;
 
@@ -159,6 +160,10 @@ export async function trainRewardModel(o: RmOptions, hooks: StageHooks = {}) {
   const train: TrainConfig = { ...DEFAULT_TRAIN, ...RM_DEFAULTS, ...o.train };
   train.threads ||= autoThreads(); // recorded, so a resume splits batches the same way
   const prepared = prepare(o, loaded.tokenizer, loaded.config.n_positions); // fails before anything is written
+  // a batch of rankings is every response of each: K sequences per record
+  const longest = Math.max(...prepared.trainSet.flatMap((r) => r.seqs.map((x) => x.length)));
+  const perRecord = Math.max(...prepared.trainSet.map((r) => r.seqs.length));
+  checkStageMemory(loaded.config, { models: 1, trained: 1, batchSize: train.batchSize * perRecord, seq: longest, loraR: o.lora?.r ?? 0 });
   const run = RunDir.create(o.runsDir, datasetRunInfo('rm', o, loaded.config, train), o.runId);
   // the trunk: every weight, or a LoRA adapter on frozen ones; the score head always trains whole
   const rm = RewardModel.withTrunk(await startModel(loaded, o.lora, run.dir, train.seed), loaded, true, train.seed);

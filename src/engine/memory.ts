@@ -1,0 +1,80 @@
+/**
+ * What a stage will need in memory, estimated before a weight is loaded, and a refusal in one
+ * line when it cannot fit, naming what would: a LoRA adapter, a smaller batch, another backend.
+ *
+ *   weights      4 bytes per parameter (float32 on every backend), per model the stage holds
+ *   gradients    4 bytes per trained parameter
+ *   AdamW        8 bytes per trained parameter (first and second moments)
+ *   activations  kept for the backward pass, per layer and token about (34 C + 5 H T) bytes at
+ *                16 bits (Korthikanti et al. 2022, no recomputation), twice that in float32; the logits
+ *                [B T, V] three times (logits, softmax, their gradient)
+ * The wasm backend keeps every tensor in one WebAssembly memory of at most 4 GiB; every backend
+ * also needs the machine's free memory for the weights as read from disk.
+ */
+import * as os from 'os';
+import * as tf from '@tensorflow/tfjs-core';
+import { ModelConfig, parameterCount } from './config';
+
+export class MemoryError extends Error {}
+
+export interface StageMemory {
+  /** Models held in full (policy, reference, reward model, critic). */
+  models: number;
+  /** Models trained (their gradients, optimizer state and activations count). */
+  trained: number;
+  batchSize: number;
+  /** Tokens per sequence. */
+  seq: number;
+  /** LoRA rank (0: every weight trains). */
+  loraR: number;
+}
+
+const GiB = 2 ** 30;
+export const WASM_MEMORY_LIMIT = 4 * GiB;
+
+/** Trained parameters of a LoRA adapter of rank r on the attention and MLP projections. */
+function loraParams(c: ModelConfig, r: number): number {
+  const C = c.n_embd;
+  if (c.llama) {
+    const q = c.n_head * c.llama.head_dim, kv = c.llama.num_key_value_heads * c.llama.head_dim, F = c.llama.intermediate_size;
+    return c.n_layer * r * ((C + q) * 2 + (C + kv) * 2 + 2 * (C + F) + (F + C));
+  }
+  return c.n_layer * r * ((C + 3 * C) + (C + C) + (C + 4 * C) + (4 * C + C));
+}
+
+export function estimateBytes(c: ModelConfig, m: StageMemory) {
+  const N = parameterCount(c);
+  const trainedParams = m.loraR > 0 ? loraParams(c, m.loraR) : N;
+  const weights = 4 * N * m.models + (m.loraR > 0 ? 4 * trainedParams * m.trained : 0);
+  const grads = 4 * trainedParams * m.trained;
+  const optimizer = 8 * trainedParams * m.trained;
+  const B = m.batchSize, T = m.seq;
+  const perLayer = B * T * (34 * c.n_embd + 5 * c.n_head * T) * 2; // the formula's bytes are for 16-bit values
+  const activations = m.trained * (c.n_layer * perLayer + 3 * 4 * B * T * c.vocab_size);
+  return { weights, grads, optimizer, activations, total: weights + grads + optimizer + activations };
+}
+
+const gib = (n: number) => `${(n / GiB).toFixed(1)} GiB`;
+
+/** Throws one line when the stage cannot fit the active backend or the machine. */
+export function checkStageMemory(c: ModelConfig, m: StageMemory, backend = tf.getBackend(), freeMemory = Number(process.env.RLHF_FREE_MEMORY_BYTES) || os.freemem()) {
+  const e = estimateBytes(c, m);
+  const limits: [string, number][] = [[`this machine's free memory (${gib(freeMemory)})`, freeMemory]];
+  if (backend === 'wasm') limits.push([`the WebAssembly backend's ${gib(WASM_MEMORY_LIMIT)} memory`, WASM_MEMORY_LIMIT]);
+  const over = limits.sort((a, b) => a[1] - b[1]).find(([, limit]) => e.total > 0.9 * limit);
+  if (!over) return e;
+  const fits: string[] = [];
+  const ok = (x: Partial<StageMemory>) => estimateBytes(c, { ...m, ...x }).total <= 0.9 * over[1];
+  const size = (x: Partial<StageMemory>) => gib(estimateBytes(c, { ...m, ...x }).total);
+  const halvings = [...Array(Math.floor(Math.log2(m.batchSize))).keys()].map((i) => m.batchSize >> (i + 1));
+  const lora = m.loraR === 0 && m.trained > 0;
+  if (lora && ok({ loraR: 16 })) fits.push(`LoRA (--lora-r 16: about ${size({ loraR: 16 })})`);
+  const b = halvings.find((x) => ok({ batchSize: x }));
+  if (b) fits.push(`--batch-size ${b} (about ${size({ batchSize: b })})`);
+  const lb = lora && !fits.length ? halvings.find((x) => ok({ batchSize: x, loraR: 16 })) : undefined;
+  if (lb) fits.push(`LoRA with --batch-size ${lb} (--lora-r 16: about ${size({ batchSize: lb, loraR: 16 })})`);
+  if (backend === 'wasm' && e.total <= 0.9 * freeMemory) fits.push('another backend (--backend node or a GPU) that is not bound by WebAssembly\'s 4 GiB');
+  throw new MemoryError(
+    `this stage needs about ${gib(e.total)} (weights ${gib(e.weights)}, gradients ${gib(e.grads)}, optimizer ${gib(e.optimizer)}, activations ${gib(e.activations)}), more than ${over[0]} allows; ${fits.length ? `what would fit: ${fits.join(', or ')}` : 'a smaller model would'}`,
+  );
+}

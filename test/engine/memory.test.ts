@@ -1,0 +1,49 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import { saveTinyChatLlama, testBackend, tmpDir } from '../helpers';
+import { configFromJson, parameterCount } from '../../src/engine/config';
+import { checkStageMemory, estimateBytes } from '../../src/engine/memory';
+import { sft } from '../../src/engine/stages/sft';
+
+before(testBackend);
+
+const smol = (o: Record<string, unknown> = {}) => configFromJson({
+  model_type: 'llama', hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3,
+  vocab_size: 49152, max_position_embeddings: 8192, rope_theta: 100000, rms_norm_eps: 1e-5, tie_word_embeddings: true, ...o,
+});
+
+test("parameter counts from config.json alone: SmolLM2-135M's published 134,515,008", () => {
+  assert.equal(parameterCount(smol()), 134_515_008);
+});
+
+test('memory estimate: weights, gradients, AdamW state and activations; LoRA trains a small fraction', () => {
+  const full = estimateBytes(smol(), { models: 1, trained: 1, batchSize: 4, seq: 256, loraR: 0 });
+  assert.equal(full.weights, 4 * 134_515_008);
+  assert.equal(full.optimizer, 2 * full.grads);
+  const lora = estimateBytes(smol(), { models: 1, trained: 1, batchSize: 4, seq: 256, loraR: 16 });
+  assert.ok(lora.grads < full.grads / 20, `LoRA gradients ${lora.grads} vs ${full.grads}`);
+});
+
+test('a stage that cannot fit is refused in one line naming what would fit (LoRA, a smaller batch, another backend)', () => {
+  // SmolLM2-360M's shape, full fine-tuning at batch 8 x 256 tokens: over the wasm backend's 4 GiB
+  const big = smol({ hidden_size: 960, intermediate_size: 2560, num_hidden_layers: 32, num_attention_heads: 15, num_key_value_heads: 5 });
+  assert.throws(() => checkStageMemory(big, { models: 1, trained: 1, batchSize: 8, seq: 256, loraR: 0 }, 'wasm', 64 * 2 ** 30),
+    /this stage needs about [\d.]+ GiB \(weights 1\.3 GiB, gradients 1\.3 GiB, optimizer 2\.7 GiB, activations [\d.]+ GiB\), more than the WebAssembly backend's 4\.0 GiB memory allows; what would fit: LoRA with --batch-size \d .*, or another backend/);
+  assert.throws(() => checkStageMemory(big, { models: 1, trained: 1, batchSize: 2, seq: 512, loraR: 0 }, 'wasm', 2 * 2 ** 30), /more than this machine's free memory \(2\.0 GiB\) allows; what would fit: LoRA \(--lora-r 16/);
+  assert.doesNotThrow(() => checkStageMemory(big, { models: 1, trained: 1, batchSize: 2, seq: 512, loraR: 16 }, 'wasm', 64 * 2 ** 30));
+});
+
+test('an SFT run that cannot fit the free memory stops before its run folder exists', async () => {
+  const root = tmpDir();
+  await saveTinyChatLlama(path.join(root, 'm'));
+  fs.writeFileSync(path.join(root, 'd.sft.jsonl'), Array.from({ length: 12 }, (_, i) => JSON.stringify({ prompt: `p${i}`, response: 'r' })).join('\n') + '\n');
+  process.env.RLHF_FREE_MEMORY_BYTES = '1000';
+  try {
+    await assert.rejects(sft({ data: path.join(root, 'd.sft.jsonl'), model: path.join(root, 'm'), runsDir: path.join(root, 'runs'), runId: 'x' }), /more than this machine's free memory/);
+  } finally {
+    delete process.env.RLHF_FREE_MEMORY_BYTES;
+  }
+  assert.ok(!fs.existsSync(path.join(root, 'runs', 'x')));
+});
