@@ -182,60 +182,113 @@ export class Llama {
     return d ? tf.add(y, d) : y;
   }
 
+  /**
+   * Activation checkpointing while training: each layer keeps only its input and recomputes its
+   * inside during the backward pass (one more forward, about a third more compute). TensorFlow.js
+   * keeps every intermediate of every op for the backward pass, about 200 MB per layer at 256
+   * tokens of SmolLM2-135M's shape, so without it a 30-layer model does not fit the wasm backend's
+   * 4 GiB at batch 1. 'auto': when batch x tokens x layers x width passes 2^21.
+   */
+  checkpointing: boolean | 'auto' = 'auto';
+
   /** Final hidden states [B*T, n_embd] after the last RMSNorm, for token ids [B, T]. */
   hidden(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
-    const c = this.config, l = lc(c);
+    const c = this.config;
     const [B, T] = ids.shape;
-    const H = c.n_head, KV = l.num_key_value_heads, hd = l.head_dim, rep = H / KV;
     const past = opts.cache?.length ?? 0;
     if (past + T > c.n_positions) throw new Error(`sequence of ${past + T} tokens exceeds max_position_embeddings ${c.n_positions}`);
-
     let x = tf.gather(this.p('embed_tokens.weight'), tf.reshape(ids, [B * T])) as tf.Tensor2D;
-    const [cos, sin] = this.rotary(past, T);
-    const cos4 = tf.reshape(cos, [T, 1, hd]), sin4 = tf.reshape(sin, [T, 1, hd]);
-    // queries of the rep heads sharing a key/value head are stacked as rep*T rows: the mask repeats
-    const mask = T > 1 ? tf.tile(causalMask(T, past + T, past), [rep, 1]) : undefined;
-
+    const ckpt = opts.training && !opts.cache && (this.checkpointing === 'auto' ? B * T * c.n_layer * c.n_embd > 2 ** 21 : this.checkpointing);
     for (let i = 0; i < c.n_layer; i++) {
-      const p = `layers.${i}.`;
-      // grouped-query self-attention with rotary positions
-      const h1 = rmsNorm(x, this.p(p + 'input_layernorm.weight'), c.layer_norm_epsilon);
-      const q = this.rope(tf.reshape(this.proj(h1, p + 'self_attn.q_proj', opts), [B, T, H, hd]), cos4, sin4);
-      const kNew = tf.transpose(this.rope(tf.reshape(this.proj(h1, p + 'self_attn.k_proj', opts), [B, T, KV, hd]), cos4, sin4), [0, 2, 1, 3]) as tf.Tensor4D;
-      const vNew = tf.transpose(tf.reshape(this.proj(h1, p + 'self_attn.v_proj', opts), [B, T, KV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
-      let k = kNew, v = vNew;
-      if (opts.cache) {
-        if (past > 0) {
-          k = tf.concat([opts.cache.k[i], kNew], 2);
-          v = tf.concat([opts.cache.v[i], vNew], 2);
-          tf.dispose([opts.cache.k[i], opts.cache.v[i]]);
-        }
-        opts.cache.k[i] = tf.keep(k);
-        opts.cache.v[i] = tf.keep(v);
-      }
-      // q [B, H, T, hd] = [B*KV, rep*T, hd]: each group's queries against its one key/value head
-      const Tk = k.shape[2];
-      const qg = tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * KV, rep * T, hd]) as tf.Tensor3D;
-      const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [B * KV, hd, Tk]) as tf.Tensor3D;
-      let att: tf.Tensor = tf.mul(bmm(qg, kT), 1 / Math.sqrt(hd));
-      if (mask) att = tf.add(att, mask);
-      att = tf.softmax(att);
-      const yg = bmm(att as tf.Tensor3D, tf.reshape(v, [B * KV, Tk, hd]) as tf.Tensor3D);
-      const y = tf.reshape(tf.transpose(tf.reshape(yg, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, H * hd]) as tf.Tensor2D;
-      x = tf.add(x, this.proj(y, p + 'self_attn.o_proj', opts));
-      // SwiGLU MLP: down(silu(gate(x)) * up(x))
-      const h2 = rmsNorm(x, this.p(p + 'post_attention_layernorm.weight'), c.layer_norm_epsilon);
-      const a = swiglu(this.proj(h2, p + 'mlp.gate_proj', opts), this.proj(h2, p + 'mlp.up_proj', opts)) as tf.Tensor2D;
-      x = tf.add(x, this.proj(a, p + 'mlp.down_proj', opts));
+      // each layer's dropout (LoRA's) from its own seed: the same masks with or without checkpointing
+      const seed = opts.rng?.seed();
+      x = ckpt ? this.checkpointedLayer(i, x, B, T, opts, seed) : this.layer(i, x, B, T, past, { ...opts, rng: seed === undefined ? undefined : new Rng(seed) });
     }
     if (opts.cache) opts.cache.length = past + T;
     return rmsNorm(x, this.p('norm.weight'), c.layer_norm_epsilon);
   }
 
+  /** Layer i on x [B*T, C] at positions past..past+T-1. */
+  private layer(i: number, x: tf.Tensor2D, B: number, T: number, past: number, opts: ForwardOptions): tf.Tensor2D {
+    const c = this.config, l = lc(c);
+    const H = c.n_head, KV = l.num_key_value_heads, hd = l.head_dim, rep = H / KV;
+    const [cos, sin] = this.rotary(past, T);
+    const cos4 = tf.reshape(cos, [T, 1, hd]), sin4 = tf.reshape(sin, [T, 1, hd]);
+    // queries of the rep heads sharing a key/value head are stacked as rep*T rows: the mask repeats
+    const mask = T > 1 ? tf.tile(causalMask(T, past + T, past), [rep, 1]) : undefined;
+    const p = `layers.${i}.`;
+    // grouped-query self-attention with rotary positions
+    const h1 = rmsNorm(x, this.p(p + 'input_layernorm.weight'), c.layer_norm_epsilon);
+    const q = this.rope(tf.reshape(this.proj(h1, p + 'self_attn.q_proj', opts), [B, T, H, hd]), cos4, sin4);
+    const kNew = tf.transpose(this.rope(tf.reshape(this.proj(h1, p + 'self_attn.k_proj', opts), [B, T, KV, hd]), cos4, sin4), [0, 2, 1, 3]) as tf.Tensor4D;
+    const vNew = tf.transpose(tf.reshape(this.proj(h1, p + 'self_attn.v_proj', opts), [B, T, KV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+    let k = kNew, v = vNew;
+    if (opts.cache) {
+      if (past > 0) {
+        k = tf.concat([opts.cache.k[i], kNew], 2);
+        v = tf.concat([opts.cache.v[i], vNew], 2);
+        tf.dispose([opts.cache.k[i], opts.cache.v[i]]);
+      }
+      opts.cache.k[i] = tf.keep(k);
+      opts.cache.v[i] = tf.keep(v);
+    }
+    // q [B, H, T, hd] = [B*KV, rep*T, hd]: each group's queries against its one key/value head
+    const Tk = k.shape[2];
+    const qg = tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * KV, rep * T, hd]) as tf.Tensor3D;
+    const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [B * KV, hd, Tk]) as tf.Tensor3D;
+    let att: tf.Tensor = tf.mul(bmm(qg, kT), 1 / Math.sqrt(hd));
+    if (mask) att = tf.add(att, mask);
+    att = tf.softmax(att);
+    const yg = bmm(att as tf.Tensor3D, tf.reshape(v, [B * KV, Tk, hd]) as tf.Tensor3D);
+    const y = tf.reshape(tf.transpose(tf.reshape(yg, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, H * hd]) as tf.Tensor2D;
+    x = tf.add(x, this.proj(y, p + 'self_attn.o_proj', opts));
+    // SwiGLU MLP: down(silu(gate(x)) * up(x))
+    const h2 = rmsNorm(x, this.p(p + 'post_attention_layernorm.weight'), c.layer_norm_epsilon);
+    const a = swiglu(this.proj(h2, p + 'mlp.gate_proj', opts), this.proj(h2, p + 'mlp.up_proj', opts)) as tf.Tensor2D;
+    return tf.add(x, this.proj(a, p + 'mlp.down_proj', opts));
+  }
+
+  /**
+   * Layer i as one op that saves only its input: the backward pass runs the layer again under
+   * its own gradient tape and returns the gradients of its input and of its trained weights
+   * (which are the op's inputs, so the outer gradient reaches them). Dropout (LoRA's) replays
+   * the same seed.
+   */
+  private checkpointedLayer(i: number, x: tf.Tensor2D, B: number, T: number, opts: ForwardOptions, seed: number | undefined): tf.Tensor2D {
+    const vars = [...this.params.entries()].filter(([n, v]) => v.trainable && n.startsWith(`layers.${i}.`)).map(([, v]) => v);
+    const run = (xi: tf.Tensor2D) => this.layer(i, xi, B, T, 0, { ...opts, rng: seed === undefined ? undefined : new Rng(seed) });
+    const f = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const save = args[args.length - 1] as tf.GradSaveFunc;
+      const xi = args[0] as tf.Tensor2D;
+      save([xi]);
+      return {
+        value: run(xi),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const xv = tf.variable(saved[0], true);
+          // A gradient inside a backward pass: the engine's tape of the outer pass is set aside
+          // (an inner gradient at depth 0 replaces it, then clears it), and put back after.
+          const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
+          const outer = state.activeTape;
+          let grads: tf.NamedTensorMap;
+          try {
+            ({ grads } = tf.variableGrads(() => tf.sum(tf.mul(run(xv as unknown as tf.Tensor2D), dy)), [xv, ...vars]));
+          } finally {
+            state.activeTape = outer;
+          }
+          const out = [grads[xv.name], ...vars.map((v) => grads[v.name] ?? tf.zerosLike(v))];
+          xv.dispose();
+          return out;
+        },
+      };
+    }) as Parameters<typeof tf.customGrad>[0]);
+    return f(x, ...vars) as tf.Tensor2D;
+  }
+
   /** Next-token logits [n, vocab] from hidden states [n, n_embd]: lm_head, or the embeddings when tied. */
   lmHead(h: tf.Tensor2D): tf.Tensor2D {
     const head = this.params.get('lm_head.weight');
-    return matMul(h, (head ?? tf.transpose(this.p('embed_tokens.weight'))) as tf.Tensor2D);
+    if (head) return matMul(h, head as unknown as tf.Tensor2D);
+    return tiedHead(h, this.p('embed_tokens.weight'));
   }
 
   logits(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
@@ -255,5 +308,15 @@ export class Llama {
 }
 
 let nextId = 0;
+
+/**
+ * h @ E^T for a tied head. A few rows (a decoding step) against a large vocabulary multiply E as
+ * it is (a transposed product: transposing a [49152, 576] table for one token took 550 ms on wasm,
+ * the transposed product 40 ms); many rows (a training batch) transpose once and take the fast
+ * untransposed product. Small vocabularies (the character models) keep the one path they had.
+ */
+export function tiedHead(h: tf.Tensor2D, E: tf.Tensor): tf.Tensor2D {
+  return h.shape[0] <= 64 && E.shape[0] >= 4096 ? tf.matMul(h, E as tf.Tensor2D, false, true) : matMul(h, tf.transpose(E) as tf.Tensor2D);
+}
 
 export type { KVCache };

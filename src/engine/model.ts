@@ -6,10 +6,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelConfig } from './config';
 import { Rng } from './rng';
-import { causalMask, gelu, layerNorm, linear, matMul } from './layers';
+import { causalMask, gelu, layerNorm, linear } from './layers';
 import { bmm } from './kernels/bmm';
 import { assertFitsAdapter } from './backends/webgpu';
 import type { Lora } from './lora';
+import { tiedHead } from './llama';
 
 /** Keys and values of every layer for the positions seen so far: [B, n_head, length, head_dim]. */
 export interface KVCache {
@@ -187,7 +188,7 @@ export class GPT {
 
   /** Next-token logits [n, vocab] from hidden states [n, n_embd] (head tied to wte). */
   lmHead(h: tf.Tensor2D): tf.Tensor2D {
-    return matMul(h, tf.transpose(this.p('wte.weight')) as tf.Tensor2D);
+    return tiedHead(h, this.p('wte.weight'));
   }
 
   logits(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {

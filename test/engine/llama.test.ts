@@ -178,3 +178,33 @@ test('a Llama model from a config alone: seeded init, parameter count as the con
   assert.equal(c.numParameters, a.numParameters);
   [a, b, c].forEach((m) => m.dispose());
 });
+
+test('activation checkpointing gives the gradients of the plain backward pass (every weight, and a LoRA adapter with dropout)', async () => {
+  const { Llama } = await import('../../src/engine/llama');
+  const { Lora, loraConfig, targetModules } = await import('../../src/engine/lora');
+  const { parameterShapes } = await import('../../src/engine/causal-lm');
+  const { crossEntropy } = await import('../../src/engine/layers');
+  const { Rng } = await import('../../src/engine/rng');
+  const cfg = tinyLlama({ attention_bias: true });
+  const ids = tf.tensor2d([[1, 5, 9, 3, 7, 2], [4, 4, 8, 1, 0, 6]], [2, 6], 'int32');
+  const targets = tf.tensor1d([5, 9, 3, 7, 2, 1, 4, 8, 1, 0, 6, 3], 'int32'), w = tf.ones([12]) as tf.Tensor1D;
+  for (const lora of [false, true]) {
+    const m = Llama.init(cfg, 3);
+    if (lora) {
+      const lc = loraConfig('llama', { r: 2, dropout: 0.2 });
+      const l = new Lora(lc, targetModules(parameterShapes(cfg), lc.targets), 5);
+      l.B.forEach((b) => b.assign(tf.randomNormal(b.shape, 0, 0.1, 'float32', 7)));
+      m.attachLora(l);
+    }
+    const vars = [...m.params.values()].filter((v) => v.trainable);
+    const gradsWith = (ckpt: boolean) => {
+      m.checkpointing = ckpt;
+      const { value, grads } = tf.variableGrads(() => crossEntropy(m.logits(ids, { training: true, rng: new Rng(11) }), targets, w), vars);
+      return { loss: value.dataSync()[0], grads: vars.map((v) => grads[v.name].dataSync()) };
+    };
+    const a = gradsWith(false), b = gradsWith(true);
+    assert.ok(Math.abs(a.loss - b.loss) < 1e-6, `loss ${a.loss} vs ${b.loss}`);
+    a.grads.forEach((g, k) => g.forEach((x, j) => assert.ok(Math.abs(x - b.grads[k][j]) < 1e-5, `${lora ? 'LoRA' : 'full'}: grad ${k}[${j}] ${x} vs ${b.grads[k][j]}`)));
+    m.dispose();
+  }
+});

@@ -8,8 +8,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { OptSpecs, ParsedOpts, UsageError } from '../args';
 import { Reporter } from '../progress';
 import { COMMON, startBackend } from './shared';
-import { CausalLM, initModel } from '../../engine/causal-lm';
-import { defaultConfig } from '../../engine/config';
+import { CausalLM, initModel, parameterShapes } from '../../engine/causal-lm';
+import { configFromJson, defaultConfig } from '../../engine/config';
+import { Lora, loraConfig, targetModules } from '../../engine/lora';
 import { Rng } from '../../engine/rng';
 import { RunDir } from '../../data/run';
 import { lmObjective, train } from '../../engine/train/trainer';
@@ -25,6 +26,10 @@ import * as os from 'os';
 import * as path from 'path';
 
 export const BENCH_OPTS: OptSpecs = {
+  arch: { type: 'string', help: 'gpt2 or llama (SmolLM2-135M: --arch llama --layers 30 --embd 576 --heads 9 --kv-heads 3 --ffn 1536 --vocab 49152)', default: 'gpt2' },
+  'kv-heads': { type: 'int', help: 'llama: key/value heads (grouped-query attention; default: --heads)' },
+  ffn: { type: 'int', help: 'llama: SwiGLU width (intermediate_size; default 4 x embd x 2/3)' },
+  'lora-r': { type: 'int', help: 'train: a LoRA adapter of this rank on frozen weights (0 = every weight)', default: 0 },
   layers: { type: 'int', help: 'n_layer', default: 4 },
   heads: { type: 'int', help: 'n_head', default: 4 },
   embd: { type: 'int', help: 'n_embd', default: 128 },
@@ -44,10 +49,25 @@ export async function benchCommand(o: ParsedOpts, positional: string[], r: Repor
   if (what === 'parity') return benchParity(o, r);
   if (what !== 'train' && what !== 'generate') throw new UsageError(`rlhf bench train|generate|parity|index, not "${what}"`);
   await startBackend(o, o.json ? { ...r, log: () => {} } : r); // --json: one object on stdout
-  const cfg = defaultConfig({ n_layer: o.layers as number, n_head: o.heads as number, n_embd: o.embd as number, n_positions: o.block as number, vocab_size: o.vocab as number });
+  if (o.arch !== 'gpt2' && o.arch !== 'llama') throw new UsageError('--arch must be gpt2 or llama');
+  const cfg = o.arch === 'llama'
+    ? configFromJson({
+      model_type: 'llama', num_hidden_layers: o.layers, num_attention_heads: o.heads, num_key_value_heads: o['kv-heads'] ?? o.heads, hidden_size: o.embd,
+      intermediate_size: o.ffn ?? Math.round(((o.embd as number) * 8) / 3), max_position_embeddings: o.block, vocab_size: o.vocab, tie_word_embeddings: true, tokenizer: 'char',
+    })
+    : defaultConfig({ n_layer: o.layers as number, n_head: o.heads as number, n_embd: o.embd as number, n_positions: o.block as number, vocab_size: o.vocab as number });
   const model = initModel(cfg, 1);
+  const loraR = o['lora-r'] as number;
+  if (loraR > 0) {
+    const lc = loraConfig(cfg.arch ?? 'gpt2', { r: loraR });
+    model.attachLora(new Lora(lc, targetModules(parameterShapes(cfg), lc.targets), 1));
+  }
   const a = currentBackend()!.adapter;
-  const base = { backend: currentBackend()!.name, backend_reason: currentBackend()!.reason, ...(a ? { adapter: `${a.vendor} ${a.architecture} (${a.description})`, software_adapter: a.software } : {}), n_layer: cfg.n_layer, n_head: cfg.n_head, n_embd: cfg.n_embd, block: cfg.n_positions, vocab: cfg.vocab_size };
+  const base = {
+    backend: currentBackend()!.name, backend_reason: currentBackend()!.reason, ...(a ? { adapter: `${a.vendor} ${a.architecture} (${a.description})`, software_adapter: a.software } : {}),
+    arch: cfg.arch ?? 'gpt2', n_layer: cfg.n_layer, n_head: cfg.n_head, ...(cfg.llama ? { n_kv_head: cfg.llama.num_key_value_heads, ffn: cfg.llama.intermediate_size } : {}), n_embd: cfg.n_embd, block: cfg.n_positions, vocab: cfg.vocab_size,
+    ...(loraR > 0 ? { lora_r: loraR, trained_parameters: model.lora!.numParameters } : {}),
+  };
   let result: Record<string, unknown>;
   try {
     if (what === 'train') {
@@ -100,9 +120,10 @@ async function benchTrain(model: CausalLM, B: number, steps: number, threads: nu
   // parameters that multiply: not the position table, nor an input embedding that has its own head
   const size = (k: string) => model.params.get(k)?.size ?? 0;
   const n = model.numParameters - size('wpe.weight') - (model.params.has('lm_head.weight') ? size('embed_tokens.weight') : 0);
-  const flopsPerToken = 6 * n + 12 * c.n_layer * T * c.n_embd;
+  // with LoRA the frozen weights need no weight-gradient products: forward 2N and input gradients 2N
+  const flopsPerToken = (model.lora ? 4 : 6) * n + 12 * c.n_layer * T * c.n_embd;
   return {
-    threads: threads || autoThreads(),
+    threads: model.lora ? 1 : threads || autoThreads(), // an adapter's run stays on one thread
     tokens_per_second: tokensPerSecond,
     model_flops_per_second: flopsPerToken * tokensPerSecond,
     ms_per_step: (seconds * 1000) / timed.length,
