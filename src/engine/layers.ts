@@ -34,6 +34,22 @@ export const matMul = customOp(([a, b], save) => {
     };
 }) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
 
+/**
+ * a [m, k] @ b [k, n] for a b that does not train (a frozen weight under LoRA, a reference
+ * model): b is not an input of the op, so the backward pass computes only a's gradient (a's
+ * gradient of a [576, 49152] head is 113 MB that frozen weights never need).
+ */
+export function matMulFrozen(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  const f = customOp(([x], save) => {
+    save([]);
+    return {
+      value: tf.matMul(x as tf.Tensor2D, b),
+      gradFunc: (dy) => [tf.matMul(dy as tf.Tensor2D, tf.transpose(b))],
+    };
+  });
+  return f(a) as tf.Tensor2D;
+}
+
 /** GPT-2's Conv1D: x [n, in] @ w [in, out] + b [out]. */
 export function linear(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
   return tf.add(matMul(x, w as tf.Tensor2D), b);
@@ -100,20 +116,23 @@ export const gelu = customOp(([x], save) => {
  * Gradient: (softmax(l_i) - onehot(t_i)) * w_i / sum(w).
  */
 export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Tensor1D): tf.Scalar {
-  const V = logits.shape[1];
-  const oneHot = tf.oneHot(targets, V) as tf.Tensor2D;
+  const [n, V] = logits.shape;
   const wsum = tf.maximum(tf.sum(weights), 1e-12);
   const wn = tf.div(weights, wsum);
+  // row i's target as an index into the flattened [n * V] log-probabilities
+  const ti = tf.cast(targets, 'int32'); // some callers build targets as float32
+  const flat = tf.add(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(V, 'int32')), ti);
   const f = customOp(([l], save) => {
     const logp = tf.logSoftmax(l);
     // Tensors the backward pass reads must go through save(): the engine disposes the rest.
-    save([logp, oneHot, wn]);
-    const nll = tf.neg(tf.sum(tf.mul(logp, oneHot), 1));
+    save([logp, ti, wn]);
+    const nll = tf.neg(tf.gather(tf.reshape(logp, [n * V]), flat));
     return {
       value: tf.sum(tf.mul(nll, wn)),
       gradFunc: (dy, saved) => {
-        const [slogp, sOneHot, swn] = saved;
-        return [tf.mul(tf.mul(tf.sub(tf.exp(slogp), sOneHot), tf.expandDims(swn, 1)), dy)];
+        const [slogp, st, swn] = saved;
+        // (softmax - onehot) * w: the one-hot exists only here, for the subtraction
+        return [tf.mul(tf.mul(tf.sub(tf.exp(slogp), tf.oneHot(st as tf.Tensor1D, V)), tf.expandDims(swn, 1)), dy)];
       },
     };
   });

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { LlamaConfig, ModelConfig } from './config';
 import { Rng } from './rng';
-import { causalMask, matMul, rmsNorm, swiglu } from './layers';
+import { causalMask, matMul, matMulFrozen, rmsNorm, swiglu } from './layers';
 import { bmm } from './kernels/bmm';
 import { assertFitsAdapter } from './backends/webgpu';
 import { ForwardOptions, KVCache } from './model';
@@ -175,7 +175,8 @@ export class Llama {
 
   /** Projection m: x W (+ b) (+ its LoRA update unless switched off). */
   private proj(x: tf.Tensor2D, m: string, opts: ForwardOptions): tf.Tensor2D {
-    let y = matMul(x, this.p(m + '.weight') as unknown as tf.Tensor2D);
+    const w = this.p(m + '.weight');
+    let y = (w.trainable ? matMul : matMulFrozen)(x, w as unknown as tf.Tensor2D);
     const b = this.params.get(m + '.bias');
     if (b) y = tf.add(y, b);
     const d = opts.adapter === false ? undefined : this.lora?.delta(x, m, opts);
@@ -287,9 +288,15 @@ export class Llama {
   /** Next-token logits [n, vocab] from hidden states [n, n_embd]: lm_head, or the embeddings when tied. */
   lmHead(h: tf.Tensor2D): tf.Tensor2D {
     const head = this.params.get('lm_head.weight');
-    if (head) return matMul(h, head as unknown as tf.Tensor2D);
-    return tiedHead(h, this.p('embed_tokens.weight'));
+    if (head) return (head.trainable ? matMul : matMulFrozen)(h, head as unknown as tf.Tensor2D);
+    const E = this.p('embed_tokens.weight');
+    if (E.trainable || h.shape[0] <= 64) return tiedHead(h, E);
+    // a frozen tied head (LoRA): its transpose made once and kept, not per step
+    this.frozenHead ??= tf.keep(tf.transpose(E) as tf.Tensor2D);
+    return matMulFrozen(h, this.frozenHead);
   }
+
+  private frozenHead?: tf.Tensor2D;
 
   logits(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
     return this.lmHead(this.hidden(ids, opts));
@@ -304,6 +311,7 @@ export class Llama {
   dispose(): void {
     for (const v of this.params.values()) v.dispose();
     this.params.clear();
+    this.frozenHead?.dispose();
   }
 }
 

@@ -12,6 +12,9 @@ const FLAGS: Record<string, Record<string, string>> = {
   rloo: { iterations: 'iterations', numGenerations: 'num-generations', beta: 'beta', lr: 'lr' },
 };
 
+/** The stages that train weights and take a LoRA adapter (rlhf.lora.*). */
+const LORA_STAGES = new Set(['sft', 'rm', 'ppo', 'dpo']);
+
 /** Flags for the settings the user set (defaults stay the CLI's own). */
 export function stageFlags(stage: string): string[] {
   const c = vscode.workspace.getConfiguration(`rlhf.${stage}`);
@@ -19,6 +22,13 @@ export function stageFlags(stage: string): string[] {
   for (const [key, flag] of Object.entries(FLAGS[stage] ?? {})) {
     const v = c.get<number | string>(key);
     if (v !== undefined && v !== null) out.push(`--${flag}`, String(v));
+  }
+  const lora = vscode.workspace.getConfiguration('rlhf.lora');
+  const r = lora.get<number>('r') ?? 0;
+  if (LORA_STAGES.has(stage) && r > 0) {
+    out.push('--lora-r', String(r));
+    const alpha = lora.get<number | null>('alpha');
+    if (alpha) out.push('--lora-alpha', String(alpha));
   }
   return out;
 }
