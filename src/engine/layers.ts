@@ -185,3 +185,18 @@ export const swiglu = customOp(([a, b], save) => {
     },
   };
 }) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+
+/**
+ * Gradients taken inside a backward pass (activation checkpointing, the chunked head): the
+ * engine's tape of the outer pass is set aside (a gradient at depth 0 replaces the tape, then
+ * clears it) and put back after.
+ */
+export function innerVariableGrads(f: () => tf.Scalar, vars: tf.Variable[]): tf.NamedTensorMap {
+  const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
+  const outer = state.activeTape;
+  try {
+    return tf.variableGrads(f, vars).grads;
+  } finally {
+    state.activeTape = outer;
+  }
+}

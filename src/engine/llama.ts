@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { LlamaConfig, ModelConfig } from './config';
 import { Rng } from './rng';
-import { causalMask, matMul, matMulFrozen, rmsNorm, swiglu } from './layers';
+import { causalMask, innerVariableGrads, matMul, matMulFrozen, rmsNorm, swiglu } from './layers';
 import { bmm } from './kernels/bmm';
 import { assertFitsAdapter } from './backends/webgpu';
 import { ForwardOptions, KVCache } from './model';
@@ -266,16 +266,7 @@ export class Llama {
         value: run(xi),
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const xv = tf.variable(saved[0], true);
-          // A gradient inside a backward pass: the engine's tape of the outer pass is set aside
-          // (an inner gradient at depth 0 replaces it, then clears it), and put back after.
-          const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
-          const outer = state.activeTape;
-          let grads: tf.NamedTensorMap;
-          try {
-            ({ grads } = tf.variableGrads(() => tf.sum(tf.mul(run(xv as unknown as tf.Tensor2D), dy)), [xv, ...vars]));
-          } finally {
-            state.activeTape = outer;
-          }
+          const grads = innerVariableGrads(() => tf.sum(tf.mul(run(xv as unknown as tf.Tensor2D), dy)), [xv, ...vars]);
           const out = [grads[xv.name], ...vars.map((v) => grads[v.name] ?? tf.zerosLike(v))];
           xv.dispose();
           return out;

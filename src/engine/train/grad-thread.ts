@@ -12,10 +12,10 @@ import { BackendName, initBackend } from '../backends/backend';
 import { CausalLM, initModel } from '../causal-lm';
 import { ModelConfig } from '../config';
 import { Rng } from '../rng';
-import { crossEntropy } from '../layers';
 import { RewardModel } from '../rm/reward-model';
 import { PairSet, rankingLoss } from '../rm/ranking-loss';
 import { Batch } from './trainer';
+import { lmLoss } from './lm-loss';
 
 /** A reward-model batch: padded sequences, where each is read, and the pairs (weights global to the whole batch). */
 export interface RankBatch {
@@ -49,7 +49,7 @@ function gradsByName(params: Params, run: () => tf.Scalar) {
 /** Next-token loss and gradients of a batch. */
 export function lossAndGrads(model: CausalLM, b: Batch, rng: Rng): { value: tf.Scalar; grads: Map<string, tf.Tensor> } {
   return gradsByName(model.params, () =>
-    crossEntropy(model.logits(tf.tensor2d(b.ids, [b.B, b.T], 'int32'), { training: true, rng }), tf.tensor1d(b.targets, 'int32'), tf.tensor1d(b.weights, 'float32')),
+    lmLoss(model, tf.tensor2d(b.ids, [b.B, b.T], 'int32'), tf.tensor1d(b.targets, 'int32'), tf.tensor1d(b.weights, 'float32'), { training: true, rng }),
   );
 }
 

@@ -13,7 +13,6 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { CausalLM } from '../causal-lm';
 import { Tokenizer } from '../tokenizer';
-import { crossEntropy } from '../layers';
 import { Rng, deriveSeed } from '../rng';
 import { RunDir } from '../../data/run';
 import { modelFiles, writeDirAtomic, writeFileSynced, writeFilesAtomic } from '../checkpoint';
@@ -23,6 +22,7 @@ import { GradThreads, autoThreads } from './parallel';
 import { lossAndGrads } from './grad-thread';
 import { takeScalar } from '../read';
 import { assertFitsAdapter } from '../backends/webgpu';
+import { lmLoss } from './lm-loss';
 
 export interface Batch {
   /** Token ids [B, T], row-major. */
@@ -230,7 +230,7 @@ export async function evalLoss(model: CausalLM, batches: Batch[]): Promise<numbe
     if (w === 0) continue;
     const l = await takeScalar(tf.tidy(() => {
       const t = batchTensors(b);
-      return crossEntropy(model.logits(t.ids), t.targets, t.weights);
+      return lmLoss(model, t.ids, t.targets, t.weights);
     }));
     total += l * w;
     weight += w;
