@@ -8,7 +8,9 @@
  *   activations  kept for the backward pass, per layer and token about (34 C + 5 H T) bytes at
  *                16 bits (Korthikanti et al. 2022, no recomputation), twice that in float32; the logits
  *                [B T, V] three times (logits, softmax, their gradient)
- * The wasm backend keeps every tensor in one WebAssembly memory of at most 4 GiB; every backend
+ * (Llama-family training keeps only each layer's input and one layer's insides, and one chunk of
+ * the head's logits.) The wasm backend keeps every tensor, and XNNPACK's packed copy of every
+ * weight matrix, in one WebAssembly memory of at most 4 GiB; every backend
  * also needs the machine's free memory for the weights as read from disk.
  */
 import * as os from 'os';
@@ -30,7 +32,9 @@ export interface StageMemory {
 }
 
 const GiB = 2 ** 30;
-export const WASM_MEMORY_LIMIT = 4 * GiB;
+/** WebAssembly's 4 GiB, of which 3.5 could be allocated in one test here (the rest is the module's own). */
+export const WASM_MEMORY_LIMIT = 3.5 * GiB;
+const TFJS_RETENTION = 12;
 
 /** Trained parameters of a LoRA adapter of rank r on the attention and MLP projections. */
 function loraParams(c: ModelConfig, r: number): number {
@@ -42,15 +46,23 @@ function loraParams(c: ModelConfig, r: number): number {
   return c.n_layer * r * ((C + 3 * C) + (C + C) + (C + 4 * C) + (4 * C + C));
 }
 
-export function estimateBytes(c: ModelConfig, m: StageMemory) {
+export function estimateBytes(c: ModelConfig, m: StageMemory, backend = 'wasm') {
   const N = parameterCount(c);
   const trainedParams = m.loraR > 0 ? loraParams(c, m.loraR) : N;
-  const weights = 4 * N * m.models + (m.loraR > 0 ? 4 * trainedParams * m.trained : 0);
+  // XNNPACK (wasm) keeps a packed copy of every weight matrix it has multiplied
+  const packed = backend === 'wasm' ? 4 * (N - c.vocab_size * c.n_embd) * m.models : 0;
+  const weights = 4 * N * m.models + packed + (m.loraR > 0 ? 4 * trainedParams * m.trained : 0);
   const grads = 4 * trainedParams * m.trained;
   const optimizer = 8 * trainedParams * m.trained;
   const B = m.batchSize, T = m.seq;
-  const perLayer = B * T * (34 * c.n_embd + 5 * c.n_head * T) * 2; // the formula's bytes are for 16-bit values
-  const activations = m.trained * (c.n_layer * perLayer + 3 * 4 * B * T * c.vocab_size);
+  // the formula's bytes are for 16-bit values (x2 in float32); TensorFlow.js keeps far more: every
+  // op's output (measured: about 200 MB for one SmolLM2-shaped layer at 256 tokens, 12x the formula)
+  const perLayer = B * T * (34 * c.n_embd + 5 * c.n_head * T) * 2 * TFJS_RETENTION;
+  // Llama-family training recomputes layers (each keeps its input) and chunks the head's loss (llama.ts, lm-loss.ts)
+  const checkpointed = !!c.llama && B * T * c.n_layer * c.n_embd > 2 ** 21;
+  const layers = checkpointed ? c.n_layer * B * T * c.n_embd * 4 + perLayer : c.n_layer * perLayer;
+  const head = c.vocab_size >= 4096 && c.llama ? 4 * 4 * Math.min(B * T, 256) * c.vocab_size : 3 * 4 * B * T * c.vocab_size;
+  const activations = m.trained * (layers + head);
   return { weights, grads, optimizer, activations, total: weights + grads + optimizer + activations };
 }
 
@@ -58,14 +70,14 @@ const gib = (n: number) => `${(n / GiB).toFixed(1)} GiB`;
 
 /** Throws one line when the stage cannot fit the active backend or the machine. */
 export function checkStageMemory(c: ModelConfig, m: StageMemory, backend = tf.getBackend(), freeMemory = Number(process.env.RLHF_FREE_MEMORY_BYTES) || os.freemem()) {
-  const e = estimateBytes(c, m);
+  const e = estimateBytes(c, m, backend);
   const limits: [string, number][] = [[`this machine's free memory (${gib(freeMemory)})`, freeMemory]];
-  if (backend === 'wasm') limits.push([`the WebAssembly backend's ${gib(WASM_MEMORY_LIMIT)} memory`, WASM_MEMORY_LIMIT]);
+  if (backend === 'wasm') limits.push([`the WebAssembly backend's memory (4 GiB, ${gib(WASM_MEMORY_LIMIT)} of it usable)`, WASM_MEMORY_LIMIT]);
   const over = limits.sort((a, b) => a[1] - b[1]).find(([, limit]) => e.total > 0.9 * limit);
   if (!over) return e;
   const fits: string[] = [];
-  const ok = (x: Partial<StageMemory>) => estimateBytes(c, { ...m, ...x }).total <= 0.9 * over[1];
-  const size = (x: Partial<StageMemory>) => gib(estimateBytes(c, { ...m, ...x }).total);
+  const ok = (x: Partial<StageMemory>) => estimateBytes(c, { ...m, ...x }, backend).total <= 0.9 * over[1];
+  const size = (x: Partial<StageMemory>) => gib(estimateBytes(c, { ...m, ...x }, backend).total);
   const halvings = [...Array(Math.floor(Math.log2(m.batchSize))).keys()].map((i) => m.batchSize >> (i + 1));
   const lora = m.loraR === 0 && m.trained > 0;
   if (lora && ok({ loraR: 16 })) fits.push(`LoRA (--lora-r 16: about ${size({ loraR: 16 })})`);
@@ -73,7 +85,7 @@ export function checkStageMemory(c: ModelConfig, m: StageMemory, backend = tf.ge
   if (b) fits.push(`--batch-size ${b} (about ${size({ batchSize: b })})`);
   const lb = lora && !fits.length ? halvings.find((x) => ok({ batchSize: x, loraR: 16 })) : undefined;
   if (lb) fits.push(`LoRA with --batch-size ${lb} (--lora-r 16: about ${size({ batchSize: lb, loraR: 16 })})`);
-  if (backend === 'wasm' && e.total <= 0.9 * freeMemory) fits.push('another backend (--backend node or a GPU) that is not bound by WebAssembly\'s 4 GiB');
+  if (backend === 'wasm' && e.total <= 0.9 * freeMemory) fits.push("another backend (--backend node or a GPU) that is not bound by WebAssembly's 4 GiB");
   throw new MemoryError(
     `this stage needs about ${gib(e.total)} (weights ${gib(e.weights)}, gradients ${gib(e.grads)}, optimizer ${gib(e.optimizer)}, activations ${gib(e.activations)}), more than ${over[0]} allows; ${fits.length ? `what would fit: ${fits.join(', or ')}` : 'a smaller model would'}`,
   );

@@ -95,6 +95,9 @@ for (const arch of ['gpt2', 'llama'] as const) {
     assert.ok([...st.values()].every((t) => t.data.some((x) => x !== 0)), 'every adapter tensor trained');
     const loaded = readModelDir(out);
     assert.ok(loaded.adapter && loaded.adapter.base === path.resolve(base));
+    // the adapter folder loads back as the model that was trained: its held-out loss, to float precision
+    const reloaded = await heldOutLoss(out, sftData(root, 2));
+    assert.ok(Math.abs(reloaded - losses[losses.length - 1]) < 1e-5, `held-out loss ${losses[losses.length - 1]} in training, ${reloaded} from the saved adapter`);
 
     // logits: the adapter as loaded equals the model that was trained; the merged model equals it too
     const ids = arch === 'gpt2' ? tok.encode('Human: say a\n\nAssistant: ') : [5, 60, 71, 200, 33, 9, 261, 262];

@@ -11,6 +11,7 @@ import { COMMON, startBackend } from './shared';
 import { CausalLM, initModel, parameterShapes } from '../../engine/causal-lm';
 import { configFromJson, defaultConfig } from '../../engine/config';
 import { Lora, loraConfig, targetModules } from '../../engine/lora';
+import { checkStageMemory } from '../../engine/memory';
 import { Rng } from '../../engine/rng';
 import { RunDir } from '../../data/run';
 import { lmObjective, train } from '../../engine/train/trainer';
@@ -56,8 +57,10 @@ export async function benchCommand(o: ParsedOpts, positional: string[], r: Repor
       intermediate_size: o.ffn ?? Math.round(((o.embd as number) * 8) / 3), max_position_embeddings: o.block, vocab_size: o.vocab, tie_word_embeddings: true, tokenizer: 'char',
     })
     : defaultConfig({ n_layer: o.layers as number, n_head: o.heads as number, n_embd: o.embd as number, n_positions: o.block as number, vocab_size: o.vocab as number });
-  const model = initModel(cfg, 1);
   const loraR = o['lora-r'] as number;
+  // what does not fit is refused in one line, before a weight exists, not an out-of-memory abort
+  if (what === 'train') checkStageMemory(cfg, { models: 1, trained: 1, batchSize: o.batch as number, seq: cfg.n_positions, loraR });
+  const model = initModel(cfg, 1);
   if (loraR > 0) {
     const lc = loraConfig(cfg.arch ?? 'gpt2', { r: loraR });
     model.attachLora(new Lora(lc, targetModules(parameterShapes(cfg), lc.targets), 1));
