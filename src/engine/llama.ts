@@ -203,7 +203,10 @@ export class Llama {
     for (let i = 0; i < c.n_layer; i++) {
       // each layer's dropout (LoRA's) from its own seed: the same masks with or without checkpointing
       const seed = opts.rng?.seed();
-      x = ckpt ? this.checkpointedLayer(i, x, B, T, opts, seed) : this.layer(i, x, B, T, past, { ...opts, rng: seed === undefined ? undefined : new Rng(seed) });
+      const lo = { ...opts, rng: seed === undefined ? undefined : new Rng(seed) };
+      // with no gradient being taken, each layer's intermediates go as soon as it is done (scoring
+      // 8,192 tokens kept about 300 MB per layer until the whole forward pass ended)
+      x = ckpt ? this.checkpointedLayer(i, x, B, T, opts, seed) : noGradient() ? tf.tidy(() => this.layer(i, x, B, T, past, lo)) : this.layer(i, x, B, T, past, lo);
     }
     if (opts.cache) opts.cache.length = past + T;
     return rmsNorm(x, this.p('norm.weight'), c.layer_norm_epsilon);
@@ -307,6 +310,9 @@ export class Llama {
 }
 
 let nextId = 0;
+
+/** No gradient tape is recording (inference, scoring, generation). */
+const noGradient = () => (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth === 0;
 
 /**
  * h @ E^T for a tied head. A few rows (a decoding step) against a large vocabulary multiply E as
