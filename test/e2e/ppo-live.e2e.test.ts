@@ -54,9 +54,10 @@ e2eTest('the Samples view of a live PPO run fills, follows the latest step, sort
   await pickItem(page, 'models/base-char');
   await page.waitForFunction(`[...document.querySelectorAll('.quick-input-list .monaco-list-row')].some((r) => r.innerText.includes('Browse')) && ![...document.querySelectorAll('.quick-input-list .monaco-list-row')].some((r) => r.innerText.includes('base-char'))`, undefined, { timeout: 30_000 });
   const rewards = await rows();
-  assert.equal(rewards.length, 2, rewards.join(' | '));
+  assert.equal(rewards.length, 3, rewards.join(' | '));
   assert.ok(rewards[0].startsWith('models/reward'), rewards[0]);
   assert.match(rewards[1], /Browse…/);
+  assert.match(rewards[2], /Download from Hugging Face…/);
   await vs.shot('pick-reward-model');
   await pickItem(page, 'models/reward');
   await page.locator('.statusbar-item', { hasText: /ppo 1\/1000/ }).first().waitFor({ timeout: 120_000 });
