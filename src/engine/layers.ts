@@ -200,3 +200,13 @@ export function innerVariableGrads(f: () => tf.Scalar, vars: tf.Variable[]): tf.
     state.activeTape = outer;
   }
 }
+
+/**
+ * h @ E^T for a tied head. A few rows (a decoding step) against a large vocabulary multiply E as
+ * it is (a transposed product: transposing a [49152, 576] table for one token took 550 ms on wasm,
+ * the transposed product 40 ms); many rows (a training batch) transpose once and take the fast
+ * untransposed product. Small vocabularies (the character models) keep the one path they had.
+ */
+export function tiedHead(h: tf.Tensor2D, E: tf.Tensor): tf.Tensor2D {
+  return h.shape[0] <= 64 && E.shape[0] >= 4096 ? tf.matMul(h, E as tf.Tensor2D, false, true) : matMul(h, tf.transpose(E) as tf.Tensor2D);
+}

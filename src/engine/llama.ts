@@ -10,11 +10,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { LlamaConfig, ModelConfig } from './config';
 import { Rng } from './rng';
-import { causalMask, innerVariableGrads, matMul, matMulFrozen, rmsNorm, swiglu } from './layers';
+import { causalMask, innerVariableGrads, matMul, matMulFrozen, rmsNorm, swiglu, tiedHead } from './layers';
 import { bmm } from './kernels/bmm';
-import { assertFitsAdapter } from './backends/webgpu';
 import { ForwardOptions, KVCache } from './model';
-import type { Lora } from './lora';
+import { ModelParameters } from './parameters';
 
 function lc(c: ModelConfig): LlamaConfig {
   if (!c.llama) throw new Error(`not a Llama-family config (arch ${c.arch ?? 'gpt2'})`);
@@ -101,47 +100,16 @@ export function ropeInverseFrequencies(l: LlamaConfig): Float32Array {
   return inv;
 }
 
-export class Llama {
-  readonly params = new Map<string, tf.Variable>();
-  /** A LoRA adapter on the projections; the base weights are then frozen. */
-  lora?: Lora;
+export class Llama extends ModelParameters {
   private readonly invFreq: Float32Array;
 
   constructor(readonly config: ModelConfig, weights: Map<string, Float32Array>, trainable = true) {
-    for (const [name, shape] of llamaParameterShapes(config)) {
-      const w = weights.get(name);
-      if (!w) throw new Error(`missing weight ${name}`);
-      const size = shape.reduce((x, y) => x * y, 1);
-      if (w.length !== size) throw new Error(`weight ${name} has ${w.length} values, expected shape [${shape}]`);
-      assertFitsAdapter(`the weight ${name} [${shape}]`, 4 * size);
-      this.params.set(name, tf.tidy(() => tf.variable(tf.tensor(w, shape, 'float32'), trainable, `${name}#${nextId++}`)));
-    }
+    super(llamaParameterShapes(config), weights, trainable);
     this.invFreq = ropeInverseFrequencies(lc(config));
-  }
-
-  /** Freezes the base weights and trains the adapter's instead (its variables join params). */
-  attachLora(lora: Lora): void {
-    if (this.lora) throw new Error('the model has an adapter already');
-    for (const v of this.params.values()) v.trainable = false;
-    this.lora = lora;
-    for (const [n, v] of lora.params()) this.params.set(n, v);
   }
 
   static init(config: ModelConfig, seed: number): Llama {
     return new Llama(config, llamaInitialWeights(config, seed));
-  }
-
-  p(name: string): tf.Variable {
-    const v = this.params.get(name);
-    if (!v) throw new Error(`no parameter ${name}`);
-    return v;
-  }
-
-  /** Parameters of the model (an adapter's counted apart: lora.numParameters). */
-  get numParameters(): number {
-    let n = 0;
-    for (const v of this.params.values()) n += v.size;
-    return n - (this.lora?.numParameters ?? 0);
   }
 
   /** Non-embedding parameters (the untied head counts as embedding, as in Kaplan et al.). */
@@ -200,26 +168,39 @@ export class Llama {
     if (past + T > c.n_positions) throw new Error(`sequence of ${past + T} tokens exceeds max_position_embeddings ${c.n_positions}`);
     let x = tf.gather(this.p('embed_tokens.weight'), tf.reshape(ids, [B * T])) as tf.Tensor2D;
     const ckpt = opts.training && !opts.cache && (this.checkpointing === 'auto' ? B * T * c.n_layer * c.n_embd > 2 ** 21 : this.checkpointing);
+    const pos = this.positions(past, T);
     for (let i = 0; i < c.n_layer; i++) {
       // each layer's dropout (LoRA's) from its own seed: the same masks with or without checkpointing
       const seed = opts.rng?.seed();
       const lo = { ...opts, rng: seed === undefined ? undefined : new Rng(seed) };
       // with no gradient being taken, each layer's intermediates go as soon as it is done (scoring
       // 8,192 tokens kept about 300 MB per layer until the whole forward pass ended)
-      x = ckpt ? this.checkpointedLayer(i, x, B, T, opts, seed) : noGradient() ? tf.tidy(() => this.layer(i, x, B, T, past, lo)) : this.layer(i, x, B, T, past, lo);
+      x = ckpt ? this.checkpointedLayer(i, x, B, T, pos, opts, seed) : noGradient() ? tf.tidy(() => this.layer(i, x, B, T, past, pos, lo)) : this.layer(i, x, B, T, past, pos, lo);
     }
     if (opts.cache) opts.cache.length = past + T;
     return rmsNorm(x, this.p('norm.weight'), c.layer_norm_epsilon);
   }
 
+  /**
+   * What every layer of one forward pass shares, made once: cos and sin [T, 1, head_dim] of the
+   * positions past..past+T-1, and the causal mask. The queries of the rep heads sharing a
+   * key/value head are stacked as rep*T rows, so the mask repeats rep times.
+   */
+  private positions(past: number, T: number): Positions {
+    const l = lc(this.config), hd = l.head_dim, rep = this.config.n_head / l.num_key_value_heads;
+    const [cos, sin] = this.rotary(past, T);
+    return {
+      cos: tf.reshape(cos, [T, 1, hd]),
+      sin: tf.reshape(sin, [T, 1, hd]),
+      mask: T > 1 ? tf.tile(causalMask(T, past + T, past), [rep, 1]) : undefined,
+    };
+  }
+
   /** Layer i on x [B*T, C] at positions past..past+T-1. */
-  private layer(i: number, x: tf.Tensor2D, B: number, T: number, past: number, opts: ForwardOptions): tf.Tensor2D {
+  private layer(i: number, x: tf.Tensor2D, B: number, T: number, past: number, pos: Positions, opts: ForwardOptions): tf.Tensor2D {
     const c = this.config, l = lc(c);
     const H = c.n_head, KV = l.num_key_value_heads, hd = l.head_dim, rep = H / KV;
-    const [cos, sin] = this.rotary(past, T);
-    const cos4 = tf.reshape(cos, [T, 1, hd]), sin4 = tf.reshape(sin, [T, 1, hd]);
-    // queries of the rep heads sharing a key/value head are stacked as rep*T rows: the mask repeats
-    const mask = T > 1 ? tf.tile(causalMask(T, past + T, past), [rep, 1]) : undefined;
+    const { cos: cos4, sin: sin4, mask } = pos;
     const p = `layers.${i}.`;
     // grouped-query self-attention with rotary positions
     const h1 = rmsNorm(x, this.p(p + 'input_layernorm.weight'), c.layer_norm_epsilon);
@@ -256,20 +237,22 @@ export class Llama {
    * Layer i as one op that saves only its input: the backward pass runs the layer again under
    * its own gradient tape and returns the gradients of its input and of its trained weights
    * (which are the op's inputs, so the outer gradient reaches them). Dropout (LoRA's) replays
-   * the same seed.
+   * the same seed. The positions' tensors are saved with the input: the forward pass's own are
+   * freed before the backward pass runs.
    */
-  private checkpointedLayer(i: number, x: tf.Tensor2D, B: number, T: number, opts: ForwardOptions, seed: number | undefined): tf.Tensor2D {
+  private checkpointedLayer(i: number, x: tf.Tensor2D, B: number, T: number, pos: Positions, opts: ForwardOptions, seed: number | undefined): tf.Tensor2D {
     const vars = [...this.params.entries()].filter(([n, v]) => v.trainable && n.startsWith(`layers.${i}.`)).map(([, v]) => v);
-    const run = (xi: tf.Tensor2D) => this.layer(i, xi, B, T, 0, { ...opts, rng: seed === undefined ? undefined : new Rng(seed) });
+    const run = (xi: tf.Tensor2D, p: Positions) => this.layer(i, xi, B, T, 0, p, { ...opts, rng: seed === undefined ? undefined : new Rng(seed) });
     const f = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
       const save = args[args.length - 1] as tf.GradSaveFunc;
       const xi = args[0] as tf.Tensor2D;
-      save([xi]);
+      save(pos.mask ? [xi, pos.cos, pos.sin, pos.mask] : [xi, pos.cos, pos.sin]);
       return {
-        value: run(xi),
+        value: run(xi, pos),
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const xv = tf.variable(saved[0], true);
-          const grads = innerVariableGrads(() => tf.sum(tf.mul(run(xv as unknown as tf.Tensor2D), dy)), [xv, ...vars]);
+          const p = { cos: saved[1], sin: saved[2], mask: saved[3] };
+          const grads = innerVariableGrads(() => tf.sum(tf.mul(run(xv as unknown as tf.Tensor2D, p), dy)), [xv, ...vars]);
           const out = [grads[xv.name], ...vars.map((v) => grads[v.name] ?? tf.zerosLike(v))];
           xv.dispose();
           return out;
@@ -296,32 +279,20 @@ export class Llama {
     return this.lmHead(this.hidden(ids, opts));
   }
 
-  async weights(): Promise<Map<string, Float32Array>> {
-    const out = new Map<string, Float32Array>();
-    for (const [name, v] of this.params) out.set(name, (await v.data()) as Float32Array);
-    return out;
-  }
-
   dispose(): void {
-    for (const v of this.params.values()) v.dispose();
-    this.params.clear();
+    super.dispose();
     this.frozenHead?.dispose();
   }
 }
 
-let nextId = 0;
+/** Rotary cos/sin [T, 1, head_dim] and the causal mask (when T > 1) of one forward pass. */
+interface Positions {
+  cos: tf.Tensor;
+  sin: tf.Tensor;
+  mask?: tf.Tensor;
+}
 
 /** No gradient tape is recording (inference, scoring, generation). */
 const noGradient = () => (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth === 0;
-
-/**
- * h @ E^T for a tied head. A few rows (a decoding step) against a large vocabulary multiply E as
- * it is (a transposed product: transposing a [49152, 576] table for one token took 550 ms on wasm,
- * the transposed product 40 ms); many rows (a training batch) transpose once and take the fast
- * untransposed product. Small vocabularies (the character models) keep the one path they had.
- */
-export function tiedHead(h: tf.Tensor2D, E: tf.Tensor): tf.Tensor2D {
-  return h.shape[0] <= 64 && E.shape[0] >= 4096 ? tf.matMul(h, E as tf.Tensor2D, false, true) : matMul(h, tf.transpose(E) as tf.Tensor2D);
-}
 
 export type { KVCache };

@@ -6,11 +6,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelConfig } from './config';
 import { Rng } from './rng';
-import { causalMask, gelu, layerNorm, linear } from './layers';
+import { causalMask, gelu, layerNorm, linear, tiedHead } from './layers';
 import { bmm } from './kernels/bmm';
-import { assertFitsAdapter } from './backends/webgpu';
-import type { Lora } from './lora';
-import { tiedHead } from './llama';
+import { ModelParameters } from './parameters';
 
 /** Keys and values of every layer for the positions seen so far: [B, n_head, length, head_dim]. */
 export interface KVCache {
@@ -79,29 +77,9 @@ export function initialWeights(c: ModelConfig, seed: number): Map<string, Float3
   return out;
 }
 
-export class GPT {
-  readonly params = new Map<string, tf.Variable>();
-  /** A LoRA adapter on the projections; the base weights are then frozen. */
-  lora?: Lora;
-
+export class GPT extends ModelParameters {
   constructor(readonly config: ModelConfig, weights: Map<string, Float32Array>, trainable = true) {
-    for (const [name, shape] of parameterShapes(config)) {
-      const w = weights.get(name);
-      if (!w) throw new Error(`missing weight ${name}`);
-      const size = shape.reduce((x, y) => x * y, 1);
-      if (w.length !== size) throw new Error(`weight ${name} has ${w.length} values, expected shape [${shape}]`);
-      assertFitsAdapter(`the weight ${name} [${shape}]`, 4 * size); // WebGPU: one buffer per tensor
-      // tidy: the initial tensor would otherwise stay alive beside the variable
-      this.params.set(name, tf.tidy(() => tf.variable(tf.tensor(w, shape, 'float32'), trainable, `${name}#${nextId++}`)));
-    }
-  }
-
-  /** Freezes the base weights and trains the adapter's instead (its variables join params). */
-  attachLora(lora: Lora): void {
-    if (this.lora) throw new Error('the model has an adapter already');
-    for (const v of this.params.values()) v.trainable = false;
-    this.lora = lora;
-    for (const [n, v] of lora.params()) this.params.set(n, v);
+    super(parameterShapes(config), weights, trainable);
   }
 
   /** Conv1D projection m (+ its LoRA update unless switched off). */
@@ -113,19 +91,6 @@ export class GPT {
 
   static init(config: ModelConfig, seed: number): GPT {
     return new GPT(config, initialWeights(config, seed));
-  }
-
-  p(name: string): tf.Variable {
-    const v = this.params.get(name);
-    if (!v) throw new Error(`no parameter ${name}`);
-    return v;
-  }
-
-  /** Parameters of the model (an adapter's counted apart: lora.numParameters). */
-  get numParameters(): number {
-    let n = 0;
-    for (const v of this.params.values()) n += v.size;
-    return n - (this.lora?.numParameters ?? 0);
   }
 
   /** Non-embedding parameters (for FLOP counts, as in Kaplan et al.). */
@@ -194,18 +159,4 @@ export class GPT {
   logits(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
     return this.lmHead(this.hidden(ids, opts));
   }
-
-  /** Current weights as plain arrays, in parameter order. */
-  async weights(): Promise<Map<string, Float32Array>> {
-    const out = new Map<string, Float32Array>();
-    for (const [name, v] of this.params) out.set(name, (await v.data()) as Float32Array);
-    return out;
-  }
-
-  dispose(): void {
-    for (const v of this.params.values()) v.dispose();
-    this.params.clear();
-  }
 }
-
-let nextId = 0;
