@@ -15,6 +15,8 @@ export interface HubModel {
   id: string;
   dir: string;
   gatedToken?: string;
+  /** List this file with a path as its hash, as a broken or hostile server might. */
+  badOid?: string;
 }
 
 export interface HubServer {
@@ -55,6 +57,7 @@ export async function startHubServer(models: HubModel[]): Promise<HubServer> {
         const data = fs.readFileSync(path.join(m.dir, f));
         const oid = crypto.createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
         const lfs = f.endsWith('.safetensors') ? { oid: crypto.createHash('sha256').update(data).digest('hex'), size: data.length, pointerSize: 134 } : undefined;
+        if (f === m.badOid) return { type: 'file', oid: `../../${f}`, size: data.length, path: f };
         return { type: 'file', oid, size: data.length, path: f, ...(lfs ? { lfs } : {}) };
       }));
     }

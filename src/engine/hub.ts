@@ -79,7 +79,11 @@ export async function downloadModel(id: string, o: DownloadOptions = {}): Promis
     if (!info.sha || !/^[0-9a-f]{40}$/.test(info.sha)) throw new HubError(`${id}: the Hub gave no commit for revision ${revision}`);
     sha = info.sha;
     for await (const f of listFiles({ repo: { type: 'model', name: id }, revision: sha, recursive: true, ...creds })) {
-      if (f.type === 'file' && neededFile(f.path)) files.push({ path: f.path, size: f.lfs?.size ?? f.size, oid: f.oid ?? f.path, lfs: f.lfs?.oid ? { oid: f.lfs.oid, size: f.lfs.size } : undefined });
+      if (f.type !== 'file' || !neededFile(f.path)) continue;
+      // the blob's file name in the cache is its hash: anything else (a missing one, a path) is refused
+      const oid = f.lfs?.oid ?? f.oid;
+      if (typeof oid !== 'string' || !/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(oid)) throw new HubError(`${id}: the Hub listed ${f.path} without a valid hash (${JSON.stringify(oid ?? null)}); not downloading it`);
+      files.push({ path: f.path, size: f.lfs?.size ?? f.size, oid: f.oid ?? oid, lfs: f.lfs?.oid ? { oid: f.lfs.oid, size: f.lfs.size } : undefined });
     }
   } catch (e) {
     if (e instanceof HubError) throw e;

@@ -22,6 +22,7 @@ before(async () => {
   hub = await startHubServer([
     { id: 'test-org/tiny-chat', dir: modelDir },
     { id: 'test-org/gated-chat', dir: modelDir, gatedToken: 'hf_secret' },
+    { id: 'test-org/bad-listing', dir: modelDir, badOid: 'config.json' },
   ]);
 });
 after(() => hub.close());
@@ -126,4 +127,13 @@ test('a model that does not exist (404) and a gated model without a token (401):
   const g = await rlhf({ HF_HOME: home }, 'generate', '--model', 'test-org/not-downloaded', '--prompt', 'hi', '--backend', 'wasm');
   assert.notEqual(g.status, 0);
   assert.match(g.stderr, /test-org\/not-downloaded is neither a folder nor a model in the Hugging Face cache .*; download it first: rlhf download test-org\/not-downloaded/);
+});
+
+test('a listing whose file hash is not a hash (a path) is refused before anything is written', async () => {
+  const home = tmpDir();
+  const r = await rlhf({ HF_HOME: home, HF_ENDPOINT: hub.url }, 'download', 'test-org/bad-listing');
+  assert.notEqual(r.status, 0);
+  assert.deepEqual(oneLine(r.stderr).length, 1, r.stderr);
+  assert.match(r.stderr, /test-org\/bad-listing: the Hub listed config\.json without a valid hash \("\.\.\/\.\.\/config\.json"\); not downloading it/);
+  assert.ok(!fs.existsSync(path.join(home, 'hub')), 'nothing written');
 });
