@@ -177,3 +177,23 @@ test('SFT -> reward model -> PPO with LoRA on a small Llama-layout chat model: a
   const pol = readModelDir(ppo.finalModel!);
   assert.equal(pol.adapter!.base, path.join(root, 'runs', 'ppo', 'base-model'));
 });
+
+test('LoRA over two gradient threads matches one thread (SFT and the reward model)', async () => {
+  const root = tmpDir();
+  await saveTinyChatLlama(path.join(root, 'base'), 6);
+  const o = { data: sftData(root), model: path.join(root, 'base'), lora: { r: 2 } };
+  const runs = path.join(root, 'runs');
+  for (const threads of [1, 2]) await sft({ ...o, runsDir: runs, runId: `sft${threads}`, train: { steps: 4, batchSize: 6, evalInterval: 0, threads } });
+  const adapter = (id: string) => readSafetensors(path.join(runs, id, 'checkpoints', 'final', 'adapter_model.safetensors')).tensors;
+  const [a1, a2] = [adapter('sft1'), adapter('sft2')];
+  assert.deepEqual([...a2.keys()], [...a1.keys()]);
+  for (const [k, t] of a1) assert.ok(maxDiff(t.data, a2.get(k)!.data) < 1e-5, `${k}: one thread vs two`);
+  assert.equal((new RunDir(path.join(runs, 'sft2')).read().config as { train: { threads: number } }).train.threads, 2, 'the thread count is recorded');
+
+  const rmData = path.join(root, 'rank.jsonl');
+  fs.writeFileSync(rmData, Array.from({ length: 12 }, (_, i) => JSON.stringify({ prompt: `say ${'abc'[i % 3]}`, responses: ['aa.', 'a a', 'zz?', '...'].map((r, j) => r + j), ranks: [1, 2, 3, 4] })).join('\n') + '\n');
+  for (const threads of [1, 2]) await trainRewardModel({ data: rmData, model: path.join(root, 'base'), runsDir: runs, runId: `rm${threads}`, lora: { r: 2 }, train: { steps: 3, batchSize: 4, evalInterval: 0, threads } });
+  const [r1, r2] = [adapter('rm1'), adapter('rm2')];
+  for (const [k, t] of r1) assert.ok(maxDiff(t.data, r2.get(k)!.data) < 1e-5, `${k}: one thread vs two`);
+  assert.ok(r1.has('base_model.model.score.weight') || [...r1.keys()].some((k) => k.includes('score')), 'the score head is saved with the adapter');
+});

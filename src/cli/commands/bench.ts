@@ -126,7 +126,7 @@ async function benchTrain(model: CausalLM, B: number, steps: number, threads: nu
   // with LoRA the frozen weights need no weight-gradient products: forward 2N and input gradients 2N
   const flopsPerToken = (model.lora ? 4 : 6) * n + 12 * c.n_layer * T * c.n_embd;
   return {
-    threads: model.lora ? 1 : threads || autoThreads(), // an adapter's run stays on one thread
+    threads: threads || autoThreads(),
     tokens_per_second: tokensPerSecond,
     model_flops_per_second: flopsPerToken * tokensPerSecond,
     ms_per_step: (seconds * 1000) / timed.length,

@@ -113,8 +113,7 @@ function prepare(o: { data: string; evalData?: string }, tok: Tokenizer, maxLen:
 async function rmObjective(rm: RewardModel, tok: Tokenizer, trainSet: TokenizedRanking[], evalSet: TokenizedRanking[], cfg: TrainConfig): Promise<Objective> {
   const order = epochOrder(trainSet.length, deriveSeed(cfg.seed, 0x7e));
   const threads = cfg.threads > 0 ? cfg.threads : autoThreads();
-  // gradient threads rebuild the whole model; an adapter's run stays on one thread
-  const par = threads > 1 && cfg.batchSize > 1 && !rm.trunk.lora ? await GradThreads.start(rm, threads - 1) : undefined;
+  const par = threads > 1 && cfg.batchSize > 1 ? await GradThreads.start(rm, threads - 1) : undefined;
   return {
     stage: 'rm',
     params: rm.params,

@@ -9,7 +9,8 @@ import { parentPort } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { take, takeScalar } from '../read';
 import { BackendName, initBackend } from '../backends/backend';
-import { CausalLM, initModel } from '../causal-lm';
+import { CausalLM, createModel, initModel, parameterShapes } from '../causal-lm';
+import { Lora, LoraConfig } from '../lora';
 import { ModelConfig } from '../config';
 import { Rng } from '../rng';
 import { RewardModel } from '../rm/reward-model';
@@ -27,7 +28,7 @@ export interface RankBatch {
 }
 
 export type ThreadRequest =
-  | { type: 'init'; backend: BackendName; config: ModelConfig; names: string[]; head: boolean }
+  | { type: 'init'; backend: BackendName; config: ModelConfig; names: string[]; head: boolean; adapter?: ThreadAdapter }
   | { type: 'grad'; weights?: Float32Array[]; batch: Batch; seed: number }
   | { type: 'rank'; weights?: Float32Array[]; batch: RankBatch; seed: number }
   | { type: 'close' };
@@ -36,6 +37,16 @@ export type ThreadReply =
   | { type: 'ready' }
   | { type: 'grad'; loss: number; grads: Float32Array[]; rewards?: Float32Array }
   | { type: 'error'; message: string };
+
+/**
+ * A LoRA run's replica: the frozen base weights, sent once at the start, and the adapter's
+ * configuration and modules (its weights arrive with the first request, as a full run's do).
+ */
+export interface ThreadAdapter {
+  cfg: LoraConfig;
+  modules: [string, [number, number]][];
+  base: { names: string[]; weights: Float32Array[] };
+}
 
 type Params = Map<string, tf.Variable>;
 
@@ -80,7 +91,14 @@ if (parentPort) {
       if (m.type === 'init') {
         await initBackend(m.backend);
         names = m.names;
-        gpt = initModel(m.config, 0); // the real weights arrive with the first request
+        if (m.adapter) {
+          // the base as the main thread holds it (weights it does not hold, e.g. an untied head a
+          // reward model never reads, are zeros), frozen, with the adapter on top
+          const base = new Map(m.adapter.base.names.map((n, i) => [n, m.adapter!.base.weights[i]]));
+          const weights = new Map(parameterShapes(m.config).map(([n, shape]) => [n, base.get(n) ?? new Float32Array(shape.reduce((a, x) => a * x, 1))]));
+          gpt = createModel(m.config, weights, false);
+          gpt.attachLora(new Lora(m.adapter.cfg, new Map(m.adapter.modules), 0));
+        } else gpt = initModel(m.config, 0); // the real weights arrive with the first request
         if (m.head) rm = new RewardModel(gpt, new Float32Array(m.config.n_embd), new Float32Array(1));
         params = rm?.params ?? gpt.params;
         port.postMessage({ type: 'ready' } satisfies ThreadReply);

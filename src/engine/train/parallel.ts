@@ -13,7 +13,7 @@ import { Rng, deriveSeed } from '../rng';
 import { currentBackend } from '../backends/backend';
 import { distFile } from '../paths';
 import { Batch } from './trainer';
-import { RankBatch, ThreadReply, ThreadRequest, lossAndGrads, rankLossAndGrads } from './grad-thread';
+import { RankBatch, ThreadAdapter, ThreadReply, ThreadRequest, lossAndGrads, rankLossAndGrads } from './grad-thread';
 import { RewardModel } from '../rm/reward-model';
 
 /** How many threads `auto` uses: both cores for the single-threaded CPU backends, else one. */
@@ -36,6 +36,18 @@ export function splitBatch(b: Batch, n: number): Batch[] {
   return parts;
 }
 
+/** What a replica needs of a LoRA run: the frozen weights (read afresh per thread: they are transferred) and the adapter's shape. */
+async function threadAdapter(model: CausalLM | RewardModel, gpt: CausalLM): Promise<ThreadAdapter | undefined> {
+  const lora = gpt.lora;
+  if (!lora) return undefined;
+  const frozen = [...model.params].filter(([, v]) => !v.trainable);
+  return {
+    cfg: lora.cfg,
+    modules: [...lora.A].map(([m, a]): [string, [number, number]] => [m, [a.shape[0] as number, lora.B.get(m)!.shape[1] as number]]),
+    base: { names: frozen.map(([n]) => n), weights: await Promise.all(frozen.map(async ([, v]) => Float32Array.from((await v.data()) as Float32Array))) },
+  };
+}
+
 export class GradThreads {
   private readonly workers: Worker[] = [];
   private stale = true;
@@ -53,7 +65,8 @@ export class GradThreads {
     for (let i = 0; i < extra; i++) {
       const w = new Worker(distFile('grad-thread.js')!);
       g.workers.push(w);
-      await g.call(w, { type: 'init', backend, config: gpt.config, names, head: Boolean(rm) });
+      const adapter = await threadAdapter(model, gpt);
+      await g.call(w, { type: 'init', backend, config: gpt.config, names, head: Boolean(rm), adapter }, adapter?.base.weights.map((a) => a.buffer as ArrayBuffer));
     }
     return g;
   }

@@ -247,8 +247,7 @@ export async function lmObjective(stage: string, model: CausalLM, tokenizer: Tok
   assertFitsAdapter(`the logits of a batch [${cfg.batchSize} x ${model.config.n_positions}, ${model.config.vocab_size}]`, 4 * cfg.batchSize * model.config.n_positions * model.config.vocab_size);
   const evalSet = data.evalBatches();
   const threads = cfg.threads > 0 ? cfg.threads : autoThreads();
-  // gradient threads rebuild the whole model; an adapter's run stays on one thread
-  const par = threads > 1 && cfg.batchSize > 1 && !model.lora ? await GradThreads.start(model, threads - 1) : undefined;
+  const par = threads > 1 && cfg.batchSize > 1 ? await GradThreads.start(model, threads - 1) : undefined;
   return {
     stage,
     params: model.params,
