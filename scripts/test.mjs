@@ -17,6 +17,8 @@ for (const f of fs.existsSync(artifacts) ? fs.readdirSync(artifacts) : []) if (f
 const only = process.argv.slice(2);
 const files = only.length ? only : find('test').sort();
 const tap = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-tap-')), 'results.tap');
+// measured speeds (cost estimates) go to a folder of this run, not the user's cache
+process.env.RLHF_CACHE_DIR ||= fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-cache-'));
 const r = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...files],

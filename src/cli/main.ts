@@ -15,6 +15,7 @@ import { ParsedOpts } from './args';
 import { AGREEMENT_OPTS, CONVERT_OPTS, STATS_OPTS, VALIDATE_OPTS, agreementCommand, convertCommand, statsCommand, validateCommand } from './commands/data';
 import { MERGE_LORA_OPTS, mergeLoraCommand } from './commands/lora';
 import { DOWNLOAD_OPTS, downloadCommand } from './commands/download';
+import { COST_OPTS, costCommand } from './commands/cost';
 
 interface Command {
   usage: string;
@@ -34,6 +35,7 @@ export const COMMANDS: Record<string, Command> = {
   ppo: { usage: 'rlhf ppo --prompts FILE --policy SFT_DIR --reward-model RM_DIR [options]', summary: 'PPO against the reward model with a KL penalty to the SFT model (optionally PPO-ptx).', opts: PPO_OPTS, run: (o, _p, r) => ppoCommand(o, r) },
   download: { usage: 'rlhf download MODEL_ID [--revision R]', summary: 'Fetch a model from the Hugging Face Hub into its cache (HF_HOME, HF_ENDPOINT, HF_TOKEN); resumable.', opts: DOWNLOAD_OPTS, run: (o, p, r) => downloadCommand(o, p, r) },
   'merge-lora': { usage: 'rlhf merge-lora --adapter DIR --out DIR [--dtype f32|bf16|f16]', summary: 'Add a LoRA adapter into its base model and write the whole model (Transformers\' layout).', opts: MERGE_LORA_OPTS, run: (o, _p, r) => mergeLoraCommand(o, r) },
+  cost: { usage: 'rlhf cost --model M --tokens N [--gpu local|a100|h100|h200] | rlhf cost serve --model M --daily-users U --gpu G', summary: 'FLOPs, time, GPU-hours, energy and dollars of training (at this machine\'s measured speed or on GPUs), or of serving a chat model.', opts: COST_OPTS, run: (o, p, r) => costCommand(o, p, r) },
   resume: { usage: 'rlhf resume RUN_DIR', summary: 'Continue a cancelled or interrupted run from its last checkpoint.', opts: RESUME_OPTS, run: (o, p, r) => resumeCommand(o, p, r) },
   generate: { usage: 'rlhf generate --model DIR --prompt TEXT [options]', summary: 'Sample responses from a model.', opts: GENERATE_OPTS, run: (o, _p, r) => generateCommand(o, r) },
   logprobs: { usage: 'rlhf logprobs --model DIR (--text TEXT | --ids 3,17,256) --json', summary: 'Per-token log-probabilities: logprobs[i] = log p(tokens[i+1] | tokens[0..i]).', opts: LOGPROBS_OPTS, run: (o, _p, r) => logprobsCommand(o, r) },

@@ -29,11 +29,30 @@ export interface RunInfo {
   error?: string;
   final_model?: string;
   resumed_at?: string[];
+  /** The cost estimated before training and what training took (trainer.ts). */
+  cost?: RunCost;
 }
 
 export const RUN_JSON_MAX_BYTES = 1 << 20;
 /** samples.jsonl stops growing at this size. */
 export const SAMPLES_MAX_BYTES = 64 << 20;
+
+/** Predicted and actual FLOPs and seconds of a run's training loop (evaluations included). */
+export interface RunCost {
+  estimate?: { flops: number; seconds: number; source: string };
+  actual?: { flops: number; seconds: number; tokens: number };
+}
+
+const secs = (s: number) => (s < 120 ? `${s.toPrecision(3)} s` : s < 7200 ? `${(s / 60).toPrecision(3)} min` : `${(s / 3600).toPrecision(3)} h`);
+const tflop = (f: number) => `${(f / 1e12).toPrecision(3)} TFLOP`;
+
+/** One line of predicted beside actual, for the Runs view's tooltip. */
+export function costSummary(c: RunCost | undefined): string {
+  if (!c?.estimate && !c?.actual) return '';
+  const e = c.estimate, a = c.actual;
+  const est = e ? (Number.isFinite(e.seconds) ? `estimated ${secs(e.seconds)} and ${tflop(e.flops)}` : `estimated ${tflop(e.flops)} (no measured speed)`) : '';
+  return a ? `training took ${secs(a.seconds)} for ${tflop(a.flops)}${est ? `; ${est}` : ''}` : est;
+}
 
 export function newRunId(stage: string, now = new Date()): string {
   const t = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
@@ -69,6 +88,7 @@ export function parseRunInfo(v: unknown, where: string): RunInfo {
     ended_at: optStr('ended_at'),
     error: optStr('error') ?? undefined,
     final_model: optStr('final_model') ?? undefined,
+    cost: o.cost !== null && typeof o.cost === 'object' && !Array.isArray(o.cost) ? (o.cost as RunCost) : undefined,
   };
 }
 

@@ -4,7 +4,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { RunDir, RunInfo } from './run';
+import { RunDir, RunInfo, costSummary } from './run';
 import { stageName, stageRank } from './stages';
 import { Vote, pairResults } from './evaluation';
 import { readVotes } from './evaluation-file';
@@ -142,7 +142,7 @@ export function runNodes(runs: RunSummary[], stage: string, now = Date.now()): R
       status: r.info.status,
       label: r.info.id,
       description: [r.info.status, r.metric, age(r.info.ended_at ?? r.info.started_at, now)].filter(Boolean).join(' · '),
-      tooltip: [`${r.info.id} (${r.info.stage})`, `status: ${r.info.status}`, r.info.backend ? `backend: ${r.info.backend}${r.info.adapter ? ` on ${r.info.adapter}` : ''}` : '', r.info.parent_model ? `parent: ${r.info.parent_model}` : '', r.info.error ? `error: ${r.info.error}` : '', ...(r.evaluations ?? []), r.dir].filter(Boolean).join('\n'),
+      tooltip: [`${r.info.id} (${r.info.stage})`, `status: ${r.info.status}`, r.info.backend ? `backend: ${r.info.backend}${r.info.adapter ? ` on ${r.info.adapter}` : ''}` : '', r.info.parent_model ? `parent: ${r.info.parent_model}` : '', r.info.error ? `error: ${r.info.error}` : '', costSummary(r.info.cost), ...(r.evaluations ?? []), r.dir].filter(Boolean).join('\n'),
       resumable: r.info.status !== 'completed' && r.checkpoints.some((c) => c.label !== 'final'),
     }));
 }

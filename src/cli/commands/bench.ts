@@ -24,6 +24,8 @@ import { autoThreads } from '../../engine/train/parallel';
 import * as fs from 'fs';
 import { buildIndex } from '../../data/record-index';
 import * as os from 'os';
+import { passFlops, shapeOfConfig } from '../../engine/cost';
+import { recordSpeed } from '../../engine/speed-cache';
 import * as path from 'path';
 
 export const BENCH_OPTS: OptSpecs = {
@@ -81,6 +83,15 @@ export async function benchCommand(o: ParsedOpts, positional: string[], r: Repor
     else result = { ...base, ...(await benchGenerate(model, (o.tokens as number) || cfg.n_positions - 1)) };
   } finally {
     model.dispose();
+  }
+  // kept for cost estimates (rlhf cost, the line before every run): this machine's model FLOP/s
+  const shape = shapeOfConfig(cfg, 'bench');
+  const backend = currentBackend()!.name;
+  if (what === 'train') recordSpeed({ kind: 'train', backend, threads: result.threads as number, params: shape.params, flops_per_second: result.model_flops_per_second as number, source: 'rlhf bench train' });
+  else {
+    const t = result.new_tokens as number;
+    const perToken = passFlops({ what: '', kind: 'generate', model: shape, tokens: 1, context: t / 2 });
+    recordSpeed({ kind: 'generate', backend, threads: 1, params: shape.params, flops_per_second: perToken * (result.cached_tokens_per_second as number), source: 'rlhf bench generate' });
   }
   if (o.json) process.stdout.write(JSON.stringify(result) + '\n');
   else for (const [k, v] of Object.entries(result)) process.stdout.write(`${k.padEnd(32)} ${typeof v === 'number' ? Number(v.toPrecision(4)) : v}\n`);

@@ -6,6 +6,7 @@
  * over the training responses (the first 512) in config.json (reward_mean, reward_std).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { Pass, shapeOfConfig } from '../cost';
 import { take, takeScalar } from '../read';
 import { Tokenizer } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
@@ -155,6 +156,36 @@ async function rmObjective(rm: RewardModel, tok: Tokenizer, trainSet: TokenizedR
     },
     afterUpdate: () => par?.invalidate(),
     close: async () => par?.close(),
+    plan(fromStep) {
+      // the trunk without the LM head (a score is read from the last hidden state)
+      const full = shapeOfConfig(rm.trunk.config, 'reward model');
+      const shape = { ...full, params: full.params - rm.trunk.config.vocab_size * rm.trunk.config.n_embd };
+      const n = par?.size ?? 1;
+      let tokens = 0, sq = 0;
+      for (let step = fromStep; step < cfg.steps; step++) {
+        for (let micro = 0; micro < cfg.gradAccum; micro++) {
+          const recs = Array.from({ length: cfg.batchSize }, (_, r) => trainSet[order((step * cfg.gradAccum + micro) * cfg.batchSize + r)]);
+          for (let i = 0; i < n; i++) {
+            const part = recs.filter((_, j) => j % n === i).flatMap((r) => r.seqs);
+            if (!part.length) continue;
+            const T = Math.max(...part.map((x) => x.length));
+            tokens += part.length * T;
+            sq += part.length * T * T;
+          }
+        }
+      }
+      const evals = [...Array(cfg.steps - fromStep).keys()].map((i) => fromStep + i + 1).filter((s) => (cfg.evalInterval > 0 && s % cfg.evalInterval === 0) || s === cfg.steps).length;
+      const checkpoints = Math.floor((cfg.steps - 1) / (cfg.checkpointInterval || Infinity)) - Math.floor(fromStep / (cfg.checkpointInterval || Infinity)) + 1;
+      const forward = (what: string, seqs: number[][], times: number): Pass => {
+        const t = seqs.reduce((a, x) => a + x.length, 0);
+        return { what, kind: 'forward', model: shape, tokens: t * times, context: t ? seqs.reduce((a, x) => a + x.length ** 2, 0) / t : 0 };
+      };
+      return [
+        { what: 'training', kind: 'train', model: shape, tokens, context: tokens ? sq / tokens : 0, loraParams: rm.trunk.lora ? rm.trunk.lora.numParameters + rm.w.size + rm.b.size : undefined },
+        forward('evaluation', evalSet.flatMap((r) => r.seqs), evals),
+        forward('reward statistics (512 responses per checkpoint)', trainSet.flatMap((r) => r.seqs).slice(0, 512), checkpoints),
+      ];
+    },
   };
 }
 

@@ -23,6 +23,9 @@ import { lossAndGrads } from './grad-thread';
 import { takeScalar } from '../read';
 import { assertFitsAdapter } from '../backends/webgpu';
 import { lmLoss } from './lm-loss';
+import { Pass, costLine, estimateCost, fmtCount, fmtFlops, passFlops, shapeOfConfig } from '../cost';
+import { nearestSpeed, recordSpeed } from '../speed-cache';
+import { currentBackend } from '../backends/backend';
 
 export interface Batch {
   /** Token ids [B, T], row-major. */
@@ -81,6 +84,8 @@ export interface Objective {
   writeModel(dir: string, files: Record<string, string | Buffer>): Promise<void>;
   /** Called after every optimizer step (weights changed). */
   afterUpdate?(): void;
+  /** The passes the steps from `fromStep` on will make (training and evaluation), for the cost estimate. */
+  plan?(fromStep: number): Pass[];
   close?(): Promise<void>;
 }
 
@@ -92,6 +97,8 @@ export interface TrainOptions {
   /** Polled between steps; true stops after writing a checkpoint. */
   shouldStop?: () => boolean;
   onCheckpoint?: (dir: string, step: number) => void;
+  /** The run's log (the cost estimate). */
+  log?: (line: string) => void;
   /** Resume from this step checkpoint (the objective must already hold its weights). */
   resume?: { step: number; dir: string };
 }
@@ -136,6 +143,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let lastMetrics: Record<string, number> = {};
   const started = Date.now();
   const firstStep = step;
+  const cost = startCost(o, step);
+  let trainedTokens = 0, stepSeconds = 0;
 
   const checkpoint = async (s: number) => {
     await objective.writeModel(run.stepCheckpointDir(s), {
@@ -186,6 +195,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       tf.dispose([...grads.values()]);
       step += 1;
       const seconds = (performance.now() - t0) / 1000;
+      trainedTokens += tokens;
+      stepSeconds += seconds;
       const m: Record<string, number> = { step, time: Date.now() / 1000, loss, learning_rate: lr, grad_norm: gradNorm, tokens_per_second: tokens / seconds };
       for (const [k, v] of Object.entries(sums)) m[k] = v / cfg.gradAccum;
       if ((cfg.evalInterval > 0 && step % cfg.evalInterval === 0) || step === cfg.steps) {
@@ -199,6 +210,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       if (cfg.checkpointInterval > 0 && step % cfg.checkpointInterval === 0 && step < cfg.steps) await checkpoint(step);
     }
     await checkpoint(step);
+    cost?.finish(trainedTokens, stepSeconds);
     const finalModel = path.join(run.checkpointsDir, 'final');
     const last = run.stepCheckpointDir(step);
     writeDirAtomic(finalModel, (tmp) => {
@@ -211,6 +223,42 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     opt.dispose();
     await objective.close?.();
   }
+}
+
+/**
+ * The cost line before training (FLOPs of the planned passes, time at this machine's measured
+ * speed) and, at the end, what training took beside it in run.json; the run's own speed then
+ * joins the measurements later estimates use.
+ */
+function startCost(o: TrainOptions, fromStep: number) {
+  const passes = o.objective.plan?.(fromStep);
+  if (!passes?.length) return undefined;
+  const backend = currentBackend()?.name ?? 'unknown';
+  const model = passes[0].model;
+  const m = nearestSpeed('train', backend, model.params);
+  const flops = passes.reduce((a, p) => a + passFlops(p), 0);
+  const plannedTrainTokens = passes.filter((p) => p.kind === 'train').reduce((a, p) => a + p.tokens, 0);
+  if (m) {
+    const source = `${fmtFlops(m.flops_per_second)}/s measured by ${m.source} at ${fmtCount(m.params)} parameters`;
+    const e = estimateCost(passes, { kind: 'local', trainFlops: m.flops_per_second, generateFlops: m.flops_per_second, source });
+    o.log?.(costLine(e));
+    o.run.update({ cost: { estimate: { flops: e.flops, seconds: e.seconds, source } } });
+  } else {
+    o.log?.(`estimated cost: ${fmtFlops(flops)}; no training speed measured on this machine for the ${backend} backend yet, so no time (rlhf bench train measures one, and so does this run)`);
+    o.run.update({ cost: { estimate: { flops, seconds: NaN, source: 'no measured speed' } } });
+  }
+  const started = performance.now();
+  return {
+    finish(tokens: number, stepSeconds: number) {
+      const seconds = (performance.now() - started) / 1000;
+      // the planned passes' FLOPs in proportion to the tokens trained (equal when the run went as planned)
+      const actual = plannedTrainTokens ? (flops * tokens) / plannedTrainTokens : flops;
+      const prior = o.run.read().cost ?? {};
+      o.run.update({ cost: { ...prior, actual: { flops: actual, seconds, tokens } } });
+      const trainFlops = passes.filter((p) => p.kind === 'train').reduce((a, p) => a + passFlops(p), 0) * (plannedTrainTokens ? tokens / plannedTrainTokens : 1);
+      if (stepSeconds > 0) recordSpeed({ kind: 'train', backend, threads: o.cfg.threads, params: model.params, flops_per_second: trainFlops / stepSeconds, source: `run ${o.run.read().id}` });
+    },
+  };
 }
 
 export function batchTensors(b: Batch) {
@@ -262,5 +310,25 @@ export async function lmObjective(stage: string, model: CausalLM, tokenizer: Tok
     writeModel: async (dir, files) => writeFilesAtomic(dir, { ...(await modelFiles(model, tokenizer, { extraConfig })), ...files }),
     afterUpdate: () => par?.invalidate(),
     close: async () => par?.close(),
+    plan: (fromStep) => lmPlan(model, data, cfg, fromStep),
   };
+}
+
+/** The batches a language-model run will train on from `fromStep` (they are fixed by the seed), and its evaluations. */
+function lmPlan(model: CausalLM, data: LmData, cfg: TrainConfig, fromStep: number): Pass[] {
+  const shape = shapeOfConfig(model.config, 'model');
+  let tokens = 0, weighted = 0;
+  for (let s = fromStep; s < cfg.steps; s++) {
+    for (let j = 0; j < cfg.gradAccum; j++) {
+      const b = data.trainBatch(s, j, new Rng(deriveSeed(cfg.seed, s, j)));
+      tokens += b.B * b.T;
+      weighted += b.B * b.T * b.T;
+    }
+  }
+  const evals = [...Array(cfg.steps - fromStep).keys()].map((i) => fromStep + i + 1).filter((s) => (cfg.evalInterval > 0 && s % cfg.evalInterval === 0) || s === cfg.steps).length;
+  const ev = data.evalBatches();
+  const evTokens = ev.reduce((a, b) => a + b.B * b.T, 0);
+  const passes: Pass[] = [{ what: 'training', kind: 'train', model: shape, tokens, context: tokens ? weighted / tokens : 0, loraParams: model.lora?.numParameters }];
+  if (evals && evTokens) passes.push({ what: 'evaluation', kind: 'forward', model: shape, tokens: evals * evTokens, context: ev.reduce((a, b) => a + b.B * b.T * b.T, 0) / evTokens });
+  return passes;
 }
