@@ -24,6 +24,8 @@ export interface StageMemory {
   models: number;
   /** Models trained (their gradients, optimizer state and activations count). */
   trained: number;
+  /** Trained models whose backward passes run at once (default: all); PPO's policy and critic take turns. */
+  concurrent?: number;
   batchSize: number;
   /** Tokens per sequence. */
   seq: number;
@@ -62,7 +64,7 @@ export function estimateBytes(c: ModelConfig, m: StageMemory, backend = 'wasm') 
   const checkpointed = !!c.llama && B * T * c.n_layer * c.n_embd > 2 ** 21;
   const layers = checkpointed ? c.n_layer * B * T * c.n_embd * 4 + perLayer : c.n_layer * perLayer;
   const head = c.vocab_size >= 4096 && c.llama ? 4 * 4 * Math.min(B * T, 256) * c.vocab_size : 3 * 4 * B * T * c.vocab_size;
-  const activations = m.trained * (layers + head);
+  const activations = Math.min(m.trained, m.concurrent ?? m.trained) * (layers + head);
   return { weights, grads, optimizer, activations, total: weights + grads + optimizer + activations };
 }
 

@@ -26,6 +26,10 @@ import { PpoPrompt } from '../../data/ppo';
 import { Rollout, readPrompts, sampleRollout, tokenLogps } from './rollout';
 import { StageHooks, checkRecorded, openResume, runLifecycle } from '../stages/common';
 import { mergedWeights } from '../stages/model-setup';
+import { Pass } from '../cost';
+import { startCost } from '../train/cost-tracker';
+import { rlPasses } from './plan';
+import { encodeContext } from '../chat';
 
 /** The settings every critic-free stage has. */
 export interface GroupConfig {
@@ -134,6 +138,12 @@ export abstract class GroupRun implements LoopStage {
     this.opt.dispose();
   }
 
+  plan(fromIteration: number): Pass[] {
+    const c = this.cfg;
+    const promptTokens = this.prompts.reduce((a, p) => a + encodeContext(this.tok, p).length, 0) / (this.prompts.length || 1);
+    return rlPasses({ iterations: c.iterations - fromIteration, rows: c.promptsPerStep * c.numGenerations, promptTokens, maxNewTokens: c.maxNewTokens, epochs: 1, policy: this.policy, reference: Boolean(this.ref), rm: this.rm });
+  }
+
   /** Step i's prompts (a seeded permutation per pass over the prompt set) and their G responses each. */
   protected async rollout(i: number): Promise<{ r: Rollout; prompts: PpoPrompt[] }> {
     const P = this.cfg.promptsPerStep;
@@ -195,13 +205,15 @@ export abstract class GroupRun implements LoopStage {
 export interface LoopStage {
   readonly stage: string;
   iteration: number;
-  readonly cfg: { iterations: number; checkpointInterval: number; keepCheckpoints: number };
+  readonly cfg: { iterations: number; checkpointInterval: number; keepCheckpoints: number; maxNewTokens?: number };
   readonly policy: CausalLM;
   readonly tok: Tokenizer;
   step(): Promise<Record<string, number>>;
   /** The samples of the step just taken (at most samplesPerStep of them), for samples.jsonl. */
   samples?(): Record<string, unknown>[];
   checkpointFiles(): Promise<Record<string, string | Buffer>>;
+  /** The passes of the iterations from `fromIteration` on, for the cost estimate (plan.ts). */
+  plan?(fromIteration: number): Pass[];
 }
 
 /** The loop of an RL stage: a step, its metrics, a checkpoint now and then, the final model; cancel within a step. */
@@ -214,6 +226,8 @@ export async function rlLoop(run: RunDir, g: LoopStage, hooks: StageHooks): Prom
   };
   let last: Record<string, number> = {};
   const started = Date.now(), first = g.iteration;
+  const cost = startCost(run, g.plan?.(g.iteration), hooks.log);
+  let generated = 0, steps = 0;
   while (g.iteration < c.iterations) {
     await yieldToEventLoop();
     if (hooks.shouldStop?.()) {
@@ -221,6 +235,11 @@ export async function rlLoop(run: RunDir, g: LoopStage, hooks: StageHooks): Prom
       return { step: g.iteration, stopped: true, lastMetrics: last };
     }
     last = await g.step();
+    const len = last.response_length ?? last['completions/mean_length']; // PPO's name, TRL's for GRPO/RLOO
+    if (len !== undefined) {
+      generated += len;
+      steps += 1;
+    }
     run.appendMetrics(last);
     run.appendSamples(g.samples?.() ?? []);
     const elapsed = (Date.now() - started) / 1000;
@@ -228,6 +247,7 @@ export async function rlLoop(run: RunDir, g: LoopStage, hooks: StageHooks): Prom
     if (c.checkpointInterval > 0 && g.iteration % c.checkpointInterval === 0 && g.iteration < c.iterations) await checkpoint();
   }
   await checkpoint();
+  cost?.finish({ generatedShare: g.cfg.maxNewTokens && steps ? generated / steps / g.cfg.maxNewTokens : 1 });
   const finalModel = path.join(run.checkpointsDir, 'final');
   writeFilesAtomic(finalModel, await modelFiles(g.policy, g.tok));
   return { step: g.iteration, stopped: false, finalModel, lastMetrics: last };

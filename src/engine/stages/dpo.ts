@@ -23,6 +23,7 @@ import { loadModel, modelFiles, readModelDir, writeFilesAtomic } from '../checkp
 import { startModel } from './model-setup';
 import { checkStageMemory } from '../memory';
 import { Objective, TrainConfig, train as trainLoop } from '../train/trainer';
+import { Pass, shapeOfConfig } from '../cost';
 import { Ranking, comparisons } from '../../data/rm';
 import { DpoLossConfig, RankedGroup, dpoMetrics, pairwiseLoss, plackettLuceLoss } from '../dpo/losses';
 import { readRmFile } from './rm';
@@ -208,6 +209,23 @@ function dpoObjective(policy: CausalLM, tok: Tokenizer, data: { train: DpoRecord
     evalSamples: (step) => evalRows.map((r) => ({ step, ...r })),
     async writeModel(dir, files) {
       writeFilesAtomic(dir, { ...(await modelFiles(policy, tok)), ...files });
+    },
+    plan(fromStep) {
+      // the reference's log-probabilities are computed before the run starts; its passes are the policy's
+      const shape = shapeOfConfig(policy.config, 'policy');
+      let tokens = 0, sq = 0;
+      for (let step = fromStep; step < cfg.steps; step++) {
+        for (let micro = 0; micro < cfg.gradAccum; micro++) {
+          const b = batchOf(Array.from({ length: cfg.batchSize }, (_, r) => data.train[order((step * cfg.gradAccum + micro) * cfg.batchSize + r)]), tok.eot, c.kway);
+          tokens += b.N * b.T;
+          sq += b.N * b.T * b.T;
+        }
+      }
+      const evals = [...Array(cfg.steps - fromStep).keys()].map((i) => fromStep + i + 1).filter((s) => (cfg.evalInterval > 0 && s % cfg.evalInterval === 0) || s === cfg.steps).length;
+      const ev = data.eval.flatMap((r) => r.seqs), evTokens = ev.reduce((a, x) => a + x.length, 0);
+      const passes: Pass[] = [{ what: 'training', kind: 'train', model: shape, tokens, context: tokens ? sq / tokens : 0, loraParams: policy.lora?.numParameters }];
+      if (evals && evTokens) passes.push({ what: 'evaluation', kind: 'forward', model: shape, tokens: evals * evTokens, context: ev.reduce((a, x) => a + x.length ** 2, 0) / evTokens });
+      return passes;
     },
   };
 }

@@ -38,6 +38,8 @@ export { readPrompts, tokenLogps };
 import { gae, whiten } from '../ppo/gae';
 import { AdaptiveKl, FixedKl, KlController, klEstimate, sequenceKl } from '../ppo/kl-controller';
 import { policyLoss, valueLoss } from '../ppo/losses';
+import { Pass } from '../cost';
+import { rlPasses } from '../rl/plan';
 import { PpoPrompt } from '../../data/ppo';
 import { corpusData, readCorpus } from './pretrain';
 import { StageHooks, checkRecorded, openResume, runLifecycle } from './common';
@@ -153,11 +155,13 @@ interface PpoModels {
 async function buildModels(models: ReturnType<typeof loadModels>, stats: { mean: number; std: number }, lora: LoraOptions | undefined, runDir: string, seed: number, resumed: boolean): Promise<PpoModels> {
   const policy = resumed ? modelFromLoaded(models.policy, true) : await startModel(models.policy, lora, runDir, seed);
   const ref = policy.lora ? adapterOff(policy) : createModel(models.ref.config, mergedWeights(models.ref), false);
-  const rm = RewardModel.fromLoaded(models.rm, false);
   // a new critic starts from the reward model's head in normalised units; a resumed one is already
   const critic = resumed
     ? RewardModel.fromLoaded(models.value, true)
     : RewardModel.withTrunk(await startModel(models.value, lora, runDir, seed + 1, 'value-base-model'), models.value, true, 1, stats);
+  // with LoRA the critic's frozen base is the reward model's trunk (value-base-model): the reward
+  // model is that trunk with the critic's adapter off and its own head, not a second copy
+  const rm = critic.trunk.lora ? RewardModel.withTrunk(adapterOff(critic.trunk), models.rm, false) : RewardModel.fromLoaded(models.rm, false);
   return { tok: models.policy.tokenizer, policy, ref, rm, critic };
 }
 
@@ -202,6 +206,13 @@ class PpoRun {
     for (const m of [this.policy, this.ref, this.critic, this.rm]) m.dispose();
     this.policyOpt.dispose();
     this.valueOpt.dispose();
+  }
+
+  plan(fromIteration: number): Pass[] {
+    const c = this.cfg;
+    const promptTokens = this.prompts.reduce((a, p) => a + encodeContext(this.tok, p).length, 0) / (this.prompts.length || 1);
+    // the reference is a forward pass whether it is a copy or the policy with its adapter off
+    return rlPasses({ iterations: c.iterations - fromIteration, rows: c.promptsPerRollout * c.samplesPerPrompt, promptTokens, maxNewTokens: c.maxNewTokens, epochs: c.ppoEpochs, policy: this.policy, reference: true, rm: this.rm, critic: this.critic });
   }
 
   /** Prompts of iteration i: a seeded permutation per pass over the prompt set. */
@@ -399,7 +410,8 @@ export async function ppoTrain(o: PpoOptions, hooks: StageHooks = {}) {
   // policy and critic trained; reference (none with LoRA: the policy with its adapter off) and reward model frozen
   const rows = Math.ceil((cfg.promptsPerRollout * cfg.samplesPerPrompt) / cfg.minibatches);
   const seq = Math.min(models.policy.config.n_positions, Math.max(...prompts.map((p) => encodeContext(models.policy.tokenizer, p).length)) + cfg.maxNewTokens);
-  checkStageMemory(models.policy.config, { models: o.lora ? 3 : 4, trained: 2, batchSize: rows, seq, loraR: o.lora?.r ?? 0 });
+  // the policy's and the critic's updates take turns: one backward pass's activations at a time
+  checkStageMemory(models.policy.config, { models: o.lora ? 2 : 4, trained: 2, concurrent: 1, batchSize: rows, seq, loraR: o.lora?.r ?? 0 });
   const run = RunDir.create(o.runsDir, {
     stage: 'ppo',
     config: { prompts: path.resolve(o.prompts), policy: path.resolve(o.policy), reward_model: path.resolve(o.rewardModel), ptx_corpus: o.ptxCorpus ? path.resolve(o.ptxCorpus) : null, ppo: cfg, lora: o.lora ?? null, reward_stats: models.stats },

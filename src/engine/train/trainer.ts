@@ -23,9 +23,8 @@ import { lossAndGrads } from './grad-thread';
 import { takeScalar } from '../read';
 import { assertFitsAdapter } from '../backends/webgpu';
 import { lmLoss } from './lm-loss';
-import { Pass, costLine, estimateCost, fmtCount, fmtFlops, passFlops, shapeOfConfig } from '../cost';
-import { nearestSpeed, recordSpeed } from '../speed-cache';
-import { currentBackend } from '../backends/backend';
+import { Pass, shapeOfConfig } from '../cost';
+import { startCost } from './cost-tracker';
 
 export interface Batch {
   /** Token ids [B, T], row-major. */
@@ -143,7 +142,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let lastMetrics: Record<string, number> = {};
   const started = Date.now();
   const firstStep = step;
-  const cost = startCost(o, step);
+  const cost = startCost(o.run, o.objective.plan?.(step), o.log);
   let trainedTokens = 0, stepSeconds = 0;
 
   const checkpoint = async (s: number) => {
@@ -210,7 +209,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       if (cfg.checkpointInterval > 0 && step % cfg.checkpointInterval === 0 && step < cfg.steps) await checkpoint(step);
     }
     await checkpoint(step);
-    cost?.finish(trainedTokens, stepSeconds);
+    cost?.finish({ trainedTokens, stepSeconds, threads: cfg.threads });
     const finalModel = path.join(run.checkpointsDir, 'final');
     const last = run.stepCheckpointDir(step);
     writeDirAtomic(finalModel, (tmp) => {
@@ -223,42 +222,6 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     opt.dispose();
     await objective.close?.();
   }
-}
-
-/**
- * The cost line before training (FLOPs of the planned passes, time at this machine's measured
- * speed) and, at the end, what training took beside it in run.json; the run's own speed then
- * joins the measurements later estimates use.
- */
-function startCost(o: TrainOptions, fromStep: number) {
-  const passes = o.objective.plan?.(fromStep);
-  if (!passes?.length) return undefined;
-  const backend = currentBackend()?.name ?? 'unknown';
-  const model = passes[0].model;
-  const m = nearestSpeed('train', backend, model.params);
-  const flops = passes.reduce((a, p) => a + passFlops(p), 0);
-  const plannedTrainTokens = passes.filter((p) => p.kind === 'train').reduce((a, p) => a + p.tokens, 0);
-  if (m) {
-    const source = `${fmtFlops(m.flops_per_second)}/s measured by ${m.source} at ${fmtCount(m.params)} parameters`;
-    const e = estimateCost(passes, { kind: 'local', trainFlops: m.flops_per_second, generateFlops: m.flops_per_second, source });
-    o.log?.(costLine(e));
-    o.run.update({ cost: { estimate: { flops: e.flops, seconds: e.seconds, source } } });
-  } else {
-    o.log?.(`estimated cost: ${fmtFlops(flops)}; no training speed measured on this machine for the ${backend} backend yet, so no time (rlhf bench train measures one, and so does this run)`);
-    o.run.update({ cost: { estimate: { flops, seconds: NaN, source: 'no measured speed' } } });
-  }
-  const started = performance.now();
-  return {
-    finish(tokens: number, stepSeconds: number) {
-      const seconds = (performance.now() - started) / 1000;
-      // the planned passes' FLOPs in proportion to the tokens trained (equal when the run went as planned)
-      const actual = plannedTrainTokens ? (flops * tokens) / plannedTrainTokens : flops;
-      const prior = o.run.read().cost ?? {};
-      o.run.update({ cost: { ...prior, actual: { flops: actual, seconds, tokens } } });
-      const trainFlops = passes.filter((p) => p.kind === 'train').reduce((a, p) => a + passFlops(p), 0) * (plannedTrainTokens ? tokens / plannedTrainTokens : 1);
-      if (stepSeconds > 0) recordSpeed({ kind: 'train', backend, threads: o.cfg.threads, params: model.params, flops_per_second: trainFlops / stepSeconds, source: `run ${o.run.read().id}` });
-    },
-  };
 }
 
 export function batchTensors(b: Batch) {

@@ -37,6 +37,9 @@ for (const algo of ['grpo', 'rloo'] as const) {
     const m = new RunDir(path.join(root, 'runs', 'a')).readMetrics();
     const keys = algo === 'grpo' ? ['reward', 'reward_std', 'frac_reward_zero_std', 'kl', 'clip_ratio/region_mean', 'completions/mean_length', 'completions/clipped_ratio', 'entropy', 'loss', 'grad_norm'] : ['reward', 'kl', 'objective/rlhf_reward', 'clip_ratio', 'completions/mean_length', 'loss', 'grad_norm'];
     for (const k of keys) assert.ok(k in m[m.length - 1], k);
+    // the cost: the plan counts every response at its limit; what ran generated no more than that
+    const cost = new RunDir(path.join(root, 'runs', 'a')).read().cost!;
+    assert.ok(cost.estimate!.flops > 0 && cost.actual!.seconds > 0 && cost.actual!.flops <= cost.estimate!.flops, JSON.stringify(cost));
     const first = avg(m.slice(0, 6).map((x) => x.reward)), last = avg(m.slice(-6).map((x) => x.reward));
     console.log(`# ${algo}: reward (letters e per response) ${first.toFixed(2)} -> ${last.toFixed(2)}`);
     assert.ok(last > first + 0.5, `${first} -> ${last}`);
