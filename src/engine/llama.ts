@@ -156,7 +156,8 @@ export class Llama extends ModelParameters {
    * inside during the backward pass (one more forward, about a third more compute). TensorFlow.js
    * keeps every intermediate of every op for the backward pass, about 200 MB per layer at 256
    * tokens of SmolLM2-135M's shape, so without it a 30-layer model does not fit the wasm backend's
-   * 4 GiB at batch 1. 'auto': when batch x tokens x layers x width passes 2^21.
+   * 4 GiB at batch 1. 'auto': when batch x tokens x layers x width passes 2^21. Only while a
+   * gradient is taken (not in a cached decoding step).
    */
   checkpointing: boolean | 'auto' = 'auto';
 
@@ -167,7 +168,8 @@ export class Llama extends ModelParameters {
     const past = opts.cache?.length ?? 0;
     if (past + T > c.n_positions) throw new Error(`sequence of ${past + T} tokens exceeds max_position_embeddings ${c.n_positions}`);
     let x = tf.gather(this.p('embed_tokens.weight'), tf.reshape(ids, [B * T])) as tf.Tensor2D;
-    const ckpt = opts.training && !opts.cache && (this.checkpointing === 'auto' ? B * T * c.n_layer * c.n_embd > 2 ** 21 : this.checkpointing);
+    // whenever a gradient is being taken (PPO's and DPO's updates read log-probabilities without the training flag)
+    const ckpt = !opts.cache && !noGradient() && (this.checkpointing === 'auto' ? B * T * c.n_layer * c.n_embd > 2 ** 21 : this.checkpointing);
     const pos = this.positions(past, T);
     for (let i = 0; i < c.n_layer; i++) {
       // each layer's dropout (LoRA's) from its own seed: the same masks with or without checkpointing

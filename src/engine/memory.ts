@@ -26,6 +26,10 @@ export interface StageMemory {
   trained: number;
   /** Trained models whose backward passes run at once (default: all); PPO's policy and critic take turns. */
   concurrent?: number;
+  /** The head's loss over all rows at once (PPO's log-probabilities and entropy), not in chunks. */
+  fullHead?: boolean;
+  /** The option that sets the batch, for the suggestion (default --batch-size N). */
+  batchOption?: (rows: number) => string | undefined;
   batchSize: number;
   /** Tokens per sequence. */
   seq: number;
@@ -63,7 +67,8 @@ export function estimateBytes(c: ModelConfig, m: StageMemory, backend = 'wasm') 
   // Llama-family training recomputes layers (each keeps its input) and chunks the head's loss (llama.ts, lm-loss.ts)
   const checkpointed = !!c.llama && B * T * c.n_layer * c.n_embd > 2 ** 21;
   const layers = checkpointed ? c.n_layer * B * T * c.n_embd * 4 + perLayer : c.n_layer * perLayer;
-  const head = c.vocab_size >= 4096 && c.llama ? 4 * 4 * Math.min(B * T, 256) * c.vocab_size : 3 * 4 * B * T * c.vocab_size;
+  // the logits, their log-softmax and its gradient (chunked: one chunk's four); PPO's with the entropy and the one-hot: six
+  const head = c.vocab_size >= 4096 && c.llama && !m.fullHead ? 4 * 4 * Math.min(B * T, 256) * c.vocab_size : (m.fullHead ? 6 : 3) * 4 * B * T * c.vocab_size;
   const activations = Math.min(m.trained, m.concurrent ?? m.trained) * (layers + head);
   return { weights, grads, optimizer, activations, total: weights + grads + optimizer + activations };
 }
@@ -83,10 +88,11 @@ export function checkStageMemory(c: ModelConfig, m: StageMemory, backend = tf.ge
   const halvings = [...Array(Math.floor(Math.log2(m.batchSize))).keys()].map((i) => m.batchSize >> (i + 1));
   const lora = m.loraR === 0 && m.trained > 0;
   if (lora && ok({ loraR: 16 })) fits.push(`LoRA (--lora-r 16: about ${size({ loraR: 16 })})`);
-  const b = halvings.find((x) => ok({ batchSize: x }));
-  if (b) fits.push(`--batch-size ${b} (about ${size({ batchSize: b })})`);
-  const lb = lora && !fits.length ? halvings.find((x) => ok({ batchSize: x, loraR: 16 })) : undefined;
-  if (lb) fits.push(`LoRA with --batch-size ${lb} (--lora-r 16: about ${size({ batchSize: lb, loraR: 16 })})`);
+  const opt = m.batchOption ?? ((rows: number) => `--batch-size ${rows}`);
+  const b = halvings.find((x) => ok({ batchSize: x }) && opt(x));
+  if (b) fits.push(`${opt(b)} (about ${size({ batchSize: b })})`);
+  const lb = lora && !fits.length ? halvings.find((x) => ok({ batchSize: x, loraR: 16 }) && opt(x)) : undefined;
+  if (lb) fits.push(`LoRA with ${opt(lb)} (--lora-r 16: about ${size({ batchSize: lb, loraR: 16 })})`);
   if (backend === 'wasm' && e.total <= 0.9 * freeMemory) fits.push("another backend (--backend node or a GPU) that is not bound by WebAssembly's 4 GiB");
   throw new MemoryError(
     `this stage needs about ${gib(e.total)} (weights ${gib(e.weights)}, gradients ${gib(e.grads)}, optimizer ${gib(e.optimizer)}, activations ${gib(e.activations)}), more than ${over[0]} allows; ${fits.length ? `what would fit: ${fits.join(', or ')}` : 'a smaller model would'}`,

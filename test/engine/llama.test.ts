@@ -234,3 +234,41 @@ test('the chunked head loss (large vocabularies) equals the plain cross-entropy,
     m.dispose();
   }
 });
+
+test("PPO's chunked log-probabilities (large vocabularies) equal log_softmax at the next token, entropy and every gradient too", async () => {
+  const { Llama } = await import('../../src/engine/llama');
+  const { chunkedTokenLogps } = await import('../../src/engine/train/lm-loss');
+  const { Rng } = await import('../../src/engine/rng');
+  const cfg = tinyLlama({ vocab_size: 5000, tie_word_embeddings: true, max_position_embeddings: 256, num_hidden_layers: 1 });
+  const m = Llama.init(cfg, 5);
+  const rng = new Rng(3);
+  const B = 2, T = 150; // 300 rows: two chunks
+  const ids = tf.tensor2d(Array.from({ length: B * T }, () => rng.int(5000)), [B, T], 'int32');
+  const dy = tf.tensor2d(Array.from({ length: B * T }, () => rng.normal()), [B, T]);
+  const next = tf.concat([tf.slice(ids, [0, 1], [B, T - 1]), tf.zeros([B, 1], 'int32')], 1);
+  const vars = [...m.params.values()];
+  for (const temp of [1, 0.7]) {
+    let ent0: tf.Tensor | undefined, ent1: tf.Tensor | undefined;
+    const plain = tf.variableGrads(() => {
+      const logp = tf.logSoftmax(tf.div(m.logits(ids), temp));
+      ent0 = tf.keep(tf.reshape(tf.neg(tf.sum(tf.mul(tf.exp(logp), logp), 1)), [B, T]));
+      const picked = tf.reshape(tf.sum(tf.mul(logp, tf.oneHot(tf.reshape(next, [B * T]), 5000)), 1), [B, T]);
+      return tf.sum(tf.mul(picked, dy)) as tf.Scalar;
+    }, vars);
+    const chunked = tf.variableGrads(() => {
+      const r = chunkedTokenLogps(m, ids, temp);
+      ent1 = tf.keep(r.entropy);
+      return tf.sum(tf.mul(r.logp, dy)) as tf.Scalar;
+    }, vars);
+    assert.ok(Math.abs(plain.value.dataSync()[0] - chunked.value.dataSync()[0]) < 1e-3, `${plain.value.dataSync()[0]} vs ${chunked.value.dataSync()[0]}`);
+    const e0 = ent0!.dataSync(), e1 = ent1!.dataSync();
+    e0.forEach((x, j) => assert.ok(Math.abs(x - e1[j]) < 1e-4, `entropy[${j}] ${x} vs ${e1[j]}`));
+    for (const v of vars) {
+      const a = plain.grads[v.name].dataSync(), b = chunked.grads[v.name].dataSync();
+      const scale = Math.max(1e-6, ...Array.from(a, Math.abs));
+      a.forEach((x, j) => assert.ok(Math.abs(x - b[j]) < 1e-4 * scale + 1e-7, `${v.name}[${j}]: ${x} vs ${b[j]}`));
+    }
+    tf.dispose([ent0!, ent1!]);
+  }
+  m.dispose();
+});

@@ -165,6 +165,17 @@ async function buildModels(models: ReturnType<typeof loadModels>, stats: { mean:
   return { tok: models.policy.tokenizer, policy, ref, rm, critic };
 }
 
+/** f over the rollout's rows [N, T] in chunks of about 8,192 tokens (rows are independent), as one [N * T] array. */
+async function byRows(r: Rollout, f: (ids: tf.Tensor2D) => tf.Tensor): Promise<Float32Array> {
+  const out = new Float32Array(r.N * r.T);
+  const rows = Math.max(1, Math.floor(8192 / r.T));
+  for (let n = 0; n < r.N; n += rows) {
+    const m = Math.min(rows, r.N - n);
+    out.set(await take(tf.tidy(() => f(tf.tensor2d(r.ids.subarray(n * r.T, (n + m) * r.T), [m, r.T], 'int32')))), n * r.T);
+  }
+  return out;
+}
+
 class PpoRun {
   readonly stage = 'ppo';
   private lastSamples: Record<string, unknown>[] = [];
@@ -245,12 +256,11 @@ class PpoRun {
     const r = await this.rollout(i);
     const tGen = performance.now();
     const mask = responseMask(r);
-    const [logpOld, logpRef, vOld] = await Promise.all(
-      tf.tidy(() => {
-        const ids = tf.tensor2d(r.ids, [r.N, r.T], 'int32');
-        return [tokenLogps(this.policy, ids, false, c.temperature).logp, tokenLogps(this.ref, ids, false, c.temperature).logp, this.critic.values(ids)];
-      }).map((t) => take(t)),
-    );
+    // one model at a time, a few thousand tokens at a time: a large vocabulary's logits of a whole
+    // rollout for three models at once did not fit the wasm heap at SmolLM2's shape
+    const logpOld = await byRows(r, (ids) => tokenLogps(this.policy, ids, false, c.temperature).logp);
+    const logpRef = await byRows(r, (ids) => tokenLogps(this.ref, ids, false, c.temperature).logp);
+    const vOld = await byRows(r, (ids) => this.critic.values(ids));
     const scores = await this.scores(r);
     // per-token rewards, GAE, whitening
     const beta = this.kl.value;
@@ -411,7 +421,12 @@ export async function ppoTrain(o: PpoOptions, hooks: StageHooks = {}) {
   const rows = Math.ceil((cfg.promptsPerRollout * cfg.samplesPerPrompt) / cfg.minibatches);
   const seq = Math.min(models.policy.config.n_positions, Math.max(...prompts.map((p) => encodeContext(models.policy.tokenizer, p).length)) + cfg.maxNewTokens);
   // the policy's and the critic's updates take turns: one backward pass's activations at a time
-  checkStageMemory(models.policy.config, { models: o.lora ? 2 : 4, trained: 2, concurrent: 1, batchSize: rows, seq, loraR: o.lora?.r ?? 0 });
+  const n = cfg.promptsPerRollout * cfg.samplesPerPrompt;
+  checkStageMemory(models.policy.config, {
+    models: o.lora ? 2 : 4, trained: 2, concurrent: 1, fullHead: true, batchSize: rows, seq, loraR: o.lora?.r ?? 0,
+    // rows per minibatch = ceil(responses / minibatches): the minibatch count that gives `rows`
+    batchOption: (r) => (n % r === 0 && n / r <= n ? `--minibatches ${n / r}` : undefined),
+  });
   const run = RunDir.create(o.runsDir, {
     stage: 'ppo',
     config: { prompts: path.resolve(o.prompts), policy: path.resolve(o.policy), reward_model: path.resolve(o.rewardModel), ptx_corpus: o.ptxCorpus ? path.resolve(o.ptxCorpus) : null, ppo: cfg, lora: o.lora ?? null, reward_stats: models.stats },

@@ -65,3 +65,69 @@ export function lmLoss(model: CausalLM, ids: tf.Tensor2D, targets: tf.Tensor1D, 
   }) as Parameters<typeof tf.customGrad>[0]);
   return f(h, ...vars) as tf.Scalar;
 }
+
+/**
+ * Each position's log-probability of the next token [N, T] (and, without a gradient, the
+ * entropy of its distribution) for a large vocabulary, in chunks of rows as one op that keeps
+ * only the hidden states, as lmLoss does: what PPO's and GRPO's updates read. The values are
+ * log_softmax's own steps, (x - max) - log(sum(exp(x - max))), at the next token.
+ */
+export function chunkedTokenLogps(model: CausalLM, ids: tf.Tensor2D, temperature = 1): { logp: tf.Tensor2D; entropy: tf.Tensor2D } {
+  const [N, T] = ids.shape;
+  const V = model.config.vocab_size;
+  const next = tf.reshape(tf.concat([tf.slice(ids, [0, 1], [N, T - 1]), tf.zeros([N, 1], 'int32')], 1), [N * T]);
+  const h = model.hidden(ids);
+  const n = N * T;
+  const chunks = Array.from({ length: Math.ceil(n / CHUNK_ROWS) }, (_, i) => [i * CHUNK_ROWS, Math.min(n, (i + 1) * CHUNK_ROWS) - i * CHUNK_ROWS]);
+  const shiftedOf = (hc: tf.Tensor2D) => {
+    const logits = temperature === 1 ? model.lmHead(hc) : tf.div(model.lmHead(hc), temperature);
+    const shifted = tf.sub(logits, tf.max(logits, 1, true));
+    return { shifted, lse: tf.log(tf.sum(tf.exp(shifted), 1)) };
+  };
+  const chunkLogp = (hc: tf.Tensor2D, [start, size]: number[], nx: tf.Tensor) => {
+    const { shifted, lse } = shiftedOf(hc);
+    const at = tf.add(tf.mul(tf.range(0, size, 1, 'int32'), tf.scalar(V, 'int32')), tf.slice(nx, [start], [size]));
+    return tf.sub(tf.gather(tf.reshape(shifted, [size * V]), at), lse);
+  };
+  // the entropy is logged, not trained: made inside the op's forward pass, which the tape does not record
+  const entropyOf = (hc: tf.Tensor2D) => {
+    const { shifted, lse } = shiftedOf(hc);
+    const logp = tf.sub(shifted, tf.reshape(lse, [hc.shape[0], 1]));
+    return tf.neg(tf.sum(tf.mul(tf.exp(logp), logp), 1));
+  };
+  let entropyKept: tf.Tensor | undefined;
+  const vars = headVars(model);
+  const f = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const hs = args[0] as tf.Tensor2D;
+    save([hs, next]);
+    const value = tf.concat(chunks.map((c) => tf.tidy(() => chunkLogp(tf.slice(hs, [c[0], 0], [c[1], -1]) as tf.Tensor2D, c, next))), 0);
+    entropyKept = tf.keep(tf.concat(chunks.map((c) => tf.tidy(() => entropyOf(tf.slice(hs, [c[0], 0], [c[1], -1]) as tf.Tensor2D))), 0));
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const dh: tf.Tensor[] = [];
+        const dw = vars.map((v) => tf.zerosLike(v) as tf.Tensor);
+        for (const c of chunks) {
+          const xv = tf.variable(tf.slice(saved[0], [c[0], 0], [c[1], -1]), true);
+          const grads = innerVariableGrads(() => tf.sum(tf.mul(chunkLogp(xv as unknown as tf.Tensor2D, c, saved[1]), tf.slice(dy, [c[0]], [c[1]]))) as tf.Scalar, [xv, ...vars]);
+          dh.push(grads[xv.name]);
+          vars.forEach((v, k) => {
+            const g = grads[v.name];
+            if (g) {
+              const sum = tf.add(dw[k], g);
+              tf.dispose([dw[k], g]);
+              dw[k] = sum;
+            }
+          });
+          xv.dispose();
+        }
+        return [tf.concat(dh, 0), ...dw];
+      },
+    };
+  }) as Parameters<typeof tf.customGrad>[0]);
+  const logp = tf.reshape(f(h, ...vars), [N, T]) as tf.Tensor2D;
+  const entropy = tf.reshape(entropyKept!, [N, T]) as tf.Tensor2D; // a new tensor the caller's scope owns
+  entropyKept!.dispose();
+  return { logp, entropy };
+}

@@ -46,6 +46,9 @@ test('log-probabilities divide the logits by the sampling temperature, as the sa
     const got = await tokenLogps(model, ids, false, T).logp.data();
     const want = await tf.tidy(() => tf.logSoftmax(tf.div(model.logits(ids), T))).data(); // [4, 11]
     [5, 3, 9].forEach((next, t) => close(got[t], want[t * 11 + next]));
+    // the no-gradient path gathers the next token's value; the training path picks it with a one-hot: the same bits
+    const picked = await tokenLogps(model, ids, true, T).logp.data();
+    assert.deepEqual(Array.from(got), Array.from(picked));
   }
   model.dispose();
 });
