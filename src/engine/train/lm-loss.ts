@@ -21,6 +21,31 @@ function headVars(model: CausalLM): tf.Variable[] {
   return v && v.trainable ? [v] : [];
 }
 
+/**
+ * The backward pass of a chunked head op: each chunk of the saved hidden states recomputed under
+ * its own tape; `loss(hc, chunk)` is the chunk's part times the incoming gradient. Returns the
+ * gradient of the hidden states (the chunks' concatenated) and the sum of the head weights'.
+ */
+function chunkGrads(hs: tf.Tensor, chunks: number[][], vars: tf.Variable[], loss: (hc: tf.Tensor2D, chunk: number[]) => tf.Scalar): tf.Tensor[] {
+  const dh: tf.Tensor[] = [];
+  const dw = vars.map((v) => tf.zerosLike(v) as tf.Tensor);
+  for (const c of chunks) {
+    const xv = tf.variable(tf.slice(hs, [c[0], 0], [c[1], -1]), true);
+    const grads = innerVariableGrads(() => loss(xv as unknown as tf.Tensor2D, c), [xv, ...vars]);
+    dh.push(grads[xv.name]);
+    vars.forEach((v, k) => {
+      const g = grads[v.name];
+      if (g) {
+        const sum = tf.add(dw[k], g);
+        tf.dispose([dw[k], g]);
+        dw[k] = sum;
+      }
+    });
+    xv.dispose();
+  }
+  return [tf.concat(dh, 0), ...dw];
+}
+
 export function lmLoss(model: CausalLM, ids: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Tensor1D, opts: ForwardOptions = {}): tf.Scalar {
   if (model.config.vocab_size < LARGE_VOCAB) return crossEntropy(model.logits(ids, opts), targets, weights);
   const h = model.hidden(ids, opts);
@@ -42,25 +67,8 @@ export function lmLoss(model: CausalLM, ids: tf.Tensor2D, targets: tf.Tensor1D, 
     for (const c of chunks) total = tf.tidy(() => tf.add(total, chunkLoss(tf.slice(hs, [c[0], 0], [c[1], -1]) as tf.Tensor2D, c, targets, wn))) as tf.Scalar;
     return {
       value: total,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const dh: tf.Tensor[] = [];
-        const dw = vars.map((v) => tf.zerosLike(v) as tf.Tensor);
-        for (const c of chunks) {
-          const xv = tf.variable(tf.slice(saved[0], [c[0], 0], [c[1], -1]), true);
-          const grads = innerVariableGrads(() => tf.mul(chunkLoss(xv as unknown as tf.Tensor2D, c, saved[1], saved[2]), dy) as tf.Scalar, [xv, ...vars]);
-          dh.push(grads[xv.name]);
-          vars.forEach((v, k) => {
-            const g = grads[v.name];
-            if (g) {
-              const next = tf.add(dw[k], g);
-              tf.dispose([dw[k], g]);
-              dw[k] = next;
-            }
-          });
-          xv.dispose();
-        }
-        return [tf.concat(dh, 0), ...dw];
-      },
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        chunkGrads(saved[0], chunks, vars, (hc, c) => tf.mul(chunkLoss(hc, c, saved[1], saved[2]), dy) as tf.Scalar),
     };
   }) as Parameters<typeof tf.customGrad>[0]);
   return f(h, ...vars) as tf.Scalar;
@@ -105,25 +113,8 @@ export function chunkedTokenLogps(model: CausalLM, ids: tf.Tensor2D, temperature
     entropyKept = tf.keep(tf.concat(chunks.map((c) => tf.tidy(() => entropyOf(tf.slice(hs, [c[0], 0], [c[1], -1]) as tf.Tensor2D))), 0));
     return {
       value,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const dh: tf.Tensor[] = [];
-        const dw = vars.map((v) => tf.zerosLike(v) as tf.Tensor);
-        for (const c of chunks) {
-          const xv = tf.variable(tf.slice(saved[0], [c[0], 0], [c[1], -1]), true);
-          const grads = innerVariableGrads(() => tf.sum(tf.mul(chunkLogp(xv as unknown as tf.Tensor2D, c, saved[1]), tf.slice(dy, [c[0]], [c[1]]))) as tf.Scalar, [xv, ...vars]);
-          dh.push(grads[xv.name]);
-          vars.forEach((v, k) => {
-            const g = grads[v.name];
-            if (g) {
-              const sum = tf.add(dw[k], g);
-              tf.dispose([dw[k], g]);
-              dw[k] = sum;
-            }
-          });
-          xv.dispose();
-        }
-        return [tf.concat(dh, 0), ...dw];
-      },
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        chunkGrads(saved[0], chunks, vars, (hc, c) => tf.sum(tf.mul(chunkLogp(hc, c, saved[1]), tf.slice(dy, [c[0]], [c[1]]))) as tf.Scalar),
     };
   }) as Parameters<typeof tf.customGrad>[0]);
   const logp = tf.reshape(f(h, ...vars), [N, T]) as tf.Tensor2D;
