@@ -8,6 +8,8 @@ export interface OptSpec {
   type: OptType;
   help: string;
   default?: string | number | boolean;
+  /** A string option that may be given more than once: the values joined by newlines. */
+  repeat?: boolean;
 }
 
 export type OptSpecs = Record<string, OptSpec>;
@@ -21,6 +23,11 @@ export function parseArgs(command: string, argv: string[], specs: OptSpecs): { o
   for (const [k, s] of Object.entries(specs)) if (s.default !== undefined) opts[k] = s.default;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
+    if (a === '--') {
+      // the end of the options: the rest is positional (rlhf submit -- sft --data ...)
+      positional.push(...argv.slice(i + 1));
+      break;
+    }
     if (!a.startsWith('--')) {
       positional.push(a);
       continue;
@@ -42,7 +49,7 @@ export function parseArgs(command: string, argv: string[], specs: OptSpecs): { o
         throw new UsageError(`--${key} must be ${spec.type === 'int' ? 'a whole number' : 'a number'}, got "${value}"`);
       }
       opts[key] = n;
-    } else opts[key] = value;
+    } else opts[key] = spec.repeat && opts[key] !== undefined && opts[key] !== spec.default ? `${opts[key]}\n${value}` : value;
   }
   return { opts, positional };
 }

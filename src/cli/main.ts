@@ -16,6 +16,7 @@ import { AGREEMENT_OPTS, CONVERT_OPTS, STATS_OPTS, VALIDATE_OPTS, agreementComma
 import { MERGE_LORA_OPTS, mergeLoraCommand } from './commands/lora';
 import { DOWNLOAD_OPTS, downloadCommand } from './commands/download';
 import { COST_OPTS, costCommand } from './commands/cost';
+import { CANCEL_OPTS, JOBS_OPTS, SUBMIT_OPTS, cancelCommand, jobsCommand, submitCommand } from './commands/submit';
 
 interface Command {
   usage: string;
@@ -36,6 +37,9 @@ export const COMMANDS: Record<string, Command> = {
   download: { usage: 'rlhf download MODEL_ID [--revision R]', summary: 'Fetch a model from the Hugging Face Hub into its cache (HF_HOME, HF_ENDPOINT, HF_TOKEN); resumable.', opts: DOWNLOAD_OPTS, run: (o, p, r) => downloadCommand(o, p, r) },
   'merge-lora': { usage: 'rlhf merge-lora --adapter DIR --out DIR [--dtype f32|bf16|f16]', summary: 'Add a LoRA adapter into its base model and write the whole model (Transformers\' layout).', opts: MERGE_LORA_OPTS, run: (o, _p, r) => mergeLoraCommand(o, r) },
   cost: { usage: 'rlhf cost --model M --tokens N [--gpu local|a100|h100|h200] | rlhf cost serve --model M --daily-users U --gpu G', summary: 'FLOPs, time, GPU-hours, energy and dollars of training (at this machine\'s measured speed or on GPUs), or of serving a chat model.', opts: COST_OPTS, run: (o, p, r) => costCommand(o, p, r) },
+  submit: { usage: 'rlhf submit [--partition P] [--time T] [--cpus-per-task N] [--gpus-per-node G] [--mem M] [--ssh HOST] [--sweep KEY=V1,V2] [--seeds N] [--wait] -- <stage command | pipeline | resume RUN_DIR>', summary: 'Run a stage as a Slurm job (a pipeline as a chain of jobs, a sweep as a job array), writing into the same runs folder.', opts: SUBMIT_OPTS, run: (o, p, r) => submitCommand(o, p, r) },
+  jobs: { usage: 'rlhf jobs [--runs-dir DIR] [--watch]', summary: 'The cluster runs and their Slurm states (PENDING with the reason, RUNNING on which node, COMPLETED, FAILED with the error).', opts: JOBS_OPTS, run: (o, p, r) => jobsCommand(o, p, r) },
+  cancel: { usage: 'rlhf cancel RUN_DIR...', summary: 'Cancel a cluster run\'s job (scancel); the stage checkpoints first.', opts: CANCEL_OPTS, run: (o, p, r) => cancelCommand(o, p, r) },
   resume: { usage: 'rlhf resume RUN_DIR', summary: 'Continue a cancelled or interrupted run from its last checkpoint.', opts: RESUME_OPTS, run: (o, p, r) => resumeCommand(o, p, r) },
   generate: { usage: 'rlhf generate --model DIR --prompt TEXT [options]', summary: 'Sample responses from a model.', opts: GENERATE_OPTS, run: (o, _p, r) => generateCommand(o, r) },
   logprobs: { usage: 'rlhf logprobs --model DIR (--text TEXT | --ids 3,17,256) --json', summary: 'Per-token log-probabilities: logprobs[i] = log p(tokens[i+1] | tokens[0..i]).', opts: LOGPROBS_OPTS, run: (o, _p, r) => logprobsCommand(o, r) },

@@ -76,6 +76,39 @@ export const PIPELINE_OPTS: OptSpecs = {
   ...COMMON,
 };
 
+/**
+ * The pipeline as separate stage commands (for `rlhf submit -- pipeline`: one cluster job each),
+ * with the same data, models and settings as pipelineCommand below; `after` names the stages
+ * whose final model a stage reads. The held-out evaluation is not a stage and is not included.
+ */
+export function pipelineStages(o: ParsedOpts, runsDir: string): { id: string; stage: string; argv: string[]; after: string[] }[] {
+  const algos = parseAlgos(o.algos as string);
+  const ws = path.resolve((o.workspace as string) ?? exampleWorkspace());
+  const data = (name: string) => path.join(ws, 'data', name);
+  const prefix = (o['run-prefix'] as string | undefined) ?? '';
+  if (!/^[\w.-]*$/.test(prefix)) throw new Error('--run-prefix: letters, digits, _ . - only');
+  const id = (stage: string) => `${prefix}${stage}`;
+  const final = (stage: string) => path.join(runsDir, id(stage), 'checkpoints', 'final');
+  const common = (stage: string) => ['--runs-dir', runsDir, '--run-id', id(stage), '--backend', o.backend as string];
+  const n = (k: string) => String(o[k]);
+  const out: { id: string; stage: string; argv: string[]; after: string[] }[] = [];
+  if ((o['pretrain-steps'] as number) > 0) out.push({ id: id('pretrain'), stage: 'pretrain', after: [], argv: ['pretrain', '--layers', '4', '--heads', '4', '--embd', '128', '--block', '64', '--steps', n('pretrain-steps'), '--lr', '2e-3', '--warmup-steps', '10', '--eval-interval', '50', ...common('pretrain')] });
+  out.push({ id: id('sft'), stage: 'sft', after: [], argv: ['sft', '--data', data('reviews.sft.jsonl'), '--model', bundledBaseModel(), '--steps', n('sft-steps'), '--eval-interval', '150', ...common('sft')] });
+  out.push({ id: id('rm'), stage: 'rm', after: [id('sft')], argv: ['rm', '--data', data('reviews.rm.jsonl'), '--model', final('sft'), '--steps', n('rm-steps'), '--eval-interval', '35', ...common('rm')] });
+  const prompts = data('reviews.ppo.jsonl');
+  const tuned: Record<Algo, () => { after: string[]; argv: string[] }> = {
+    ppo: () => ({ after: [id('sft'), id('rm')], argv: ['ppo', '--prompts', prompts, '--policy', final('sft'), '--reward-model', final('rm'), '--iterations', n('ppo-iterations')] }),
+    dpo: () => ({ after: [id('sft')], argv: ['dpo', '--data', data('reviews.rm.jsonl'), '--model', final('sft'), '--beta', '0.5', '--kway', 'pl', '--steps', n('dpo-steps'), '--lr', '1e-4', '--min-lr', '1e-5', '--eval-interval', n('dpo-steps')] }),
+    grpo: () => ({ after: [id('sft'), id('rm')], argv: ['grpo', '--prompts', prompts, '--policy', final('sft'), '--reward-model', final('rm'), '--iterations', n('grpo-iterations'), '--lr', '5e-5', '--beta', '0.1'] }),
+    rloo: () => ({ after: [id('sft'), id('rm')], argv: ['rloo', '--prompts', prompts, '--policy', final('sft'), '--reward-model', final('rm'), '--iterations', n('rloo-iterations'), '--lr', '5e-5', '--beta', '0.1'] }),
+  };
+  for (const a of algos) {
+    const t = tuned[a]();
+    out.push({ id: id(a), stage: a, after: t.after, argv: [...t.argv, ...common(a)] });
+  }
+  return out;
+}
+
 interface EvalResult {
   n: number;
   gold_mean: number;
