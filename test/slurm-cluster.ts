@@ -22,10 +22,10 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-const DAEMONS = ['/usr/sbin/munged', '/usr/sbin/slurmctld', '/usr/sbin/slurmd'];
+const DAEMONS = ['/usr/sbin/munged', '/usr/sbin/slurmctld', '/usr/sbin/slurmd', '/usr/bin/sbatch', '/usr/bin/squeue'];
 
 export function available(): boolean {
-  return DAEMONS.every((d) => fs.existsSync(d)) && spawnSync('sbatch', ['--version']).status === 0;
+  return DAEMONS.every((d) => fs.existsSync(d));
 }
 
 function freePort(): Promise<number> {

@@ -83,8 +83,8 @@ export function lastLine(s: string): string {
 
 /** sbatch's complaint without its "sbatch: error: " prefixes, as one line. */
 function slurmError(s: string): string {
-  const lines = s.trim().split('\n').map((l) => l.replace(/^(sbatch|squeue|scontrol|scancel|sinfo|sacct): error: /, '').trim()).filter(Boolean);
-  return lines.filter((l) => !/^Batch job submission failed: *$/.test(l)).join('; ') || 'no reason given';
+  const lines = s.trim().split('\n').map((l) => l.replace(/^(sbatch|squeue|scontrol|scancel|sinfo|sacct): error: /, '').replace(/^Batch job submission failed: */, '').trim()).filter(Boolean);
+  return lines.join('; ') || 'no reason given';
 }
 
 /** The cluster's partitions (the default one first). */
