@@ -24,6 +24,7 @@ import { GeneratePanel } from './host/panels/generate-panel';
 import * as fs from 'fs';
 import { listRuns, type RunNode } from './data/runs-tree';
 import { registerPanelCommands } from './host/panels/commands';
+import { ClusterChoice, pollCluster, pollSeconds, registerClusterCommands, submitAndTell } from './host/cluster-commands';
 
 export function activate(context: vscode.ExtensionContext): void {
   const t0 = performance.now();
@@ -50,7 +51,10 @@ export function activate(context: vscode.ExtensionContext): void {
   const cfg = () => vscode.workspace.getConfiguration('rlhf');
   const runsFolder = () => cfg().get<string>('runsFolder', '.rlhf/runs');
   const runsDir = () => (folder() ? path.resolve(folder()!, runsFolder()) : undefined);
-  const runs = new RunsTreeProvider(runsDir, scan);
+  const runs = new RunsTreeProvider(runsDir, scan, { poll: pollCluster, seconds: pollSeconds, onError: (e) => log.warn(`cluster: ${e.message}`) });
+  /** Set by RLHF: Run on Cluster… while a stage command picks its inputs: runStage then submits. */
+  const target: { cluster?: ClusterChoice } = {};
+  const clusterDeps = { runsDir, folder, refreshRuns: () => runs.refresh(), log: (l: string) => log.info(l), target };
   // side-by-side generations, shown as read-only Markdown
   context.subscriptions.push(runs, vscode.window.createTreeView('rlhf.runs', { treeDataProvider: runs }));
   if (vscode.workspace.workspaceFolders?.[0]) runs.watch(vscode.workspace.workspaceFolders[0], runsFolder());
@@ -68,6 +72,11 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showWarningMessage('RLHF: training is disabled in an untrusted workspace.');
       return;
     }
+    // training stages write runs into the configured folder and read their settings
+    // (the settings first, then what was picked for this run: the last of a repeated flag wins)
+    const stage = argv[0];
+    const full = ['pretrain', 'sft', 'rm', 'ppo', 'dpo', 'grpo', 'rloo'].includes(stage) ? [stage, ...stageFlags(stage), ...argv.slice(1), '--runs-dir', runsDir()!] : argv;
+    if (target.cluster) return submitAndTell(context, cwd, target.cluster, full, clusterDeps);
     if (worker.running) {
       const pick = await vscode.window.showWarningMessage(`RLHF: ${current ?? 'a run'} is in progress; one run at a time. Cancel it first, or wait.`, 'Show Progress', 'Cancel It');
       if (pick === 'Show Progress') log.show();
@@ -75,10 +84,6 @@ export function activate(context: vscode.ExtensionContext): void {
       return;
     }
     current = title;
-    // training stages write runs into the configured folder and read their settings
-    const stage = argv[0];
-    // the settings first, then what was picked for this run (the last of a repeated flag wins)
-    const full = ['pretrain', 'sft', 'rm', 'ppo', 'dpo', 'grpo', 'rloo'].includes(stage) ? [stage, ...stageFlags(stage), ...argv.slice(1), '--runs-dir', runsDir()!] : argv;
     await vscode.commands.executeCommand('setContext', 'rlhf.training', true);
     // set once: a command with arguments reassigned on every step would be gone by the time of a click
     status.tooltip = 'RLHF: training. Click to open its dashboard; cancel from the notification or with RLHF: Cancel Training.';
@@ -237,7 +242,10 @@ export function activate(context: vscode.ExtensionContext): void {
         if (!open.length) return void vscode.window.showInformationMessage('RLHF: no cancelled or interrupted run to resume.');
         dir = (await vscode.window.showQuickPick(open.map((r) => ({ label: r.info.id, description: `${r.info.status}${r.metric ? ` · ${r.metric}` : ''}`, dir: r.dir })), { placeHolder: 'Run to resume' }))?.dir;
       }
-      if (dir) await runStage('Resume Run', ['resume', dir]);
+      if (!dir) return;
+      // a cluster run is resubmitted (same partition and time limit) and resumes there from its checkpoint
+      if (runs.find(dir)?.cluster) return submitAndTell(context, folder() ?? path.dirname(dir), { sweep: [] }, ['resume', dir], clusterDeps);
+      await runStage('Resume Run', ['resume', dir]);
     }),
     vscode.commands.registerCommand('rlhf.runs.useModel', async (node?: RunNode) => {
       if (node?.kind !== 'checkpoint') return;
@@ -255,6 +263,7 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
   );
   registerPanelCommands(context, { runsDir, pickModel, runStage });
+  registerClusterCommands(context, clusterDeps);
   openWalkthroughOnce(context).catch((e) => log.warn(`the walkthrough did not open: ${(e as Error).message}`));
   log.info(`RLHF Studio activated in ${(performance.now() - t0).toFixed(1)} ms`);
 }

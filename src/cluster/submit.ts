@@ -13,19 +13,12 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { ClusterJob, CLUSTER_JSON, JobState, isFinalState, readClusterJob, writeClusterJob } from '../data/cluster-run';
+import { ClusterJob, CLUSTER_JSON, JobResources, JobState, isFinalState, readClusterJob, writeClusterJob } from '../data/cluster-run';
 import { RunDir } from '../data/run';
 import { readTail } from '../data/durable';
 import { ClusterError, Shell, jobStates, partitions, release, sbatch, scancel, shellQuote } from './slurm';
 
-export interface Resources {
-  partition?: string;
-  /** Slurm's --time: minutes, or [D-]HH:MM[:SS]. */
-  time?: string;
-  cpusPerTask?: number;
-  gpusPerNode?: number;
-  mem?: string;
-}
+export type Resources = JobResources;
 
 /** One run of a job: its folder and the rlhf command that fills it. */
 export interface TaskPlan {
@@ -149,7 +142,7 @@ export async function submitJobs(jobs: JobPlan[], ctx: SubmitContext): Promise<S
         if (!fs.existsSync(dir)) written.push(dir);
         fs.mkdirSync(dir, { recursive: true });
         fs.writeFileSync(path.join(dir, 'job.sh'), script, { mode: 0o755 });
-        writeClusterJob(dir, { scheduler: 'slurm', job_id: 'submitting', stage: job.stage, argv: t.argv, script: 'job.sh', ...(ctx.shell.ssh ? { ssh: ctx.shell.ssh } : {}), submitted_at: new Date().toISOString() });
+        writeClusterJob(dir, { scheduler: 'slurm', job_id: 'submitting', stage: job.stage, argv: t.argv, script: 'job.sh', ...(ctx.shell.ssh ? { ssh: ctx.shell.ssh } : {}), submitted_at: new Date().toISOString(), resources: JSON.parse(JSON.stringify(ctx.resources)) });
       }
       const first = path.join(job.runsDir, job.tasks[0].runId);
       if (ctx.shell.ssh) {
@@ -164,7 +157,8 @@ export async function submitJobs(jobs: JobPlan[], ctx: SubmitContext): Promise<S
         const dir = path.join(job.runsDir, t.runId);
         runDirs.push(dir);
         const prev = readClusterJob(dir)!;
-        const state: JobState = { name: 'PENDING', reason: 'JobHeldUser', updated_at: new Date().toISOString() };
+        // held only until the whole submission is queued: plain PENDING until the first poll says more
+        const state: JobState = { name: 'PENDING', updated_at: new Date().toISOString() };
         writeClusterJob(dir, { ...prev, job_id: job.tasks.length > 1 ? `${id}_${i}` : id, ...(after.length ? { after } : {}), ...(t.values ? { sweep: { index: i, values: t.values } } : {}), state });
       }
       submitted.push({ jobId: id, stage: job.stage, runDirs });

@@ -28,6 +28,16 @@ export interface JobState {
   updated_at: string;
 }
 
+/** What the job asked Slurm for (reused when the run is resubmitted). */
+export interface JobResources {
+  partition?: string;
+  /** Slurm's --time: minutes, or [D-]HH:MM[:SS]. */
+  time?: string;
+  cpusPerTask?: number;
+  gpusPerNode?: number;
+  mem?: string;
+}
+
 export interface ClusterJob {
   scheduler: 'slurm';
   job_id: string;
@@ -38,6 +48,7 @@ export interface ClusterJob {
   submitted_at: string;
   after?: string[];
   sweep?: { index: number; values: Record<string, string> };
+  resources?: JobResources;
   state?: JobState;
 }
 

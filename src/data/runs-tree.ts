@@ -8,6 +8,7 @@ import { RunDir, RunInfo, costSummary } from './run';
 import { stageName, stageRank } from './stages';
 import { Vote, pairResults } from './evaluation';
 import { readVotes } from './evaluation-file';
+import { ClusterJob, clusterStatus, describeJobState, readClusterJob } from './cluster-run';
 
 export interface RunSummary {
   dir: string;
@@ -16,11 +17,13 @@ export interface RunSummary {
   checkpoints: { label: string; dir: string }[];
   /** Blind evaluations of this run's models: one line each, for the tooltip. */
   evaluations?: string[];
+  /** A run submitted to a cluster: its job and the job's last seen state (slurm.json). */
+  cluster?: ClusterJob;
 }
 
 export type RunNode =
   | { kind: 'stage'; id: string; stage: string; label: string; description: string }
-  | { kind: 'run'; id: string; dir: string; stage: string; status: string; label: string; description: string; tooltip: string; resumable: boolean }
+  | { kind: 'run'; id: string; dir: string; stage: string; status: string; label: string; description: string; tooltip: string; resumable: boolean; cluster?: boolean }
   | { kind: 'checkpoint'; id: string; dir: string; label: string };
 
 
@@ -108,17 +111,21 @@ export function listRuns(runsDir: string, votes?: { workspace: string; files: st
   for (const name of names.slice(0, MAX_RUNS)) {
     // each run on its own: a bad run.json (null, a FIFO, /dev/zero, 1 GB) costs that run only
     const run = new RunDir(path.join(runsDir, name));
+    const cluster = readClusterJob(run.dir);
     let info: RunInfo;
     try {
       info = run.read();
     } catch {
+      // a cluster run whose job has not started the stage yet: shown from its slurm.json
+      if (!cluster || cluster.job_id === 'submitting') continue;
+      out.push({ dir: run.dir, info: { id: name, stage: cluster.stage, status: 'running', config: {}, started_at: cluster.submitted_at }, checkpoints: [], cluster });
       continue;
     }
     const checkpoints = run.stepCheckpoints().map((c) => ({ label: `step ${c.step}`, dir: c.dir }));
     const final = path.join(run.checkpointsDir, 'final');
     if (fs.existsSync(path.join(final, 'config.json'))) checkpoints.push({ label: 'final', dir: final });
     const evaluations = evals.get(path.resolve(run.dir));
-    out.push({ dir: run.dir, info, metric: keyMetric(info.stage, run.readMetrics(METRICS_TAIL_BYTES).slice(-50)), checkpoints, ...(evaluations ? { evaluations } : {}) });
+    out.push({ dir: run.dir, info, metric: keyMetric(info.stage, run.readMetrics(METRICS_TAIL_BYTES).slice(-50)), checkpoints, ...(evaluations ? { evaluations } : {}), ...(cluster && cluster.job_id !== 'submitting' ? { cluster } : {}) });
   }
   return out.sort((a, b) => b.info.started_at.localeCompare(a.info.started_at));
 }
@@ -134,17 +141,27 @@ export function runStageNodes(runs: RunSummary[]): RunNode[] {
 export function runNodes(runs: RunSummary[], stage: string, now = Date.now()): RunNode[] {
   return runs
     .filter((r) => r.info.stage === stage)
-    .map((r) => ({
-      kind: 'run' as const,
-      id: `run:${r.dir}`,
-      dir: r.dir,
-      stage,
-      status: r.info.status,
-      label: r.info.id,
-      description: [r.info.status, r.metric, age(r.info.ended_at ?? r.info.started_at, now)].filter(Boolean).join(' · '),
-      tooltip: [`${r.info.id} (${r.info.stage})`, `status: ${r.info.status}`, r.info.backend ? `backend: ${r.info.backend}${r.info.adapter ? ` on ${r.info.adapter}` : ''}` : '', r.info.parent_model ? `parent: ${r.info.parent_model}` : '', r.info.error ? `error: ${r.info.error}` : '', costSummary(r.info.cost), ...(r.evaluations ?? []), r.dir].filter(Boolean).join('\n'),
-      resumable: r.info.status !== 'completed' && r.checkpoints.some((c) => c.label !== 'final'),
-    }));
+    .map((r) => {
+      const c = r.cluster;
+      // a cluster run's status is its job's while Slurm holds it; then the stage's own (a job that
+      // completed can hold a cancelled run); a job that failed before the stage wrote anything is failed
+      const jobStatus = c ? clusterStatus(c.state) : undefined;
+      const status = jobStatus === 'pending' || jobStatus === 'running' || (jobStatus && jobStatus !== 'completed' && r.info.status === 'running') ? jobStatus : r.info.status;
+      const job = c ? `${describeJobState(c.state)} · job ${c.job_id}${c.ssh ? ` on ${c.ssh}` : ''}` : '';
+      const sweep = c?.sweep ? Object.entries(c.sweep.values).map(([k, v]) => `${k}=${v}`).join(' ') : '';
+      return {
+        kind: 'run' as const,
+        id: `run:${r.dir}`,
+        dir: r.dir,
+        stage,
+        status,
+        label: r.info.id,
+        description: [c ? describeJobState(c.state) : r.info.status, sweep, r.metric, age(r.info.ended_at ?? r.info.started_at, now)].filter(Boolean).join(' · '),
+        tooltip: [`${r.info.id} (${r.info.stage})`, c ? `Slurm: ${job}${c.after?.length ? ` (after ${c.after.join(', ')})` : ''}` : '', sweep ? `sweep: ${sweep}` : '', c?.state?.error ? `job error: ${c.state.error}` : '', `status: ${r.info.status}`, r.info.backend ? `backend: ${r.info.backend}${r.info.adapter ? ` on ${r.info.adapter}` : ''}` : '', r.info.parent_model ? `parent: ${r.info.parent_model}` : '', r.info.error ? `error: ${r.info.error}` : '', costSummary(r.info.cost), ...(r.evaluations ?? []), r.dir].filter(Boolean).join('\n'),
+        resumable: status !== 'completed' && status !== 'pending' && status !== 'running' && r.checkpoints.some((cp) => cp.label !== 'final'),
+        ...(c ? { cluster: true } : {}),
+      };
+    });
 }
 
 export function checkpointNodes(run: RunSummary): RunNode[] {

@@ -6,8 +6,17 @@ import * as vscode from 'vscode';
 import * as path from 'path';
 import { RunNode, RunSummary, checkpointNodes, runNodes, runStageNodes } from '../data/runs-tree';
 import { ScanClient } from './scan-client';
+import { isFinalState } from '../data/cluster-run';
+
+/** How the view learns cluster jobs' states: a poll of the scheduler while any job has not ended. */
+export interface ClusterPoll {
+  poll(runsDir: string): Promise<unknown>;
+  seconds(): number;
+  onError(e: Error): void;
+}
 
 const STATUS_ICONS: Record<string, [string, string | undefined]> = {
+  pending: ['clock', undefined],
   running: ['sync~spin', undefined],
   completed: ['pass', 'testing.iconPassed'],
   cancelled: ['debug-pause', undefined],
@@ -20,8 +29,10 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunNode>, vscod
   private runs: RunSummary[] = [];
   private timer: NodeJS.Timeout | undefined;
   private watcher: vscode.FileSystemWatcher | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private lastPollError = '';
 
-  constructor(private readonly runsDir: () => string | undefined, private readonly scan: ScanClient) {}
+  constructor(private readonly runsDir: () => string | undefined, private readonly scan: ScanClient, private readonly cluster?: ClusterPoll) {}
 
   /** Reads the runs folder on the scan thread (bounded reads; a bad run.json costs that run only). */
   /** The run in a folder, as last read. */
@@ -37,12 +48,30 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunNode>, vscod
     const r = dir ? await this.scan.ask({ type: 'runs', dir, ...(votes ? { votes } : {}) }) : undefined;
     this.runs = r?.type === 'runs' ? r.runs : [];
     this.changed.fire(undefined);
+    this.schedulePoll(dir);
   }
 
-  /** Watches run.json files (debounced). */
+  /** While a cluster job has not ended: ask the scheduler again in a few seconds (never more often). */
+  private schedulePoll(dir: string | undefined): void {
+    if (!this.cluster || !dir || this.pollTimer || !this.runs.some((r) => r.cluster && !isFinalState(r.cluster.state?.name))) return;
+    this.pollTimer = setTimeout(async () => {
+      try {
+        await this.cluster!.poll(dir);
+        this.lastPollError = '';
+      } catch (e) {
+        // said once, not at every poll
+        if ((e as Error).message !== this.lastPollError) this.cluster!.onError(e as Error);
+        this.lastPollError = (e as Error).message;
+      }
+      this.pollTimer = undefined;
+      await this.refresh();
+    }, this.cluster.seconds() * 1000);
+  }
+
+  /** Watches run.json and slurm.json files (debounced). */
   watch(folder: vscode.WorkspaceFolder, relative: string): void {
     this.watcher?.dispose();
-    this.watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, `${relative}/*/run.json`));
+    this.watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, `${relative}/*/{run,slurm}.json`));
     const later = () => {
       clearTimeout(this.timer);
       this.timer = setTimeout(() => void this.refresh(), 400);
@@ -77,7 +106,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunNode>, vscod
       item.tooltip = node.tooltip;
       const [icon, color] = STATUS_ICONS[node.status] ?? ['circle-outline', undefined];
       item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
-      item.contextValue = node.resumable ? 'rlhf.run.resumable' : 'rlhf.run';
+      item.contextValue = node.resumable ? 'rlhf.run.resumable' : node.cluster && (node.status === 'pending' || node.status === 'running') ? 'rlhf.run.clusterActive' : 'rlhf.run';
       item.resourceUri = vscode.Uri.file(node.dir);
       return item;
     }
@@ -92,6 +121,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunNode>, vscod
 
   dispose(): void {
     clearTimeout(this.timer);
+    clearTimeout(this.pollTimer);
     this.watcher?.dispose();
     this.changed.dispose();
   }

@@ -13,6 +13,8 @@ export interface RunMeta {
   status: string;
   /** run.json's started_at, ms since the epoch (x axis "relative time" counts from it). */
   startedAt: number;
+  /** A sweep's run: its values ("beta=0.1 seed=2"). */
+  sweep?: string;
 }
 
 /** Which runs a dashboard shows: by id (folder name under the runs folder), or all of a stage. */
@@ -69,7 +71,7 @@ export function parseDashboardToHost(v: unknown): DashboardToHost | undefined {
   }
 }
 
-const isRunMeta = (r: unknown): r is RunMeta => isObj(r) && isStr(r.id) && isStr(r.stage) && isStr(r.status) && isNum(r.startedAt);
+const isRunMeta = (r: unknown): r is RunMeta => isObj(r) && isStr(r.id) && isStr(r.stage) && isStr(r.status) && isNum(r.startedAt) && (r.sweep === undefined || isStr(r.sweep));
 const isColumn = (c: unknown, n: number): c is (number | null)[] => Array.isArray(c) && c.length === n && c.every((x) => x === null || isNum(x));
 
 export function parseHostToDashboard(v: unknown): HostToDashboard | undefined {

@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { tmpDir } from '../helpers';
 import { RunDir } from '../../src/data/run';
+import { writeClusterJob } from '../../src/data/cluster-run';
 import { age, checkpointNodes, keyMetric, listRuns, runNodes, runStageNodes } from '../../src/data/runs-tree';
 
 test('runs are grouped by stage with status, key metric and age; checkpoints are their children', () => {
@@ -65,4 +66,33 @@ test('a run whose model was compared blind shows the result in its tooltip (win 
   assert.equal(all.find((r) => r.info.id === 'sft-1')!.evaluations, undefined);
   const [node] = runNodes(all, 'ppo');
   assert.match(node.kind === 'run' ? node.tooltip : '', /blind e1: .* wins 70\.0%/);
+});
+
+test('cluster runs: a queued job shows before its stage has started, then its Slurm state beside the run\'s own', () => {
+  const root = tmpDir();
+  const now = new Date().toISOString();
+  // queued, the stage not started: only slurm.json
+  fs.mkdirSync(path.join(root, 'dpo-0'));
+  writeClusterJob(path.join(root, 'dpo-0'), { scheduler: 'slurm', job_id: '7_0', stage: 'dpo', argv: ['dpo'], script: 'job.sh', submitted_at: now, sweep: { index: 0, values: { beta: '0.1' } }, state: { name: 'PENDING', reason: 'Resources', updated_at: now } });
+  // running on n2
+  const b = RunDir.create(root, { stage: 'dpo', config: {} }, 'dpo-1');
+  writeClusterJob(b.dir, { scheduler: 'slurm', job_id: '7_1', stage: 'dpo', argv: ['dpo'], script: 'job.sh', submitted_at: now, state: { name: 'RUNNING', node: 'n2', updated_at: now } });
+  // the job failed before the stage could record it: the run is failed, with the job's error
+  const c = RunDir.create(root, { stage: 'dpo', config: {} }, 'dpo-2');
+  writeClusterJob(c.dir, { scheduler: 'slurm', job_id: '9', stage: 'dpo', argv: ['dpo'], script: 'job.sh', submitted_at: now, state: { name: 'FAILED', exit_code: '1:0', error: 'rlhf dpo: no such file', updated_at: now } });
+  // half-written by a submission in progress: not shown
+  fs.mkdirSync(path.join(root, 'dpo-3'));
+  writeClusterJob(path.join(root, 'dpo-3'), { scheduler: 'slurm', job_id: 'submitting', stage: 'dpo', argv: ['dpo'], script: 'job.sh', submitted_at: now });
+  const nodes = runNodes(listRuns(root), 'dpo') as { label: string; status: string; description: string; tooltip: string; cluster?: boolean }[];
+  const by = Object.fromEntries(nodes.map((n) => [n.label, n]));
+  assert.deepEqual(Object.keys(by).sort(), ['dpo-0', 'dpo-1', 'dpo-2']);
+  assert.equal(by['dpo-0'].status, 'pending');
+  assert.match(by['dpo-0'].description, /^PENDING \(Resources\) · beta=0\.1 · /);
+  assert.match(by['dpo-0'].tooltip, /Slurm: PENDING \(Resources\) · job 7_0/);
+  assert.equal(by['dpo-1'].status, 'running');
+  assert.match(by['dpo-1'].description, /^RUNNING on n2/);
+  assert.equal(by['dpo-2'].status, 'failed');
+  assert.match(by['dpo-2'].description, /^FAILED \(exit 1:0\)/);
+  assert.match(by['dpo-2'].tooltip, /job error: rlhf dpo: no such file/);
+  assert.ok(nodes.every((n) => n.cluster));
 });

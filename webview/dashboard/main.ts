@@ -317,6 +317,7 @@ function draw(): void {
     for (const metric of orderMetrics(stage, names)) wanted.set(`${stage}\u0000${metric}`, { stage, metric });
   }
   if (structureChanged) {
+    finals.clear();
     for (const [key, c] of charts) if (!wanted.has(key)) (c.chart.destroy(), seen.unobserve(c.card), charts.delete(key));
     const sections: HTMLElement[] = [];
     for (const stage of stages) {
@@ -326,12 +327,16 @@ function draw(): void {
         if (!charts.has(key)) charts.set(key, makeCard(key, stage, w.metric));
         grid.append(charts.get(key)!.card);
       }
-      sections.push(h('section', { class: 'stage', 'aria-label': stageName(stage) }, h('h2', {}, stageName(stage)), grid));
+      const compared = [...runs.values()].filter((r) => r.meta.stage === stage).length > 1;
+      const table = compared ? h('table', { class: 'final-metrics', 'aria-label': `${stageName(stage)}: each run's last value of each metric` }) : undefined;
+      if (table) finals.set(stage, table);
+      sections.push(h('section', { class: 'stage', 'aria-label': stageName(stage) }, h('h2', {}, stageName(stage)), ...(table ? [table] : []), grid));
     }
     if (!sections.length) sections.push(h('p', { class: 'empty' }, runs.size ? 'No metrics yet: the first step is still running.' : 'Loading runs…'));
     groups.replaceChildren(...sections);
     structureChanged = false;
   }
+  for (const [stage, table] of finals) fillFinals(table, stage, [...wanted.values()].filter((w) => w.stage === stage).map((w) => w.metric));
   const th = theme();
   const formatX = ui.x === 'step' ? (x: number) => String(Math.round(x)) : duration;
   for (const [key, c] of charts) {
@@ -350,6 +355,32 @@ function draw(): void {
     document.body.dataset.frameMs = total.toFixed(1);
     document.body.dataset.points = String(points);
   });
+}
+
+/** Tables of compared runs' last values, by stage (refilled at every draw: a few runs x a few metrics). */
+const finals = new Map<string, HTMLElement>();
+
+const fmt = (v: number) => (Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(3) : String(Number(v.toPrecision(4))));
+
+/** One row per run of the stage: its sweep values, status, last step and the last value of each metric. */
+function fillFinals(table: HTMLElement, stage: string, metrics: string[]): void {
+  const rows = [...runs.values()].filter((r) => r.meta.stage === stage);
+  const last = (r: RunData, m: string) => {
+    const c = r.metrics.get(m) ?? [];
+    for (let i = c.length - 1; i >= 0; i--) if (c[i] !== null) return c[i]!;
+    return undefined;
+  };
+  const swept = rows.some((r) => r.meta.sweep);
+  table.replaceChildren(
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'run'), ...(swept ? [h('th', { scope: 'col' }, 'sweep')] : []), h('th', { scope: 'col' }, 'status'), h('th', { scope: 'col' }, 'step'), ...metrics.map((m) => h('th', { scope: 'col' }, m)))),
+    h('tbody', {}, ...rows.map((r) => h('tr', { 'data-run': r.meta.id },
+      h('th', { scope: 'row' }, r.meta.id), ...(swept ? [h('td', {}, r.meta.sweep ?? '')] : []), h('td', {}, r.meta.status), h('td', { class: 'num' }, r.step.length ? String(r.step[r.step.length - 1]) : ''),
+      ...metrics.map((m) => {
+        const v = last(r, m);
+        return h('td', { class: 'num' }, v === undefined ? '' : fmt(v));
+      }),
+    ))),
+  );
 }
 
 new ResizeObserver(() => {

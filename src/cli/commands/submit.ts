@@ -11,7 +11,7 @@ import { DPO_OPTS, GRPO_OPTS, PPO_OPTS, PRETRAIN_OPTS, RLOO_OPTS, RM_OPTS, SFT_O
 import { PIPELINE_OPTS, pipelineStages } from './pipeline';
 import { ClusterError, Shell, localShell, sshShell } from '../../cluster/slurm';
 import { JobPlan, Submitted, cancelRun, refreshStates, submitJobs } from '../../cluster/submit';
-import { ClusterJob, describeJobState, isFinalState } from '../../data/cluster-run';
+import { ClusterJob, describeJobState, isFinalState, readClusterJob } from '../../data/cluster-run';
 import { RunDir, newRunId } from '../../data/run';
 
 /** The stages a job can run, with their options (to check a command before it is queued). */
@@ -143,12 +143,18 @@ async function follow(runsDir: string, dirs: string[], r: Reporter): Promise<{ d
 export async function submitCommand(o: ParsedOpts, positional: string[], r: Reporter) {
   const cwd = process.cwd();
   const jobs = planJobs(o, positional, cwd);
-  const shell = shellFor(o.ssh as string | undefined);
+  // a resubmitted run asks for what it asked before, unless told otherwise
+  const prior = positional[0] === 'resume' ? readClusterJob(path.join(jobs[0].runsDir, jobs[0].tasks[0].runId)) : undefined;
+  const was = prior?.resources ?? {};
+  const shell = shellFor((o.ssh as string | undefined) ?? prior?.ssh);
   let submitted: Submitted[];
   try {
     submitted = await submitJobs(jobs, {
       shell, cwd, node: (o.node as string | undefined) ?? process.execPath, cli: cliFile(),
-      resources: { partition: o.partition as string | undefined, time: o.time as string | undefined, cpusPerTask: o['cpus-per-task'] as number | undefined, gpusPerNode: o['gpus-per-node'] as number | undefined, mem: o.mem as string | undefined },
+      resources: {
+        partition: (o.partition as string | undefined) ?? was.partition, time: (o.time as string | undefined) ?? was.time,
+        cpusPerTask: (o['cpus-per-task'] as number | undefined) ?? was.cpusPerTask, gpusPerNode: (o['gpus-per-node'] as number | undefined) ?? was.gpusPerNode, mem: (o.mem as string | undefined) ?? was.mem,
+      },
     });
   } catch (e) {
     if (e instanceof ClusterError) throw new Error(`nothing was submitted: ${e.message}`);

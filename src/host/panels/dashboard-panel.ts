@@ -8,6 +8,7 @@ import * as vscode from 'vscode';
 import * as fs from 'fs';
 import * as path from 'path';
 import { webviewHtml, webviewOptions } from './webview-html';
+import { readClusterJob } from '../../data/cluster-run';
 import { DashboardScope, HostToDashboard, MAX_SAMPLE_ROWS, RunMeta, isScope, parseDashboardToHost } from '../../protocol/dashboard';
 import { JsonlTail, MetricsTail, metricCsv, toColumns } from '../../data/metrics-tail';
 import { SampleRow, parseSampleLine } from '../../data/samples';
@@ -207,7 +208,8 @@ function readInfo(dir: RunDir): RunInfo | undefined {
 
 function meta(r: Followed): RunMeta {
   const t = Date.parse(r.info.started_at);
-  return { id: r.id, stage: r.info.stage, status: r.info.status, startedAt: Number.isFinite(t) ? t : 0 };
+  const sweep = readClusterJob(r.dir.dir)?.sweep;
+  return { id: r.id, stage: r.info.stage, status: r.info.status, startedAt: Number.isFinite(t) ? t : 0, ...(sweep ? { sweep: Object.entries(sweep.values).map(([k, v]) => `${k}=${v}`).join(' ') } : {}) };
 }
 
 function titleOf(scope: DashboardScope): string {

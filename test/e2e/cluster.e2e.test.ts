@@ -1,0 +1,139 @@
+/**
+ * RLHF: Run on Cluster… in the editor, against the private Slurm cluster of test/slurm-cluster.ts
+ * (SLURM_CONF inherited by VS Code and the CLI it starts): the tiny pipeline as a chain of jobs,
+ * whose rows in the Runs view go PENDING → RUNNING → COMPLETED; a DPO sweep over three betas,
+ * overlaid in the dashboard with its table of final metrics. Screenshots of each.
+ */
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import { Session, checkItems, e2eTest, openRlhfView, openVsCode, pickItem, quickInputFocused, runCommand } from './harness';
+import { Cluster, startCluster } from '../slurm-cluster';
+import { readClusterJob } from '../../src/data/cluster-run';
+
+let vs: Session;
+let cluster: Cluster;
+
+const TINY = ['--pretrain-steps', '0', '--sft-steps', '2', '--rm-steps', '2', '--algos', 'dpo', '--dpo-steps', '2', '--backend', 'wasm'];
+
+before(async () => {
+  cluster = await startCluster();
+  process.env.SLURM_CONF = cluster.conf; // VS Code, its extension host and the rlhf CLI inherit it
+  vs = await openVsCode({
+    trusted: true,
+    settings: { 'rlhf.cluster.pollSeconds': 1, 'rlhf.cluster.node': process.execPath, 'rlhf.cluster.pipelineOptions': TINY, 'rlhf.dpo.steps': 4, 'rlhf.backend': 'wasm' },
+  });
+  await openRlhfView(vs.page);
+  // room for the Runs view: the Datasets view folded, the side bar wide enough for the states
+  await vs.page.locator('.pane-header', { hasText: 'Datasets' }).first().click();
+  const sash = vs.page.locator('.monaco-sash.vertical').first();
+  const box = await sash.boundingBox();
+  if (box) {
+    await vs.page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await vs.page.mouse.down();
+    await vs.page.mouse.move(760, box.y + box.height / 2, { steps: 5 });
+    await vs.page.mouse.up();
+  }
+});
+
+after(async () => {
+  await vs?.close();
+  await cluster?.stop();
+});
+
+const runsDir = () => path.join(vs.workspace, '.rlhf', 'runs');
+const STATES = ['PENDING', 'RUNNING', 'COMPLETED'] as const;
+
+/** Each Runs view row of these runs, as "id state" (state: the first Slurm word of the description). */
+async function states(prefix: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const rows = await vs.rows();
+  if (process.env.RLHF_E2E_DEBUG) console.log(JSON.stringify(rows));
+  for (const row of rows) {
+    const m = new RegExp(`(${prefix}[\\w.-]*?)\\s*(PENDING|RUNNING|COMPLETING|COMPLETED|FAILED|CANCELLED)`).exec(row);
+    if (m) out.set(m[1], m[2]);
+  }
+  return out;
+}
+
+async function submitFromPalette(what: string): Promise<void> {
+  await runCommand(vs.page, 'RLHF: Run on Cluster…');
+  await pickItem(vs.page, what);
+  await pickItem(vs.page, 'debug');
+  await quickInputFocused(vs.page); // the time limit: its default
+  await vs.page.keyboard.press('Enter');
+}
+
+e2eTest('Run on Cluster submits the tiny pipeline; each stage goes PENDING → RUNNING → COMPLETED in the Runs view', async () => {
+  const { page } = vs;
+  // a busy cluster: both nodes taken for a few seconds, so the first stage waits for resources too
+  for (let i = 0; i < 2; i++) assert.equal(cluster.run('sbatch', '--exclusive', '-o', '/dev/null', '--wrap', 'sleep 10').status, 0);
+  for (let i = 0; i < 100 && cluster.run('squeue', '-h', '-t', 'R', '-o', '%i').stdout.trim().split('\n').filter(Boolean).length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+  await submitFromPalette('Pipeline');
+  await page.locator('.notification-toast', { hasText: /submitted 3 Slurm jobs/ }).first().waitFor({ timeout: 60_000 });
+  const seen = new Map<string, string[]>();
+  const shots = new Set<string>();
+  const t0 = Date.now();
+  for (;;) {
+    const now = await states('cluster-');
+    for (const [id, s] of now) {
+      const list = seen.get(id) ?? [];
+      if (list.at(-1) !== s) seen.set(id, [...list, s]);
+    }
+    const all = [...now.values()];
+    for (const s of STATES) {
+      if (!shots.has(s) && all.includes(s) && (s !== 'COMPLETED' || (all.length === 3 && all.every((x) => x === s)))) {
+        shots.add(s);
+        await vs.shot(`cluster-${s.toLowerCase()}`);
+      }
+    }
+    if (all.length === 3 && all.every((s) => s === 'COMPLETED')) break;
+    assert.ok(Date.now() - t0 < 240_000, `the chain did not finish: ${JSON.stringify([...seen])}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  console.log(`# Runs view states: ${[...seen].map(([id, s]) => `${id.replace(/^cluster-[\d-]+/, '')}: ${s.join(' → ')}`).join('; ')} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  assert.deepEqual([...seen.keys()].map((id) => id.replace(/^cluster-\d{8}-\d{6}-/, '')).sort(), ['dpo', 'rm', 'sft']);
+  for (const [id, list] of seen) assert.deepEqual(list.filter((s) => (STATES as readonly string[]).includes(s)), [...STATES], `${id}: ${list.join(' → ')}`);
+  for (const id of seen.keys()) assert.equal(readClusterJob(path.join(runsDir(), id))?.state?.name, 'COMPLETED');
+});
+
+e2eTest('a sweep from Run on Cluster: DPO at three betas as one job array, overlaid in the dashboard with each run\'s final metrics', async () => {
+  const { page } = vs;
+  await runCommand(page, 'View: Close All Editors');
+  await runCommand(page, 'RLHF: Run on Cluster…');
+  await pickItem(page, 'Train DPO Model');
+  await pickItem(page, 'debug');
+  await quickInputFocused(page);
+  await page.keyboard.press('Enter');
+  await quickInputFocused(page);
+  await page.keyboard.insertText('beta=0.1,0.3,0.5');
+  await page.keyboard.press('Enter');
+  await pickItem(page, 'data/reviews.rm.jsonl');
+  await pickItem(page, 'models/base-char');
+  await page.locator('.notification-toast', { hasText: /submitted Slurm job \d+/ }).first().waitFor({ timeout: 60_000 });
+  let ids: string[] = [];
+  const t0 = Date.now();
+  for (;;) {
+    const now = await states('dpo-');
+    ids = [...now.keys()].filter((id) => /-\d$/.test(id)).sort();
+    if (ids.length === 3 && ids.every((id) => now.get(id) === 'COMPLETED')) break;
+    assert.ok(Date.now() - t0 < 180_000, `the sweep did not finish: ${JSON.stringify([...now])}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.deepEqual(ids.map((id) => readClusterJob(path.join(runsDir(), id))!.sweep!.values.beta), ['0.1', '0.3', '0.5']);
+  await vs.shot('cluster-sweep-runs');
+  await runCommand(page, 'RLHF: Open Training Dashboard');
+  await pickItem(page, 'Compare several runs');
+  await checkItems(page, ids);
+  const w = page.frameLocator('iframe.webview.ready:visible').last().frameLocator('#active-frame');
+  await w.locator('.final-metrics tbody tr').nth(2).waitFor({ timeout: 60_000 });
+  const legend = await w.locator('.legend').innerText();
+  for (const id of ids) assert.match(legend, new RegExp(`${id}\\s+completed`));
+  const rows = await w.locator('.final-metrics tbody tr').allInnerTexts();
+  assert.equal(rows.length, 3);
+  for (const [i, beta] of ['0.1', '0.3', '0.5'].entries()) assert.match(rows[i], new RegExp(`${ids[i]}\\s+beta=${beta}\\s+completed\\s+4\\s+-?\\d`));
+  await w.locator('.card[data-metric="loss"] canvas').first().waitFor({ timeout: 30_000 });
+  await vs.shot('cluster-sweep-dashboard');
+  assert.ok(fs.existsSync(path.join(runsDir(), ids[0], 'job.sh')));
+});
