@@ -16,6 +16,7 @@ import { AGREEMENT_OPTS, CONVERT_OPTS, STATS_OPTS, VALIDATE_OPTS, agreementComma
 import { MERGE_LORA_OPTS, mergeLoraCommand } from './commands/lora';
 import { DOWNLOAD_OPTS, downloadCommand } from './commands/download';
 import { COST_OPTS, costCommand } from './commands/cost';
+import { EXPORT_OPTS, IMPORT_OPTS, exportCommand, importCommand } from './commands/handoff';
 import { CANCEL_OPTS, JOBS_OPTS, SUBMIT_OPTS, cancelCommand, jobsCommand, submitCommand } from './commands/submit';
 
 interface Command {
@@ -40,6 +41,8 @@ export const COMMANDS: Record<string, Command> = {
   submit: { usage: 'rlhf submit [--partition P] [--time T] [--cpus-per-task N] [--gpus-per-node G] [--mem M] [--ssh HOST] [--sweep KEY=V1,V2] [--seeds N] [--wait] -- <stage command | pipeline | resume RUN_DIR>', summary: 'Run a stage as a Slurm job (a pipeline as a chain of jobs, a sweep as a job array), writing into the same runs folder.', opts: SUBMIT_OPTS, run: (o, p, r) => submitCommand(o, p, r) },
   jobs: { usage: 'rlhf jobs [--runs-dir DIR] [--watch]', summary: 'The cluster runs and their Slurm states (PENDING with the reason, RUNNING on which node, COMPLETED, FAILED with the error).', opts: JOBS_OPTS, run: (o, p, r) => jobsCommand(o, p, r) },
   cancel: { usage: 'rlhf cancel RUN_DIR...', summary: 'Cancel a cluster run\'s job (scancel); the stage checkpoints first.', opts: CANCEL_OPTS, run: (o, p, r) => cancelCommand(o, p, r) },
+  export: { usage: 'rlhf export RUN_DIR --for trl|openrlhf --out DIR', summary: 'The run\'s data, model and launch scripts (local and Slurm) for TRL 1.9 or OpenRLHF 0.11, with its hyperparameters in their flags.', opts: EXPORT_OPTS, run: (o, p, r) => exportCommand(o, p, r) },
+  import: { usage: 'rlhf import MODEL_DIR [--name NAME]', summary: 'Bring a model a distributed trainer wrote (Hugging Face folder) into models/, after checking it loads and scores text.', opts: IMPORT_OPTS, run: (o, p, r) => importCommand(o, p, r) },
   resume: { usage: 'rlhf resume RUN_DIR', summary: 'Continue a cancelled or interrupted run from its last checkpoint.', opts: RESUME_OPTS, run: (o, p, r) => resumeCommand(o, p, r) },
   generate: { usage: 'rlhf generate --model DIR --prompt TEXT [options]', summary: 'Sample responses from a model.', opts: GENERATE_OPTS, run: (o, _p, r) => generateCommand(o, r) },
   logprobs: { usage: 'rlhf logprobs --model DIR (--text TEXT | --ids 3,17,256) --json', summary: 'Per-token log-probabilities: logprobs[i] = log p(tokens[i+1] | tokens[0..i]).', opts: LOGPROBS_OPTS, run: (o, _p, r) => logprobsCommand(o, r) },

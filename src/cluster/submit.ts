@@ -260,3 +260,29 @@ export async function cancelRun(dir: string, shellFor: (ssh: string | undefined)
   await scancel(shellFor(job.ssh), [job.job_id]);
   return job;
 }
+
+/**
+ * A job script of the user's own (an export's train.slurm.sh) submitted as it is, from its folder,
+ * with its output and slurm.json in a new run folder so that the Runs view and `rlhf jobs` follow it.
+ */
+export async function submitScript(script: string, runsDir: string, runId: string, ctx: Pick<SubmitContext, 'shell' | 'resources'>): Promise<Submitted> {
+  if (!fs.existsSync(script)) throw new ClusterError(`${script} does not exist`);
+  const dir = path.join(runsDir, runId);
+  if (fs.existsSync(dir)) throw new ClusterError(`${dir} already exists: choose another --run-id`);
+  await partitions(ctx.shell);
+  fs.mkdirSync(dir, { recursive: true });
+  try {
+    fs.copyFileSync(script, path.join(dir, 'job.sh'));
+    writeClusterJob(dir, { scheduler: 'slurm', job_id: 'submitting', stage: 'external', argv: ['--script', script], script: 'job.sh', ...(ctx.shell.ssh ? { ssh: ctx.shell.ssh } : {}), submitted_at: new Date().toISOString(), resources: JSON.parse(JSON.stringify(ctx.resources)) });
+    const r = ctx.resources;
+    const id = await sbatch(ctx.shell, script, [
+      `--chdir=${path.dirname(script)}`, `--output=${path.join(dir, 'slurm-%j.out')}`,
+      ...(r.partition ? [`--partition=${r.partition}`] : []), ...(r.time ? [`--time=${r.time}`] : []), ...(r.cpusPerTask ? [`--cpus-per-task=${r.cpusPerTask}`] : []), ...(r.gpusPerNode ? [`--gpus-per-node=${r.gpusPerNode}`] : []), ...(r.mem ? [`--mem=${r.mem}`] : []),
+    ]);
+    writeClusterJob(dir, { ...readClusterJob(dir)!, job_id: id, state: { name: 'PENDING', updated_at: new Date().toISOString() } });
+    return { jobId: id, stage: 'external', runDirs: [dir] };
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}

@@ -118,7 +118,8 @@ export function listRuns(runsDir: string, votes?: { workspace: string; files: st
     } catch {
       // a cluster run whose job has not started the stage yet: shown from its slurm.json
       if (!cluster || cluster.job_id === 'submitting') continue;
-      out.push({ dir: run.dir, info: { id: name, stage: cluster.stage, status: 'running', config: {}, started_at: cluster.submitted_at }, checkpoints: [], cluster });
+      const st = clusterStatus(cluster.state);
+      out.push({ dir: run.dir, info: { id: name, stage: cluster.stage, status: st === 'pending' ? 'running' : st, config: {}, started_at: cluster.submitted_at }, checkpoints: [], cluster });
       continue;
     }
     const checkpoints = run.stepCheckpoints().map((c) => ({ label: `step ${c.step}`, dir: c.dir }));

@@ -8,7 +8,7 @@ import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Session, checkItems, e2eTest, openRlhfView, openVsCode, pickItem, quickInputFocused, runCommand } from './harness';
+import { Session, e2eTest, openRlhfView, openVsCode, pickItem, quickInputFocused, runCommand } from './harness';
 import { Cluster, startCluster } from '../slurm-cluster';
 import { readClusterJob } from '../../src/data/cluster-run';
 
@@ -27,13 +27,14 @@ before(async () => {
   await openRlhfView(vs.page);
   // room for the Runs view: the Datasets view folded, the side bar wide enough for the states
   await vs.page.locator('.pane-header', { hasText: 'Datasets' }).first().click();
-  const sash = vs.page.locator('.monaco-sash.vertical').first();
-  const box = await sash.boundingBox();
-  if (box) {
-    await vs.page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  const side = await vs.page.locator('.part.sidebar').first().boundingBox();
+  if (side) {
+    const x = side.x + side.width - 1, y = side.y + side.height / 2;
+    await vs.page.mouse.move(x, y);
     await vs.page.mouse.down();
-    await vs.page.mouse.move(760, box.y + box.height / 2, { steps: 5 });
+    await vs.page.mouse.move(x + 400, y, { steps: 8 });
     await vs.page.mouse.up();
+    await vs.page.mouse.move(side.x + 1200, side.y + 300);
   }
 });
 
@@ -83,7 +84,9 @@ e2eTest('Run on Cluster submits the tiny pipeline; each stage goes PENDING → R
     }
     const all = [...now.values()];
     for (const s of STATES) {
-      if (!shots.has(s) && all.includes(s) && (s !== 'COMPLETED' || (all.length === 3 && all.every((x) => x === s)))) {
+      // PENDING once the scheduler has said why (Resources, Dependency); COMPLETED once all are
+      const ready = s === 'PENDING' ? (await vs.rows()).some((r) => /PENDING \(/.test(r)) : s === 'COMPLETED' ? all.length === 3 && all.every((x) => x === s) : true;
+      if (!shots.has(s) && all.includes(s) && ready) {
         shots.add(s);
         await vs.shot(`cluster-${s.toLowerCase()}`);
       }
@@ -125,7 +128,19 @@ e2eTest('a sweep from Run on Cluster: DPO at three betas as one job array, overl
   await vs.shot('cluster-sweep-runs');
   await runCommand(page, 'RLHF: Open Training Dashboard');
   await pickItem(page, 'Compare several runs');
-  await checkItems(page, ids);
+  // the sweep's three runs: filtered by their common name, then "check all"
+  await page.locator('.quick-input-list .monaco-list-row').first().waitFor({ timeout: 30_000 });
+  await page.locator('.quick-input-widget .quick-input-box input').first().fill(ids[0].replace(/-0$/, '-'));
+  await page.waitForFunction(`document.querySelectorAll('.quick-input-list .monaco-list-row').length === 3`, undefined, { timeout: 30_000 });
+  for (let i = 0; i < 3; i++) {
+    const row = page.locator('.quick-input-list .monaco-list-row').nth(i);
+    for (let attempt = 1; (await row.getAttribute('aria-checked')) !== 'true'; attempt++) {
+      assert.ok(attempt <= 3, `row ${i} could not be checked`);
+      await row.locator('.monaco-checkbox').first().click();
+      await page.waitForTimeout(200);
+    }
+  }
+  await page.keyboard.press('Enter');
   const w = page.frameLocator('iframe.webview.ready:visible').last().frameLocator('#active-frame');
   await w.locator('.final-metrics tbody tr').nth(2).waitFor({ timeout: 60_000 });
   const legend = await w.locator('.legend').innerText();

@@ -330,7 +330,7 @@ function draw(): void {
       const compared = [...runs.values()].filter((r) => r.meta.stage === stage).length > 1;
       const table = compared ? h('table', { class: 'final-metrics', 'aria-label': `${stageName(stage)}: each run's last value of each metric` }) : undefined;
       if (table) finals.set(stage, table);
-      sections.push(h('section', { class: 'stage', 'aria-label': stageName(stage) }, h('h2', {}, stageName(stage)), ...(table ? [table] : []), grid));
+      sections.push(h('section', { class: 'stage', 'aria-label': stageName(stage) }, h('h2', {}, stageName(stage)), ...(table ? [h('div', { class: 'final-metrics-scroll' }, table)] : []), grid));
     }
     if (!sections.length) sections.push(h('p', { class: 'empty' }, runs.size ? 'No metrics yet: the first step is still running.' : 'Loading runs…'));
     groups.replaceChildren(...sections);
@@ -364,7 +364,8 @@ const fmt = (v: number) => (Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0
 
 /** One row per run of the stage: its sweep values, status, last step and the last value of each metric. */
 function fillFinals(table: HTMLElement, stage: string, metrics: string[]): void {
-  const rows = [...runs.values()].filter((r) => r.meta.stage === stage);
+  // in name order (a sweep's runs by their index), whatever order they started in
+  const rows = [...runs.values()].filter((r) => r.meta.stage === stage).sort((a, b) => a.meta.id.localeCompare(b.meta.id, undefined, { numeric: true }));
   const last = (r: RunData, m: string) => {
     const c = r.metrics.get(m) ?? [];
     for (let i = c.length - 1; i >= 0; i--) if (c[i] !== null) return c[i]!;

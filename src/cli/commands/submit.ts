@@ -10,7 +10,7 @@ import { Reporter } from '../progress';
 import { DPO_OPTS, GRPO_OPTS, PPO_OPTS, PRETRAIN_OPTS, RLOO_OPTS, RM_OPTS, SFT_OPTS } from './train';
 import { PIPELINE_OPTS, pipelineStages } from './pipeline';
 import { ClusterError, Shell, localShell, sshShell } from '../../cluster/slurm';
-import { JobPlan, Submitted, cancelRun, refreshStates, submitJobs } from '../../cluster/submit';
+import { JobPlan, Submitted, cancelRun, refreshStates, submitJobs, submitScript } from '../../cluster/submit';
 import { ClusterJob, describeJobState, isFinalState, readClusterJob } from '../../data/cluster-run';
 import { RunDir, newRunId } from '../../data/run';
 
@@ -34,6 +34,9 @@ export const SUBMIT_OPTS: OptSpecs = {
   seeds: { type: 'int', help: 'runs per combination with --seed 1..N' },
   wait: { type: 'boolean', help: 'follow the jobs until they end; exit 1 if one did not complete' },
   node: { type: 'string', help: 'the node binary on the compute nodes (default: this one)' },
+  script: { type: 'string', help: 'submit this job script as it is (an export\'s train.slurm.sh) and follow it like a run' },
+  'runs-dir': { type: 'string', help: 'with --script: the runs folder its run folder goes in', default: '.rlhf/runs' },
+  'run-id': { type: 'string', help: 'with --script: the run folder\'s name (default: the script\'s folder and the date)' },
   ssh: WHERE.ssh,
   json: WHERE.json,
   help: WHERE.help,
@@ -142,6 +145,25 @@ async function follow(runsDir: string, dirs: string[], r: Reporter): Promise<{ d
 
 export async function submitCommand(o: ParsedOpts, positional: string[], r: Reporter) {
   const cwd = process.cwd();
+  if (o.script) {
+    if (positional.length) throw new UsageError('--script FILE takes no command after --');
+    const script = path.resolve(o.script as string);
+    const runsDir = path.resolve(o['runs-dir'] as string);
+    const runId = (o['run-id'] as string | undefined) ?? newRunId(path.basename(path.dirname(script)).replace(/[^\w.-]/g, '-'));
+    let s: Submitted;
+    try {
+      s = await submitScript(script, runsDir, runId, { shell: shellFor(o.ssh as string | undefined), resources: { partition: o.partition as string | undefined, time: o.time as string | undefined, cpusPerTask: o['cpus-per-task'] as number | undefined, gpusPerNode: o['gpus-per-node'] as number | undefined, mem: o.mem as string | undefined } });
+    } catch (e) {
+      if (e instanceof ClusterError) throw new Error(`nothing was submitted: ${e.message}`);
+      throw e;
+    }
+    if (r.json) process.stdout.write(JSON.stringify({ type: 'submitted', job_id: s.jobId, stage: s.stage, runs: s.runDirs }) + '\n');
+    else r.log(`submitted ${script} as job ${s.jobId}: its output and state in ${s.runDirs[0]}`);
+    if (!o.wait) return 0;
+    const bad = await follow(runsDir, s.runDirs, r);
+    for (const b of bad) process.stderr.write(`rlhf submit: ${path.basename(b.dir)} ended ${describeJobState(b.job.state)}${b.job.state?.error ? `: ${b.job.state.error.split('\n').at(-1)}` : ''}\n`);
+    return bad.length ? 1 : 0;
+  }
   const jobs = planJobs(o, positional, cwd);
   // a resubmitted run asks for what it asked before, unless told otherwise
   const prior = positional[0] === 'resume' ? readClusterJob(path.join(jobs[0].runsDir, jobs[0].tasks[0].runId)) : undefined;
