@@ -37,7 +37,7 @@ export function checkHfModel(dir: string, what: string): { chat: boolean; maxLen
   if (!config) throw new Error(`${what} ${dir} has no readable config.json`);
   const hasTokenizer = fs.existsSync(path.join(dir, 'tokenizer.json')) || (fs.existsSync(path.join(dir, 'vocab.json')) && fs.existsSync(path.join(dir, 'merges.txt')));
   if (config.tokenizer === 'char' || !hasTokenizer)
-    throw new Error(`${what} ${dir} uses this project's character tokenizer, which Transformers cannot load: export a run on a Hugging Face model (rlhf download Qwen/Qwen2.5-0.5B-Instruct, then train from it)`);
+    throw new Error(`Transformers cannot load ${what} of this run (it uses this project's character tokenizer): export a run on a Hugging Face model (rlhf download Qwen/Qwen2.5-0.5B-Instruct, then train from it); ${what}: ${dir}`);
   const tc = readJson(path.join(dir, 'tokenizer_config.json'));
   const maxLen = Number(config.max_position_embeddings ?? config.n_positions ?? 2048);
   return { chat: Boolean(tc && tc.chat_template), maxLen: Math.min(maxLen, 4096) };

@@ -28,7 +28,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunNode>, vscod
   readonly onDidChangeTreeData = this.changed.event;
   private runs: RunSummary[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private watcher: vscode.FileSystemWatcher | undefined;
+  private watchers: vscode.FileSystemWatcher[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
   private lastPollError = '';
 
@@ -70,15 +70,18 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunNode>, vscod
 
   /** Watches run.json and slurm.json files (debounced). */
   watch(folder: vscode.WorkspaceFolder, relative: string): void {
-    this.watcher?.dispose();
-    this.watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, `${relative}/*/{run,slurm}.json`));
+    for (const w of this.watchers) w.dispose();
     const later = () => {
       clearTimeout(this.timer);
       this.timer = setTimeout(() => void this.refresh(), 400);
     };
-    this.watcher.onDidCreate(later);
-    this.watcher.onDidChange(later);
-    this.watcher.onDidDelete(later);
+    this.watchers = ['run.json', 'slurm.json'].map((f) => {
+      const w = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, `${relative}/*/${f}`));
+      w.onDidCreate(later);
+      w.onDidChange(later);
+      w.onDidDelete(later);
+      return w;
+    });
   }
 
   getChildren(node?: RunNode): RunNode[] {
@@ -122,7 +125,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunNode>, vscod
   dispose(): void {
     clearTimeout(this.timer);
     clearTimeout(this.pollTimer);
-    this.watcher?.dispose();
+    for (const w of this.watchers) w.dispose();
     this.changed.dispose();
   }
 }

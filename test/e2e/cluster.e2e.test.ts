@@ -2,7 +2,8 @@
  * RLHF: Run on Cluster… in the editor, against the private Slurm cluster of test/slurm-cluster.ts
  * (SLURM_CONF inherited by VS Code and the CLI it starts): the tiny pipeline as a chain of jobs,
  * whose rows in the Runs view go PENDING → RUNNING → COMPLETED; a DPO sweep over three betas,
- * overlaid in the dashboard with its table of final metrics. Screenshots of each.
+ * overlaid in the dashboard with its table of final metrics; a run exported for OpenRLHF (its
+ * README opens), and one the trainers cannot take (one error line). Screenshots of each.
  */
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,8 @@ import * as path from 'path';
 import { Session, e2eTest, openRlhfView, openVsCode, pickItem, quickInputFocused, runCommand } from './harness';
 import { Cluster, startCluster } from '../slurm-cluster';
 import { readClusterJob } from '../../src/data/cluster-run';
+import { saveTinyChatLlama, testBackend } from '../helpers';
+import { dpo } from '../../src/engine/stages/dpo';
 
 let vs: Session;
 let cluster: Cluster;
@@ -151,4 +154,35 @@ e2eTest('a sweep from Run on Cluster: DPO at three betas as one job array, overl
   await w.locator('.card[data-metric="loss"] canvas').first().waitFor({ timeout: 30_000 });
   await vs.shot('cluster-sweep-dashboard');
   assert.ok(fs.existsSync(path.join(runsDir(), ids[0], 'job.sh')));
+});
+
+e2eTest('Export Run for TRL or OpenRLHF: a run on a Hugging Face model opens its export\'s README; a character-model run is refused in one line', async () => {
+  const { page } = vs;
+  await runCommand(page, 'View: Close All Editors');
+  // a finished DPO run on a tiny chat model (Hugging Face tokenizer and chat template), made here
+  await testBackend();
+  const model = path.join(vs.workspace, 'models', 'tiny-chat');
+  await saveTinyChatLlama(model, 4);
+  await dpo({ data: path.join(vs.workspace, 'data', 'reviews.rm.jsonl'), model, dpo: { beta: 0.2, kway: 'pl' }, train: { steps: 2, batchSize: 2, checkpointInterval: 0, evalInterval: 100 }, runsDir: runsDir(), runId: 'dpo-tiny-chat' });
+  await runCommand(page, 'RLHF: Refresh Runs');
+  await page.locator('.pane-body .monaco-list-row', { hasText: 'dpo-tiny-chat' }).first().waitFor({ timeout: 30_000 });
+  await runCommand(page, 'RLHF: Export Run for TRL or OpenRLHF…');
+  await pickItem(page, 'dpo-tiny-chat');
+  await pickItem(page, 'OpenRLHF 0.11');
+  await page.locator('.notification-toast', { hasText: /exported dpo-tiny-chat for OpenRLHF 0\.11 into \.rlhf\/exports\/dpo-tiny-chat-openrlhf/ }).first().waitFor({ timeout: 60_000 });
+  const out = path.join(vs.workspace, '.rlhf', 'exports', 'dpo-tiny-chat-openrlhf');
+  for (const f of ['train.sh', 'train.slurm.sh', 'data/preferences.jsonl', 'model/config.json']) assert.ok(fs.existsSync(path.join(out, f)), f);
+  await page.locator('.tabs-container .tab', { hasText: 'README' }).first().waitFor({ timeout: 30_000 });
+  // the preview has rendered the export's README
+  await page.frameLocator('iframe.webview.ready:visible').last().frameLocator('#active-frame').locator('h1', { hasText: 'for OpenRLHF 0.11.0' }).waitFor({ timeout: 30_000 });
+  await vs.shot('export-openrlhf');
+  // the sweep's runs are on the bundled character model: Transformers cannot load its tokenizer
+  await runCommand(page, 'View: Close All Editors');
+  await runCommand(page, 'RLHF: Export Run for TRL or OpenRLHF…');
+  await pickItem(page, 'cluster-');
+  await pickItem(page, 'TRL 1.9');
+  const err = page.locator('.notification-toast', { hasText: /Transformers cannot load the model of this run \(it uses this project's character tokenizer\)/ }).first();
+  await err.waitFor({ timeout: 60_000 });
+  assert.match(await err.innerText(), /export a run on a Hugging Face model \(rlhf download/);
+  await vs.shot('export-refused');
 });

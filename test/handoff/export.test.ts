@@ -142,7 +142,7 @@ test('what cannot be exported is refused in one line before anything is written'
   const run = path.join(root, 'runs', 'char-sft');
   const r = spawnSync(process.execPath, [CLI, 'export', run, '--for', 'openrlhf', '--out', out], { encoding: 'utf8' });
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /^rlhf export: the model .* uses this project's character tokenizer, which Transformers cannot load: export a run on a Hugging Face model/);
+  assert.match(r.stderr, /^rlhf export: Transformers cannot load the model of this run \(it uses this project's character tokenizer\): export a run on a Hugging Face model/);
   assert.equal(r.stderr.trim().split('\n').length, 1);
   assert.ok(!fs.existsSync(out));
 });
