@@ -12,6 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { listFiles, modelInfo } from '@huggingface/hub';
 import { hubCacheDir, looksLikeRepoId, repoFolder, resolveCached } from '../data/hub-cache';
+import { formatBytes } from '../data/bytes';
 
 export class HubError extends Error {}
 
@@ -184,7 +185,7 @@ export async function downloadModel(id: string, o: DownloadOptions = {}): Promis
 }
 
 const partSize = (p: string) => (fs.existsSync(p) ? fs.statSync(p).size : 0);
-const gb = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`);
+const gb = formatBytes;
 
 function freeBytes(dir: string): number | undefined {
   try {

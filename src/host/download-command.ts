@@ -7,8 +7,9 @@ import * as vscode from 'vscode';
 import * as path from 'path';
 import { fork } from 'child_process';
 import { looksLikeRepoId } from '../data/hub-cache';
+import { formatBytes } from '../data/bytes';
 
-const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+const mib = formatBytes;
 const eta = (s: number | null) => (s === null ? '' : s >= 60 ? ` · ${Math.floor(s / 60)} min ${s % 60} s left` : ` · ${s} s left`);
 
 export function registerDownloadCommand(context: vscode.ExtensionContext): void {

@@ -49,7 +49,7 @@ e2eTest('the download shows its progress and says where the model is', async () 
   await download('test-org/tiny-chat');
   const progress = notification(/Downloading test-org\/tiny-chat/);
   await progress.waitFor({ timeout: 30_000 });
-  await vs.page.waitForFunction(`[...document.querySelectorAll('.notification-toast')].some((t) => /Downloading test-org\\/tiny-chat[\\s\\S]*MiB of [\\d.]+ MiB · [\\d.]+ MiB\\/s/.test(t.innerText))`, undefined, { timeout: 30_000 });
+  await vs.page.waitForFunction(`[...document.querySelectorAll('.notification-toast')].some((t) => /Downloading test-org\\/tiny-chat[\\s\\S]*[\\d.]+ [KM]iB of [\\d.]+ [KM]iB · [\\d.]+ [KM]iB\\/s/.test(t.innerText))`, undefined, { timeout: 30_000 });
   await vs.shot('download-progress');
   await notification(/test-org\/tiny-chat is in the Hugging Face cache; it is offered in every model picker/).waitFor({ timeout: 120_000 });
   await vs.shot('download-done');

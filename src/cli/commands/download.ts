@@ -2,13 +2,14 @@
 import { OptSpecs, ParsedOpts, UsageError } from '../args';
 import { Reporter } from '../progress';
 import { DownloadProgress, downloadModel } from '../../engine/hub';
+import { formatBytes } from '../../data/bytes';
 
 export const DOWNLOAD_OPTS: OptSpecs = {
   revision: { type: 'string', help: 'branch, tag or commit', default: 'main' },
   json: { type: 'boolean', help: 'progress and result as JSON lines on stdout' },
 };
 
-const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+const mib = formatBytes;
 const secs = (s: number) => (!Number.isFinite(s) ? '?' : s >= 60 ? `${Math.floor(s / 60)} min ${Math.round(s % 60)} s` : `${Math.round(s)} s`);
 
 export async function downloadCommand(o: ParsedOpts, positional: string[], r: Reporter) {
