@@ -13,7 +13,7 @@ const FLAGS: Record<string, Record<string, string>> = {
 };
 
 /** The stages that train weights and take a LoRA adapter (rlhf.lora.*). */
-const LORA_STAGES = new Set(['sft', 'rm', 'ppo', 'dpo']);
+const LORA_STAGES = new Set(['sft', 'rm', 'ppo', 'dpo', 'grpo', 'rloo']);
 
 /** Flags for the settings the user set (defaults stay the CLI's own). */
 export function stageFlags(stage: string): string[] {

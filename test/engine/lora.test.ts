@@ -11,6 +11,8 @@ import { readSafetensors } from '../../src/engine/safetensors';
 import { sft, resumeSft } from '../../src/engine/stages/sft';
 import { trainRewardModel } from '../../src/engine/stages/rm';
 import { ppoTrain } from '../../src/engine/stages/ppo';
+import { grpoTrain, resumeGrpo } from '../../src/engine/stages/grpo';
+import { resumeRloo, rlooTrain } from '../../src/engine/stages/rloo';
 import { RunDir } from '../../src/data/run';
 import { Rng } from '../../src/engine/rng';
 import { labelRecord } from '../../src/engine/labeler/labeler';
@@ -196,4 +198,36 @@ test('LoRA over two gradient threads matches one thread (SFT and the reward mode
   const [r1, r2] = [adapter('rm1'), adapter('rm2')];
   for (const [k, t] of r1) assert.ok(maxDiff(t.data, r2.get(k)!.data) < 1e-5, `${k}: one thread vs two`);
   assert.ok(r1.has('base_model.model.score.weight') || [...r1.keys()].some((k) => k.includes('score')), 'the score head is saved with the adapter');
+});
+
+test('GRPO and RLOO with LoRA: the base stays frozen, the reference is the base with the adapter off, the adapter is saved in PEFT\'s layout, and a resumed run equals an uninterrupted one', async () => {
+  const root = tmpDir();
+  await saveTinyChatLlama(path.join(root, 'base'), 9);
+  fs.writeFileSync(path.join(root, 'toy.ppo.jsonl'), ['say it', 'tell me', 'go on', 'why not'].map((p) => JSON.stringify({ prompt: p })).join('\n') + '\n');
+  const scorer = (_p: string, r: string) => (r.match(/e/g) ?? []).length - r.length / 10;
+  const lora = { r: 2, alpha: 4 };
+  for (const [stage, train, resume] of [['grpo', grpoTrain, resumeGrpo], ['rloo', rlooTrain, resumeRloo]] as const) {
+    const cfg = { iterations: 4, promptsPerStep: 2, numGenerations: 2, maxNewTokens: 5, lr: 5e-2, beta: 0.1, checkpointInterval: 2 };
+    const o = { prompts: path.join(root, 'toy.ppo.jsonl'), policy: path.join(root, 'base'), scorer, lora, [stage]: cfg };
+    const a = await train({ ...o, runsDir: path.join(root, 'a'), runId: stage } as never);
+    assert.equal(a.run.status, 'completed', stage);
+    const m = new RunDir(path.join(root, 'a', stage)).readMetrics();
+    assert.equal(m[0].kl, 0, `${stage}: the first step's policy is the reference (a fresh adapter is zero)`);
+    assert.ok(m.slice(1).some((x) => x.kl > 0), `${stage}: the policy moved away from the reference`);
+    const ac = JSON.parse(fs.readFileSync(path.join(a.finalModel!, 'adapter_config.json'), 'utf8'));
+    assert.equal(ac.r, 2);
+    assert.equal(ac.base_model_name_or_path, path.join(root, 'base'));
+    const opt = readSafetensors(path.join(root, 'a', stage, 'checkpoints', 'step-000004', 'optimizer.safetensors')).tensors;
+    assert.ok([...opt.keys()].length > 0 && [...opt.keys()].every((k) => k.includes('lora_')), `${stage}: optimizer state only for the adapter`);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(root, 'a', stage, 'run.json'), 'utf8')).config.lora.r, 2);
+    // cancelled after its first checkpoint, then resumed: the same adapter bytes
+    let polls = 0;
+    await train({ ...o, runsDir: path.join(root, 'b'), runId: stage } as never, { shouldStop: () => ++polls > 3 });
+    const b = path.join(root, 'b', stage);
+    assert.equal(new RunDir(b).read().status, 'cancelled');
+    await resume(b, {}, scorer);
+    const fa = fs.readFileSync(path.join(a.finalModel!, 'adapter_model.safetensors'));
+    const fb = fs.readFileSync(path.join(b, 'checkpoints', 'final', 'adapter_model.safetensors'));
+    assert.ok(fa.equals(fb), `${stage}: adapter bytes equal after a resume`);
+  }
 });

@@ -15,8 +15,8 @@ import { take } from '../read';
 import { CausalLM, createModel } from '../causal-lm';
 import { Tokenizer, sameVocabulary } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
-import { RunDir } from '../../data/run';
-import { modelFiles, modelFromLoaded, readModelDir, writeFilesAtomic } from '../checkpoint';
+import { RunDir, newRunId } from '../../data/run';
+import { LoadedModel, modelFiles, modelFromLoaded, readModelDir, writeFilesAtomic } from '../checkpoint';
 import { readSafetensors, serializeSafetensors } from '../safetensors';
 import { AdamW } from '../train/optim';
 import { TrainResult, yieldToEventLoop } from '../train/trainer';
@@ -25,7 +25,7 @@ import { scoreSequences } from '../stages/rm';
 import { PpoPrompt } from '../../data/ppo';
 import { Rollout, readPrompts, sampleRollout, tokenLogps } from './rollout';
 import { StageHooks, checkRecorded, openResume, runLifecycle } from '../stages/common';
-import { mergedWeights } from '../stages/model-setup';
+import { LoraOptions, adapterOff, mergedWeights, startModel } from '../stages/model-setup';
 import { Pass } from '../cost';
 import { startCost } from '../train/cost-tracker';
 import { rlPasses } from './plan';
@@ -93,6 +93,34 @@ export async function rewardSource(o: RewardSource) {
   return { ...o, fn: o.rewardFn ? await loadRewardFn(o.rewardFn) : undefined };
 }
 
+/** The policy (and its tokenizer's folder) and the frozen reference of a critic-free stage. */
+export interface GroupModels {
+  loaded: LoadedModel;
+  policy: CausalLM;
+  ref?: CausalLM;
+}
+
+export function checkGroupConfig(cfg: GroupConfig): void {
+  if (cfg.numGenerations < 2) throw new Error('--num-generations must be at least 2: a group of one response has no baseline');
+  if (!(cfg.beta >= 0)) throw new Error(`--beta must be 0 or more, got ${cfg.beta}`);
+}
+
+/**
+ * A fresh start: the policy is the model (an adapter folder merged into its base), or with LoRA the
+ * model frozen plus a new adapter, whose reference is the same weights with the adapter off (no
+ * second copy, as TRL does with PEFT). A resume: the policy is the checkpoint (an adapter folder when
+ * the run trains one), the reference the run's starting model.
+ */
+export async function groupModels(policyDir: string, refDir: string, beta: number, lora: LoraOptions | undefined, runDir: string, seed: number): Promise<GroupModels> {
+  const loaded = readModelDir(policyDir);
+  const fresh = refDir === policyDir;
+  const policy = fresh ? (lora ? await startModel(loaded, lora, runDir, seed) : createModel(loaded.config, mergedWeights(loaded), true)) : modelFromLoaded(loaded, true);
+  if (!(beta > 0)) return { loaded, policy };
+  if (policy.lora) return { loaded, policy, ref: adapterOff(policy) };
+  const r = fresh ? loaded : readModelDir(refDir);
+  return { loaded, policy, ref: createModel(r.config, mergedWeights(r), false) };
+}
+
 export abstract class GroupRun implements LoopStage {
   readonly policy: CausalLM;
   readonly ref?: CausalLM;
@@ -104,22 +132,16 @@ export abstract class GroupRun implements LoopStage {
   private readonly stats = { mean: 0, std: 1 };
 
   constructor(
-    policyDir: string,
-    refDir: string,
+    models: GroupModels,
     readonly prompts: PpoPrompt[],
     readonly cfg: GroupConfig,
     readonly rewards: RewardSource & { fn?: (prompt: string, response: string) => Promise<number> },
   ) {
-    if (cfg.numGenerations < 2) throw new Error('--num-generations must be at least 2: a group of one response has no baseline');
-    if (!(cfg.beta >= 0)) throw new Error(`--beta must be 0 or more, got ${cfg.beta}`);
-    const p = readModelDir(policyDir);
+    checkGroupConfig(cfg);
+    const p = models.loaded;
     this.tok = p.tokenizer;
-    // a folder that is an adapter: its base with the update merged in
-    this.policy = refDir === policyDir ? createModel(p.config, mergedWeights(p), true) : modelFromLoaded(p, true);
-    if (cfg.beta > 0) {
-      const r = refDir === policyDir ? p : readModelDir(refDir);
-      this.ref = createModel(r.config, mergedWeights(r), false);
-    }
+    this.policy = models.policy;
+    this.ref = models.ref;
     if (rewards.rewardModel) {
       const rm = readModelDir(rewards.rewardModel);
       if (!sameVocabulary(p.tokenizer, rm.tokenizer)) throw new Error(`the reward model ${rewards.rewardModel} has another vocabulary than the policy; train it from this policy's SFT model`);
@@ -133,7 +155,7 @@ export abstract class GroupRun implements LoopStage {
 
   dispose(): void {
     this.policy.dispose();
-    this.ref?.dispose();
+    if (!this.policy.lora) this.ref?.dispose(); // with LoRA the reference is the policy's own weights
     this.rm?.dispose();
     this.opt.dispose();
   }
@@ -253,19 +275,30 @@ export async function rlLoop(run: RunDir, g: LoopStage, hooks: StageHooks): Prom
   return { step: g.iteration, stopped: false, finalModel, lastMetrics: last };
 }
 
-type MakeRun<C> = (policyDir: string, refDir: string, prompts: PpoPrompt[], cfg: C, rewards: Awaited<ReturnType<typeof rewardSource>>) => GroupRun;
+type MakeRun<C> = (models: GroupModels, prompts: PpoPrompt[], cfg: C, rewards: Awaited<ReturnType<typeof rewardSource>>) => GroupRun;
 
-/** Starts a critic-free stage: inputs read and checked, the run folder, the loop. */
-export async function trainGroup<C extends GroupConfig>(stage: string, make: MakeRun<C>, o: RewardSource & { prompts: string; policy: string; runsDir: string; runId?: string }, cfg: C, hooks: StageHooks) {
+/** Starts a critic-free stage: inputs read and checked, the models, the run folder, the loop. */
+export async function trainGroup<C extends GroupConfig>(stage: string, make: MakeRun<C>, o: RewardSource & { prompts: string; policy: string; runsDir: string; runId?: string; lora?: LoraOptions }, cfg: C, hooks: StageHooks) {
+  checkGroupConfig(cfg);
   const prompts = readPrompts(o.prompts);
-  const g = make(o.policy, o.policy, prompts, cfg, await rewardSource(o));
+  // the run's name first: a LoRA start on an adapter folder writes the merged base into the run folder
+  const id = o.runId ?? newRunId(stage);
+  const models = await groupModels(o.policy, o.policy, cfg.beta, o.lora, path.join(o.runsDir, id), cfg.seed);
+  let g: GroupRun;
+  try {
+    g = make(models, prompts, cfg, await rewardSource(o)); // a reward model that does not fit fails here, before the run folder
+  } catch (e) {
+    models.policy.dispose();
+    if (!models.policy.lora) models.ref?.dispose();
+    throw e;
+  }
   try {
     const run = RunDir.create(o.runsDir, {
       stage,
-      config: { prompts: path.resolve(o.prompts), policy: path.resolve(o.policy), reward_model: o.rewardModel ? path.resolve(o.rewardModel) : null, reward_fn: o.rewardFn ? path.resolve(o.rewardFn) : null, [stage]: cfg },
+      config: { prompts: path.resolve(o.prompts), policy: path.resolve(o.policy), reward_model: o.rewardModel ? path.resolve(o.rewardModel) : null, reward_fn: o.rewardFn ? path.resolve(o.rewardFn) : null, [stage]: cfg, lora: o.lora ?? null },
       parent_model: path.resolve(o.policy),
-    }, o.runId);
-    hooks.log?.(`run ${run.dir}: ${prompts.length} prompts, ${cfg.promptsPerStep} x ${cfg.numGenerations} responses per step, beta ${cfg.beta}${cfg.beta === 0 ? ' (no reference model)' : ''}`);
+    }, id);
+    hooks.log?.(`run ${run.dir}: ${prompts.length} prompts, ${cfg.promptsPerStep} x ${cfg.numGenerations} responses per step, beta ${cfg.beta}${cfg.beta === 0 ? ' (no reference model)' : ''}${o.lora ? `; LoRA r=${o.lora.r}${cfg.beta > 0 ? ' (the reference is the policy with its adapter off)' : ''}` : ''}`);
     return await runLifecycle(run, () => rlLoop(run, g, hooks));
   } finally {
     g.dispose();
@@ -277,7 +310,7 @@ export async function resumeGroup<C extends GroupConfig>(stage: string, make: Ma
   const { run, config: c, point, markResumed } = openResume<Record<string, unknown> & { prompts: string; policy: string; reward_model: string | null; reward_fn: string | null }>(runDir, hooks);
   const cfg = checkRecorded(c[stage], defaults, `config.${stage}`);
   check?.(cfg);
-  const g = make(point.dir, c.policy, readPrompts(c.prompts), cfg, await rewardSource({ rewardModel: c.reward_model ?? undefined, rewardFn: c.reward_fn ?? undefined, scorer }));
+  const g = make(await groupModels(point.dir, c.policy, cfg.beta, undefined, run.dir, cfg.seed), readPrompts(c.prompts), cfg, await rewardSource({ rewardModel: c.reward_model ?? undefined, rewardFn: c.reward_fn ?? undefined, scorer }));
   try {
     g.restore(point.dir);
     run.truncateMetrics(point.step);

@@ -13,10 +13,11 @@ import { takeScalars } from '../read';
 import { clipByGlobalNorm } from '../train/optim';
 import { assertFinite } from '../train/trainer';
 import { GrpoLossType, ScaleRewards, groupAdvantages, grpoLoss } from '../grpo/math';
-import { GroupConfig, GroupRun, RewardSource, resumeGroup, rewardSource, rolloutLogps, trainGroup } from '../rl/group';
+import { GroupConfig, GroupModels, GroupRun, RewardSource, resumeGroup, rewardSource, rolloutLogps, trainGroup } from '../rl/group';
 import { PpoPrompt } from '../../data/ppo';
 import { responseMask, tokenLogps } from '../rl/rollout';
 import { StageHooks } from './common';
+import type { LoraOptions } from './model-setup';
 
 // ---- hyperparameters (TRL's defaults where they fit a small model) -----------------------------
 export interface GrpoConfig extends GroupConfig {
@@ -38,6 +39,8 @@ export interface GrpoOptions extends RewardSource {
   grpo?: Partial<GrpoConfig>;
   runsDir: string;
   runId?: string;
+  /** A LoRA adapter on the frozen policy (its reference is then the policy with the adapter off). */
+  lora?: LoraOptions;
 }
 
 class GrpoRun extends GroupRun {
@@ -56,7 +59,7 @@ class GrpoRun extends GroupRun {
     const logpOld = await rolloutLogps(this.policy, r, c.temperature);
     const logpRef = this.ref ? await rolloutLogps(this.ref, r, c.temperature) : undefined;
     const tokens = mask.reduce((a, b) => a + b, 0);
-    const vars = [...this.policy.params.values()];
+    const vars = [...this.policy.params.values()].filter((v) => v.trainable); // an adapter only, with LoRA
     const names = new Map([...this.policy.params].map(([k, v]) => [v.name, k]));
     const stats = { loss: 0, kl: 0, clip: 0, entropy: 0, gradNorm: 0 };
     for (let it = 0; it < c.numIterations; it++) {
@@ -112,7 +115,7 @@ function checkGrpo(c: GrpoConfig): void {
 }
 
 
-const make = (policyDir: string, refDir: string, prompts: PpoPrompt[], cfg: GrpoConfig, rewards: Awaited<ReturnType<typeof rewardSource>>) => new GrpoRun(policyDir, refDir, prompts, cfg, rewards);
+const make = (models: GroupModels, prompts: PpoPrompt[], cfg: GrpoConfig, rewards: Awaited<ReturnType<typeof rewardSource>>) => new GrpoRun(models, prompts, cfg, rewards);
 
 export async function grpoTrain(o: GrpoOptions, hooks: StageHooks = {}) {
   const cfg: GrpoConfig = { ...DEFAULT_GRPO, ...o.grpo };

@@ -12,10 +12,11 @@ import { takeScalars } from '../read';
 import { clipByGlobalNorm } from '../train/optim';
 import { assertFinite } from '../train/trainer';
 import { rlooAdvantages, rlooLoss } from '../rloo/math';
-import { GroupConfig, GroupRun, RewardSource, resumeGroup, rewardSource, rolloutLogps, trainGroup } from '../rl/group';
+import { GroupConfig, GroupModels, GroupRun, RewardSource, resumeGroup, rewardSource, rolloutLogps, trainGroup } from '../rl/group';
 import { PpoPrompt } from '../../data/ppo';
 import { responseMask, tokenLogps } from '../rl/rollout';
 import { StageHooks } from './common';
+import type { LoraOptions } from './model-setup';
 
 // ---- hyperparameters ---------------------------------------------------------------------------
 export interface RlooConfig extends GroupConfig {
@@ -34,6 +35,8 @@ export interface RlooOptions extends RewardSource {
   rloo?: Partial<RlooConfig>;
   runsDir: string;
   runId?: string;
+  /** A LoRA adapter on the frozen policy (its reference is then the policy with the adapter off). */
+  lora?: LoraOptions;
 }
 
 class RlooRun extends GroupRun {
@@ -64,7 +67,7 @@ class RlooRun extends GroupRun {
       seqKl.push(kl);
     }
     const { advantages, rlhfReward } = rlooAdvantages(scores, seqKl, c.numGenerations, c.beta, c.normalizeAdvantage);
-    const vars = [...this.policy.params.values()];
+    const vars = [...this.policy.params.values()].filter((v) => v.trainable); // an adapter only, with LoRA
     const names = new Map([...this.policy.params].map(([k, v]) => [v.name, k]));
     let loss = 0, clipfrac = 0, gradNorm = 0;
     for (let it = 0; it < c.numIterations; it++) {
@@ -108,7 +111,7 @@ class RlooRun extends GroupRun {
 }
 
 
-const make = (policyDir: string, refDir: string, prompts: PpoPrompt[], cfg: RlooConfig, rewards: Awaited<ReturnType<typeof rewardSource>>) => new RlooRun(policyDir, refDir, prompts, cfg, rewards);
+const make = (models: GroupModels, prompts: PpoPrompt[], cfg: RlooConfig, rewards: Awaited<ReturnType<typeof rewardSource>>) => new RlooRun(models, prompts, cfg, rewards);
 
 export async function rlooTrain(o: RlooOptions, hooks: StageHooks = {}) {
   return trainGroup('rloo', make, o, { ...DEFAULT_RLOO, ...o.rloo }, hooks);
