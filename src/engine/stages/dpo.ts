@@ -22,7 +22,7 @@ import { writeFileAtomic } from '../../data/durable';
 import { loadModel, modelFiles, readModelDir, writeFilesAtomic } from '../checkpoint';
 import { startModel } from './model-setup';
 import { checkStageMemory } from '../memory';
-import { Objective, TrainConfig, train as trainLoop } from '../train/trainer';
+import { Objective, TrainConfig, evaluationsFrom, train as trainLoop } from '../train/trainer';
 import { Pass, shapeOfConfig } from '../cost';
 import { Ranking, comparisons } from '../../data/rm';
 import { DpoLossConfig, RankedGroup, dpoMetrics, pairwiseLoss, plackettLuceLoss } from '../dpo/losses';
@@ -221,7 +221,7 @@ function dpoObjective(policy: CausalLM, tok: Tokenizer, data: { train: DpoRecord
           sq += b.N * b.T * b.T;
         }
       }
-      const evals = [...Array(cfg.steps - fromStep).keys()].map((i) => fromStep + i + 1).filter((s) => (cfg.evalInterval > 0 && s % cfg.evalInterval === 0) || s === cfg.steps).length;
+      const evals = evaluationsFrom(cfg, fromStep);
       const ev = data.eval.flatMap((r) => r.seqs), evTokens = ev.reduce((a, x) => a + x.length, 0);
       const passes: Pass[] = [{ what: 'training', kind: 'train', model: shape, tokens, context: tokens ? sq / tokens : 0, loraParams: policy.lora?.numParameters }];
       if (evals && evTokens) passes.push({ what: 'evaluation', kind: 'forward', model: shape, tokens: evals * evTokens, context: ev.reduce((a, x) => a + x.length ** 2, 0) / evTokens });

@@ -12,7 +12,7 @@ import { Tokenizer } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
 import { RunDir } from '../../data/run';
 import { readModelDir } from '../checkpoint';
-import { Objective, TrainConfig, train as trainLoop } from '../train/trainer';
+import { Objective, TrainConfig, evaluationsFrom, train as trainLoop } from '../train/trainer';
 import { GradThreads, autoThreads } from '../train/parallel';
 import { RankBatch, rankLossAndGrads } from '../train/grad-thread';
 import { RewardModel } from '../rm/reward-model';
@@ -174,7 +174,7 @@ async function rmObjective(rm: RewardModel, tok: Tokenizer, trainSet: TokenizedR
           }
         }
       }
-      const evals = [...Array(cfg.steps - fromStep).keys()].map((i) => fromStep + i + 1).filter((s) => (cfg.evalInterval > 0 && s % cfg.evalInterval === 0) || s === cfg.steps).length;
+      const evals = evaluationsFrom(cfg, fromStep);
       const checkpoints = Math.floor((cfg.steps - 1) / (cfg.checkpointInterval || Infinity)) - Math.floor(fromStep / (cfg.checkpointInterval || Infinity)) + 1;
       const forward = (what: string, seqs: number[][], times: number): Pass => {
         const t = seqs.reduce((a, x) => a + x.length, 0);

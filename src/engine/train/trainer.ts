@@ -277,6 +277,13 @@ export async function lmObjective(stage: string, model: CausalLM, tokenizer: Tok
   };
 }
 
+/** How many evaluations the steps after `fromStep` make: every evalInterval-th step, and the last. */
+export function evaluationsFrom(cfg: { steps: number; evalInterval: number }, fromStep: number): number {
+  let n = 0;
+  for (let s = fromStep + 1; s <= cfg.steps; s++) if ((cfg.evalInterval > 0 && s % cfg.evalInterval === 0) || s === cfg.steps) n++;
+  return n;
+}
+
 /** The batches a language-model run will train on from `fromStep` (they are fixed by the seed), and its evaluations. */
 function lmPlan(model: CausalLM, data: LmData, cfg: TrainConfig, fromStep: number): Pass[] {
   const shape = shapeOfConfig(model.config, 'model');
@@ -288,7 +295,7 @@ function lmPlan(model: CausalLM, data: LmData, cfg: TrainConfig, fromStep: numbe
       weighted += b.B * b.T * b.T;
     }
   }
-  const evals = [...Array(cfg.steps - fromStep).keys()].map((i) => fromStep + i + 1).filter((s) => (cfg.evalInterval > 0 && s % cfg.evalInterval === 0) || s === cfg.steps).length;
+  const evals = evaluationsFrom(cfg, fromStep);
   const ev = data.evalBatches();
   const evTokens = ev.reduce((a, b) => a + b.B * b.T, 0);
   const passes: Pass[] = [{ what: 'training', kind: 'train', model: shape, tokens, context: tokens ? weighted / tokens : 0, loraParams: model.lora?.numParameters }];
