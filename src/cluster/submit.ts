@@ -126,6 +126,8 @@ export async function submitJobs(jobs: JobPlan[], ctx: SubmitContext): Promise<S
   if (p && !parts.includes(p)) throw new ClusterError(`partition "${p}" does not exist on the cluster (partitions: ${parts.join(', ') || 'none'}); pass --partition with one of them`);
   if (ctx.resources.time !== undefined && !/^(\d+|(\d+-)?\d{1,2}(:\d{2}){0,2})$/.test(ctx.resources.time)) throw new ClusterError(`--time "${ctx.resources.time}" is not a Slurm time (minutes, or [D-]HH:MM[:SS])`);
   const written: string[] = [];
+  /** slurm.json and job.sh of folders that existed (a resubmitted run), put back if the submission fails. */
+  const before = new Map<string, { job?: string; script?: string }>();
   const queued: string[] = [];
   const submitted: Submitted[] = [];
   try {
@@ -140,6 +142,10 @@ export async function submitJobs(jobs: JobPlan[], ctx: SubmitContext): Promise<S
       for (const t of job.tasks) {
         const dir = path.join(job.runsDir, t.runId);
         if (!fs.existsSync(dir)) written.push(dir);
+        else if (!before.has(dir)) {
+          const read = (f: string) => (fs.existsSync(path.join(dir, f)) ? fs.readFileSync(path.join(dir, f), 'utf8') : undefined);
+          before.set(dir, { job: read(CLUSTER_JSON), script: read('job.sh') });
+        }
         fs.mkdirSync(dir, { recursive: true });
         fs.writeFileSync(path.join(dir, 'job.sh'), script, { mode: 0o755 });
         writeClusterJob(dir, { scheduler: 'slurm', job_id: 'submitting', stage: job.stage, argv: t.argv, script: 'job.sh', ...(ctx.shell.ssh ? { ssh: ctx.shell.ssh } : {}), submitted_at: new Date().toISOString(), resources: JSON.parse(JSON.stringify(ctx.resources)) });
@@ -167,6 +173,12 @@ export async function submitJobs(jobs: JobPlan[], ctx: SubmitContext): Promise<S
   } catch (e) {
     await scancel(ctx.shell, queued).catch(() => undefined);
     for (const d of written) fs.rmSync(d, { recursive: true, force: true });
+    for (const [d, was] of before) {
+      for (const [f, text] of [[CLUSTER_JSON, was.job], ['job.sh', was.script]] as const) {
+        if (text === undefined) fs.rmSync(path.join(d, f), { force: true });
+        else fs.writeFileSync(path.join(d, f), text);
+      }
+    }
     throw e;
   }
   return submitted;

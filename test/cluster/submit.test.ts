@@ -228,4 +228,10 @@ test('bad input: one line with the fix, and nothing written or queued', async ()
   assert.ok(!fs.existsSync(runs) || fs.readdirSync(runs).length === 0, 'the chain left no folder');
   const queued = cluster.run('squeue', '-h', '-o', '%i|%T').stdout;
   assert.equal(queued.trim(), before.trim(), 'nothing left queued');
+  // a resubmission the controller refuses leaves the run's own slurm.json and job.sh as they were
+  const long = path.join(root, 'cancel', 'long');
+  const was = ['slurm.json', 'job.sh'].map((f) => fs.readFileSync(path.join(long, f), 'utf8'));
+  n = 2;
+  await assert.rejects(submitJobs(planJobs({}, ['resume', long], root), { shell: failing, cwd: root, node: process.execPath, cli: CLI, resources: {} }), /the cluster refused the job/);
+  assert.deepEqual(['slurm.json', 'job.sh'].map((f) => fs.readFileSync(path.join(long, f), 'utf8')), was);
 });
