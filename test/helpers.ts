@@ -127,3 +127,18 @@ export async function startWebGpuForTests(then?: 'wasm'): Promise<string | undef
     return why;
   }
 }
+
+/**
+ * A tiny character model (`sft/`) and toy data in `root`: toy.sft.jsonl (30 demonstrations),
+ * toy.rm.jsonl (30 K = 3 rankings by the simulated labeler, seeded) and toy.ppo.jsonl (3 prompts).
+ */
+export async function writeToyWorkspace(root: string, tok: import('../src/engine/tokenizer').CharTokenizer): Promise<void> {
+  const { Rng } = await import('../src/engine/rng');
+  const { labelRecord } = await import('../src/engine/labeler/labeler');
+  await saveTinyModel(path.join(root, 'sft'), tok);
+  const rng = new Rng(3);
+  const words = ['good', 'bad', 'nice', 'sad'];
+  fs.writeFileSync(path.join(root, 'toy.rm.jsonl'), Array.from({ length: 30 }, () => JSON.stringify(labelRecord('say it', [0, 1, 2].map(() => `it was ${words[rng.int(4)]}`), rng))).join('\n') + '\n');
+  fs.writeFileSync(path.join(root, 'toy.sft.jsonl'), Array.from({ length: 30 }, (_, i) => JSON.stringify({ prompt: `say ${i % 5}`, response: 'it was good' })).join('\n') + '\n');
+  fs.writeFileSync(path.join(root, 'toy.ppo.jsonl'), ['say it', 'tell me', 'go on'].map((p) => JSON.stringify({ prompt: p })).join('\n') + '\n');
+}

@@ -3,22 +3,12 @@
  * it used, and its hyperparameters in our names. trl.ts and openrlhf.ts translate it into their
  * flags. Pure.
  */
+import type { TrainConfig } from '../engine/train/trainer';
 export type Stage = 'sft' | 'rm' | 'dpo' | 'ppo' | 'grpo' | 'rloo';
 export const STAGES: Stage[] = ['sft', 'rm', 'dpo', 'ppo', 'grpo', 'rloo'];
 
-export interface TrainHyper {
-  steps: number;
-  batchSize: number;
-  gradAccum: number;
-  lr: number;
-  minLr: number;
-  warmupSteps: number;
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  gradClip: number;
-  seed: number;
-}
+/** The run's optimisation settings, as trainer.ts names them. */
+export type TrainHyper = Pick<TrainConfig, 'steps' | 'batchSize' | 'gradAccum' | 'lr' | 'minLr' | 'warmupSteps' | 'weightDecay' | 'beta1' | 'beta2' | 'gradClip' | 'seed'>;
 
 export interface LoraHyper {
   r: number;

@@ -3,11 +3,9 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ROOT, saveTinyModel, testBackend, tmpDir } from '../helpers';
+import { ROOT, testBackend, tmpDir, writeToyWorkspace } from '../helpers';
 import { CharTokenizer } from '../../src/engine/tokenizer';
 import { trainRewardModel } from '../../src/engine/stages/rm';
-import { labelRecord } from '../../src/engine/labeler/labeler';
-import { Rng } from '../../src/engine/rng';
 import { RunDir } from '../../src/data/run';
 
 const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -17,12 +15,7 @@ let root = '';
 before(async () => {
   await testBackend();
   root = tmpDir();
-  await saveTinyModel(path.join(root, 'sft'), tok);
-  const rng = new Rng(3);
-  const words = ['good', 'bad', 'nice', 'sad'];
-  fs.writeFileSync(path.join(root, 'toy.rm.jsonl'), Array.from({ length: 30 }, () => JSON.stringify(labelRecord('say it', [0, 1, 2].map(() => `it was ${words[rng.int(4)]}`), rng))).join('\n') + '\n');
-  fs.writeFileSync(path.join(root, 'toy.sft.jsonl'), Array.from({ length: 30 }, (_, i) => JSON.stringify({ prompt: `say ${i % 5}`, response: 'it was good' })).join('\n') + '\n');
-  fs.writeFileSync(path.join(root, 'toy.ppo.jsonl'), ['say it', 'tell me', 'go on'].map((p) => JSON.stringify({ prompt: p })).join('\n') + '\n');
+  await writeToyWorkspace(root, tok);
   fs.writeFileSync(path.join(root, 'corpus.txt'), 'call me ishmael. some years ago, never mind how long precisely. '.repeat(200));
   await trainRewardModel({ data: path.join(root, 'toy.rm.jsonl'), model: path.join(root, 'sft'), train: { steps: 2, batchSize: 4 }, runsDir: path.join(root, 'runs'), runId: 'rm-fixture' });
 });

@@ -9,12 +9,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ROOT, saveTinyModel, testBackend, tmpDir } from '../helpers';
+import { ROOT, testBackend, tmpDir, writeToyWorkspace } from '../helpers';
 import { Cluster, available, startCluster } from '../slurm-cluster';
 import { SSHD, Sshd, startSshd } from '../sshd';
 import { CharTokenizer } from '../../src/engine/tokenizer';
-import { labelRecord } from '../../src/engine/labeler/labeler';
-import { Rng } from '../../src/engine/rng';
 import { readClusterJob } from '../../src/data/cluster-run';
 import { RunDir } from '../../src/data/run';
 import { localShell } from '../../src/cluster/slurm';
@@ -35,11 +33,7 @@ before(async () => {
   assert.ok(fs.existsSync(SSHD), 'openssh-server is not installed (.ci/run installs it)');
   sshd = await startSshd({ SLURM_CONF: cluster.conf });
   root = tmpDir();
-  await saveTinyModel(path.join(root, 'sft'), tok);
-  const rng = new Rng(3);
-  const words = ['good', 'bad', 'nice', 'sad'];
-  fs.writeFileSync(path.join(root, 'toy.rm.jsonl'), Array.from({ length: 30 }, () => JSON.stringify(labelRecord('say it', [0, 1, 2].map(() => `it was ${words[rng.int(4)]}`), rng))).join('\n') + '\n');
-  fs.writeFileSync(path.join(root, 'toy.sft.jsonl'), Array.from({ length: 30 }, (_, i) => JSON.stringify({ prompt: `say ${i % 5}`, response: 'it was good' })).join('\n') + '\n');
+  await writeToyWorkspace(root, tok);
 });
 
 after(async () => {
