@@ -5,7 +5,7 @@ export const STAGE_NAMES: Record<Stage, string> = { pretrain: 'Pretraining', sft
 
 /** Stages of runs: the dataset stages and the training methods that read their datasets (DPO reads RM files). */
 const RUN_STAGES = [...STAGES, 'dpo', 'grpo', 'rloo'];
-const RUN_STAGE_NAMES: Record<string, string> = { ...STAGE_NAMES, dpo: 'DPO', grpo: 'GRPO', rloo: 'RLOO' };
+const RUN_STAGE_NAMES: Record<string, string> = { ...STAGE_NAMES, dpo: 'DPO', grpo: 'GRPO', rloo: 'RLOO', external: 'Cluster scripts (rlhf submit --script)' };
 
 export const stageName = (s: string): string => RUN_STAGE_NAMES[s] ?? s;
 /** Pipeline order for sorting; unknown stages last. */

@@ -192,6 +192,24 @@ test('--ssh HOST: sbatch, squeue and scontrol run on the login node over the sys
   assert.match(j.stdout + j.stderr, /remote +sft +job \d+ +COMPLETED/);
 });
 
+test('rlhf submit --script: a job script of the user\'s own (an export\'s train.slurm.sh) runs from its folder and is followed like a run', () => {
+  const dir = path.join(tmpDir(), 'handoff');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'train.slurm.sh'), '#!/bin/bash\n#SBATCH --job-name=handoff\n#SBATCH --output=slurm-%j.out\necho "trainer started in $(pwd) on $SLURMD_NODENAME"\ntouch output.done\n');
+  const runs = path.join(root, 'scripts');
+  const r = rlhf(['submit', '--wait', '--script', path.join(dir, 'train.slurm.sh'), '--runs-dir', runs, '--run-id', 'handoff']);
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  const run = path.join(runs, 'handoff');
+  const job = readClusterJob(run)!;
+  assert.equal(job.stage, 'external');
+  assert.equal(job.state?.name, 'COMPLETED');
+  assert.ok(fs.existsSync(path.join(dir, 'output.done')), 'the script ran in its own folder');
+  const out = fs.readdirSync(run).filter((f) => /^slurm-\d+\.out$/.test(f));
+  assert.equal(out.length, 1, 'its output is in the run folder, not beside the script');
+  assert.match(fs.readFileSync(path.join(run, out[0]), 'utf8'), new RegExp(`trainer started in ${dir} on n[12]`));
+  assert.ok(fs.readFileSync(path.join(run, 'job.sh'), 'utf8').includes('touch output.done'), 'a copy of what ran');
+});
+
 test('bad input: one line with the fix, and nothing written or queued', async () => {
   const runs = path.join(root, 'bad-input');
   const before = cluster.run('squeue', '-h', '-o', '%i').stdout;
