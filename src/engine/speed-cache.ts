@@ -2,7 +2,8 @@
  * This machine's measured speeds, kept between runs so a cost estimate can say how long a run
  * will take here: `rlhf bench train|generate` and every finished training run add a measurement
  * (model FLOP/s of training or of cached generation, for a backend, thread count and model size).
- * An estimate takes the measurement of the same backend and kind nearest in model size.
+ * An estimate takes the median of the latest measurements of the same backend and kind nearest in
+ * model size.
  * The file: $RLHF_CACHE_DIR, else $XDG_CACHE_HOME/rlhf, else ~/.cache/rlhf; speeds.json.
  */
 import * as fs from 'fs';
@@ -50,13 +51,18 @@ export function recordSpeed(m: Omit<SpeedMeasure, 'at'>, file = speedCacheFile()
   }
 }
 
-/** The measurement of this backend and kind nearest in model size (log scale), the latest among equals. */
+/**
+ * The speed of this backend and kind nearest in model size (log scale): among the latest five
+ * measurements at that size (within 10%), the median one, so that a run slowed by other work on the
+ * machine does not set the next estimate.
+ */
 export function nearestSpeed(kind: SpeedMeasure['kind'], backend: string, params: number, file = speedCacheFile()): SpeedMeasure | undefined {
-  let best: SpeedMeasure | undefined, bestD = Infinity;
-  for (const m of readSpeeds(file)) {
-    if (m.kind !== kind || m.backend !== backend) continue;
-    const d = Math.abs(Math.log(m.params / params));
-    if (d <= bestD) [best, bestD] = [m, d];
-  }
-  return best;
+  const same = readSpeeds(file).filter((m) => m.kind === kind && m.backend === backend);
+  if (!same.length) return undefined;
+  const dist = (m: SpeedMeasure) => Math.abs(Math.log(m.params / params));
+  const nearest = Math.min(...same.map(dist));
+  const near = same.filter((m) => dist(m) <= nearest + 0.1).slice(-5);
+  if (near.length === 1) return near[0];
+  const mid = [...near].sort((a, b) => a.flops_per_second - b.flops_per_second)[Math.floor(near.length / 2)];
+  return { ...mid, source: `${mid.source} (the median of the last ${near.length} measurements at this size)` };
 }
