@@ -172,13 +172,14 @@ export async function jobStates(sh: Shell, ids: string[]): Promise<Map<string, O
   const queued = parseSqueue(q.stdout);
   for (const id of ids) if (queued.has(id)) found.set(id, queued.get(id)!);
   let rest = ids.filter((id) => !found.has(id));
-  // squeue shows no exit code or restart count: scontrol has them while the controller remembers the job
-  const detail = ids.filter((id) => !found.has(id) || found.get(id)!.name === 'RUNNING');
+  // a job squeue no longer lists has ended: scontrol has its final state, exit code and restart
+  // count while the controller remembers it (once per job: a final state is never asked again)
+  const detail = ids.filter((id) => !found.has(id));
   if (detail.length) {
     // one job per call (scontrol takes one id); a job it has forgotten is an error we pass over
     for (const id of detail.slice(0, 50)) {
       const shown = parseScontrol((await sh.exec(['scontrol', 'show', 'job', '-o', id])).stdout).get(id);
-      if (shown) found.set(id, { ...shown, ...(queued.get(id)?.node ? { node: queued.get(id)!.node } : {}) });
+      if (shown) found.set(id, shown);
     }
     rest = ids.filter((id) => !found.has(id));
   }
