@@ -59,6 +59,17 @@ export const TIME_WARNING_SECONDS = 120;
 
 const q = shellQuote;
 
+/** sbatch options for the resources asked for (as #SBATCH lines in a job script, or on sbatch's command line). */
+export function resourceOptions(r: Resources): string[] {
+  return [
+    ...(r.partition ? [`--partition=${r.partition}`] : []),
+    ...(r.time ? [`--time=${r.time}`] : []),
+    ...(r.cpusPerTask ? [`--cpus-per-task=${r.cpusPerTask}`] : []),
+    ...(r.gpusPerNode ? [`--gpus-per-node=${r.gpusPerNode}`] : []),
+    ...(r.mem ? [`--mem=${r.mem}`] : []),
+  ];
+}
+
 /** The job script: plain bash, readable, with every choice visible. */
 export function jobScript(job: JobPlan, ctx: SubmitContext, jobName: string): string {
   const array = job.tasks.length > 1;
@@ -74,11 +85,7 @@ export function jobScript(job: JobPlan, ctx: SubmitContext, jobName: string): st
     '#SBATCH --requeue',
     `#SBATCH --signal=B:USR1@${TIME_WARNING_SECONDS}`,
     ...(array ? [`#SBATCH --array=0-${job.tasks.length - 1}`] : []),
-    ...(r.partition ? [`#SBATCH --partition=${r.partition}`] : []),
-    ...(r.time ? [`#SBATCH --time=${r.time}`] : []),
-    ...(r.cpusPerTask ? [`#SBATCH --cpus-per-task=${r.cpusPerTask}`] : []),
-    ...(r.gpusPerNode ? [`#SBATCH --gpus-per-node=${r.gpusPerNode}`] : []),
-    ...(r.mem ? [`#SBATCH --mem=${r.mem}`] : []),
+    ...resourceOptions(r).map((o) => `#SBATCH ${o}`),
     '',
     `cd ${q(ctx.cwd)} || exit 3`,
     `RLHF=(${q(ctx.node)} ${q(ctx.cli)})`,
@@ -286,11 +293,7 @@ export async function submitScript(script: string, runsDir: string, runId: strin
   try {
     fs.copyFileSync(script, path.join(dir, 'job.sh'));
     writeClusterJob(dir, { scheduler: 'slurm', job_id: 'submitting', stage: 'external', argv: ['--script', script], script: 'job.sh', ...(ctx.shell.ssh ? { ssh: ctx.shell.ssh } : {}), submitted_at: new Date().toISOString(), resources: JSON.parse(JSON.stringify(ctx.resources)) });
-    const r = ctx.resources;
-    const id = await sbatch(ctx.shell, script, [
-      `--chdir=${path.dirname(script)}`, `--output=${path.join(dir, 'slurm-%j.out')}`,
-      ...(r.partition ? [`--partition=${r.partition}`] : []), ...(r.time ? [`--time=${r.time}`] : []), ...(r.cpusPerTask ? [`--cpus-per-task=${r.cpusPerTask}`] : []), ...(r.gpusPerNode ? [`--gpus-per-node=${r.gpusPerNode}`] : []), ...(r.mem ? [`--mem=${r.mem}`] : []),
-    ]);
+    const id = await sbatch(ctx.shell, script, [`--chdir=${path.dirname(script)}`, `--output=${path.join(dir, 'slurm-%j.out')}`, ...resourceOptions(ctx.resources)]);
     writeClusterJob(dir, { ...readClusterJob(dir)!, job_id: id, state: { name: 'PENDING', updated_at: new Date().toISOString() } });
     return { jobId: id, stage: 'external', runDirs: [dir] };
   } catch (e) {

@@ -6,7 +6,7 @@
  */
 import * as vscode from 'vscode';
 import * as path from 'path';
-import { fork } from 'child_process';
+import { runCliJson } from './cli-json';
 import { Shell, localShell, partitions, sshShell } from '../cluster/slurm';
 import { cancelRun, refreshStates } from '../cluster/submit';
 import type { RunNode } from '../data/runs-tree';
@@ -84,31 +84,15 @@ export function submit(context: vscode.ExtensionContext, cwd: string, choice: Cl
     ...choice.sweep.flatMap((w) => ['--sweep', w]),
     ...(choice.seeds ? ['--seeds', String(choice.seeds)] : []),
   ];
-  return new Promise((resolve) => {
-    const child = fork(path.join(context.extensionPath, 'dist', 'cli.js'), ['submit', '--json', ...flags, '--', ...argv], { cwd, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    const ids: string[] = [];
-    let error = '', buf = '';
-    child.stdout!.on('data', (d) => {
-      buf += d;
-      for (let nl; (nl = buf.indexOf('\n')) >= 0; buf = buf.slice(nl + 1)) {
-        try {
-          const m = JSON.parse(buf.slice(0, nl)) as { type?: string; job_id?: string; stage?: string; runs?: string[]; message?: string };
-          if (m.type === 'submitted' && m.job_id) {
-            ids.push(m.job_id);
-            log(`submitted ${m.stage} as Slurm job ${m.job_id}: ${(m.runs ?? []).join(', ')}`);
-          }
-          if (m.type === 'error' && m.message) error = m.message;
-        } catch {
-          /* a log line */
-        }
-      }
-    });
-    child.stderr!.on('data', (d) => log(String(d).trimEnd()));
-    child.on('exit', (code) => {
-      if (code === 0) return resolve(ids);
-      void vscode.window.showErrorMessage(`RLHF: ${error.replace(/^rlhf submit: /, '') || `rlhf submit exited with ${code}`}`);
-      resolve(undefined);
-    });
+  const ids: string[] = [];
+  return runCliJson(context.extensionPath, ['submit', ...flags, '--', ...argv], cwd, (m) => {
+    if (m.type !== 'submitted' || typeof m.job_id !== 'string') return;
+    ids.push(m.job_id);
+    log(`submitted ${m.stage} as Slurm job ${m.job_id}: ${((m.runs as string[] | undefined) ?? []).join(', ')}`);
+  }, log).then(({ code, error }) => {
+    if (code === 0) return ids;
+    void vscode.window.showErrorMessage(`RLHF: ${error ?? `rlhf submit exited with ${code}`}`);
+    return undefined;
   });
 }
 

@@ -5,7 +5,7 @@
 import * as vscode from 'vscode';
 import * as fs from 'fs';
 import * as path from 'path';
-import { fork } from 'child_process';
+import { runCliJson } from './cli-json';
 import { listRuns, type RunNode } from '../data/runs-tree';
 
 const EXPORTABLE = ['sft', 'rm', 'dpo', 'ppo', 'grpo', 'rloo'];
@@ -32,23 +32,8 @@ export function registerExportCommand(context: vscode.ExtensionContext, runsDir:
       if (!trainer) return;
       let out = path.join(ws, '.rlhf', 'exports', `${path.basename(run)}-${trainer.value}`);
       for (let i = 2; fs.existsSync(out); i++) out = path.join(ws, '.rlhf', 'exports', `${path.basename(run)}-${trainer.value}-${i}`);
-      const result = await new Promise<{ ok: boolean; message: string }>((resolve) => {
-        const child = fork(path.join(context.extensionPath, 'dist', 'cli.js'), ['export', run!, '--for', trainer.value, '--out', out, '--json'], { cwd: ws, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-        let stdout = '';
-        child.stdout!.on('data', (d) => (stdout += d));
-        child.on('exit', (code) => {
-          const lines = stdout.split('\n').filter(Boolean).map((l) => {
-            try {
-              return JSON.parse(l) as { type?: string; message?: string };
-            } catch {
-              return {};
-            }
-          });
-          const err = lines.find((l) => l.type === 'error')?.message;
-          resolve({ ok: code === 0, message: (err ?? `rlhf export exited with ${code}`).replace(/^rlhf export: /, '') });
-        });
-      });
-      if (!result.ok) return void vscode.window.showErrorMessage(`RLHF: ${result.message}`);
+      const result = await runCliJson(context.extensionPath, ['export', run, '--for', trainer.value, '--out', out], ws);
+      if (result.code !== 0) return void vscode.window.showErrorMessage(`RLHF: ${result.error ?? `rlhf export exited with ${result.code}`}`);
       const readme = vscode.Uri.file(path.join(out, 'README.md'));
       await vscode.commands.executeCommand('markdown.showPreview', readme).then(undefined, () => vscode.window.showTextDocument(readme));
       const pick = await vscode.window.showInformationMessage(`RLHF: exported ${path.basename(run)} for ${trainer.label} into ${vscode.workspace.asRelativePath(out)}: data, model, train.sh and train.slurm.sh.`, 'Reveal in Explorer', 'Open train.sh');

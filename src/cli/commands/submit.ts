@@ -10,7 +10,7 @@ import { Reporter } from '../progress';
 import { DPO_OPTS, GRPO_OPTS, PPO_OPTS, PRETRAIN_OPTS, RLOO_OPTS, RM_OPTS, SFT_OPTS } from './train';
 import { PIPELINE_OPTS, pipelineStages } from './pipeline';
 import { ClusterError, Shell, localShell, sshShell } from '../../cluster/slurm';
-import { JobPlan, Submitted, cancelRun, refreshStates, submitJobs, submitScript } from '../../cluster/submit';
+import { JobPlan, Resources, Submitted, cancelRun, refreshStates, submitJobs, submitScript } from '../../cluster/submit';
 import { ClusterJob, describeJobState, isFinalState, readClusterJob } from '../../data/cluster-run';
 import { RunDir, newRunId } from '../../data/run';
 
@@ -152,17 +152,14 @@ export async function submitCommand(o: ParsedOpts, positional: string[], r: Repo
     const runId = (o['run-id'] as string | undefined) ?? newRunId(path.basename(path.dirname(script)).replace(/[^\w.-]/g, '-'));
     let s: Submitted;
     try {
-      s = await submitScript(script, runsDir, runId, { shell: shellFor(o.ssh as string | undefined), resources: { partition: o.partition as string | undefined, time: o.time as string | undefined, cpusPerTask: o['cpus-per-task'] as number | undefined, gpusPerNode: o['gpus-per-node'] as number | undefined, mem: o.mem as string | undefined } });
+      s = await submitScript(script, runsDir, runId, { shell: shellFor(o.ssh as string | undefined), resources: resourcesOf(o) });
     } catch (e) {
       if (e instanceof ClusterError) throw new Error(`nothing was submitted: ${e.message}`);
       throw e;
     }
     if (r.json) process.stdout.write(JSON.stringify({ type: 'submitted', job_id: s.jobId, stage: s.stage, runs: s.runDirs }) + '\n');
     else r.log(`submitted ${script} as job ${s.jobId}: its output and state in ${s.runDirs[0]}`);
-    if (!o.wait) return 0;
-    const bad = await follow(runsDir, s.runDirs, r);
-    for (const b of bad) process.stderr.write(`rlhf submit: ${path.basename(b.dir)} ended ${describeJobState(b.job.state)}${b.job.state?.error ? `: ${b.job.state.error.split('\n').at(-1)}` : ''}\n`);
-    return bad.length ? 1 : 0;
+    return o.wait ? followToEnd(runsDir, s.runDirs, r) : 0;
   }
   const jobs = planJobs(o, positional, cwd);
   // a resubmitted run asks for what it asked before, unless told otherwise
@@ -173,10 +170,7 @@ export async function submitCommand(o: ParsedOpts, positional: string[], r: Repo
   try {
     submitted = await submitJobs(jobs, {
       shell, cwd, node: (o.node as string | undefined) ?? process.execPath, cli: cliFile(),
-      resources: {
-        partition: (o.partition as string | undefined) ?? was.partition, time: (o.time as string | undefined) ?? was.time,
-        cpusPerTask: (o['cpus-per-task'] as number | undefined) ?? was.cpusPerTask, gpusPerNode: (o['gpus-per-node'] as number | undefined) ?? was.gpusPerNode, mem: (o.mem as string | undefined) ?? was.mem,
-      },
+      resources: resourcesOf(o, was),
     });
   } catch (e) {
     if (e instanceof ClusterError) throw new Error(`nothing was submitted: ${e.message}`);
@@ -190,9 +184,22 @@ export async function submitCommand(o: ParsedOpts, positional: string[], r: Repo
     if (!r.json) r.log(`follow them: rlhf jobs --runs-dir ${path.relative(cwd, jobs[0].runsDir) || '.'} --watch (or the Runs view)`);
     return 0;
   }
-  const bad = await follow(jobs[0].runsDir, submitted.flatMap((s) => s.runDirs), r);
+  return followToEnd(jobs[0].runsDir, submitted.flatMap((s) => s.runDirs), r);
+}
+
+/** --wait: follows the runs to their end; each that did not complete is one line on stderr, and exit 1. */
+async function followToEnd(runsDir: string, dirs: string[], r: Reporter): Promise<number> {
+  const bad = await follow(runsDir, dirs, r);
   for (const b of bad) process.stderr.write(`rlhf submit: ${path.basename(b.dir)} ended ${describeJobState(b.job.state)}${b.job.state?.error ? `: ${b.job.state.error.split('\n').at(-1)}` : ''}\n`);
   return bad.length ? 1 : 0;
+}
+
+/** The resources given on the command line, each falling back on what the run asked for before. */
+function resourcesOf(o: ParsedOpts, was: Resources = {}): Resources {
+  return {
+    partition: (o.partition as string | undefined) ?? was.partition, time: (o.time as string | undefined) ?? was.time,
+    cpusPerTask: (o['cpus-per-task'] as number | undefined) ?? was.cpusPerTask, gpusPerNode: (o['gpus-per-node'] as number | undefined) ?? was.gpusPerNode, mem: (o.mem as string | undefined) ?? was.mem,
+  };
 }
 
 export async function jobsCommand(o: ParsedOpts, _p: string[], r: Reporter) {
