@@ -9,7 +9,7 @@ import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Session, e2eTest, openRlhfView, openVsCode, pickItem, quickInputFocused, runCommand } from './harness';
+import { Session, e2eTest, openRlhfView, openVsCode, pickItem, runCommand } from './harness';
 import { Cluster, startCluster } from '../slurm-cluster';
 import { readClusterJob } from '../../src/data/cluster-run';
 import { saveTinyChatLlama, testBackend } from '../helpers';
@@ -61,12 +61,25 @@ async function states(prefix: string): Promise<Map<string, string>> {
   return out;
 }
 
+/**
+ * Answers the input box whose prompt contains `prompt` (waiting for that box, not the one closing
+ * before it: a key pressed then goes to the old box): replaces its value with `value`, or keeps the
+ * default when `value` is undefined, and accepts.
+ */
+async function answer(prompt: string, value?: string): Promise<void> {
+  const box = vs.page.locator('.quick-input-widget', { hasText: prompt });
+  await box.waitFor({ state: 'visible', timeout: 30_000 });
+  const input = box.locator('.quick-input-box input').first();
+  if (value !== undefined) await input.fill(value);
+  await input.press('Enter');
+  await box.waitFor({ state: 'hidden', timeout: 30_000 }).catch(() => {}); // the next box reuses the widget
+}
+
 async function submitFromPalette(what: string): Promise<void> {
   await runCommand(vs.page, 'RLHF: Run on Cluster…');
   await pickItem(vs.page, what);
   await pickItem(vs.page, 'debug');
-  await quickInputFocused(vs.page); // the time limit: its default
-  await vs.page.keyboard.press('Enter');
+  await answer('Time limit per job'); // its default
 }
 
 e2eTest('Run on Cluster submits the tiny pipeline; each stage goes PENDING → RUNNING → COMPLETED in the Runs view', async () => {
@@ -110,11 +123,8 @@ e2eTest('a sweep from Run on Cluster: DPO at three betas as one job array, overl
   await runCommand(page, 'RLHF: Run on Cluster…');
   await pickItem(page, 'Train DPO Model');
   await pickItem(page, 'debug');
-  await quickInputFocused(page);
-  await page.keyboard.press('Enter');
-  await quickInputFocused(page);
-  await page.keyboard.insertText('beta=0.1,0.3,0.5');
-  await page.keyboard.press('Enter');
+  await answer('Time limit per job');
+  await answer('Sweep (optional)', 'beta=0.1,0.3,0.5');
   await pickItem(page, 'data/reviews.rm.jsonl');
   await pickItem(page, 'models/base-char');
   await page.locator('.notification-toast', { hasText: /submitted Slurm job \d+/ }).first().waitFor({ timeout: 60_000 });
