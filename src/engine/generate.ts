@@ -8,6 +8,7 @@ import { KVCache, disposeCache } from './model';
 import { CausalLM } from './causal-lm';
 import { Rng } from './rng';
 import { take } from './read';
+import { FusedDecoder } from './decode';
 
 export interface SampleOptions {
   maxNewTokens: number;
@@ -25,6 +26,9 @@ export interface SampleOptions {
   onStep?: (tokens: number[][], finished: boolean[]) => void;
 }
 
+/** Prompts up to this many tokens are read by the fused decoder position by position. */
+const SHORT_PROMPT = 8;
+
 export const DEFAULT_SAMPLE: SampleOptions = { maxNewTokens: 128, temperature: 0.8, topK: 0, topP: 1, seed: 1, useCache: true };
 
 /** Draws one token id from logits (float32, length V). */
@@ -34,6 +38,19 @@ export function sampleToken(logits: Float32Array, o: Pick<SampleOptions, 'temper
     let best = 0;
     for (let i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
     return best;
+  }
+  if (!(o.topK > 0 && o.topK < V) && !(o.topP < 1)) {
+    // every token: the loop below without its arrays (a 49k vocabulary at every step), same sums in the same order
+    let max = -Infinity;
+    for (let i = 0; i < V; i++) max = Math.max(max, logits[i] / o.temperature);
+    let sum = 0;
+    for (let i = 0; i < V; i++) sum += Math.exp(logits[i] / o.temperature - max);
+    let u = rng.next() * sum;
+    for (let i = 0; i < V; i++) {
+      u -= Math.exp(logits[i] / o.temperature - max);
+      if (u <= 0) return i;
+    }
+    return V - 1;
   }
   let idx = Array.from({ length: V }, (_, i) => i);
   if ((o.topK > 0 && o.topK < V) || o.topP < 1) {
@@ -88,26 +105,41 @@ export async function generate(model: CausalLM, prompt: number[], numSamples: nu
   const rngs = Array.from({ length: B }, (_, i) => new Rng(o.seed + i));
   const cache: KVCache | undefined = o.useCache === false ? undefined : { k: [], v: [], length: 0 };
   let fed = 0; // tokens of seqs already in the cache
+  // after the prompt has filled the cache: one new position per step through the fused kernels
+  let decoder: FusedDecoder | undefined;
   try {
     for (let step = 0; step < o.maxNewTokens && !finished.every(Boolean); step++) {
       const len = seqs[0].length;
-      const logits = tf.tidy(() => {
-        let input: number[][];
-        if (cache && len <= N) {
-          input = seqs.map((s) => s.slice(fed)); // only what the cache has not seen
-        } else {
-          // Context full (or no cache): crop to the last N tokens and recompute from position 0.
-          if (cache) disposeCache(cache);
-          input = seqs.map((s) => s.slice(Math.max(0, len - N)));
+      let data: Float32Array;
+      // a short prompt goes through the decoder too, one position at a time (cheaper than the ops' pass)
+      const reach = Math.min(N, prompt.length + o.maxNewTokens); // the positions the cache will hold
+      if (step === 0 && cache && len <= SHORT_PROMPT && len < N) decoder = FusedDecoder.from(model, B, cache, reach);
+      if (decoder && len <= decoder.maxLength) {
+        for (let pos = step === 0 ? 0 : len - 1; pos < len - 1; pos++) decoder.step(seqs.map((s) => s[pos]), pos);
+        data = decoder.step(seqs.map((s) => s[len - 1]), len - 1);
+      } else {
+        const logits = tf.tidy(() => {
+          let input: number[][];
+          if (cache && len <= N) {
+            input = seqs.map((s) => s.slice(fed)); // only what the cache has not seen
+          } else {
+            // Context full (or no cache): crop to the last N tokens and recompute from position 0.
+            if (cache) disposeCache(cache);
+            input = seqs.map((s) => s.slice(Math.max(0, len - N)));
+          }
+          const T = input[0].length;
+          const ids = tf.tensor2d(input.flat(), [B, T], 'int32');
+          const h = model.hidden(ids, { cache });
+          const last = tf.reshape(tf.slice(tf.reshape(h, [B, T, -1]), [0, T - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D;
+          return model.lmHead(last);
+        });
+        fed = len;
+        data = await take(logits);
+        if (cache && !decoder && cache.length === len && len < N) {
+          decoder = FusedDecoder.from(model, B, cache, reach);
+          if (decoder) disposeCache(cache); // the decoder holds its own copy
         }
-        const T = input[0].length;
-        const ids = tf.tensor2d(input.flat(), [B, T], 'int32');
-        const h = model.hidden(ids, { cache });
-        const last = tf.reshape(tf.slice(tf.reshape(h, [B, T, -1]), [0, T - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D;
-        return model.lmHead(last);
-      });
-      fed = len;
-      const data = await take(logits);
+      }
       const V = data.length / B;
       for (let i = 0; i < B; i++) {
         const next = sampleToken(data.subarray(i * V, (i + 1) * V), o, rngs[i]);
@@ -120,8 +152,68 @@ export async function generate(model: CausalLM, prompt: number[], numSamples: nu
     }
   } finally {
     disposeCache(cache);
+    decoder?.dispose();
   }
   return { tokens: out, finished, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** One prompt's share of a batched generation: `samples` continuations, sample i seeded seed + i. */
+export interface GenerationRequest {
+  prompt: number[];
+  samples: number;
+  seed: number;
+  maxNewTokens: number;
+}
+
+/**
+ * Several prompts' samples decoded together, as one batch of sequences each at its own position
+ * (prompts of different lengths; a sequence stops at end-of-text or its budget while the others go
+ * on): what an RL stage's rollout asks for. Sample i of a request draws from Rng(seed + i), as
+ * generate() does, so a sample does not depend on what is decoded beside it. Through the fused
+ * decoder where it serves; else one generate() per request.
+ */
+export async function generateMany(model: CausalLM, requests: GenerationRequest[], o: Pick<SampleOptions, 'temperature' | 'topK' | 'topP' | 'eot'>): Promise<Generation[]> {
+  const N = model.config.n_positions;
+  for (const r of requests) {
+    if (!r.prompt.length) throw new Error('the prompt has no tokens');
+    if (r.prompt.length + r.maxNewTokens > N) throw new Error(`a prompt of ${r.prompt.length} tokens and ${r.maxNewTokens} new ones exceed the context of ${N}`);
+  }
+  const B = requests.reduce((n, r) => n + r.samples, 0);
+  const reach = Math.max(...requests.map((r) => r.prompt.length + r.maxNewTokens));
+  const decoder = B > 0 ? FusedDecoder.from(model, B, { k: [], v: [], length: 0 }, reach) : undefined;
+  if (!decoder) {
+    const out: Generation[] = [];
+    for (const r of requests) out.push(await generate(model, r.prompt, r.samples, { ...o, maxNewTokens: r.maxNewTokens, seed: r.seed, useCache: true }));
+    return out;
+  }
+  const t0 = performance.now();
+  const rows = requests.flatMap((r, j) => Array.from({ length: r.samples }, (_, i) => ({ j, seq: [...r.prompt], cursor: 0, rng: new Rng(r.seed + i), out: [] as number[], finished: false, done: r.maxNewTokens === 0 })));
+  try {
+    while (!rows.every((r) => r.done)) {
+      // each row feeds its next unread token: a prompt token, or the one it sampled last
+      const ids = rows.map((r) => r.seq[Math.min(r.cursor, r.seq.length - 1)]);
+      const positions = rows.map((r) => Math.min(r.cursor, r.seq.length - 1));
+      const logits = decoder.step(ids, positions);
+      const V = logits.length / B;
+      rows.forEach((r, b) => {
+        if (r.done) return;
+        r.cursor += 1;
+        if (r.cursor < r.seq.length) return; // still reading its prompt
+        const next = sampleToken(logits.subarray(b * V, (b + 1) * V), o, r.rng);
+        r.seq.push(next);
+        if (o.eot !== undefined && next === o.eot) r.finished = true;
+        else r.out.push(next);
+        if (r.finished || r.out.length >= requests[r.j].maxNewTokens) r.done = true;
+      });
+    }
+  } finally {
+    decoder.dispose();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return requests.map((_, j) => {
+    const mine = rows.filter((r) => r.j === j);
+    return { tokens: mine.map((r) => r.out), finished: mine.map((r) => r.finished), seconds };
+  });
 }
 
 /** log p(tokens[i+1] | tokens[0..i]) for i = 0..n-2, in one forward pass. */

@@ -5,8 +5,13 @@
  * Why custom gradients: the wasm backend runs a plain matMul through XNNPACK (about 20 GFLOP/s
  * here) but any transposed matMul through a naive loop (about 2 GFLOP/s); autodiff of matMul asks
  * for transposed products, so `matMul` below transposes explicitly and multiplies untransposed.
+ *
+ * On the wasm backend the norms, activations, bias, attention softmax and cross-entropy run as one
+ * fused SIMD kernel each (kernels/fused.ts), forward and backward; the tf.* versions here are the
+ * same maths for the other backends, and what the tests compare the kernels with.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedAvailable, runFused } from './kernels/fused';
 
 type Forward = (inputs: tf.Tensor[], save: tf.GradSaveFunc) => {
   value: tf.Tensor;
@@ -52,7 +57,20 @@ export function matMulFrozen(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
 
 /** GPT-2's Conv1D: x [n, in] @ w [in, out] + b [out]. */
 export function linear(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
-  return tf.add(matMul(x, w as tf.Tensor2D), b);
+  return biasAdd(matMul(x, w as tf.Tensor2D), b);
+}
+
+/** x [n, C] + b [C]; the bias's gradient is the column sums of dy. */
+export function biasAdd(x: tf.Tensor2D, b: tf.Tensor): tf.Tensor2D {
+  if (!fusedAvailable()) return tf.add(x, b);
+  const f = customOp(([xi, bi], save) => {
+    save([]);
+    return {
+      value: runFused('RlhfBiasAdd', { x: xi, b: bi }) as tf.Tensor,
+      gradFunc: (dy) => [dy, runFused('RlhfColSum', { x: dy }) as tf.Tensor],
+    };
+  });
+  return f(x, b) as tf.Tensor2D;
 }
 
 /**
@@ -61,6 +79,17 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D 
  *   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = dy * g.
  */
 export function layerNorm(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor2D {
+  if (fusedAvailable()) {
+    const fused = customOp(([xi, gi, bi], save) => {
+      const [y, mean, rstd] = runFused('RlhfLayerNorm', { x: xi, g: gi, b: bi }, { eps }) as tf.Tensor[];
+      save([xi, mean, rstd, gi]);
+      return {
+        value: y,
+        gradFunc: (dy, [sx, sm, sr, sg]) => runFused('RlhfNormGrad', { x: sx, mean: sm, rstd: sr, g: sg, dy }, { rms: 0 }) as tf.Tensor[],
+      };
+    });
+    return fused(x, g, b) as tf.Tensor2D;
+  }
   const f = customOp(([xi, gi, bi], save) => {
     const mean = tf.mean(xi, -1, true);
     const xc = tf.sub(xi, mean);
@@ -93,7 +122,19 @@ const GELU_C = Math.sqrt(2 / Math.PI);
  * (1 + tanh z = 2 sigmoid(2z)) and runs about 3x faster on wasm, where tanh is slow.
  * d/dx = s + x s (1 - s) * 2c (1 + 3 * 0.044715 x^2), s = sigmoid(2z).
  */
-export const gelu = customOp(([x], save) => {
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return fusedAvailable() ? geluFused(x) : geluOps(x);
+}
+
+const geluFused = customOp(([x], save) => {
+  save([x]);
+  return {
+    value: runFused('RlhfGelu', { x }) as tf.Tensor,
+    gradFunc: (dy, [sx]) => [runFused('RlhfGeluGrad', { x: sx, dy }) as tf.Tensor],
+  };
+});
+
+const geluOps = customOp(([x], save) => {
   const x2 = tf.square(x);
   const z2 = tf.mul(x, tf.add(tf.mul(x2, 2 * GELU_C * 0.044715), 2 * GELU_C));
   const s = tf.sigmoid(z2);
@@ -108,7 +149,7 @@ export const gelu = customOp(([x], save) => {
       return [tf.mul(dy, grad)];
     },
   };
-}) as (x: tf.Tensor) => tf.Tensor;
+});
 
 /**
  * Mean cross-entropy of logits [n, V] against targets [n], weighted per position (0 = no loss,
@@ -121,6 +162,17 @@ export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights:
   const wn = tf.div(weights, wsum);
   // row i's target as an index into the flattened [n * V] log-probabilities
   const ti = tf.cast(targets, 'int32'); // some callers build targets as float32
+  if (fusedAvailable()) {
+    const fused = customOp(([l], save) => {
+      const [loss, lse] = runFused('RlhfXent', { logits: l, targets: ti, w: wn }) as tf.Tensor[];
+      save([l, lse, ti, wn]);
+      return {
+        value: loss,
+        gradFunc: (dy, [sl, slse, st, swn]) => [runFused('RlhfXentGrad', { logits: sl, lse: slse, targets: st, w: swn, dy }) as tf.Tensor],
+      };
+    });
+    return fused(logits) as tf.Scalar;
+  }
   const flat = tf.add(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(V, 'int32')), ti);
   const f = customOp(([l], save) => {
     const logp = tf.logSoftmax(l);
@@ -147,10 +199,47 @@ export function causalMask(tq: number, tk: number, offset: number): tf.Tensor2D 
 }
 
 /**
+ * Attention weights softmax(scale * s + causal mask) over the last axis of scores s [n, rows, Tk],
+ * where row r is the query at position offset + (r mod Tq) and sees keys 0..that position
+ * (offset undefined: no mask, every key). One kernel forward and one backward on wasm:
+ * ds = scale * y (dy - sum(dy y)).
+ */
+export function causalSoftmax(s: tf.Tensor3D, scale: number, Tq: number, offset: number | undefined): tf.Tensor3D {
+  if (fusedAvailable()) {
+    const f = customOp(([si], save) => {
+      const y = runFused('RlhfSoftmax', { s: si }, { tq: Tq, offset: offset ?? -1, scale }) as tf.Tensor;
+      save([y]);
+      return { value: y, gradFunc: (dy, [sy]) => [runFused('RlhfSoftmaxGrad', { y: sy, dy }, { scale }) as tf.Tensor] };
+    });
+    return f(s) as tf.Tensor3D;
+  }
+  const [n, rows, Tk] = s.shape;
+  let att: tf.Tensor = tf.mul(s, scale);
+  if (offset !== undefined && Tq > 1) att = tf.reshape(tf.add(tf.reshape(att, [-1, Tq, Tk]), causalMask(Tq, Tk, offset)), [n, rows, Tk]);
+  return tf.softmax(att) as tf.Tensor3D;
+}
+
+/**
  * RMSNorm over the last axis (Llama): y = x / sqrt(mean(x^2) + eps) * g, no centring, no bias.
  * Backward (xhat = x * rstd): dx = rstd * (dxhat - xhat * mean(dxhat * xhat)), dxhat = dy * g.
  */
 export function rmsNorm(x: tf.Tensor2D, g: tf.Tensor, eps: number): tf.Tensor2D {
+  if (fusedAvailable()) {
+    const fused = customOp(([xi, gi], save) => {
+      const [y, rstd] = runFused('RlhfRmsNorm', { x: xi, g: gi }, { eps }) as tf.Tensor[];
+      save([xi, rstd, gi]);
+      return {
+        value: y,
+        gradFunc: (dy, [sx, sr, sg]) => {
+          // rms: the kernel reads no mean and writes no bias gradient
+          const [dx, dg, db] = runFused('RlhfNormGrad', { x: sx, mean: sr, rstd: sr, g: sg, dy }, { rms: 1 }) as tf.Tensor[];
+          db.dispose();
+          return [dx, dg];
+        },
+      };
+    });
+    return fused(x, g) as tf.Tensor2D;
+  }
   const f = customOp(([xi, gi], save) => {
     const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(xi), -1, true), eps));
     const xhat = tf.mul(xi, rstd);
@@ -172,7 +261,19 @@ export function rmsNorm(x: tf.Tensor2D, g: tf.Tensor, eps: number): tf.Tensor2D 
  * SwiGLU (Shazeer 2020), Llama's MLP gate: silu(a) * b with silu(a) = a * sigmoid(a).
  * d/da = b * s (1 + a (1 - s)), d/db = silu(a), s = sigmoid(a).
  */
-export const swiglu = customOp(([a, b], save) => {
+export function swiglu(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return fusedAvailable() ? swigluFused(a, b) : swigluOps(a, b);
+}
+
+const swigluFused = customOp(([a, b], save) => {
+  save([a, b]);
+  return {
+    value: runFused('RlhfSwiGlu', { a, b }) as tf.Tensor,
+    gradFunc: (dy, [sa, sb]) => runFused('RlhfSwiGluGrad', { a: sa, b: sb, dy }) as tf.Tensor[],
+  };
+});
+
+const swigluOps = customOp(([a, b], save) => {
   const s = tf.sigmoid(a);
   const silu = tf.mul(a, s);
   save([a, b, s, silu]);
@@ -184,7 +285,7 @@ export const swiglu = customOp(([a, b], save) => {
       return [tf.mul(dy, tf.mul(sb, dsilu)), tf.mul(dy, ssilu)];
     },
   };
-}) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+});
 
 /**
  * Gradients taken inside a backward pass (activation checkpointing, the chunked head): the

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { LlamaConfig, ModelConfig } from './config';
 import { Rng } from './rng';
-import { causalMask, innerVariableGrads, matMul, matMulFrozen, rmsNorm, swiglu, tiedHead } from './layers';
+import { causalSoftmax, innerVariableGrads, matMul, matMulFrozen, rmsNorm, swiglu, tiedHead } from './layers';
 import { bmm } from './kernels/bmm';
 import { ForwardOptions, KVCache } from './model';
 import { ModelParameters } from './parameters';
@@ -120,16 +120,20 @@ export class Llama extends ModelParameters {
 
   /** cos and sin [T, head_dim] of positions past..past+T-1, halves repeated (Transformers' layout). */
   private rotary(past: number, T: number): [tf.Tensor2D, tf.Tensor2D] {
-    const half = this.invFreq.length, d = 2 * half;
+    const d = 2 * this.invFreq.length;
     const cos = new Float32Array(T * d), sin = new Float32Array(T * d);
-    for (let t = 0; t < T; t++) {
-      for (let i = 0; i < half; i++) {
-        const angle = Math.fround((past + t) * this.invFreq[i]);
-        cos[t * d + i] = cos[t * d + half + i] = Math.cos(angle);
-        sin[t * d + i] = sin[t * d + half + i] = Math.sin(angle);
-      }
-    }
+    for (let t = 0; t < T; t++) this.rotaryAt(past + t, cos.subarray(t * d, (t + 1) * d), sin.subarray(t * d, (t + 1) * d));
     return [tf.tensor2d(cos, [T, d]), tf.tensor2d(sin, [T, d])];
+  }
+
+  /** cos and sin of one position into [head_dim] arrays (the decoder's rotary row). */
+  rotaryAt(pos: number, cos: Float32Array, sin: Float32Array): void {
+    const half = this.invFreq.length;
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(pos * this.invFreq[i]);
+      cos[i] = cos[half + i] = Math.cos(angle);
+      sin[i] = sin[half + i] = Math.sin(angle);
+    }
   }
 
   /** x [B, T, n, d] rotated: x cos + rotate_half(x) sin, rotate_half(x) = [-x2, x1]. */
@@ -185,16 +189,14 @@ export class Llama extends ModelParameters {
 
   /**
    * What every layer of one forward pass shares, made once: cos and sin [T, 1, head_dim] of the
-   * positions past..past+T-1, and the causal mask. The queries of the rep heads sharing a
-   * key/value head are stacked as rep*T rows, so the mask repeats rep times.
+   * positions past..past+T-1.
    */
   private positions(past: number, T: number): Positions {
-    const l = lc(this.config), hd = l.head_dim, rep = this.config.n_head / l.num_key_value_heads;
+    const hd = lc(this.config).head_dim;
     const [cos, sin] = this.rotary(past, T);
     return {
       cos: tf.reshape(cos, [T, 1, hd]),
       sin: tf.reshape(sin, [T, 1, hd]),
-      mask: T > 1 ? tf.tile(causalMask(T, past + T, past), [rep, 1]) : undefined,
     };
   }
 
@@ -202,7 +204,7 @@ export class Llama extends ModelParameters {
   private layer(i: number, x: tf.Tensor2D, B: number, T: number, past: number, pos: Positions, opts: ForwardOptions): tf.Tensor2D {
     const c = this.config, l = lc(c);
     const H = c.n_head, KV = l.num_key_value_heads, hd = l.head_dim, rep = H / KV;
-    const { cos: cos4, sin: sin4, mask } = pos;
+    const { cos: cos4, sin: sin4 } = pos;
     const p = `layers.${i}.`;
     // grouped-query self-attention with rotary positions
     const h1 = rmsNorm(x, this.p(p + 'input_layernorm.weight'), c.layer_norm_epsilon);
@@ -223,9 +225,7 @@ export class Llama extends ModelParameters {
     const Tk = k.shape[2];
     const qg = tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * KV, rep * T, hd]) as tf.Tensor3D;
     const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [B * KV, hd, Tk]) as tf.Tensor3D;
-    let att: tf.Tensor = tf.mul(bmm(qg, kT), 1 / Math.sqrt(hd));
-    if (mask) att = tf.add(att, mask);
-    att = tf.softmax(att);
+    const att = causalSoftmax(bmm(qg, kT), 1 / Math.sqrt(hd), T, past);
     const yg = bmm(att as tf.Tensor3D, tf.reshape(v, [B * KV, Tk, hd]) as tf.Tensor3D);
     const y = tf.reshape(tf.transpose(tf.reshape(yg, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, H * hd]) as tf.Tensor2D;
     x = tf.add(x, this.proj(y, p + 'self_attn.o_proj', opts));
@@ -248,12 +248,12 @@ export class Llama extends ModelParameters {
     const f = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
       const save = args[args.length - 1] as tf.GradSaveFunc;
       const xi = args[0] as tf.Tensor2D;
-      save(pos.mask ? [xi, pos.cos, pos.sin, pos.mask] : [xi, pos.cos, pos.sin]);
+      save([xi, pos.cos, pos.sin]);
       return {
         value: run(xi, pos),
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const xv = tf.variable(saved[0], true);
-          const p = { cos: saved[1], sin: saved[2], mask: saved[3] };
+          const p = { cos: saved[1], sin: saved[2] };
           const grads = innerVariableGrads(() => tf.sum(tf.mul(run(xv as unknown as tf.Tensor2D, p), dy)), [xv, ...vars]);
           const out = [grads[xv.name], ...vars.map((v) => grads[v.name] ?? tf.zerosLike(v))];
           xv.dispose();
@@ -288,11 +288,10 @@ export class Llama extends ModelParameters {
   }
 }
 
-/** Rotary cos/sin [T, 1, head_dim] and the causal mask (when T > 1) of one forward pass. */
+/** Rotary cos/sin [T, 1, head_dim] of one forward pass. */
 interface Positions {
   cos: tf.Tensor;
   sin: tf.Tensor;
-  mask?: tf.Tensor;
 }
 
 /** No gradient tape is recording (inference, scoring, generation). */

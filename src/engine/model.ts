@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelConfig } from './config';
 import { Rng } from './rng';
-import { causalMask, gelu, layerNorm, linear, tiedHead } from './layers';
+import { causalSoftmax, gelu, layerNorm, linear, tiedHead } from './layers';
 import { bmm } from './kernels/bmm';
 import { ModelParameters } from './parameters';
 
@@ -111,7 +111,6 @@ export class GPT extends ModelParameters {
     const tok = tf.gather(this.p('wte.weight'), tf.reshape(ids, [B * T]));
     const pos = tf.slice(this.p('wpe.weight'), [past, 0], [T, C]);
     let x = drop(tf.reshape(tf.add(tf.reshape(tok, [B, T, C]), pos), [B * T, C])) as tf.Tensor2D;
-    const mask = T > 1 ? causalMask(T, past + T, past) : undefined;
 
     for (let i = 0; i < c.n_layer; i++) {
       const p = `h.${i}.`;
@@ -136,9 +135,7 @@ export class GPT extends ModelParameters {
       // attention weights softmax(q k^T / sqrt(hd) + mask), as [B*H, T, Tk] for the batched products
       const Tk = k.shape[2];
       const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [B * H, hd, Tk]) as tf.Tensor3D;
-      let att: tf.Tensor = tf.mul(bmm(tf.reshape(q, [B * H, T, hd]) as tf.Tensor3D, kT), 1 / Math.sqrt(hd));
-      if (mask) att = tf.add(att, mask);
-      att = drop(tf.softmax(att));
+      const att = drop(causalSoftmax(bmm(tf.reshape(q, [B * H, T, hd]) as tf.Tensor3D, kT), 1 / Math.sqrt(hd), T, past));
       const yh = bmm(att as tf.Tensor3D, tf.reshape(v, [B * H, Tk, hd]) as tf.Tensor3D);
       const y = tf.reshape(tf.transpose(tf.reshape(yh, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, C]) as tf.Tensor2D;
       x = tf.add(x, drop(this.lin(y, p + 'attn.c_proj', opts)));

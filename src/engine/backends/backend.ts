@@ -12,6 +12,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import * as fs from 'fs';
 import * as path from 'path';
 import { registerWasmSegmentSum } from './segment-sum-kernel';
+import { registerFusedKernels } from '../kernels/fused';
 import { WebGpuAdapter, setActiveAdapter, startDawn, watchDevice } from './webgpu';
 import { registerDeterministicWebGpuKernels } from './webgpu-kernels';
 import { packageRoot } from '../paths';
@@ -128,6 +129,7 @@ async function startNode(): Promise<string> {
 async function startWasm(): Promise<string> {
   require('@tensorflow/tfjs-backend-wasm');
   registerWasmSegmentSum();
+  registerFusedKernels();
   if (!(await start('wasm'))) throw new BackendError('the WebAssembly backend failed to start');
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   return `WebAssembly${simd ? ' with SIMD' : ' without SIMD'}`;

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { chunkedTokenLogps } from '../train/lm-loss';
 import { CausalLM } from '../causal-lm';
 import { Tokenizer } from '../tokenizer';
-import { generate } from '../generate';
+import { generateMany } from '../generate';
 import { PpoPrompt, toPpoPrompt } from '../../data/ppo';
 import { readRecords } from '../../data/jsonl';
 import { assertFile } from '../stages/common';
@@ -81,10 +81,11 @@ export function rowsOf(a: Float32Array, T: number, rows: number[]): Float32Array
 export async function sampleRollout(policy: CausalLM, tok: Tokenizer, prompts: PpoPrompt[], o: { samples: number; maxNewTokens: number; temperature: number; seed: (j: number) => number }): Promise<Rollout> {
   const Npos = policy.config.n_positions;
   const seqs: number[][] = [], start: number[] = [], len: number[] = [], finished: boolean[] = [], responses: string[] = [], contexts: number[][] = [];
-  for (const [j, p] of prompts.entries()) {
-    const ctx = encodeContext(tok, p).slice(-(Npos - 8)); // leave room for a response
-    const maxNew = Math.min(o.maxNewTokens, Npos - ctx.length - 1);
-    const g = await generate(policy, ctx, o.samples, { maxNewTokens: maxNew, temperature: o.temperature, topK: 0, topP: 1, seed: o.seed(j), eot: tok.eot });
+  // every prompt's samples decoded as one batch, each sequence stopping on its own
+  const ctxs = prompts.map((p) => encodeContext(tok, p).slice(-(Npos - 8))); // leave room for a response
+  const gens = await generateMany(policy, ctxs.map((ctx, j) => ({ prompt: ctx, samples: o.samples, seed: o.seed(j), maxNewTokens: Math.min(o.maxNewTokens, Npos - ctx.length - 1) })), { temperature: o.temperature, topK: 0, topP: 1, eot: tok.eot });
+  for (const [j, g] of gens.entries()) {
+    const ctx = ctxs[j];
     g.tokens.forEach((t, s) => {
       const resp = g.finished[s] ? [...t, tok.eot] : t;
       if (!resp.length) resp.push(tok.eot);

@@ -1,0 +1,551 @@
+// Fused kernels for the WebAssembly backend, in AssemblyScript with 128-bit SIMD (compiled by
+// scripts/build.mjs into dist/fused.wasm). The module imports TensorFlow.js's own wasm memory, so
+// every pointer below is a tensor's byte offset in that heap: no copies in or out. One call does
+// what TensorFlow.js does in five to fifteen ops (each a dispatch, an allocation and a pass over
+// memory). The module has no data segment and allocates nothing: it must never write outside the
+// buffers it is given (the build checks it has no data section).
+//
+// Conventions: float32 row-major; `rows` x `C` matrices; f32x4 over the part of a row divisible by
+// four, then a scalar tail. The maths of each kernel is written beside it and in src/engine/layers.ts,
+// whose unfused versions the tests compare these with.
+
+// exp(x) without a lookup table (AssemblyScript's Mathf.exp brings one as a data segment, which
+// would land in TensorFlow.js's heap): x = k ln2 + r, |r| <= ln2/2, exp(r) by Cephes' expf
+// polynomial, 2^k built in the exponent bits. Relative error about 1e-7; -87.3 gives 0.
+@inline function expf(x: f32): f32 {
+  x = min<f32>(88.3, x);
+  if (x < -87.3) return 0;
+  const k = Mathf.floor(x * 1.44269504 + 0.5);
+  const r = x - k * 0.693359375 + k * 2.12194440e-4;
+  let p: f32 = 1.9875691500e-4;
+  p = p * r + 1.3981999507e-3;
+  p = p * r + 8.3334519073e-3;
+  p = p * r + 4.1665795894e-2;
+  p = p * r + 1.6666665459e-1;
+  p = p * r + 5.0000001201e-1;
+  return (p * r * r + r + 1) * reinterpret<f32>((<i32>k + 127) << 23);
+}
+
+// The same, four lanes at a time.
+@inline function exp4(x: v128): v128 {
+  x = f32x4.min(x, f32x4.splat(88.3));
+  const under = f32x4.lt(x, f32x4.splat(-87.3));
+  x = f32x4.max(x, f32x4.splat(-87.3));
+  const k = f32x4.floor(f32x4.add(f32x4.mul(x, f32x4.splat(1.44269504)), f32x4.splat(0.5)));
+  const r = f32x4.add(f32x4.sub(x, f32x4.mul(k, f32x4.splat(0.693359375))), f32x4.mul(k, f32x4.splat(2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  const e = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
+  const two = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(k), i32x4.splat(127)), 23);
+  return v128.andnot(f32x4.mul(e, two), under);
+}
+
+// log(x) for x > 0 without a table (Mathf.log brings one): x = m 2^e with m in [sqrt(1/2), sqrt(2)),
+// log m = 2 atanh(f), f = (m - 1) / (m + 1), |f| < 0.172, by its series in float64 (error < 1e-9).
+@inline function logf(x: f32): f32 {
+  let bits = reinterpret<i32>(x);
+  let e = (bits >> 23) - 127;
+  let m = <f64>reinterpret<f32>((bits & 0x007fffff) | 0x3f800000);
+  if (m > 1.4142135623730951) {
+    m *= 0.5;
+    e += 1;
+  }
+  const f = (m - 1) / (m + 1), f2 = f * f;
+  const s = f * (2 + f2 * (2.0 / 3 + f2 * (2.0 / 5 + f2 * (2.0 / 7 + f2 * (2.0 / 9 + f2 * (2.0 / 11))))));
+  return <f32>(s + <f64>e * 0.6931471805599453);
+}
+
+@inline function sum4(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+@inline function at(p: usize, i: i32): usize {
+  return p + (<usize>i << 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm over rows: y = (x - mean) * rstd * g + b, rstd = 1 / sqrt(var + eps). Writes mean and
+// rstd per row for the backward pass.
+export function layernorm_fwd(x: usize, g: usize, b: usize, y: usize, mean: usize, rstd: usize, rows: i32, C: i32, eps: f32): void {
+  const C4 = C & ~3;
+  for (let r = 0; r < rows; r++) {
+    const xr = at(x, r * C), yr = at(y, r * C);
+    let s = f32x4.splat(0);
+    for (let j = 0; j < C4; j += 4) s = f32x4.add(s, v128.load(at(xr, j)));
+    let total = sum4(s);
+    for (let j = C4; j < C; j++) total += load<f32>(at(xr, j));
+    const mu = total / <f32>C;
+    const mu4 = f32x4.splat(mu);
+    let q = f32x4.splat(0);
+    for (let j = 0; j < C4; j += 4) {
+      const d = f32x4.sub(v128.load(at(xr, j)), mu4);
+      q = f32x4.add(q, f32x4.mul(d, d));
+    }
+    let sq = sum4(q);
+    for (let j = C4; j < C; j++) {
+      const d = load<f32>(at(xr, j)) - mu;
+      sq += d * d;
+    }
+    const rs = <f32>1 / Mathf.sqrt(sq / <f32>C + eps);
+    store<f32>(at(mean, r), mu);
+    store<f32>(at(rstd, r), rs);
+    const rs4 = f32x4.splat(rs);
+    for (let j = 0; j < C4; j += 4) {
+      const xh = f32x4.mul(f32x4.sub(v128.load(at(xr, j)), mu4), rs4);
+      v128.store(at(yr, j), f32x4.add(f32x4.mul(xh, v128.load(at(g, j))), v128.load(at(b, j))));
+    }
+    for (let j = C4; j < C; j++) store<f32>(at(yr, j), (load<f32>(at(xr, j)) - mu) * rs * load<f32>(at(g, j)) + load<f32>(at(b, j)));
+  }
+}
+
+// Backward of layernorm_fwd: with xhat = (x - mean) rstd and dxhat = dy g,
+//   dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)),  dg = sum_rows dy xhat,  db = sum_rows dy.
+// dg and db are overwritten (not accumulated into). rms = 1 skips the centring (RMSNorm: mean = 0,
+// no bias; b may be 0).
+export function norm_bwd(x: usize, mean: usize, rstd: usize, g: usize, dy: usize, dx: usize, dg: usize, db: usize, rows: i32, C: i32, rms: i32): void {
+  const C4 = C & ~3;
+  memory.fill(dg, 0, <usize>C << 2);
+  if (!rms) memory.fill(db, 0, <usize>C << 2);
+  const invC: f32 = <f32>1 / <f32>C;
+  for (let r = 0; r < rows; r++) {
+    const xr = at(x, r * C), dyr = at(dy, r * C), dxr = at(dx, r * C);
+    const mu = rms ? <f32>0 : load<f32>(at(mean, r));
+    const rs = load<f32>(at(rstd, r));
+    const mu4 = f32x4.splat(mu), rs4 = f32x4.splat(rs);
+    let s1 = f32x4.splat(0), s2 = f32x4.splat(0);
+    for (let j = 0; j < C4; j += 4) {
+      const xh = f32x4.mul(f32x4.sub(v128.load(at(xr, j)), mu4), rs4);
+      const d = v128.load(at(dyr, j));
+      const dxh = f32x4.mul(d, v128.load(at(g, j)));
+      s1 = f32x4.add(s1, dxh);
+      s2 = f32x4.add(s2, f32x4.mul(dxh, xh));
+      v128.store(at(dg, j), f32x4.add(v128.load(at(dg, j)), f32x4.mul(d, xh)));
+      if (!rms) v128.store(at(db, j), f32x4.add(v128.load(at(db, j)), d));
+    }
+    let m1 = sum4(s1), m2 = sum4(s2);
+    for (let j = C4; j < C; j++) {
+      const xh = (load<f32>(at(xr, j)) - mu) * rs;
+      const d = load<f32>(at(dyr, j));
+      const dxh = d * load<f32>(at(g, j));
+      m1 += dxh;
+      m2 += dxh * xh;
+      store<f32>(at(dg, j), load<f32>(at(dg, j)) + d * xh);
+      if (!rms) store<f32>(at(db, j), load<f32>(at(db, j)) + d);
+    }
+    m1 = rms ? <f32>0 : m1 * invC;
+    m2 *= invC;
+    const m14 = f32x4.splat(m1), m24 = f32x4.splat(m2);
+    for (let j = 0; j < C4; j += 4) {
+      const xh = f32x4.mul(f32x4.sub(v128.load(at(xr, j)), mu4), rs4);
+      const dxh = f32x4.mul(v128.load(at(dyr, j)), v128.load(at(g, j)));
+      v128.store(at(dxr, j), f32x4.mul(rs4, f32x4.sub(f32x4.sub(dxh, m14), f32x4.mul(xh, m24))));
+    }
+    for (let j = C4; j < C; j++) {
+      const xh = (load<f32>(at(xr, j)) - mu) * rs;
+      const dxh = load<f32>(at(dyr, j)) * load<f32>(at(g, j));
+      store<f32>(at(dxr, j), rs * (dxh - m1 - xh * m2));
+    }
+  }
+}
+
+// RMSNorm over rows (Llama): y = x rstd g, rstd = 1 / sqrt(mean(x^2) + eps). Writes rstd per row.
+export function rmsnorm_fwd(x: usize, g: usize, y: usize, rstd: usize, rows: i32, C: i32, eps: f32): void {
+  const C4 = C & ~3;
+  for (let r = 0; r < rows; r++) {
+    const xr = at(x, r * C), yr = at(y, r * C);
+    let q = f32x4.splat(0);
+    for (let j = 0; j < C4; j += 4) {
+      const v = v128.load(at(xr, j));
+      q = f32x4.add(q, f32x4.mul(v, v));
+    }
+    let sq = sum4(q);
+    for (let j = C4; j < C; j++) {
+      const v = load<f32>(at(xr, j));
+      sq += v * v;
+    }
+    const rs = <f32>1 / Mathf.sqrt(sq / <f32>C + eps);
+    store<f32>(at(rstd, r), rs);
+    const rs4 = f32x4.splat(rs);
+    for (let j = 0; j < C4; j += 4) v128.store(at(yr, j), f32x4.mul(f32x4.mul(v128.load(at(xr, j)), rs4), v128.load(at(g, j))));
+    for (let j = C4; j < C; j++) store<f32>(at(yr, j), load<f32>(at(xr, j)) * rs * load<f32>(at(g, j)));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GPT-2's tanh GELU as x sigmoid(2z), z = c (x + 0.044715 x^3), c = sqrt(2/pi) (1 + tanh z = 2 sigmoid(2z)).
+const GC: f32 = 0.7978845608028654;
+const GA: f32 = 0.044715;
+
+export function gelu_fwd(x: usize, y: usize, n: i32): void {
+  const n4 = n & ~3;
+  const c1 = f32x4.splat(-2 * GC), c3 = f32x4.splat(-2 * GC * GA), one = f32x4.splat(1);
+  for (let i = 0; i < n4; i += 4) {
+    const v = v128.load(at(x, i));
+    const e = exp4(f32x4.mul(v, f32x4.add(c1, f32x4.mul(c3, f32x4.mul(v, v))))); // exp(-2z)
+    v128.store(at(y, i), f32x4.div(v, f32x4.add(one, e)));
+  }
+  for (let i = n4; i < n; i++) {
+    const v = load<f32>(at(x, i));
+    store<f32>(at(y, i), v / (1 + expf(-2 * GC * (v + GA * v * v * v))));
+  }
+}
+
+// d gelu / dx = s + x s (1 - s) 2c (1 + 3 a x^2), s = sigmoid(2z); dx = dy * that.
+export function gelu_bwd(x: usize, dy: usize, dx: usize, n: i32): void {
+  const n4 = n & ~3;
+  const c1 = f32x4.splat(-2 * GC), c3 = f32x4.splat(-2 * GC * GA), one = f32x4.splat(1);
+  const d1 = f32x4.splat(2 * GC), d3 = f32x4.splat(2 * GC * 3 * GA);
+  for (let i = 0; i < n4; i += 4) {
+    const v = v128.load(at(x, i));
+    const v2 = f32x4.mul(v, v);
+    const s = f32x4.div(one, f32x4.add(one, exp4(f32x4.mul(v, f32x4.add(c1, f32x4.mul(c3, v2))))));
+    const dz = f32x4.add(d1, f32x4.mul(d3, v2));
+    const grad = f32x4.add(s, f32x4.mul(f32x4.mul(f32x4.mul(v, s), f32x4.sub(one, s)), dz));
+    v128.store(at(dx, i), f32x4.mul(v128.load(at(dy, i)), grad));
+  }
+  for (let i = n4; i < n; i++) {
+    const v = load<f32>(at(x, i));
+    const s = <f32>1 / (1 + expf(-2 * GC * (v + GA * v * v * v)));
+    const grad = s + v * s * (1 - s) * (2 * GC + 2 * GC * 3 * GA * v * v);
+    store<f32>(at(dx, i), load<f32>(at(dy, i)) * grad);
+  }
+}
+
+// SwiGLU (Llama's MLP): y = silu(a) b, silu(a) = a sigmoid(a).
+export function swiglu_fwd(a: usize, b: usize, y: usize, n: i32): void {
+  const n4 = n & ~3;
+  const one = f32x4.splat(1);
+  for (let i = 0; i < n4; i += 4) {
+    const va = v128.load(at(a, i));
+    const silu = f32x4.div(va, f32x4.add(one, exp4(f32x4.neg(va))));
+    v128.store(at(y, i), f32x4.mul(silu, v128.load(at(b, i))));
+  }
+  for (let i = n4; i < n; i++) {
+    const va = load<f32>(at(a, i));
+    store<f32>(at(y, i), (va / (1 + expf(-va))) * load<f32>(at(b, i)));
+  }
+}
+
+// da = dy b s (1 + a (1 - s)), db = dy silu(a), s = sigmoid(a).
+export function swiglu_bwd(a: usize, b: usize, dy: usize, da: usize, db: usize, n: i32): void {
+  const n4 = n & ~3;
+  const one = f32x4.splat(1);
+  for (let i = 0; i < n4; i += 4) {
+    const va = v128.load(at(a, i));
+    const s = f32x4.div(one, f32x4.add(one, exp4(f32x4.neg(va))));
+    const d = v128.load(at(dy, i));
+    const dsilu = f32x4.mul(s, f32x4.add(one, f32x4.mul(va, f32x4.sub(one, s))));
+    v128.store(at(da, i), f32x4.mul(d, f32x4.mul(v128.load(at(b, i)), dsilu)));
+    v128.store(at(db, i), f32x4.mul(d, f32x4.mul(va, s)));
+  }
+  for (let i = n4; i < n; i++) {
+    const va = load<f32>(at(a, i));
+    const s = <f32>1 / (1 + expf(-va));
+    const d = load<f32>(at(dy, i));
+    store<f32>(at(da, i), d * load<f32>(at(b, i)) * s * (1 + va * (1 - s)));
+    store<f32>(at(db, i), d * va * s);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bias add and its gradient: y = x + b per row; db = sum over rows of dy (TensorFlow.js sums over
+// the first axis by transposing first: 27 ms of a 290 ms step at nanoGPT's shape).
+export function bias_add(x: usize, b: usize, y: usize, rows: i32, C: i32): void {
+  const C4 = C & ~3;
+  for (let r = 0; r < rows; r++) {
+    const xr = at(x, r * C), yr = at(y, r * C);
+    for (let j = 0; j < C4; j += 4) v128.store(at(yr, j), f32x4.add(v128.load(at(xr, j)), v128.load(at(b, j))));
+    for (let j = C4; j < C; j++) store<f32>(at(yr, j), load<f32>(at(xr, j)) + load<f32>(at(b, j)));
+  }
+}
+
+export function col_sum(x: usize, out: usize, rows: i32, C: i32): void {
+  const C4 = C & ~3;
+  memory.fill(out, 0, <usize>C << 2);
+  for (let r = 0; r < rows; r++) {
+    const xr = at(x, r * C);
+    for (let j = 0; j < C4; j += 4) v128.store(at(out, j), f32x4.add(v128.load(at(out, j)), v128.load(at(xr, j))));
+    for (let j = C4; j < C; j++) store<f32>(at(out, j), load<f32>(at(out, j)) + load<f32>(at(xr, j)));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention weights: y = softmax(scale * s + causal mask) over the last axis of `rows` rows of Tk
+// scores; row r is query position offset + (r mod Tq), which sees keys 0..that position (causal);
+// offset < 0 means no mask. Masked entries are exactly 0.
+export function softmax_fwd(s: usize, y: usize, rows: i32, Tq: i32, Tk: i32, offset: i32, scale: f32): void {
+  for (let r = 0; r < rows; r++) {
+    const sr = at(s, r * Tk), yr = at(y, r * Tk);
+    const seen = offset < 0 ? Tk : min<i32>(Tk, offset + (r % Tq) + 1);
+    let mx: f32 = -Infinity;
+    for (let j = 0; j < seen; j++) mx = max<f32>(mx, load<f32>(at(sr, j)));
+    mx *= scale;
+    let total: f32 = 0;
+    const seen4 = seen & ~3;
+    const sc = f32x4.splat(scale), mx4 = f32x4.splat(mx);
+    let t4 = f32x4.splat(0);
+    for (let j = 0; j < seen4; j += 4) {
+      const e = exp4(f32x4.sub(f32x4.mul(v128.load(at(sr, j)), sc), mx4));
+      v128.store(at(yr, j), e);
+      t4 = f32x4.add(t4, e);
+    }
+    total = sum4(t4);
+    for (let j = seen4; j < seen; j++) {
+      const e = expf(load<f32>(at(sr, j)) * scale - mx);
+      store<f32>(at(yr, j), e);
+      total += e;
+    }
+    const inv = f32x4.splat(<f32>1 / total);
+    for (let j = 0; j < seen4; j += 4) v128.store(at(yr, j), f32x4.mul(v128.load(at(yr, j)), inv));
+    const invs = <f32>1 / total;
+    for (let j = seen4; j < seen; j++) store<f32>(at(yr, j), load<f32>(at(yr, j)) * invs);
+    if (seen < Tk) memory.fill(at(yr, seen), 0, <usize>(Tk - seen) << 2);
+  }
+}
+
+// ds = scale * y (dy - sum_j dy_j y_j) (masked entries have y = 0, so their gradient is 0).
+export function softmax_bwd(y: usize, dy: usize, ds: usize, rows: i32, Tk: i32, scale: f32): void {
+  const T4 = Tk & ~3;
+  for (let r = 0; r < rows; r++) {
+    const yr = at(y, r * Tk), dyr = at(dy, r * Tk), dsr = at(ds, r * Tk);
+    let d4 = f32x4.splat(0);
+    for (let j = 0; j < T4; j += 4) d4 = f32x4.add(d4, f32x4.mul(v128.load(at(yr, j)), v128.load(at(dyr, j))));
+    let dot = sum4(d4);
+    for (let j = T4; j < Tk; j++) dot += load<f32>(at(yr, j)) * load<f32>(at(dyr, j));
+    const dot4 = f32x4.splat(dot), sc = f32x4.splat(scale);
+    for (let j = 0; j < T4; j += 4) {
+      const yv = v128.load(at(yr, j));
+      v128.store(at(dsr, j), f32x4.mul(sc, f32x4.mul(yv, f32x4.sub(v128.load(at(dyr, j)), dot4))));
+    }
+    for (let j = T4; j < Tk; j++) store<f32>(at(dsr, j), scale * load<f32>(at(yr, j)) * (load<f32>(at(dyr, j)) - dot));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weighted cross-entropy from logits [n, V], targets [n] (int32), weights w [n] already divided by
+// their sum: loss = sum_i w_i (logsumexp(l_i) - l_i[t_i]). Writes each row's logsumexp; returns the loss.
+export function xent_fwd(logits: usize, targets: usize, w: usize, lse: usize, n: i32, V: i32): f32 {
+  let loss: f64 = 0;
+  for (let i = 0; i < n; i++) {
+    const lr = at(logits, i * V);
+    let mx: f32 = -Infinity;
+    for (let j = 0; j < V; j++) mx = max<f32>(mx, load<f32>(at(lr, j)));
+    let s: f32 = 0;
+    for (let j = 0; j < V; j++) s += expf(load<f32>(at(lr, j)) - mx);
+    const l = mx + logf(s);
+    store<f32>(at(lse, i), l);
+    const t = load<i32>(at(targets, i));
+    const wi = load<f32>(at(w, i));
+    if (wi != 0) loss += <f64>(wi * (l - load<f32>(at(lr, t))));
+  }
+  return <f32>loss;
+}
+
+// dl = (softmax(l_i) - onehot(t_i)) w_i dy.
+export function xent_bwd(logits: usize, lse: usize, targets: usize, w: usize, dy: f32, dl: usize, n: i32, V: i32): void {
+  for (let i = 0; i < n; i++) {
+    const lr = at(logits, i * V), dr = at(dl, i * V);
+    const l = load<f32>(at(lse, i));
+    const k = load<f32>(at(w, i)) * dy;
+    for (let j = 0; j < V; j++) store<f32>(at(dr, j), expf(load<f32>(at(lr, j)) - l) * k);
+    const t = load<i32>(at(targets, i));
+    store<f32>(at(dr, t), load<f32>(at(dr, t)) - k);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sum of squares (for the global gradient norm), in float64.
+export function sum_squares(g: usize, n: i32): f64 {
+  const n4 = n & ~3;
+  let acc: f64 = 0;
+  let s = f32x4.splat(0);
+  for (let i = 0; i < n4; i += 4) {
+    const v = v128.load(at(g, i));
+    s = f32x4.add(s, f32x4.mul(v, v));
+    if ((i & 4095) == 4092) { // flush every 4096 values: float32 partial sums stay exact enough
+      acc += <f64>sum4(s);
+      s = f32x4.splat(0);
+    }
+  }
+  acc += <f64>sum4(s);
+  for (let i = n4; i < n; i++) {
+    const v = load<f32>(at(g, i));
+    acc += <f64>(v * v);
+  }
+  return acc;
+}
+
+// AdamW with the gradient scaled by `gs` (clipping), m and v in place, the new weights into `out`
+// (never in place: the backend's XNNPACK caches packed weights by tensor, so a weight's memory
+// must not change under it):
+//   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  p = p decay - lr (m / c1) / (sqrt(v / c2) + eps),
+// decay = 1 - lr wd for weights that decay, else 1.
+export function adamw(p: usize, out: usize, g: usize, m: usize, v: usize, n: i32, gs: f32, lr: f32, b1: f32, b2: f32, c1: f32, c2: f32, eps: f32, decay: f32): void {
+  const n4 = n & ~3;
+  const G = f32x4.splat(gs), B1 = f32x4.splat(b1), B2 = f32x4.splat(b2), A1 = f32x4.splat(1 - b1), A2 = f32x4.splat(1 - b2);
+  const IC1 = f32x4.splat(<f32>1 / c1), IC2 = f32x4.splat(<f32>1 / c2), E = f32x4.splat(eps), LR = f32x4.splat(lr), D = f32x4.splat(decay);
+  for (let i = 0; i < n4; i += 4) {
+    const gv = f32x4.mul(v128.load(at(g, i)), G);
+    const mv = f32x4.add(f32x4.mul(v128.load(at(m, i)), B1), f32x4.mul(gv, A1));
+    const vv = f32x4.add(f32x4.mul(v128.load(at(v, i)), B2), f32x4.mul(f32x4.mul(gv, gv), A2));
+    v128.store(at(m, i), mv);
+    v128.store(at(v, i), vv);
+    const upd = f32x4.div(f32x4.mul(mv, IC1), f32x4.add(f32x4.sqrt(f32x4.mul(vv, IC2)), E));
+    v128.store(at(out, i), f32x4.sub(f32x4.mul(v128.load(at(p, i)), D), f32x4.mul(upd, LR)));
+  }
+  for (let i = n4; i < n; i++) {
+    const gv = load<f32>(at(g, i)) * gs;
+    const mv = load<f32>(at(m, i)) * b1 + gv * (1 - b1);
+    const vv = load<f32>(at(v, i)) * b2 + gv * gv * (1 - b2);
+    store<f32>(at(m, i), mv);
+    store<f32>(at(v, i), vv);
+    const upd = (mv / c1) / (Mathf.sqrt(vv / c2) + eps);
+    store<f32>(at(out, i), load<f32>(at(p, i)) * decay - upd * lr);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding: one new token per sequence through the whole model in a few calls per layer
+// (src/engine/decode.ts), with no TensorFlow.js op in between. B rows of activations.
+
+// x[b] = table[ids[b]] (+ wpe[positions[b]] when wpe != 0: GPT-2's learned positions).
+export function embed(table: usize, ids: usize, wpe: usize, positions: usize, x: usize, B: i32, C: i32): void {
+  for (let b = 0; b < B; b++) {
+    const src = at(table, load<i32>(at(ids, b)) * C);
+    memory.copy(at(x, b * C), src, <usize>C << 2);
+    if (wpe) {
+      const p = at(wpe, load<i32>(at(positions, b)) * C);
+      for (let j = 0; j < C; j += 4) v128.store(at(x, b * C + j), f32x4.add(v128.load(at(x, b * C + j)), v128.load(at(p, j))));
+    }
+  }
+}
+
+// x += y over n values (the residual stream). n is a multiple of 4 (C is).
+export function add_to(x: usize, y: usize, n: i32): void {
+  for (let i = 0; i < n; i += 4) v128.store(at(x, i), f32x4.add(v128.load(at(x, i)), v128.load(at(y, i))));
+}
+
+// y [B, N] = x [B, K] @ W [K, N] (+ bias [N] when bias != 0). Four rows of W per pass over y, each
+// row of W read once for all B (the weights, not the activations, are what a decoding step streams).
+export function matvec(x: usize, W: usize, bias: usize, y: usize, B: i32, K: i32, N: i32): void {
+  const N4 = N & ~3;
+  for (let b = 0; b < B; b++) {
+    if (bias) memory.copy(at(y, b * N), bias, <usize>N << 2);
+    else memory.fill(at(y, b * N), 0, <usize>N << 2);
+  }
+  let k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const w0 = at(W, k * N), w1 = at(W, (k + 1) * N), w2 = at(W, (k + 2) * N), w3 = at(W, (k + 3) * N);
+    for (let b = 0; b < B; b++) {
+      const xb = at(x, b * K + k), yb = at(y, b * N);
+      const x0 = f32x4.splat(load<f32>(xb)), x1 = f32x4.splat(load<f32>(xb, 4)), x2 = f32x4.splat(load<f32>(xb, 8)), x3 = f32x4.splat(load<f32>(xb, 12));
+      for (let j = 0; j < N4; j += 4) {
+        let acc = v128.load(at(yb, j));
+        acc = f32x4.add(acc, f32x4.mul(x0, v128.load(at(w0, j))));
+        acc = f32x4.add(acc, f32x4.mul(x1, v128.load(at(w1, j))));
+        acc = f32x4.add(acc, f32x4.mul(x2, v128.load(at(w2, j))));
+        acc = f32x4.add(acc, f32x4.mul(x3, v128.load(at(w3, j))));
+        v128.store(at(yb, j), acc);
+      }
+      for (let j = N4; j < N; j++) {
+        store<f32>(at(yb, j), load<f32>(at(yb, j)) + load<f32>(xb) * load<f32>(at(w0, j)) + load<f32>(xb, 4) * load<f32>(at(w1, j)) + load<f32>(xb, 8) * load<f32>(at(w2, j)) + load<f32>(xb, 12) * load<f32>(at(w3, j)));
+      }
+    }
+  }
+  for (; k < K; k++) {
+    const w0 = at(W, k * N);
+    for (let b = 0; b < B; b++) {
+      const yb = at(y, b * N);
+      const xv = load<f32>(at(x, b * K + k));
+      const x0 = f32x4.splat(xv);
+      for (let j = 0; j < N4; j += 4) v128.store(at(yb, j), f32x4.add(v128.load(at(yb, j)), f32x4.mul(x0, v128.load(at(w0, j)))));
+      for (let j = N4; j < N; j++) store<f32>(at(yb, j), load<f32>(at(yb, j)) + xv * load<f32>(at(w0, j)));
+    }
+  }
+}
+
+// y [B, N] = x [B, K] @ E^T for E [N, K] (a tied head: each vocabulary row dotted with the state).
+export function matvec_t(x: usize, E: usize, y: usize, B: i32, K: i32, N: i32): void {
+  const K4 = K & ~3;
+  for (let n = 0; n < N; n++) {
+    const e = at(E, n * K);
+    for (let b = 0; b < B; b++) {
+      const xb = at(x, b * K);
+      let s = f32x4.splat(0);
+      for (let j = 0; j < K4; j += 4) s = f32x4.add(s, f32x4.mul(v128.load(at(xb, j)), v128.load(at(e, j))));
+      let d = sum4(s);
+      for (let j = K4; j < K; j++) d += load<f32>(at(xb, j)) * load<f32>(at(e, j));
+      store<f32>(at(y, b * N + n), d);
+    }
+  }
+}
+
+// Rotary embedding in place on nh heads of hd values per row (B rows of stride `stride` floats) at
+// each row's position: x cos + rotate_half(x) sin, rotate_half(x) = [-x2, x1]; cos, sin: [Nmax, hd].
+export function rope(x: usize, cos: usize, sin: usize, positions: usize, B: i32, nh: i32, hd: i32, stride: i32): void {
+  const half = hd >> 1;
+  for (let b = 0; b < B; b++) {
+    const row = load<i32>(at(positions, b)) * hd;
+    const c = at(cos, row), s = at(sin, row);
+    for (let h = 0; h < nh; h++) {
+      const p = at(x, b * stride + h * hd);
+      for (let i = 0; i < half; i++) {
+        const x1 = load<f32>(at(p, i)), x2 = load<f32>(at(p, i + half));
+        store<f32>(at(p, i), x1 * load<f32>(at(c, i)) - x2 * load<f32>(at(s, i)));
+        store<f32>(at(p, i + half), x2 * load<f32>(at(c, i + half)) + x1 * load<f32>(at(s, i + half)));
+      }
+    }
+  }
+}
+
+// One query per sequence, sequence b at position positions[b], against the cache: stores this
+// position's keys and values (k, v: KV heads of hd, row b at b * kvStride) into kc, vc
+// [B, KV, Nmax, hd], then for every query head h (row b at b * qStride; head group g = h / (H / KV)):
+//   out[b, h] = sum_j softmax_j(scale q . kc[b, g, j]) vc[b, g, j],  j <= positions[b].
+// scores: Nmax floats of scratch.
+export function attend(q: usize, k: usize, v: usize, qStride: i32, kvStride: i32, kc: usize, vc: usize, out: usize, scores: usize,
+  B: i32, H: i32, KV: i32, hd: i32, positions: usize, Nmax: i32, scale: f32): void {
+  const rep = H / KV;
+  for (let b = 0; b < B; b++) {
+    const pos = load<i32>(at(positions, b));
+    for (let g = 0; g < KV; g++) {
+      const slot = ((b * KV + g) * Nmax + pos) * hd;
+      memory.copy(at(kc, slot), at(k, b * kvStride + g * hd), <usize>hd << 2);
+      memory.copy(at(vc, slot), at(v, b * kvStride + g * hd), <usize>hd << 2);
+    }
+  }
+  for (let b = 0; b < B; b++) {
+    const n = load<i32>(at(positions, b)) + 1;
+    for (let h = 0; h < H; h++) {
+      const g = h / rep;
+      const qh = at(q, b * qStride + h * hd);
+      const kb = at(kc, (b * KV + g) * Nmax * hd), vb = at(vc, (b * KV + g) * Nmax * hd);
+      let mx: f32 = -Infinity;
+      for (let j = 0; j < n; j++) {
+        const kj = at(kb, j * hd);
+        let s = f32x4.splat(0);
+        for (let i = 0; i < hd; i += 4) s = f32x4.add(s, f32x4.mul(v128.load(at(qh, i)), v128.load(at(kj, i))));
+        const d = sum4(s) * scale;
+        store<f32>(at(scores, j), d);
+        mx = max<f32>(mx, d);
+      }
+      let total: f32 = 0;
+      for (let j = 0; j < n; j++) {
+        const e = expf(load<f32>(at(scores, j)) - mx);
+        store<f32>(at(scores, j), e);
+        total += e;
+      }
+      const o = at(out, b * H * hd + h * hd);
+      memory.fill(o, 0, <usize>hd << 2);
+      for (let j = 0; j < n; j++) {
+        const p = f32x4.splat(load<f32>(at(scores, j)) / total);
+        const vj = at(vb, j * hd);
+        for (let i = 0; i < hd; i += 4) v128.store(at(o, i), f32x4.add(v128.load(at(o, i)), f32x4.mul(p, v128.load(at(vj, i)))));
+      }
+    }
+  }
+}
