@@ -41,6 +41,7 @@ export const BENCH_OPTS: OptSpecs = {
   vocab: { type: 'int', help: 'vocabulary size', default: 65 },
   steps: { type: 'int', help: 'timed steps (after 2 warm-up steps)', default: 10 },
   tokens: { type: 'int', help: 'generate: new tokens per run', default: 0 },
+  samples: { type: 'int', help: 'generate: sequences decoded together (the batch)', default: 1 },
   threads: { type: 'int', help: 'train: CPU threads (0 = auto)', default: 0 },
   'peak-tflops': { type: 'number', help: "train: the device's peak fp32 TFLOP/s, to print the fraction reached" },
   ...COMMON,
@@ -80,7 +81,7 @@ export async function benchCommand(o: ParsedOpts, positional: string[], r: Repor
       const peak = o['peak-tflops'] as number | undefined;
       if (peak) result.fraction_of_peak = (result.model_flops_per_second as number) / (peak * 1e12);
     }
-    else result = { ...base, ...(await benchGenerate(model, (o.tokens as number) || cfg.n_positions - 1)) };
+    else result = { ...base, ...(await benchGenerate(model, (o.tokens as number) || cfg.n_positions - 1, o.samples as number)) };
   } finally {
     model.dispose();
   }
@@ -88,7 +89,7 @@ export async function benchCommand(o: ParsedOpts, positional: string[], r: Repor
   const shape = shapeOfConfig(cfg, 'bench');
   const backend = currentBackend()!.name;
   if (what === 'train') recordSpeed({ kind: 'train', backend, threads: result.threads as number, params: shape.params, flops_per_second: result.model_flops_per_second as number, source: 'rlhf bench train' });
-  else {
+  else if (result.samples === 1) { // one sequence's speed (a batch's aggregate is another figure)
     const t = result.new_tokens as number;
     const perToken = passFlops({ what: '', kind: 'generate', model: shape, tokens: 1, context: t / 2 });
     recordSpeed({ kind: 'generate', backend, threads: 1, params: shape.params, flops_per_second: perToken * (result.cached_tokens_per_second as number), source: 'rlhf bench generate' });
@@ -153,16 +154,20 @@ async function benchTrain(model: CausalLM, B: number, steps: number, threads: nu
   };
 }
 
-async function benchGenerate(model: CausalLM, tokens: number) {
+async function benchGenerate(model: CausalLM, tokens: number, samples: number) {
+  if (samples < 1) throw new UsageError('--samples must be at least 1');
   const opts = { maxNewTokens: tokens, temperature: 1, topK: 0, topP: 1, seed: 1 };
-  await generate(model, [1], 1, { ...opts, maxNewTokens: 4 }); // warm-up
-  const cached = await generate(model, [1], 1, { ...opts, useCache: true });
-  const uncached = await generate(model, [1], 1, { ...opts, useCache: false });
-  const same = cached.tokens[0].join(',') === uncached.tokens[0].join(',');
+  await generate(model, [1], samples, { ...opts, maxNewTokens: 4 }); // warm-up
+  const cached = await generate(model, [1], samples, { ...opts, useCache: true });
+  const uncached = await generate(model, [1], samples, { ...opts, useCache: false });
+  const same = cached.tokens.every((t, i) => t.join(',') === uncached.tokens[i].join(','));
+  const count = (g: typeof cached) => g.tokens.reduce((n, t) => n + t.length, 0);
   return {
     new_tokens: tokens,
-    cached_tokens_per_second: cached.tokens[0].length / cached.seconds,
-    uncached_tokens_per_second: uncached.tokens[0].length / uncached.seconds,
+    samples,
+    // all sequences' tokens per second (the batch's aggregate)
+    cached_tokens_per_second: count(cached) / cached.seconds,
+    uncached_tokens_per_second: count(uncached) / uncached.seconds,
     cached_equals_uncached: same,
   };
 }

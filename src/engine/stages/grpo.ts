@@ -105,6 +105,7 @@ class GrpoRun extends GroupRun {
       grad_norm: stats.gradNorm,
       tokens_per_second: tokens / ((performance.now() - t0) / 1000),
       generation_seconds: (tGen - t0) / 1000,
+      iteration_seconds: (performance.now() - t0) / 1000, // rollout (generation, scoring) and update
     };
   }
 }

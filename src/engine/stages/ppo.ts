@@ -384,6 +384,7 @@ class PpoRun {
       response_length: tokens / r.N,
       tokens_per_second: (r.N * r.T * c.ppoEpochs) / seconds, // tokens through the policy update
       generation_seconds: (tGen - t0) / 1000,
+      iteration_seconds: (performance.now() - t0) / 1000, // rollout (generation, scoring) and update
     };
     if (this.cfg.ptxCoef > 0) m['loss/ptx_avg'] = sums.ptx / sums.n;
     if (this.gold) m['objective/gold'] = mean(r.responses.map(this.gold));

@@ -106,6 +106,7 @@ class RlooRun extends GroupRun {
       grad_norm: gradNorm,
       tokens_per_second: tokens / ((performance.now() - t0) / 1000),
       generation_seconds: (tGen - t0) / 1000,
+      iteration_seconds: (performance.now() - t0) / 1000, // rollout (generation, scoring) and update
     };
   }
 }
