@@ -1,35 +1,101 @@
-// `npm run bench`: training tokens/s and model FLOP/s for nanoGPT's documented CPU configuration
-// (n_layer 4, n_head 4, n_embd 128, block 64, batch 12, vocab 65) on every backend that starts
-// here, then generation tokens/s with and without the key/value cache. Each backend runs in its
-// own process. Not a test: it prints figures.
+// `npm run bench`: our engine and PyTorch side by side, in one run on this machine. Training
+// tokens/s at nanoGPT's documented CPU configuration (n_layer 4, n_head 4, n_embd 128, block 64,
+// batch 12, vocab 65) on every backend that starts here, with the fused wasm kernels on and off;
+// at SmolLM2-135M's shape; generation tokens/s with the key/value cache at batch 1 and 16; a PPO
+// iteration of the demo split into rollout and update. PyTorch runs the same shapes
+// (scripts/bench_torch_gpt2.py, bench_torch_llama.py) when a python3 with torch is found, at one
+// and at two threads (on two cores one thread is often its faster setting); the ratio is against
+// its faster one. Each engine runs in its own process. Not a test: it prints figures.
 import { spawnSync } from 'child_process';
-
-const shape = ['--layers', '4', '--heads', '4', '--embd', '128', '--block', '64', '--batch', '12', '--vocab', '65'];
-const rows = [];
-for (const backend of ['gpu', 'node', 'wasm', 'cpu']) {
-  const steps = backend === 'cpu' ? '3' : '20';
-  const r = spawnSync(process.execPath, ['dist/cli.js', 'bench', 'train', ...shape, '--steps', steps, '--backend', backend, '--json'], { encoding: 'utf8' });
-  const line = r.stdout.trim().split('\n').at(-1);
-  if (r.status !== 0 || !line) {
-    rows.push({ backend, note: (r.stderr.trim().split('\n').at(-1) ?? '').replace(/^rlhf bench: /, '').split(';')[0] });
-    continue;
-  }
-  rows.push(JSON.parse(line));
-}
-console.log('Training, nanoGPT CPU configuration (4 layers, 4 heads, 128 wide, block 64, batch 12, vocab 65)');
-console.log('backend  tokens/s  model GFLOP/s  ms/step  tensors after step 1 / last');
-for (const r of rows) {
-  if (r.note) console.log(`${r.backend.padEnd(8)} unavailable: ${r.note}`);
-  else console.log(`${r.backend.padEnd(8)} ${r.tokens_per_second.toFixed(0).padStart(8)}  ${(r.model_flops_per_second / 1e9).toFixed(2).padStart(13)}  ${r.ms_per_step.toFixed(0).padStart(7)}  ${r.tensors_after_step_1} / ${r.tensors_after_last_step}`);
-}
-const g = spawnSync(process.execPath, ['dist/cli.js', 'bench', 'generate', ...shape, '--backend', 'wasm', '--json'], { encoding: 'utf8' });
-const gen = JSON.parse(g.stdout.trim().split('\n').at(-1));
-console.log(`\nGeneration (wasm, same model, ${gen.new_tokens} new tokens): ${gen.cached_tokens_per_second.toFixed(0)} tokens/s with the KV cache, ${gen.uncached_tokens_per_second.toFixed(0)} without; same tokens: ${gen.cached_equals_uncached}`);
-
-// Dataset indexing: a generated 1 GB RM file (about 1M K-way records), beside `wc -l` on it.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+
+const cli = (args, env = {}) => {
+  const r = spawnSync(process.execPath, ['dist/cli.js', ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+  const line = r.stdout.trim().split('\n').at(-1);
+  if (r.status !== 0 || !line) return { note: (r.stderr.trim().split('\n').at(-1) ?? '').replace(/^rlhf [a-z]+: /, '').split(';')[0] };
+  return JSON.parse(line);
+};
+const python = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
+const torch = (script, args) => {
+  if (!python) return undefined;
+  const runs = [1, 2].map((threads) => {
+    const r = spawnSync(python, [`scripts/${script}`, ...args, '--threads', String(threads)], { encoding: 'utf8' });
+    return r.status === 0 ? JSON.parse(r.stdout.trim().split('\n').at(-1)) : undefined;
+  }).filter(Boolean);
+  return runs.length ? runs : undefined;
+};
+const best = (runs, key) => runs.reduce((a, b) => (b[key] > a[key] ? b : a));
+const fmt = (x) => x.toFixed(0).padStart(8);
+const ratio = (ours, theirs) => `${(ours / theirs).toFixed(2)}x`;
+console.log(python ? `PyTorch: ${spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout.trim()} (${python})` : 'PyTorch: not found (python3 with torch); our figures only');
+
+const shape = ['--layers', '4', '--heads', '4', '--embd', '128', '--block', '64', '--batch', '12', '--vocab', '65'];
+console.log('\nTraining, nanoGPT CPU configuration (4 layers, 4 heads, 128 wide, block 64, batch 12, vocab 65)');
+console.log('engine                               tokens/s  ms/step  tensors after step 1 / last');
+const ptTrain = torch('bench_torch_gpt2.py', []);
+let oursTrain;
+for (const [backend, fused] of [['gpu', '1'], ['node', '1'], ['wasm', '1'], ['wasm', '0'], ['cpu', '1']]) {
+  const r = cli(['bench', 'train', ...shape, '--steps', backend === 'cpu' ? '3' : '30', '--backend', backend, '--json'], { RLHF_FUSED: fused });
+  const name = `${backend}${backend === 'wasm' ? (fused === '1' ? ', fused kernels' : ', unfused ops') : ''}`.padEnd(36);
+  if (r.note) console.log(`${name} unavailable: ${r.note}`);
+  else {
+    if (backend === 'wasm' && fused === '1') oursTrain = r;
+    console.log(`${name} ${fmt(r.tokens_per_second)} ${r.ms_per_step.toFixed(0).padStart(8)}  ${r.tensors_after_step_1} / ${r.tensors_after_last_step}  (${r.threads} threads)`);
+  }
+}
+for (const t of ptTrain ?? []) console.log(`${`PyTorch ${t.torch}, ${t.threads} thread${t.threads > 1 ? 's' : ''}`.padEnd(36)} ${fmt(t.tokens_per_second)} ${t.ms_per_step.toFixed(0).padStart(8)}`);
+if (ptTrain && oursTrain) console.log(`ours / PyTorch's faster: ${ratio(oursTrain.tokens_per_second, best(ptTrain, 'tokens_per_second').tokens_per_second)}`);
+
+console.log('\nGeneration with the key/value cache, same model (tokens/s of all sequences together)');
+const ptGen = torch('bench_torch_gpt2.py', ['--steps', '1']);
+for (const samples of [1, 16]) {
+  const on = cli(['bench', 'generate', ...shape, '--samples', String(samples), '--backend', 'wasm', '--json']);
+  const off = cli(['bench', 'generate', ...shape, '--samples', String(samples), '--backend', 'wasm', '--json'], { RLHF_FUSED: '0' });
+  const key = samples === 1 ? 'generate_batch1_tokens_per_second' : 'generate_batch16_tokens_per_second';
+  const pt = ptGen ? best(ptGen, key) : undefined;
+  console.log(`batch ${String(samples).padStart(2)}: fused decoder ${fmt(on.cached_tokens_per_second)}, unfused ops ${fmt(off.cached_tokens_per_second)}` +
+    (pt ? `, PyTorch ${fmt(pt[key])} (${pt.threads} thread${pt.threads > 1 ? 's' : ''}); ours / PyTorch ${ratio(on.cached_tokens_per_second, pt[key])}` : '') +
+    `; same tokens as without the cache: ${on.cached_equals_uncached}`);
+}
+
+const smol = ['--arch', 'llama', '--layers', '30', '--embd', '576', '--heads', '9', '--kv-heads', '3', '--ffn', '1536', '--vocab', '49152', '--block', '256'];
+console.log("\nSmolLM2-135M's shape (30 layers, 576 wide, 9 heads / 3 key-value heads, SwiGLU 1536, vocab 49152), block 256, batch 4");
+const ptSmol = torch('bench_torch_llama.py', ['--steps', '2', '--tokens', '32']);
+const smolTrain = cli(['bench', 'train', ...smol, '--batch', '4', '--steps', '2', '--backend', 'wasm', '--json']);
+const smolGen = cli(['bench', 'generate', ...smol, '--tokens', '32', '--backend', 'wasm', '--json']);
+if (smolTrain.note) console.log(`training: unavailable: ${smolTrain.note}`);
+else {
+  const pt = ptSmol && best(ptSmol, 'tokens_per_second');
+  console.log(`training:   ours ${fmt(smolTrain.tokens_per_second)} tokens/s` + (pt ? `, PyTorch ${fmt(pt.tokens_per_second)} (${pt.threads} threads); ${ratio(smolTrain.tokens_per_second, pt.tokens_per_second)}` : ''));
+}
+if (!smolGen.note) {
+  const pt = ptSmol && best(ptSmol, 'generate_cached_tokens_per_second');
+  console.log(`generation: ours ${fmt(smolGen.cached_tokens_per_second)} tokens/s at batch 1` + (pt ? `, PyTorch ${fmt(pt.generate_cached_tokens_per_second)} (${pt.threads} threads); ${ratio(smolGen.cached_tokens_per_second, pt.generate_cached_tokens_per_second)}` : ''));
+}
+
+// A PPO iteration of the demo (its SFT and reward models, 4 iterations), fused kernels on and off:
+// the rollout (generation and scoring) and the update, from the run's own metrics.
+console.log('\nA PPO iteration of the demo (mean of iterations 2-4; rollout = generation and scoring)');
+for (const fused of ['1', '0']) {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-bench-ppo-'));
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, ['dist/cli.js', 'pipeline', '--out', out, '--algos', 'ppo', '--ppo-iterations', '4', '--eval-prompts', '1', '--backend', 'wasm'], { encoding: 'utf8', env: { ...process.env, RLHF_FUSED: fused } });
+  const file = path.join(out, 'runs', 'ppo', 'metrics.jsonl');
+  if (r.status !== 0 || !fs.existsSync(file)) {
+    console.log(`${fused === '1' ? 'fused' : 'unfused'}: the pipeline failed: ${r.stderr.trim().split('\n').at(-1)}`);
+    continue;
+  }
+  const rows = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.iteration_seconds !== undefined).slice(1);
+  const avg = (k) => rows.reduce((a, m) => a + m[k], 0) / rows.length;
+  const it = avg('iteration_seconds'), gen = avg('generation_seconds');
+  console.log(`${(fused === '1' ? 'fused kernels' : 'unfused ops').padEnd(14)} ${it.toFixed(2)} s per iteration: rollout ${gen.toFixed(2)} s, update ${(it - gen).toFixed(2)} s` +
+    ` (the whole pipeline: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  fs.rmSync(out, { recursive: true, force: true });
+}
+
+// Dataset indexing: a generated 1 GB RM file (about 1M K-way records), beside `wc -l` on it.
 const big = path.join(os.tmpdir(), 'rlhf-bench-1gb.rm.jsonl');
 const target = 1e9;
 if (!fs.existsSync(big) || fs.statSync(big).size < target) {

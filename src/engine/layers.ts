@@ -32,12 +32,17 @@ export const matMul = customOp(([a, b], save) => {
       value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
       gradFunc: (dy, saved) => {
         const [sa, sb] = saved as tf.Tensor2D[];
-        const dA = tf.matMul(dy as tf.Tensor2D, tf.transpose(sb));
-        const dB = tf.matMul(tf.transpose(sa), dy as tf.Tensor2D);
+        const dA = tf.matMul(dy as tf.Tensor2D, transpose2d(sb));
+        const dB = tf.matMul(transpose2d(sa), dy as tf.Tensor2D);
         return [dA, dB];
       },
     };
 }) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+
+/** A matrix transposed (one tiled kernel on wasm; TensorFlow.js's generic transpose elsewhere). */
+export function transpose2d(x: tf.Tensor2D): tf.Tensor2D {
+  return fusedAvailable() && x.dtype === 'float32' ? (runFused('RlhfTranspose', { x }) as tf.Tensor2D) : tf.transpose(x);
+}
 
 /**
  * a [m, k] @ b [k, n] for a b that does not train (a frozen weight under LoRA, a reference
@@ -49,7 +54,7 @@ export function matMulFrozen(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
     save([]);
     return {
       value: tf.matMul(x as tf.Tensor2D, b),
-      gradFunc: (dy) => [tf.matMul(dy as tf.Tensor2D, tf.transpose(b))],
+      gradFunc: (dy) => [tf.matMul(dy as tf.Tensor2D, transpose2d(b))],
     };
   });
   return f(a) as tf.Tensor2D;

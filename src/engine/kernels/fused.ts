@@ -24,6 +24,7 @@ export interface FusedExports {
   xent_fwd(logits: number, targets: number, w: number, lse: number, n: number, V: number): number;
   xent_bwd(logits: number, lse: number, targets: number, w: number, dy: number, dl: number, n: number, V: number): void;
   sum_squares(g: number, n: number): number;
+  transpose2d(x: number, out: number, R: number, C: number): void;
   embed(table: number, ids: number, wpe: number, positions: number, x: number, B: number, C: number): void;
   add_to(x: number, y: number, n: number): void;
   matvec(x: number, W: number, bias: number, y: number, B: number, K: number, N: number): void;
@@ -135,6 +136,12 @@ const KERNELS: Record<string, [string[], KernelFn]> = {
     const value = k.xent_fwd(ptr(b, l), ptr(b, t), ptr(b, w), ptr(b, lse), n, V);
     b.typedArrayFromHeap(loss)[0] = value;
     return [loss, lse];
+  }],
+  RlhfTranspose: [['x'], (k, b, [x]) => {
+    const [R, C] = x.shape;
+    const out = b.makeOutput([C, R], x.dtype);
+    k.transpose2d(ptr(b, x), ptr(b, out), R, C);
+    return out;
   }],
   RlhfAdamW: [['p', 'g', 'm', 'v'], (k, b, [p, g, m, v], a) => {
     const out = b.makeOutput(p.shape, 'float32');

@@ -2,7 +2,7 @@ import { test, before, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { testBackend } from '../../helpers';
-import { biasAdd, causalSoftmax, crossEntropy, gelu, layerNorm, rmsNorm, swiglu } from '../../../src/engine/layers';
+import { biasAdd, causalSoftmax, crossEntropy, gelu, layerNorm, rmsNorm, swiglu, transpose2d } from '../../../src/engine/layers';
 import { fusedAvailable, setFused } from '../../../src/engine/kernels/fused';
 import { AdamW, clipByGlobalNorm } from '../../../src/engine/train/optim';
 import { initModel } from '../../../src/engine/causal-lm';
@@ -100,6 +100,19 @@ for (const c of CASES) {
     tf.dispose(xs);
   });
 }
+
+test('the tiled transpose equals TensorFlow.js\'s, on shapes that are not multiples of its tile', () => {
+  for (const [r, c] of [[1, 1], [17, 33], [64, 5], [40, 48]]) {
+    const x = rand([r, c], r * 100 + c) as tf.Tensor2D;
+    setFused(true);
+    const a = transpose2d(x);
+    setFused(false);
+    const b = tf.transpose(x);
+    assert.deepEqual(a.shape, [c, r]);
+    assert.equal(maxDiff(a.dataSync(), b.dataSync()), 0);
+    tf.dispose([x, a, b]);
+  }
+});
 
 test('fused cross-entropy (weighted, prompt positions at 0): loss and logits gradient equal the unfused ops and finite differences', () => {
   const n = 10, V = 13;

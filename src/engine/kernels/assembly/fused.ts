@@ -549,3 +549,17 @@ export function attend(q: usize, k: usize, v: usize, qStride: i32, kvStride: i32
     }
   }
 }
+
+// out [C, R] = x [R, C] transposed, in 16 x 16 tiles (both sides' cache lines used whole).
+export function transpose2d(x: usize, out: usize, R: i32, C: i32): void {
+  for (let r0 = 0; r0 < R; r0 += 16) {
+    const r1 = min<i32>(R, r0 + 16);
+    for (let c0 = 0; c0 < C; c0 += 16) {
+      const c1 = min<i32>(C, c0 + 16);
+      for (let r = r0; r < r1; r++) {
+        const xr = at(x, r * C);
+        for (let c = c0; c < c1; c++) store<f32>(at(out, c * R + r), load<f32>(at(xr, c)));
+      }
+    }
+  }
+}
