@@ -440,7 +440,33 @@ export function matvec(x: usize, W: usize, bias: usize, y: usize, B: i32, K: i32
   let k = 0;
   for (; k + 4 <= K; k += 4) {
     const w0 = at(W, k * N), w1 = at(W, (k + 1) * N), w2 = at(W, (k + 2) * N), w3 = at(W, (k + 3) * N);
-    for (let b = 0; b < B; b++) {
+    let b = 0;
+    // two sequences at a time: each weight vector loaded once for both (same sums, same order, as one at a time)
+    for (; b + 2 <= B; b += 2) {
+      const xa = at(x, b * K + k), xc = at(x, (b + 1) * K + k), ya = at(y, b * N), yc = at(y, (b + 1) * N);
+      const a0 = f32x4.splat(load<f32>(xa)), a1 = f32x4.splat(load<f32>(xa, 4)), a2 = f32x4.splat(load<f32>(xa, 8)), a3 = f32x4.splat(load<f32>(xa, 12));
+      const c0 = f32x4.splat(load<f32>(xc)), c1 = f32x4.splat(load<f32>(xc, 4)), c2 = f32x4.splat(load<f32>(xc, 8)), c3 = f32x4.splat(load<f32>(xc, 12));
+      for (let j = 0; j < N4; j += 4) {
+        const v0 = v128.load(at(w0, j)), v1 = v128.load(at(w1, j)), v2 = v128.load(at(w2, j)), v3 = v128.load(at(w3, j));
+        let p = v128.load(at(ya, j));
+        p = f32x4.add(p, f32x4.mul(a0, v0));
+        p = f32x4.add(p, f32x4.mul(a1, v1));
+        p = f32x4.add(p, f32x4.mul(a2, v2));
+        p = f32x4.add(p, f32x4.mul(a3, v3));
+        v128.store(at(ya, j), p);
+        let q = v128.load(at(yc, j));
+        q = f32x4.add(q, f32x4.mul(c0, v0));
+        q = f32x4.add(q, f32x4.mul(c1, v1));
+        q = f32x4.add(q, f32x4.mul(c2, v2));
+        q = f32x4.add(q, f32x4.mul(c3, v3));
+        v128.store(at(yc, j), q);
+      }
+      for (let j = N4; j < N; j++) {
+        store<f32>(at(ya, j), load<f32>(at(ya, j)) + load<f32>(xa) * load<f32>(at(w0, j)) + load<f32>(xa, 4) * load<f32>(at(w1, j)) + load<f32>(xa, 8) * load<f32>(at(w2, j)) + load<f32>(xa, 12) * load<f32>(at(w3, j)));
+        store<f32>(at(yc, j), load<f32>(at(yc, j)) + load<f32>(xc) * load<f32>(at(w0, j)) + load<f32>(xc, 4) * load<f32>(at(w1, j)) + load<f32>(xc, 8) * load<f32>(at(w2, j)) + load<f32>(xc, 12) * load<f32>(at(w3, j)));
+      }
+    }
+    for (; b < B; b++) {
       const xb = at(x, b * K + k), yb = at(y, b * N);
       const x0 = f32x4.splat(load<f32>(xb)), x1 = f32x4.splat(load<f32>(xb, 4)), x2 = f32x4.splat(load<f32>(xb, 8)), x3 = f32x4.splat(load<f32>(xb, 12));
       for (let j = 0; j < N4; j += 4) {
