@@ -107,12 +107,12 @@ export async function generate(model: CausalLM, prompt: number[], numSamples: nu
   let fed = 0; // tokens of seqs already in the cache
   // after the prompt has filled the cache: one new position per step through the fused kernels
   let decoder: FusedDecoder | undefined;
+  const reach = Math.min(N, prompt.length + o.maxNewTokens); // the positions the decoder's cache will hold
   try {
     for (let step = 0; step < o.maxNewTokens && !finished.every(Boolean); step++) {
       const len = seqs[0].length;
       let data: Float32Array;
       // a short prompt goes through the decoder too, one position at a time (cheaper than the ops' pass)
-      const reach = Math.min(N, prompt.length + o.maxNewTokens); // the positions the cache will hold
       if (step === 0 && cache && len <= SHORT_PROMPT && len < N) decoder = FusedDecoder.from(model, B, cache, reach);
       if (decoder && len <= decoder.maxLength) {
         for (let pos = step === 0 ? 0 : len - 1; pos < len - 1; pos++) decoder.step(seqs.map((s) => s[pos]), pos);
