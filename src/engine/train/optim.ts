@@ -40,7 +40,7 @@ export class AdamW {
       const m = this.m.get(name)!;
       const v = this.v.get(name)!;
       const decay = p.rank >= 2 && weightDecay > 0 ? 1 - lr * weightDecay : 1;
-      // on wasm: one SIMD pass in place over p, m and v (else the same update in tf ops)
+      // on wasm: one SIMD pass (m, v in place; the weights into a new tensor), else the same update in tf ops
       if (fusedAdamW(p, g, m, v, { gradScale: 1, lr, beta1: b1, beta2: b2, c1, c2, eps, decay })) continue;
       tf.tidy(() => {
         m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
