@@ -44,3 +44,25 @@ export function createModel(c: ModelConfig, weights: Map<string, Float32Array>, 
 export function initModel(c: ModelConfig, seed: number): CausalLM {
   return createModel(c, initialWeights(c, seed));
 }
+
+/** The model with its adapter switched off: PPO's and GRPO's reference, sharing the policy's weights. */
+export function adapterOff(m: CausalLM): CausalLM {
+  return {
+    config: m.config,
+    params: new Map(),
+    get numParameters() {
+      return m.numParameters;
+    },
+    get numBlockParameters() {
+      return m.numBlockParameters;
+    },
+    hidden: (ids, opts = {}) => m.hidden(ids, { ...opts, adapter: false }),
+    lmHead: (h: tf.Tensor2D) => m.lmHead(h),
+    logits: (ids, opts = {}) => m.logits(ids, { ...opts, adapter: false }),
+    weights: () => m.weights(),
+    dispose: () => {}, // the policy owns the weights
+    attachLora: () => {
+      throw new Error('the reference model takes no adapter');
+    },
+  };
+}

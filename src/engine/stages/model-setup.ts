@@ -6,8 +6,9 @@
  * a base that exists on disk.
  */
 import * as path from 'path';
-import * as tf from '@tensorflow/tfjs-core';
-import { CausalLM, createModel, parameterShapes } from '../causal-lm';
+import { CausalLM, adapterOff, createModel, parameterShapes } from '../causal-lm';
+
+export { adapterOff };
 import { LoadedModel, writeModelDir } from '../checkpoint';
 import { Lora, LoraConfig, loraConfig, mergeAdapter, targetModules } from '../lora';
 
@@ -35,24 +36,3 @@ export async function startModel(loaded: LoadedModel, lora: LoraOptions | undefi
   return model;
 }
 
-/** The model with its adapter switched off: PPO's and GRPO's reference, sharing the policy's weights. */
-export function adapterOff(m: CausalLM): CausalLM {
-  return {
-    config: m.config,
-    params: new Map(),
-    get numParameters() {
-      return m.numParameters;
-    },
-    get numBlockParameters() {
-      return m.numBlockParameters;
-    },
-    hidden: (ids, opts = {}) => m.hidden(ids, { ...opts, adapter: false }),
-    lmHead: (h: tf.Tensor2D) => m.lmHead(h),
-    logits: (ids, opts = {}) => m.logits(ids, { ...opts, adapter: false }),
-    weights: () => m.weights(),
-    dispose: () => {}, // the policy owns the weights
-    attachLora: () => {
-      throw new Error('the reference model takes no adapter');
-    },
-  };
-}

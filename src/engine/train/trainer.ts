@@ -26,16 +26,9 @@ import { lmLoss } from './lm-loss';
 import { Pass, shapeOfConfig } from '../cost';
 import { startCost } from './cost-tracker';
 
-export interface Batch {
-  /** Token ids [B, T], row-major. */
-  ids: Int32Array;
-  /** Next-token targets [B, T]. */
-  targets: Int32Array;
-  /** Loss weight per position [B, T]: 0 for prompt and padding tokens. */
-  weights: Float32Array;
-  B: number;
-  T: number;
-}
+import { Batch } from './batch';
+
+export type { Batch };
 
 export interface LmData {
   trainBatch(step: number, micro: number, rng: Rng): Batch;
