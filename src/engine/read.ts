@@ -30,3 +30,14 @@ export async function takeScalars(ts: tf.Tensor[]): Promise<number[]> {
   const all = await Promise.all(ts.map((t) => take(t)));
   return all.map((a) => a[0]);
 }
+
+/** f over rows [N, T] in chunks of about 8,192 tokens (rows are independent), as one [N * T] array. */
+export async function mapRows(ids: Int32Array, N: number, T: number, f: (ids: tf.Tensor2D) => tf.Tensor): Promise<Float32Array> {
+  const out = new Float32Array(N * T);
+  const rows = Math.max(1, Math.floor(8192 / T));
+  for (let n = 0; n < N; n += rows) {
+    const m = Math.min(rows, N - n);
+    out.set(await take(tf.tidy(() => f(tf.tensor2d(ids.subarray(n * T, (n + m) * T), [m, T], 'int32')))), n * T);
+  }
+  return out;
+}

@@ -87,6 +87,7 @@ export const PPO_OPTS: OptSpecs = {
   'ptx-corpus': { type: 'string', help: 'pretraining corpus for PPO-ptx (default: the bundled Moby-Dick)' },
   seed: { type: 'int', help: 'random seed', default: DEFAULT_PPO.seed },
   'checkpoint-interval': { type: 'int', help: 'iterations between checkpoints', default: DEFAULT_PPO.checkpointInterval },
+  threads: { type: 'int', help: 'CPU threads: 2 runs the value and reward models on a second core beside the policy (same numbers as 1; 0 = both cores on wasm/cpu)', default: 0 },
   'runs-dir': { type: 'string', help: 'where runs are written', default: '.rlhf/runs' },
   'run-id': { type: 'string', help: 'name of the run folder' },
   ...LORA_OPTS,
@@ -248,7 +249,7 @@ export async function ppoCommand(o: ParsedOpts, r: Reporter) {
   const lora = loraOptions(o);
   await startBackend(o, r);
   const result = await ppoTrain(
-    { prompts: o.prompts as string, policy: o.policy as string, rewardModel: o['reward-model'] as string, ptxCorpus: (o['ptx-corpus'] as string) ?? (cfg.ptxCoef ? defaultCorpusPath() : undefined), ppo: cfg, lora, runsDir: path.resolve(o['runs-dir'] as string), runId: o['run-id'] as string | undefined },
+    { prompts: o.prompts as string, policy: o.policy as string, rewardModel: o['reward-model'] as string, ptxCorpus: (o['ptx-corpus'] as string) ?? (cfg.ptxCoef ? defaultCorpusPath() : undefined), ppo: cfg, lora, threads: o.threads as number, runsDir: path.resolve(o['runs-dir'] as string), runId: o['run-id'] as string | undefined },
     hooksFor(r),
   );
   summarize(r, result, path.join(path.resolve(o['runs-dir'] as string), result.run.id));

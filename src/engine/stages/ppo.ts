@@ -13,11 +13,13 @@
  * pretraining negative log-likelihood is added to the policy loss. beta is fixed or adapted
  * toward a target KL. Checkpoints hold policy, critic, both optimizers, beta and the iteration,
  * and every random choice of iteration i is seeded by (seed, i): a resumed run replays exactly.
+ * On two cores the critic and the reward model run on a second thread beside the policy and the
+ * reference (model parallelism: the same numbers as on one thread).
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { take, takeScalars } from '../read';
+import { mapRows, take, takeScalar, takeScalars } from '../read';
 import { CausalLM, createModel } from '../causal-lm';
 import { Tokenizer, sameVocabulary } from '../tokenizer';
 import { Rng, deriveSeed, epochOrder, permutation } from '../rng';
@@ -30,6 +32,8 @@ import { readSafetensors, serializeSafetensors } from '../safetensors';
 import { crossEntropy } from '../layers';
 import { AdamW, clipByGlobalNorm } from '../train/optim';
 import { assertFinite } from '../train/trainer';
+import { GradThreads, autoThreads, scorerOf } from '../train/parallel';
+import { ValueBatch, valueLossAndGrads } from '../train/grad-thread';
 import { RewardModel } from '../rm/reward-model';
 import { Rollout, readPrompts, responseMask, rowsOf, sampleRollout, subset, tokenLogps } from '../rl/rollout';
 import { SAMPLES_PER_STEP, rlLoop } from '../rl/group';
@@ -37,7 +41,7 @@ import { SAMPLES_PER_STEP, rlLoop } from '../rl/group';
 export { readPrompts, tokenLogps };
 import { gae, whiten } from '../ppo/gae';
 import { AdaptiveKl, FixedKl, KlController, klEstimate, sequenceKl } from '../ppo/kl-controller';
-import { policyLoss, valueLoss } from '../ppo/losses';
+import { policyLoss } from '../ppo/losses';
 import { Pass } from '../cost';
 import { rlPasses } from '../rl/plan';
 import { PpoPrompt } from '../../data/ppo';
@@ -114,6 +118,8 @@ export interface PpoOptions {
   gold?: (response: string) => number;
   /** Train LoRA adapters (policy and critic) instead of every weight. */
   lora?: LoraOptions;
+  /** 2: the critic and the reward model on a second thread; 1: all on this one; 0 (default): 2 on the CPU backends. */
+  threads?: number;
 }
 
 
@@ -165,17 +171,6 @@ async function buildModels(models: ReturnType<typeof loadModels>, stats: { mean:
   return { tok: models.policy.tokenizer, policy, ref, rm, critic };
 }
 
-/** f over the rollout's rows [N, T] in chunks of about 8,192 tokens (rows are independent), as one [N * T] array. */
-async function byRows(r: Rollout, f: (ids: tf.Tensor2D) => tf.Tensor): Promise<Float32Array> {
-  const out = new Float32Array(r.N * r.T);
-  const rows = Math.max(1, Math.floor(8192 / r.T));
-  for (let n = 0; n < r.N; n += rows) {
-    const m = Math.min(rows, r.N - n);
-    out.set(await take(tf.tidy(() => f(tf.tensor2d(r.ids.subarray(n * r.T, (n + m) * r.T), [m, r.T], 'int32')))), n * r.T);
-  }
-  return out;
-}
-
 class PpoRun {
   readonly stage = 'ppo';
   private lastSamples: Record<string, unknown>[] = [];
@@ -193,6 +188,8 @@ class PpoRun {
   iteration = 0;
   private ptx?: ReturnType<typeof corpusData>;
   private readonly order: (g: number) => number;
+  /** The critic's replica and the reward model on a second core, when there is one. */
+  private thread?: GradThreads;
 
   constructor(
     built: PpoModels,
@@ -213,7 +210,17 @@ class PpoRun {
     }
   }
 
-  dispose(): void {
+  /** threads > 1 (0: the CPU backends' default) puts the critic and the reward model on a second thread. */
+  async startThreads(threads: number): Promise<void> {
+    if ((threads > 0 ? threads : autoThreads()) < 2) return;
+    // a GPU runs one model at a time anyway, and its values are read only asynchronously
+    if (!['wasm', 'cpu'].includes(tf.getBackend())) return;
+    // with LoRA the reward model is the critic's frozen base with its adapter off: not sent twice
+    this.thread = await GradThreads.start(this.critic, 1, await scorerOf(this.rm, Boolean(this.critic.trunk.lora)));
+  }
+
+  async close(): Promise<void> {
+    await this.thread?.close();
     for (const m of [this.policy, this.ref, this.critic, this.rm]) m.dispose();
     this.policyOpt.dispose();
     this.valueOpt.dispose();
@@ -237,8 +244,14 @@ class PpoRun {
     return sampleRollout(this.policy, this.tok, this.promptsFor(i), { samples: c.samplesPerPrompt, maxNewTokens: c.maxNewTokens, temperature: c.temperature, seed: (j) => deriveSeed(c.seed, i, j) });
   }
 
-  /** Normalised reward-model scores of the rollout (each response read after its end-of-text). */
-  async scores(r: Rollout): Promise<number[]> {
+  /** PPO's value loss, its clip fraction and the critic's gradients, on this thread. */
+  private async valueHere(vb: ValueBatch): Promise<{ loss: number; clipfrac: number; grads: Map<string, tf.Tensor> }> {
+    const r = await valueLossAndGrads(this.critic, vb);
+    return { loss: await takeScalar(r.value), clipfrac: r.clipfrac, grads: r.grads };
+  }
+
+  /** What the reward model reads: each response after its context, then end-of-text; read at the last token. */
+  private scoring(r: Rollout): { ids: Int32Array; N: number; T: number; last: number[] } {
     const seqs = r.contexts.map((ctx, n) => {
       const resp = Array.from(r.ids.subarray(n * r.T + r.start[n], n * r.T + r.start[n] + r.len[n]));
       return [...ctx, ...(r.finished[n] ? resp : [...resp, this.tok.eot])].slice(-this.policy.config.n_positions);
@@ -246,8 +259,18 @@ class PpoRun {
     const T = Math.max(...seqs.map((s) => s.length));
     const ids = new Int32Array(seqs.length * T).fill(this.tok.eot);
     seqs.forEach((s, n) => ids.set(s, n * T));
-    const raw = await take(tf.tidy(() => this.rm.rewards(tf.tensor2d(ids, [seqs.length, T], 'int32'), seqs.map((s) => s.length - 1))));
-    return Array.from(raw, (x, n) => normaliseScore(x, this.stats) - (r.finished[n] ? 0 : this.cfg.missingEosPenalty));
+    return { ids, N: seqs.length, T, last: seqs.map((s) => s.length - 1) };
+  }
+
+  /** The critic's values [N * T] and the reward model's raw scores [N] of a rollout: on the second thread when there is one. */
+  private async valuesAndScores(r: Rollout): Promise<{ values: Float32Array; raw: Float32Array }> {
+    const s = this.scoring(r);
+    if (this.thread) {
+      const [values, raw] = await Promise.all([this.thread.values(r.ids, r.N, r.T), this.thread.scores(s.ids, s.N, s.T, s.last)]);
+      return { values, raw };
+    }
+    const values = await mapRows(r.ids, r.N, r.T, (ids) => this.critic.values(ids));
+    return { values, raw: await take(tf.tidy(() => this.rm.rewards(tf.tensor2d(s.ids, [s.N, s.T], 'int32'), s.last))) };
   }
 
   async step(): Promise<Record<string, number>> {
@@ -258,10 +281,12 @@ class PpoRun {
     const mask = responseMask(r);
     // one model at a time, a few thousand tokens at a time: a large vocabulary's logits of a whole
     // rollout for three models at once did not fit the wasm heap at SmolLM2's shape
-    const logpOld = await byRows(r, (ids) => tokenLogps(this.policy, ids, false, c.temperature).logp);
-    const logpRef = await byRows(r, (ids) => tokenLogps(this.ref, ids, false, c.temperature).logp);
-    const vOld = await byRows(r, (ids) => this.critic.values(ids));
-    const scores = await this.scores(r);
+    const onThread = this.thread ? this.valuesAndScores(r) : undefined; // the critic and the reward model, meanwhile on the second thread
+    onThread?.catch(() => undefined); // awaited below; a failure before then is not an unhandled rejection
+    const logpOld = await mapRows(r.ids, r.N, r.T, (ids) => tokenLogps(this.policy, ids, false, c.temperature).logp);
+    const logpRef = await mapRows(r.ids, r.N, r.T, (ids) => tokenLogps(this.ref, ids, false, c.temperature).logp);
+    const { values: vOld, raw } = await (onThread ?? this.valuesAndScores(r));
+    const scores = Array.from(raw, (x, n) => normaliseScore(x, this.stats) - (r.finished[n] ? 0 : c.missingEosPenalty));
     // per-token rewards, GAE, whitening
     const beta = this.kl.value;
     const adv = new Float32Array(r.N * r.T), ret = new Float32Array(r.N * r.T);
@@ -290,9 +315,7 @@ class PpoRun {
     const sums = { pg: 0, vf: 0, clip: 0, vclip: 0, approxkl: 0, ratio: 0, entropy: 0, ptx: 0, n: 0 };
     const mbSize = Math.ceil(r.N / c.minibatches);
     const pVars = [...this.policy.params.values()].filter((v) => v.trainable); // an adapter only, with LoRA
-    const vVars = [...this.critic.params.values()].filter((v) => v.trainable);
     const pName = new Map([...this.policy.params].map(([k, v]) => [v.name, k]));
-    const vName = new Map([...this.critic.params].map(([k, v]) => [v.name, k]));
     for (let e = 0; e < c.ppoEpochs; e++) {
       const order = permutation(r.N, rng);
       for (let b = 0; b < r.N; b += mbSize) {
@@ -300,6 +323,9 @@ class PpoRun {
         const mb = subset(r, rows);
         const T = r.T, M = rows.length;
         const ptxBatch = this.ptx?.trainBatch(i, e * 1000 + b, rng);
+        const vb: ValueBatch = { ids: mb.ids, M, T, mask: rowsOf(mask, T, rows), valuesOld: rowsOf(vOld, T, rows), returns: rowsOf(ret, T, rows), clip: c.valueClip };
+        const vfThread = this.thread?.valueLossAndGrads(vb); // the critic's pass, meanwhile on the second thread
+        vfThread?.catch(() => undefined);
         const kept: Record<string, tf.Tensor> = {}; // logged figures, read after the gradient passes
         const pg = tf.tidy(() => {
           const ids = tf.tensor2d(mb.ids, [M, T], 'int32');
@@ -322,27 +348,20 @@ class PpoRun {
             return loss;
           }, pVars);
         });
-        const vf = tf.tidy(() => {
-          const ids = tf.tensor2d(mb.ids, [M, T], 'int32');
-          const m = tf.tensor2d(rowsOf(mask, T, rows), [M, T]);
-          return tf.variableGrads(() => {
-            const vl = valueLoss(this.critic.values(ids), tf.tensor2d(rowsOf(vOld, T, rows), [M, T]), tf.tensor2d(rowsOf(ret, T, rows), [M, T]), m, c.valueClip);
-            kept.vclip = tf.keep(vl.clipfrac);
-            kept.vf = tf.keep(vl.loss);
-            return vl.loss;
-          }, vVars);
-        });
+        const vf = vfThread ? await vfThread : await this.valueHere(vb);
         const keys = Object.keys(kept);
         const stats: Record<string, number> = Object.fromEntries((await takeScalars(keys.map((k) => kept[k]))).map((v, j) => [keys[j], v]));
+        Object.assign(stats, { vf: vf.loss, vclip: vf.clipfrac });
         assertFinite(i + 1, { 'loss/policy': stats.pg, 'loss/value': stats.vf });
         const pGrads = new Map(Object.entries(pg.grads).map(([k, g]) => [pName.get(k)!, g]));
-        const vGrads = new Map(Object.entries(vf.grads).map(([k, g]) => [vName.get(k)!, g]));
+        const vGrads = vf.grads;
         const pNorm = await clipByGlobalNorm(pGrads, c.gradClip);
         const vNorm = await clipByGlobalNorm(vGrads, c.gradClip);
         assertFinite(i + 1, { 'policy grad_norm': pNorm, 'value grad_norm': vNorm });
         this.policyOpt.step(pGrads, c.lr);
         this.valueOpt.step(vGrads, c.valueLr);
-        tf.dispose([pg.value, vf.value, ...pGrads.values(), ...vGrads.values()]);
+        this.thread?.invalidate(); // the critic's replica gets the new weights with its next request
+        tf.dispose([pg.value, ...pGrads.values(), ...vGrads.values()]);
         sums.pg += stats.pg; sums.vf += stats.vf; sums.clip += stats.clip; sums.vclip += stats.vclip;
         sums.approxkl += stats.approxkl; sums.ratio += stats.ratio; sums.entropy += stats.entropy; sums.ptx += stats.ptx ?? 0; sums.n++;
       }
@@ -435,25 +454,28 @@ export async function ppoTrain(o: PpoOptions, hooks: StageHooks = {}) {
   }, o.runId);
   const ppo = new PpoRun(await buildModels(models, models.stats, o.lora, run.dir, cfg.seed, false), prompts, cfg, models.stats, ptxText, o.gold);
   try {
+    await ppo.startThreads(o.threads ?? 0);
     hooks.log?.(`run ${run.dir}: ${prompts.length} prompts, ${cfg.promptsPerRollout} x ${cfg.samplesPerPrompt} responses per iteration, beta ${cfg.klCoef}${cfg.klTarget ? ` adapting to KL ${cfg.klTarget}` : ''}${o.lora ? `; LoRA r=${o.lora.r} (the reference is the policy with its adapter off)` : ''}`);
     return await runLifecycle(run, () => rlLoop(run, ppo, hooks));
   } finally {
-    ppo.dispose();
+    await ppo.close();
   }
 }
 
-export async function resumePpo(runDir: string, hooks: StageHooks = {}, gold?: (s: string) => number) {
+/** `threads` as in PpoOptions: not recorded, since it changes no number. */
+export async function resumePpo(runDir: string, hooks: StageHooks = {}, gold?: (s: string) => number, threads = 0) {
   const { run, config: c, point, markResumed } = openResume<{ prompts: string; policy: string; reward_model: string; ptx_corpus: string | null; ppo: PpoConfig }>(runDir, hooks);
   checkRecorded(c.ppo, DEFAULT_PPO, 'config.ppo');
   const prompts = readPrompts(c.prompts);
   const models = loadModels(point.dir, c.reward_model, c.policy, path.join(point.dir, 'value'));
   const ppo = new PpoRun(await buildModels(models, models.stats, undefined, run.dir, c.ppo.seed, true), prompts, c.ppo, models.stats, c.ppo.ptxCoef > 0 ? readCorpus(c.ptx_corpus ?? '') : undefined, gold);
   try {
+    await ppo.startThreads(threads);
     ppo.restore(point.dir);
     run.truncateMetrics(point.step);
     markResumed();
     return await runLifecycle(run, () => rlLoop(run, ppo, hooks));
   } finally {
-    ppo.dispose();
+    await ppo.close();
   }
 }

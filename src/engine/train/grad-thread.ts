@@ -4,6 +4,11 @@
  * the model (a CausalLM, or a reward model: CausalLM + score head), receives the current weights and its
  * share of the batch, and returns its loss and gradients. The main thread combines them and
  * takes the optimizer step.
+ *
+ * PPO uses a replica of its critic instead (model parallelism, no batch split): while the main
+ * thread runs the policy, this one computes the critic's values of a rollout, the frozen reward
+ * model's scores (a second model, `scorer`) and the value loss's gradients. Nothing is summed in
+ * another order, so a PPO run's numbers are those of a run on one thread.
  */
 import { parentPort } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
@@ -15,8 +20,11 @@ import { ModelConfig } from '../config';
 import { Rng } from '../rng';
 import { RewardModel } from '../rm/reward-model';
 import { PairSet, rankingLoss } from '../rm/ranking-loss';
-import { Batch } from './trainer';
+import { Batch } from './batch';
 import { lmLoss } from './lm-loss';
+import { mapRows } from '../read';
+import { valueLoss } from '../ppo/losses';
+import { adapterOff } from '../causal-lm';
 
 /** A reward-model batch: padded sequences, where each is read, and the pairs (weights global to the whole batch). */
 export interface RankBatch {
@@ -27,15 +35,39 @@ export interface RankBatch {
   pairs: PairSet;
 }
 
+/** A PPO minibatch for the critic: rows [M, T] of the rollout, its response mask, old values and returns. */
+export interface ValueBatch {
+  ids: Int32Array;
+  M: number;
+  T: number;
+  mask: Float32Array;
+  valuesOld: Float32Array;
+  returns: Float32Array;
+  clip: number;
+}
+
+/**
+ * The frozen reward model beside a critic replica: its head, and its trunk's weights, or none when
+ * the trunk is the critic's own base with the adapter off (LoRA: one copy of the base serves both).
+ */
+export interface ThreadScorer {
+  head: [Float32Array, Float32Array];
+  trunk?: { names: string[]; weights: Float32Array[] };
+}
+
 export type ThreadRequest =
-  | { type: 'init'; backend: BackendName; config: ModelConfig; names: string[]; head: boolean; adapter?: ThreadAdapter }
+  | { type: 'init'; backend: BackendName; config: ModelConfig; names: string[]; head: boolean; adapter?: ThreadAdapter; scorer?: ThreadScorer }
   | { type: 'grad'; weights?: Float32Array[]; batch: Batch; seed: number }
   | { type: 'rank'; weights?: Float32Array[]; batch: RankBatch; seed: number }
+  | { type: 'values'; weights?: Float32Array[]; ids: Int32Array; N: number; T: number }
+  | { type: 'scores'; ids: Int32Array; N: number; T: number; last: number[] }
+  | { type: 'value-grad'; weights?: Float32Array[]; batch: ValueBatch }
   | { type: 'close' };
 
 export type ThreadReply =
   | { type: 'ready' }
-  | { type: 'grad'; loss: number; grads: Float32Array[]; rewards?: Float32Array }
+  | { type: 'grad'; loss: number; grads: Float32Array[]; rewards?: Float32Array; clipfrac?: number }
+  | { type: 'values'; values: Float32Array }
   | { type: 'error'; message: string };
 
 /**
@@ -64,6 +96,18 @@ export function lossAndGrads(model: CausalLM, b: Batch, rng: Rng): { value: tf.S
   );
 }
 
+/** PPO's clipped value loss of a minibatch, its gradients and its clip fraction. */
+export async function valueLossAndGrads(critic: RewardModel, b: ValueBatch) {
+  let clipfrac: tf.Tensor | undefined;
+  const r = gradsByName(critic.params, () => {
+    const t = (a: Float32Array) => tf.tensor2d(a, [b.M, b.T]);
+    const vl = valueLoss(critic.values(tf.tensor2d(b.ids, [b.M, b.T], 'int32')), t(b.valuesOld), t(b.returns), t(b.mask), b.clip);
+    clipfrac = tf.keep(vl.clipfrac);
+    return vl.loss;
+  });
+  return { ...r, clipfrac: await takeScalar(clipfrac!) };
+}
+
 /** Ranking loss and gradients of a reward-model batch; also the rewards it computed. */
 export async function rankLossAndGrads(rm: RewardModel, b: RankBatch, rng: Rng) {
   let kept: tf.Tensor | undefined;
@@ -75,16 +119,33 @@ export async function rankLossAndGrads(rm: RewardModel, b: RankBatch, rng: Rng) 
   return { ...r, rewards: await take(kept!) };
 }
 
+/** The reward model of a PPO run, frozen, on the critic's thread. */
+function threadScorer(config: ModelConfig, s: ThreadScorer, critic: CausalLM): RewardModel {
+  if (!s.trunk) return new RewardModel(adapterOff(critic), s.head[0], s.head[1], false);
+  const given = new Map(s.trunk.names.map((n, i) => [n, s.trunk!.weights[i]]));
+  // an untied LM head (Llama) plays no part in a score: zeros
+  const weights = new Map(parameterShapes(config).map(([n, shape]) => [n, given.get(n) ?? new Float32Array(shape.reduce((a, x) => a * x, 1))]));
+  return new RewardModel(createModel(config, weights, false), s.head[0], s.head[1], false);
+}
+
 if (parentPort) {
   const port = parentPort;
   let params: Params | undefined;
   let gpt: CausalLM | undefined;
   let rm: RewardModel | undefined;
+  let scorer: RewardModel | undefined;
   let names: string[] = [];
-  port.on('message', async (m: ThreadRequest) => {
+  // one request at a time, in the order they came; each reply carries its request's id
+  let queue = Promise.resolve();
+  port.on('message', (m: ThreadRequest & { id: number }) => {
+    queue = queue.then(() => handle(m));
+  });
+  async function handle(m: ThreadRequest & { id: number }) {
+    const reply = (r: ThreadReply, transfer: ArrayBuffer[] = []) => port.postMessage({ ...r, id: m.id }, transfer);
     try {
       if (m.type === 'close') {
         (rm ?? gpt)?.dispose();
+        scorer?.dispose();
         port.close();
         return;
       }
@@ -101,21 +162,42 @@ if (parentPort) {
         } else gpt = initModel(m.config, 0); // the real weights arrive with the first request
         if (m.head) rm = new RewardModel(gpt, new Float32Array(m.config.n_embd), new Float32Array(1));
         params = rm?.params ?? gpt.params;
-        port.postMessage({ type: 'ready' } satisfies ThreadReply);
+        if (m.scorer) scorer = threadScorer(m.config, m.scorer, gpt);
+        reply({ type: 'ready' } satisfies ThreadReply);
         return;
       }
       if (!params || !gpt) throw new Error('gradient thread used before init');
+      if (m.type === 'scores') {
+        // the reward model's weights never change: they came with init
+        if (!scorer) throw new Error('no reward model on this thread');
+        const values = await take(tf.tidy(() => scorer!.rewards(tf.tensor2d(m.ids, [m.N, m.T], 'int32'), m.last)));
+        reply({ type: 'values', values } satisfies ThreadReply, [values.buffer as ArrayBuffer]);
+        return;
+      }
       if (m.weights) {
         const p = params;
         tf.tidy(() => names.forEach((n, i) => p.get(n)!.assign(tf.tensor(m.weights![i], p.get(n)!.shape))));
+      }
+      if ((m.type === 'values' || m.type === 'value-grad') && !rm) throw new Error('no critic on this thread');
+      if (m.type === 'values') {
+        const values = await mapRows(m.ids, m.N, m.T, (ids) => rm!.values(ids));
+        reply({ type: 'values', values } satisfies ThreadReply, [values.buffer as ArrayBuffer]);
+        return;
+      }
+      if (m.type === 'value-grad') {
+        const r = await valueLossAndGrads(rm!, m.batch);
+        const out = await Promise.all(names.map((n) => take(r.grads.get(n)!)));
+        const loss = await takeScalar(r.value);
+        reply({ type: 'grad', loss, grads: out, clipfrac: r.clipfrac } satisfies ThreadReply, out.map((a) => a.buffer as ArrayBuffer));
+        return;
       }
       const rng = new Rng(m.seed);
       const r = m.type === 'rank' ? await rankLossAndGrads(rm!, m.batch, rng) : { ...lossAndGrads(gpt, m.batch, rng), rewards: undefined };
       const out = await Promise.all(names.map((n) => take(r.grads.get(n)!)));
       const loss = await takeScalar(r.value);
-      port.postMessage({ type: 'grad', loss, grads: out, rewards: r.rewards } satisfies ThreadReply, out.map((a) => a.buffer as ArrayBuffer));
+      reply({ type: 'grad', loss, grads: out, rewards: r.rewards } satisfies ThreadReply, out.map((a) => a.buffer as ArrayBuffer));
     } catch (e) {
-      port.postMessage({ type: 'error', message: (e as Error).message } satisfies ThreadReply);
+      reply({ type: 'error', message: (e as Error).message } satisfies ThreadReply);
     }
-  });
+  }
 }

@@ -12,8 +12,8 @@ import { CausalLM } from '../causal-lm';
 import { Rng, deriveSeed } from '../rng';
 import { currentBackend } from '../backends/backend';
 import { distFile } from '../paths';
-import { Batch } from './trainer';
-import { RankBatch, ThreadAdapter, ThreadReply, ThreadRequest, lossAndGrads, rankLossAndGrads } from './grad-thread';
+import { Batch } from './batch';
+import { RankBatch, ThreadAdapter, ThreadReply, ThreadRequest, ThreadScorer, ValueBatch, lossAndGrads, rankLossAndGrads } from './grad-thread';
 import { RewardModel } from '../rm/reward-model';
 
 /** How many threads `auto` uses: both cores for the single-threaded CPU backends, else one. */
@@ -48,14 +48,28 @@ async function threadAdapter(model: CausalLM | RewardModel, gpt: CausalLM): Prom
   };
 }
 
+/**
+ * What the critic's thread needs of a PPO run's reward model: its head, and its trunk unless it is
+ * the critic's own frozen base with the adapter off (LoRA), which the replica already holds.
+ */
+export async function scorerOf(rm: RewardModel, sharesCriticBase: boolean): Promise<ThreadScorer> {
+  const copy = async (v: tf.Tensor) => Float32Array.from((await v.data()) as Float32Array);
+  const head: [Float32Array, Float32Array] = [await copy(rm.w), await copy(rm.b)];
+  if (sharesCriticBase) return { head };
+  const trunk = [...rm.params].filter(([n]) => n !== 'score.weight' && n !== 'score.bias');
+  return { head, trunk: { names: trunk.map(([n]) => n), weights: await Promise.all(trunk.map(([, v]) => copy(v))) } };
+}
+
 export class GradThreads {
   private readonly workers: Worker[] = [];
   private stale = true;
+  private readonly waiting = new Map<Worker, Map<number, { resolve: (r: ThreadReply) => void; reject: (e: Error) => void }>>();
+  private nextId = 0;
 
   private constructor(private readonly model: CausalLM, private readonly params: Map<string, tf.Variable>, private readonly names: string[], private readonly rm?: RewardModel) {}
 
   /** `extra` threads beside this one, each with a replica of the model (or of the reward model). */
-  static async start(model: CausalLM | RewardModel, extra: number): Promise<GradThreads> {
+  static async start(model: CausalLM | RewardModel, extra: number, scorer?: ThreadScorer): Promise<GradThreads> {
     if (!distFile('grad-thread.js')) throw new Error('dist/grad-thread.js is missing: run npm run build, or train with --threads 1');
     const rm = model instanceof RewardModel ? model : undefined;
     const gpt = rm ? rm.trunk : (model as CausalLM);
@@ -65,8 +79,10 @@ export class GradThreads {
     for (let i = 0; i < extra; i++) {
       const w = new Worker(distFile('grad-thread.js')!);
       g.workers.push(w);
+      g.listen(w);
       const adapter = await threadAdapter(model, gpt);
-      await g.call(w, { type: 'init', backend, config: gpt.config, names, head: Boolean(rm), adapter }, adapter?.base.weights.map((a) => a.buffer as ArrayBuffer));
+      const transfer = [...(adapter?.base.weights ?? []), ...(scorer?.trunk?.weights ?? [])].map((a) => a.buffer as ArrayBuffer);
+      await g.call(w, { type: 'init', backend, config: gpt.config, names, head: Boolean(rm), adapter, scorer }, transfer);
     }
     return g;
   }
@@ -80,31 +96,49 @@ export class GradThreads {
     this.stale = true;
   }
 
+  /** Replies reach the request of the same id; a thread that fails or exits fails what it still owes. */
+  private listen(w: Worker): void {
+    const waiting = new Map<number, { resolve: (r: ThreadReply) => void; reject: (e: Error) => void }>();
+    this.waiting.set(w, waiting);
+    const failAll = (e: Error) => {
+      for (const p of waiting.values()) p.reject(e);
+      waiting.clear();
+    };
+    w.on('message', (m: ThreadReply & { id: number }) => {
+      const p = waiting.get(m.id);
+      if (!p) return;
+      waiting.delete(m.id);
+      if (m.type === 'error') p.reject(new Error(`gradient thread: ${m.message}`));
+      else p.resolve(m);
+    });
+    w.on('error', failAll);
+    w.on('exit', (code) => failAll(new Error(`gradient thread exited (code ${code})`)));
+  }
+
+  /** Posts a request at once (a thread answers its requests one at a time, in order) and resolves with its reply. */
   private call(w: Worker, req: ThreadRequest, transfer: ArrayBuffer[] = []): Promise<ThreadReply> {
+    const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const onMessage = (m: ThreadReply) => {
-        w.off('error', onError);
-        if (m.type === 'error') reject(new Error(`gradient thread: ${m.message}`));
-        else resolve(m);
-      };
-      const onError = (e: Error) => {
-        w.off('message', onMessage);
-        reject(e);
-      };
-      w.once('message', onMessage);
-      w.once('error', onError);
-      w.postMessage(req, transfer);
+      this.waiting.get(w)!.set(id, { resolve, reject });
+      w.postMessage({ ...req, id }, transfer);
     });
   }
 
-  /**
-   * Loss and gradients of one batch, computed in parts across the threads. Part i draws its
-   * dropout from `rng` (part 0) or from a generator seeded by (seed, i).
-   */
+  /** The trained weights, when they changed since the threads last received them. */
   private async weightsIfStale(): Promise<Float32Array[] | undefined> {
     if (!this.stale) return undefined;
     this.stale = false;
     return Promise.all(this.names.map(async (n) => (await this.params.get(n)!.data()) as Float32Array));
+  }
+
+  /**
+   * The same, read synchronously, so that a request is posted before the caller's own long
+   * synchronous pass starts (threads run only on the CPU backends, which read synchronously).
+   */
+  private weightsNow(): Float32Array[] | undefined {
+    if (!this.stale) return undefined;
+    this.stale = false;
+    return this.names.map((n) => this.params.get(n)!.dataSync() as Float32Array);
   }
 
   /** Sums gradients scaled per part: local ones (tensors) and the threads' (arrays). */
@@ -159,6 +193,27 @@ export class GradThreads {
       o += r.length;
     }
     return { loss, grads: this.combine(local.grads, replies, parts.map(() => 1)), rewards };
+  }
+
+  // PPO's critic on thread 1. Each request is posted before the method returns: the caller's
+  // policy pass, which follows, runs meanwhile.
+
+  /** The critic's values [N * T] of rows ids [N, T]. */
+  values(ids: Int32Array, N: number, T: number): Promise<Float32Array> {
+    return this.call(this.workers[0], { type: 'values', weights: this.weightsNow(), ids, N, T }).then((r) => (r as Extract<ThreadReply, { type: 'values' }>).values);
+  }
+
+  /** The reward model's scores [N] (a thread started with a scorer), each row read at last[n]. */
+  scores(ids: Int32Array, N: number, T: number, last: number[]): Promise<Float32Array> {
+    return this.call(this.workers[0], { type: 'scores', ids, N, T, last }).then((r) => (r as Extract<ThreadReply, { type: 'values' }>).values);
+  }
+
+  /** The value loss of a minibatch, its clip fraction and the critic's gradients. */
+  valueLossAndGrads(batch: ValueBatch): Promise<{ loss: number; clipfrac: number; grads: Map<string, tf.Tensor> }> {
+    return this.call(this.workers[0], { type: 'value-grad', weights: this.weightsNow(), batch }).then((reply) => {
+      const r = reply as Extract<ThreadReply, { type: 'grad' }>;
+      return { loss: r.loss, clipfrac: r.clipfrac!, grads: new Map(this.names.map((n, j) => [n, tf.tensor(r.grads[j], this.params.get(n)!.shape)])) };
+    });
   }
 
   async close(): Promise<void> {

@@ -124,3 +124,23 @@ test('reward-model training split across two threads matches one thread', async 
     assert.ok(Math.abs(m.accuracy - m2[i].accuracy) < 1e-9);
   });
 });
+
+test('PPO with the critic and the reward model on a second thread gives the numbers and checkpoints of one thread (full and LoRA)', async () => {
+  const root = await fixture();
+  const rm = await trainRewardModel({ data: path.join(root, 'toy.rm.jsonl'), model: path.join(root, 'sft'), runsDir: path.join(root, 'runs'), runId: 'rm', train: { steps: 2, batchSize: 4 } });
+  const o = { prompts: path.join(root, 'toy.ppo.jsonl'), policy: path.join(root, 'sft'), rewardModel: rm.finalModel!, runsDir: root, ppo: { iterations: 3, promptsPerRollout: 2, samplesPerPrompt: 2, maxNewTokens: 12, minibatches: 2, checkpointInterval: 3 } };
+  const timing = new Set(['time', 'tokens_per_second', 'generation_seconds', 'iteration_seconds']);
+  const figures = (id: string) => new RunDir(path.join(root, id)).readMetrics().map((m) => Object.entries(m).filter(([k]) => !timing.has(k)));
+  for (const lora of [undefined, { r: 4 }]) {
+    const tag = lora ? 'lora' : 'full';
+    await ppoTrain({ ...o, lora, runId: `${tag}1`, threads: 1 });
+    await ppoTrain({ ...o, lora, runId: `${tag}2`, threads: 2 });
+    const one = figures(`${tag}1`), two = figures(`${tag}2`);
+    assert.equal(one.length, 3);
+    assert.deepEqual(two, one, `${tag}: every logged figure, to the last digit`);
+    assert.ok(one.every((m) => Number.isFinite(Object.fromEntries(m)['loss/value_avg'])));
+    const weights = lora ? 'adapter_model.safetensors' : 'model.safetensors';
+    for (const sub of ['', 'value']) sameBytes(path.join(root, `${tag}1`, 'checkpoints', 'step-000003', sub, weights), path.join(root, `${tag}2`, 'checkpoints', 'step-000003', sub, weights));
+  }
+});
+
