@@ -77,23 +77,37 @@ if (!smolGen.note) {
   console.log(`generation: ours ${fmt(smolGen.cached_tokens_per_second)} tokens/s at batch 1 (the base model)` + (pt ? `, PyTorch ${fmt(pt.generate_cached_tokens_per_second)} (${pt.threads} thread${pt.threads > 1 ? 's' : ''}); ${ratio(smolGen.cached_tokens_per_second, pt.generate_cached_tokens_per_second)}` : ''));
 }
 
-// A PPO iteration of the demo (its SFT and reward models, 4 iterations), fused kernels on and off:
-// the rollout (sampling) and the rest (scoring and the update), from the run's own metrics.
-console.log('\nA PPO iteration of the demo (mean of iterations 2-4): rollout = sampling the 16 responses; update = scoring them (policy, reference, reward and value models) and the PPO epochs');
-for (const fused of ['1', '0']) {
+// A PPO iteration of the demo: its SFT and reward models (one pipeline run), then 5 PPO iterations
+// each way: as it runs now (fused kernels, the critic and the reward model on a second thread), on
+// one thread, and with neither (RLHF_FUSED=0 --threads 1: the engine before the fused kernels,
+// batched decoding and the second thread). The figures come from the runs' own metrics.
+console.log('\nA PPO iteration of the demo (mean of iterations 2-5): rollout = sampling the 16 responses; update = scoring them (policy, reference, reward and value models) and the PPO epochs');
+{
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'rlhf-bench-ppo-'));
-  const t0 = performance.now();
-  const r = spawnSync(process.execPath, ['dist/cli.js', 'pipeline', '--out', out, '--algos', 'ppo', '--ppo-iterations', '4', '--eval-prompts', '1', '--backend', 'wasm'], { encoding: 'utf8', env: { ...process.env, RLHF_FUSED: fused } });
-  const file = path.join(out, 'runs', 'ppo', 'metrics.jsonl');
-  if (r.status !== 0 || !fs.existsSync(file)) {
-    console.log(`${fused === '1' ? 'fused' : 'unfused'}: the pipeline failed: ${r.stderr.trim().split('\n').at(-1)}`);
-    continue;
+  const base = spawnSync(process.execPath, ['dist/cli.js', 'pipeline', '--out', out, '--algos', 'ppo', '--ppo-iterations', '1', '--eval-prompts', '1', '--backend', 'wasm'], { encoding: 'utf8' });
+  if (base.status !== 0) console.log(`the pipeline failed: ${base.stderr.trim().split('\n').at(-1)}`);
+  else {
+    const ways = [['fused kernels, 2 threads', '1', '2'], ['fused kernels, 1 thread', '1', '1'], ['unfused ops, 1 thread', '0', '1']];
+    const seconds = {};
+    for (const [label, fused, threads] of ways) {
+      const id = `ppo-${fused}-${threads}`;
+      const r = spawnSync(process.execPath, ['dist/cli.js', 'ppo', '--prompts', path.join('examples', 'workspace', 'data', 'reviews.ppo.jsonl'), '--policy', path.join(out, 'runs', 'sft', 'checkpoints', 'final'),
+        '--reward-model', path.join(out, 'runs', 'rm', 'checkpoints', 'final'), '--iterations', '5', '--threads', threads, '--runs-dir', out, '--run-id', id, '--backend', 'wasm'], { encoding: 'utf8', env: { ...process.env, RLHF_FUSED: fused } });
+      const file = path.join(out, id, 'metrics.jsonl');
+      if (r.status !== 0 || !fs.existsSync(file)) {
+        console.log(`${label}: the run failed: ${r.stderr.trim().split('\n').at(-1)}`);
+        continue;
+      }
+      const rows = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).slice(1);
+      const avg = (k) => rows.reduce((a, m) => a + m[k], 0) / rows.length;
+      const it = (seconds[label] = avg('iteration_seconds')), gen = avg('generation_seconds');
+      const vsOld = seconds['unfused ops, 1 thread'];
+      console.log(`${label.padEnd(26)} ${it.toFixed(2)} s per iteration: rollout ${gen.toFixed(2)} s, update ${(it - gen).toFixed(2)} s`);
+      if (vsOld && label === 'unfused ops, 1 thread') {
+        for (const [l] of ways.slice(0, 2)) if (seconds[l]) console.log(`  ${l}: ${(vsOld / seconds[l]).toFixed(2)}x faster than unfused on 1 thread`);
+      }
+    }
   }
-  const rows = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.iteration_seconds !== undefined).slice(1);
-  const avg = (k) => rows.reduce((a, m) => a + m[k], 0) / rows.length;
-  const it = avg('iteration_seconds'), gen = avg('generation_seconds');
-  console.log(`${(fused === '1' ? 'fused kernels' : 'unfused ops').padEnd(14)} ${it.toFixed(2)} s per iteration: rollout ${gen.toFixed(2)} s, update ${(it - gen).toFixed(2)} s` +
-    ` (the whole pipeline: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   fs.rmSync(out, { recursive: true, force: true });
 }
 
