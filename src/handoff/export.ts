@@ -204,7 +204,7 @@ export function exportRun(runDir: string, trainer: Trainer, out: string): Export
     `- \`${dataRel}\`: ${rows.length} rows from ${p.dataFile}${model.chat ? ' (conversations: the trainer renders them with the model\'s chat template)' : ' (plain text, as our stages show it to the model)'}`,
     '- `model/`: the model the run started from' + (p.rewardDir ? '; `reward_model/`: the reward model it scored with' : ''),
     '- `train.sh`: the launch command on this machine; `train.slurm.sh`: the same under sbatch (`rlhf submit --script train.slurm.sh`)',
-    '- the trainer writes its model to `output/`; `rlhf import output` brings it back to the editor',
+    `- the trainer writes its model to \`output/\`; \`rlhf import output\` brings it back to the editor${trainer === 'trl' ? ' (and its log, output/checkpoint-N/trainer_state.json, as a run the dashboard shows)' : ''}`,
     '',
     ...(command.notes.length ? ['What does not translate one to one:', '', ...command.notes.map((n) => `- ${n}`), ''] : []),
   ].join('\n'));

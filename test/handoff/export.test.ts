@@ -22,6 +22,7 @@ import { ppoTrain } from '../../src/engine/stages/ppo';
 import { grpoTrain } from '../../src/engine/stages/grpo';
 import { rlooTrain } from '../../src/engine/stages/rloo';
 import { exportRun } from '../../src/handoff/export';
+import { RunDir } from '../../src/data/run';
 
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 const flagsOf = (f: string) => JSON.parse(fs.readFileSync(path.join(FIXTURES, 'trainer-flags', f), 'utf8')) as { origin: Record<string, unknown>; flags: Record<string, string[]> };
@@ -159,4 +160,30 @@ test('rlhf import brings a trainer\'s model folder into models/ once it loads an
   const again = spawnSync(process.execPath, [CLI, 'import', path.join(out, 'data'), '--backend', 'wasm'], { encoding: 'utf8', cwd: ws });
   assert.equal(again.status, 1);
   assert.match(again.stderr, /is not a model folder \(no config\.json\)/);
+});
+
+test('rlhf import also brings the trainer\'s log (a real TRL trainer_state.json in checkpoint-N/) as a completed run with its curves', () => {
+  const ws = tmpDir();
+  const out = path.join(tmpDir(), 'export');
+  exportRun(runs.sft, 'trl', out);
+  const ckpt = path.join(out, 'model', 'checkpoint-2800');
+  fs.mkdirSync(ckpt);
+  fs.copyFileSync(path.join(FIXTURES, 'trl', 'trainer_state.json'), path.join(ckpt, 'trainer_state.json'));
+  const r = spawnSync(process.execPath, [CLI, 'import', path.join(out, 'model'), '--name', 'from-trl', '--backend', 'wasm', '--json'], { encoding: 'utf8', cwd: ws });
+  assert.equal(r.status, 0, r.stderr);
+  const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+  assert.equal(result.run, path.join(ws, '.rlhf', 'runs', 'from-trl'));
+  const run = new RunDir(result.run);
+  const info = run.read();
+  assert.equal(info.status, 'completed');
+  assert.equal(info.stage, 'sft');
+  assert.equal(info.final_model, path.join(ws, 'models', 'from-trl'));
+  const m = run.readMetrics();
+  assert.equal(m.length, result.steps);
+  assert.ok(m.every((x) => Number.isFinite(x.step) && Number.isFinite(x.time)));
+  assert.ok(m.some((x) => 'eval/loss' in x) && m.some((x) => 'mean_token_accuracy' in x));
+  // a second import under the same name is refused before anything is written
+  const again = spawnSync(process.execPath, [CLI, 'import', path.join(out, 'model'), '--name', 'from-trl', '--backend', 'wasm'], { encoding: 'utf8', cwd: ws });
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /already exists: choose another --name/);
 });

@@ -1,7 +1,8 @@
 /**
  * `rlhf export RUN --for trl|openrlhf --out DIR` (src/handoff/export.ts) and `rlhf import DIR`:
  * a model a distributed trainer wrote, brought back as a model folder of the workspace, checked by
- * loading it and scoring a sentence.
+ * loading it and scoring a sentence; and, when the trainer kept a Trainer's log there
+ * (trainer_state.json: TRL), its curves as a run the dashboard shows (src/data/trainer-log.ts).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -11,6 +12,9 @@ import { Trainer, exportRun } from '../../handoff/export';
 import { loadModel } from '../../engine/checkpoint';
 import { tokenLogprobs } from '../../engine/generate';
 import { COMMON, startBackend } from './shared';
+import { TrainerLog, findTrainerState, readTrainerLog } from '../../data/trainer-log';
+import { RunDir } from '../../data/run';
+import { writeFileAtomic } from '../../data/durable';
 
 export const EXPORT_OPTS: OptSpecs = {
   for: { type: 'string', help: 'trl (TRL 1.9: trl sft|reward|dpo|grpo|rloo) or openrlhf (OpenRLHF 0.11: deepspeed / ray job submit)' },
@@ -38,6 +42,7 @@ export async function exportCommand(o: ParsedOpts, positional: string[], r: Repo
 export const IMPORT_OPTS: OptSpecs = {
   name: { type: 'string', help: 'the model folder\'s name under --models-dir (default: the imported folder\'s name)' },
   'models-dir': { type: 'string', help: 'where the workspace keeps models', default: 'models' },
+  'runs-dir': { type: 'string', help: 'where the run made from the trainer\'s log goes (trainer_state.json, when there is one)', default: '.rlhf/runs' },
   ...COMMON,
 };
 
@@ -50,6 +55,11 @@ export async function importCommand(o: ParsedOpts, positional: string[], r: Repo
   if (!/^[\w.-]+$/.test(name)) throw new UsageError('--name: letters, digits, _ . - only');
   const to = path.resolve(o['models-dir'] as string, name);
   if (fs.existsSync(to)) throw new Error(`${to} already exists: choose another --name`);
+  // the trainer's log, in the folder or its latest checkpoint-N/; read before anything is written
+  const stateFile = findTrainerState(from);
+  const log = stateFile ? readTrainerLog(stateFile) : undefined;
+  const runDir = path.resolve(o['runs-dir'] as string, name);
+  if (log && fs.existsSync(runDir)) throw new Error(`${runDir} already exists: choose another --name`);
   await startBackend(o, r);
   const { model, tokenizer } = loadModel(from, false);
   let logp: number;
@@ -66,7 +76,20 @@ export async function importCommand(o: ParsedOpts, positional: string[], r: Repo
     const src = path.join(from, f);
     if (fs.statSync(src).isFile()) fs.copyFileSync(src, path.join(to, f));
   }
-  if (r.json) process.stdout.write(JSON.stringify({ type: 'result', model: to, logprob: logp }) + '\n');
-  else r.log(`imported ${from} as ${to} (it loads and scores a sentence: log p = ${logp.toFixed(2)}); the model pickers offer it`);
+  const run = log && importLog(log, path.dirname(runDir), name, from, to);
+  if (r.json) process.stdout.write(JSON.stringify({ type: 'result', model: to, logprob: logp, ...(run ? { run: run.dir, steps: log!.rows.length } : {}) }) + '\n');
+  else {
+    r.log(`imported ${from} as ${to} (it loads and scores a sentence: log p = ${logp.toFixed(2)}); the model pickers offer it`);
+    if (run) r.log(`its training log (${log!.file}): ${log!.rows.length} logged steps as run ${run.dir} (${log!.stage}); the dashboard shows it. Times: ${log!.time}`);
+  }
   return 0;
+}
+
+/** A Trainer's log as a completed run of this project: run.json and metrics.jsonl, the imported model as its final model. */
+function importLog(log: TrainerLog, runsDir: string, id: string, from: string, model: string): RunDir {
+  const run = RunDir.create(runsDir, { stage: log.stage, config: { imported_from: from, trainer_log: log.file, global_step: log.globalStep, time: log.time, summary: log.summary }, parent_model: null, final_model: model }, id);
+  writeFileAtomic(run.metricsFile, log.rows.map((m) => JSON.stringify(m) + '\n').join(''));
+  run.update({ status: 'completed', started_at: new Date(log.startedAt * 1000).toISOString(), ended_at: new Date(log.endedAt * 1000).toISOString() });
+  run.unlock();
+  return run;
 }
