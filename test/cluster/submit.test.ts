@@ -138,20 +138,23 @@ test('cancel stops a running job (the stage checkpoints first); a resubmitted re
   assert.equal(readClusterJob(dir)!.state?.name, 'COMPLETED');
 });
 
-test('a job killed and requeued by Slurm resumes from its checkpoint: the metrics run on without a gap or a repeat', async () => {
-  const runs = path.join(root, 'requeue'), dir = path.join(runs, 'rq');
-  const r = rlhf(['submit', '--', 'sft', '--data', 'toy.sft.jsonl', '--model', 'sft', '--steps', '60', '--batch-size', '2', '--threads', '1', '--checkpoint-interval', '5', '--eval-interval', '1000', '--runs-dir', runs, '--run-id', 'rq', '--backend', 'wasm']);
+/**
+ * Submits a 60-step SFT run, waits for its first checkpoint, lets `interrupt` stop it, starts the
+ * requeued job at once (Slurm holds it two minutes, reason BeginTime) and checks the run finished
+ * after resuming: the metrics run on without a gap or a repeat. Returns the job's output.
+ */
+async function requeueRoundTrip(id: string, interrupt: (jobId: string) => void): Promise<string> {
+  const runs = path.join(root, 'requeue'), dir = path.join(runs, id);
+  const r = rlhf(['submit', '--', 'sft', '--data', 'toy.sft.jsonl', '--model', 'sft', '--steps', '60', '--batch-size', '2', '--threads', '1', '--checkpoint-interval', '5', '--eval-interval', '1000', '--runs-dir', runs, '--run-id', id, '--backend', 'wasm']);
   assert.equal(r.status, 0, r.stderr);
   await until(runs, dir, (s) => s === 'RUNNING', 'RUNNING');
   for (let i = 0; i < 300 && !new RunDir(dir).latestCheckpoint(); i++) await sleep(100);
-  assert.ok(new RunDir(dir).latestCheckpoint(), 'a checkpoint before the kill');
-  const id = readClusterJob(dir)!.job_id;
-  const q = cluster.run('scontrol', 'requeue', id);
-  assert.equal(q.status, 0, q.stderr);
-  // Slurm keeps a requeued job pending for two minutes (reason BeginTime): the test does not wait them out
+  assert.ok(new RunDir(dir).latestCheckpoint(), 'a checkpoint before the interruption');
+  const jobId = readClusterJob(dir)!.job_id;
+  interrupt(jobId);
   await until(runs, dir, (s) => s === 'PENDING', 'PENDING after the requeue', 60_000);
   assert.equal(readClusterJob(dir)!.state?.reason, 'BeginTime');
-  assert.equal(cluster.run('scontrol', 'update', `JobId=${id}`, 'StartTime=now').status, 0);
+  assert.equal(cluster.run('scontrol', 'update', `JobId=${jobId}`, 'StartTime=now').status, 0);
   await until(runs, dir, (s) => s === 'COMPLETED' || s === 'FAILED', 'the end', 240_000);
   const job = readClusterJob(dir)!;
   assert.equal(job.state?.name, 'COMPLETED', job.state?.error);
@@ -165,6 +168,24 @@ test('a job killed and requeued by Slurm resumes from its checkpoint: the metric
   assert.deepEqual(steps.filter((s, i) => i > 0 && s < steps[i - 1]), [], 'steps never go back');
   const out = fs.readdirSync(dir).filter((f) => /^slurm-\d+\.out$/.test(f)).map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).join('');
   assert.match(out, /restart 1/);
+  return out;
+}
+
+test('a job killed and requeued by Slurm resumes from its checkpoint: the metrics run on without a gap or a repeat', async () => {
+  await requeueRoundTrip('rq', (id) => {
+    const q = cluster.run('scontrol', 'requeue', id);
+    assert.equal(q.status, 0, q.stderr);
+  });
+});
+
+test('near its time limit (the USR1 Slurm sends the batch shell, --signal=B:USR1@120) a job stops its stage at a checkpoint, requeues itself and the run resumes', async () => {
+  const out = await requeueRoundTrip('tl', (id) => {
+    // what slurmctld sends 120 s before the limit; sent here at once rather than waiting out a limit
+    const q = cluster.run('scancel', '--batch', '--signal=USR1', id);
+    assert.equal(q.status, 0, q.stderr);
+  });
+  assert.match(out, /rlhf: time is nearly up: requeued, the run resumes from its checkpoint/);
+  assert.match(fs.readFileSync(path.join(root, 'requeue', 'tl', 'job.sh'), 'utf8'), /^#SBATCH --signal=B:USR1@120$/m);
 });
 
 test('a job that fails at once: its error reaches the user (rlhf submit --wait, rlhf jobs)', () => {
