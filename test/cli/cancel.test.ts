@@ -93,3 +93,18 @@ test('resume of a run that is still running refuses with one line naming the run
   const third = spawnSync(process.execPath, [CLI, 'resume', dir, '--backend', 'wasm', '--json'], { encoding: 'utf8', timeout: 3000, killSignal: 'SIGINT' });
   assert.doesNotMatch(String(third.stderr), /being written by/);
 });
+
+test('a resumed run goes on on the backend it started on; when that one does not start here, one line says so', { timeout: 120_000 }, async () => {
+  const id = 'cpu-sft';
+  const dir = path.join(root, 'runs', id);
+  const r = await runUntil([...stages.sft(), '--checkpoint-interval', '1', '--json', '--backend', 'cpu', '--runs-dir', path.join(root, 'runs'), '--run-id', id], 2, (p) => p.kill('SIGINT'));
+  assert.equal(new RunDir(dir).read().status, 'cancelled', r.out);
+  assert.equal(new RunDir(dir).read().backend, 'cpu');
+  // no --backend: the recorded one (the run's own stop after 3 s, by SIGINT, is a checkpoint)
+  const resume = () => spawnSync(process.execPath, [CLI, 'resume', dir], { encoding: 'utf8', timeout: 3000, killSignal: 'SIGINT' });
+  assert.match(String(resume().stderr), /^backend: cpu — /m);
+  new RunDir(dir).update({ backend: 'gpu', status: 'cancelled' });
+  const moved = String(resume().stderr);
+  assert.match(moved, /^the run started on the gpu backend, which does not start here \(.*\); resuming on auto: from here its numbers may differ from an uninterrupted run's$/m);
+  assert.match(moved, /^backend: (wasm|cpu|node|webgpu) — /m);
+});

@@ -172,7 +172,10 @@ export async function rlooCommand(o: ParsedOpts, r: Reporter) {
   return result;
 }
 
-export const RESUME_OPTS: OptSpecs = { ...COMMON };
+export const RESUME_OPTS: OptSpecs = {
+  ...COMMON,
+  backend: { ...COMMON.backend, default: undefined, help: `${COMMON.backend.help}; default: the one the run started on, so that it goes on computing as it did` },
+};
 
 function summarize(r: Reporter, result: { run: { id: string; status: string }; finalModel?: string; lastMetrics: Record<string, number>; step: number }, dir: string) {
   if (r.json) {
@@ -256,6 +259,22 @@ export async function ppoCommand(o: ParsedOpts, r: Reporter) {
   return result;
 }
 
+/**
+ * The backend of a resumed run: the one asked for, else the one the run started on (a requeued
+ * cluster job lands on whatever node is free; another backend's kernels round differently), else
+ * the default; when the recorded one does not start here, the default, said in one line.
+ */
+async function resumeBackend(o: ParsedOpts, recorded: string | undefined, r: Reporter): Promise<void> {
+  const fallback = process.env.RLHF_BACKEND || 'auto';
+  if (o.backend !== undefined || !recorded) return startBackend({ ...o, backend: o.backend ?? fallback }, r);
+  try {
+    await startBackend({ ...o, backend: recorded }, r);
+  } catch (e) {
+    r.log(`the run started on the ${recorded} backend, which does not start here (${(e as Error).message.split('\n')[0]}); resuming on ${fallback}: from here its numbers may differ from an uninterrupted run's`);
+    await startBackend({ ...o, backend: fallback }, r);
+  }
+}
+
 export async function resumeCommand(o: ParsedOpts, positional: string[], r: Reporter) {
   const dir = positional[0];
   if (!dir) throw new UsageError('rlhf resume needs a run directory: rlhf resume .rlhf/runs/<run-id>');
@@ -263,7 +282,7 @@ export async function resumeCommand(o: ParsedOpts, positional: string[], r: Repo
   const info = run.read();
   if (info.status === 'completed') throw new Error(`run ${dir} is already completed`);
   run.lock(); // before anything starts: a run another process still writes is refused in one line
-  await startBackend(o, r);
+  await resumeBackend(o, info.backend, r);
   const hooks = hooksFor(r);
   let result;
   if (info.stage === 'pretrain') result = await resumePretrain(dir, hooks);
