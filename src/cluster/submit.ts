@@ -46,6 +46,8 @@ export interface SubmitContext {
   node: string;
   cli: string;
   now?: Date;
+  /** Called once the submission's checks have passed, before the first job is written or queued (rlhf submit prints the cost there). */
+  beforeQueue?: () => void;
 }
 
 export interface Submitted {
@@ -137,14 +139,17 @@ export async function submitJobs(jobs: JobPlan[], ctx: SubmitContext): Promise<S
   const before = new Map<string, { job?: string; script?: string }>();
   const queued: string[] = [];
   const submitted: Submitted[] = [];
+  for (const job of jobs) {
+    for (const t of job.tasks) {
+      const dir = path.join(job.runsDir, t.runId);
+      if (fs.existsSync(path.join(dir, 'run.json')) && t.argv[0] !== 'resume') throw new ClusterError(`${dir} already holds a run: choose another --run-id`);
+      const live = readClusterJob(dir);
+      if (live && !isFinalState(live.state?.name)) throw new ClusterError(`${dir} is already queued as job ${live.job_id}: cancel it first`);
+    }
+  }
+  ctx.beforeQueue?.();
   try {
     for (const job of jobs) {
-      for (const t of job.tasks) {
-        const dir = path.join(job.runsDir, t.runId);
-        if (fs.existsSync(path.join(dir, 'run.json')) && t.argv[0] !== 'resume') throw new ClusterError(`${dir} already holds a run: choose another --run-id`);
-        const live = readClusterJob(dir);
-        if (live && !isFinalState(live.state?.name)) throw new ClusterError(`${dir} is already queued as job ${live.job_id}: cancel it first`);
-      }
       const script = jobScript(job, ctx, `rlhf-${job.tasks[0].runId.replace(/-0$/, '')}`);
       for (const t of job.tasks) {
         const dir = path.join(job.runsDir, t.runId);

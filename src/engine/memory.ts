@@ -43,7 +43,7 @@ export const WASM_MEMORY_LIMIT = 3.5 * GiB;
 const TFJS_RETENTION = 12;
 
 /** Trained parameters of a LoRA adapter of rank r on the attention and MLP projections. */
-function loraParams(c: ModelConfig, r: number): number {
+export function loraParams(c: ModelConfig, r: number): number {
   const C = c.n_embd;
   if (c.llama) {
     const q = c.n_head * c.llama.head_dim, kv = c.llama.num_key_value_heads * c.llama.head_dim, F = c.llama.intermediate_size;

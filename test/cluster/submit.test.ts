@@ -89,6 +89,18 @@ test('a pipeline becomes a chain of jobs linked by afterok: each stage reads the
     assert.ok(fs.readdirSync(dir).some((f) => /^slurm-\d+\.out$/.test(f)), `${s}: the job's output is in its run folder`);
   }
   assert.equal(new RunDir(path.join(runs, 'rm')).read().parent_model, path.join(runs, 'sft', 'checkpoints', 'final'));
+  // before anything was queued, a cost line per run: the FLOPs the stage itself then planned when it
+  // started (the same plan from the same data; the reward model's padding depends on the threads the
+  // node gave it, so that one within 10%), though its model did not exist yet at submission
+  const estimates = out.slice(0, out.search(/submitted sft as job/));
+  for (const s of ['sft', 'rm', 'dpo', 'ppo']) {
+    const m = new RegExp(`^${s} \\(${s}\\): estimated cost: ([\\d.]+) ([kMGTPE]?)FLOP`, 'm').exec(estimates);
+    assert.ok(m, `${s}: no cost line before the submission:\n${estimates}`);
+    const printed = Number(m[1]) * 10 ** (3 * ' kMGTPE'.indexOf(m[2] || ' '));
+    const planned = new RunDir(path.join(runs, s)).read().cost!.estimate!.flops;
+    const tolerance = s === 'rm' ? 0.1 : 0.005; // 3 significant digits printed
+    assert.ok(Math.abs(printed - planned) <= tolerance * planned, `${s}: ${printed} FLOP estimated before submission, ${planned} planned by the stage`);
+  }
 });
 
 test('a sweep is one job array: one run per combination, spread over both nodes, each with its own value', () => {
@@ -249,7 +261,9 @@ test('bad input: one line with the fix, and nothing written or queued', async ()
     const r = rlhf(args, env);
     assert.notEqual(r.status, 0, args.join(' '));
     assert.match(r.stderr, msg, args.join(' '));
-    assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+    // a refusal by the controller comes after the cost line (the checks before it had passed)
+    const lines = r.stderr.trim().split('\n').filter((l) => !/^\S+ \(sft\): estimated cost: /.test(l));
+    assert.equal(lines.length, 1, `one line: ${r.stderr}`);
   }
   assert.ok(!fs.existsSync(runs) || fs.readdirSync(runs).length === 0, 'no run folder written');
   // a chain whose third submission the controller refuses: the two queued are cancelled, their folders removed

@@ -13,6 +13,8 @@ import { ClusterError, Shell, localShell, sshShell } from '../../cluster/slurm';
 import { JobPlan, Resources, Submitted, cancelRun, refreshStates, submitJobs, submitScript } from '../../cluster/submit';
 import { ClusterJob, describeJobState, isFinalState, readClusterJob } from '../../data/cluster-run';
 import { RunDir, newRunId } from '../../data/run';
+import { GPUS } from '../../engine/cost';
+import { estimateRuns, stagePasses } from './submit-estimate';
 
 /** The stages a job can run, with their options (to check a command before it is queued). */
 const STAGES: Record<string, OptSpecs> = { pretrain: PRETRAIN_OPTS, sft: SFT_OPTS, rm: RM_OPTS, dpo: DPO_OPTS, ppo: PPO_OPTS, grpo: GRPO_OPTS, rloo: RLOO_OPTS };
@@ -29,6 +31,7 @@ export const SUBMIT_OPTS: OptSpecs = {
   time: { type: 'string', help: 'time limit per job (minutes or [D-]HH:MM[:SS]); the stage checkpoints and requeues itself 2 minutes before it' },
   'cpus-per-task': { type: 'int', help: 'CPUs per job' },
   'gpus-per-node': { type: 'int', help: 'GPUs per job' },
+  gpu: { type: 'string', help: `the GPUs' type, for the cost estimate when this machine has measured no CUDA speed: ${Object.keys(GPUS).join(', ')}`, default: 'a100' },
   mem: { type: 'string', help: 'memory per node (e.g. 16G)' },
   sweep: { type: 'string', repeat: true, help: 'KEY=V1,V2,...: one run per value of the stage option --KEY (repeat for a grid); a job array' },
   seeds: { type: 'int', help: 'runs per combination with --seed 1..N' },
@@ -145,6 +148,7 @@ async function follow(runsDir: string, dirs: string[], r: Reporter): Promise<{ d
 
 export async function submitCommand(o: ParsedOpts, positional: string[], r: Reporter) {
   const cwd = process.cwd();
+  if (!GPUS[o.gpu as string]) throw new UsageError(`--gpu must be one of ${Object.keys(GPUS).join(', ')}, not "${o.gpu}"`);
   if (o.script) {
     if (positional.length) throw new UsageError('--script FILE takes no command after --');
     const script = path.resolve(o.script as string);
@@ -166,11 +170,14 @@ export async function submitCommand(o: ParsedOpts, positional: string[], r: Repo
   const prior = positional[0] === 'resume' ? readClusterJob(path.join(jobs[0].runsDir, jobs[0].tasks[0].runId)) : undefined;
   const was = prior?.resources ?? {};
   const shell = shellFor((o.ssh as string | undefined) ?? prior?.ssh);
+  const resources = resourcesOf(o, was);
   let submitted: Submitted[];
   try {
     submitted = await submitJobs(jobs, {
       shell, cwd, node: (o.node as string | undefined) ?? process.execPath, cli: cliFile(),
-      resources: resourcesOf(o, was),
+      resources,
+      // a resumed run printed its estimate when it started; its remaining passes print when it resumes
+      beforeQueue: () => positional[0] !== 'resume' && printEstimates(jobs, resources, o.gpu as string, r),
     });
   } catch (e) {
     if (e instanceof ClusterError) throw new Error(`nothing was submitted: ${e.message}`);
@@ -195,6 +202,29 @@ async function followToEnd(runsDir: string, dirs: string[], r: Reporter): Promis
 }
 
 /** The resources given on the command line, each falling back on what the run asked for before. */
+/**
+ * The cost of every run before anything is queued (submit-estimate.ts). A run whose estimate cannot
+ * be made (its data is unreadable: the stage would say why when it starts) gets a line saying so;
+ * the submission goes on either way.
+ */
+function printEstimates(jobs: JobPlan[], resources: Resources, gpu: string, r: Reporter): void {
+  const tasks = jobs.flatMap((j) => j.tasks.map((t) => ({ job: j, task: t, opts: parseArgs(j.stage, t.argv.slice(1), STAGES[j.stage]).opts })));
+  // a model a chain has yet to write: the run that writes it, and the model that run starts from
+  const startsFrom = new Map(tasks.map((x) => [path.resolve(x.job.runsDir, x.task.runId, 'checkpoints', 'final'), (x.opts.model ?? x.opts.policy ?? x.opts.init) as string | undefined]));
+  const runs: { runId: string; stage: string; backend: string; passes: ReturnType<typeof stagePasses> }[] = [];
+  for (const x of tasks) {
+    try {
+      runs.push({ runId: x.task.runId, stage: x.job.stage, backend: String(x.opts.backend ?? 'auto'), passes: stagePasses(x.job.stage, x.opts, (dir) => startsFrom.get(path.resolve(dir))) });
+    } catch (e) {
+      r.log(`${x.task.runId} (${x.job.stage}): no cost estimate: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  for (const e of estimateRuns(runs, resources, gpu)) {
+    if (r.json) process.stdout.write(JSON.stringify({ type: 'estimate', run: e.runId, stage: e.stage, flops: e.flops, seconds: e.seconds ?? null, dollars: e.dollars ?? null }) + '\n');
+    else r.log(e.line);
+  }
+}
+
 function resourcesOf(o: ParsedOpts, was: Resources = {}): Resources {
   return {
     partition: (o.partition as string | undefined) ?? was.partition, time: (o.time as string | undefined) ?? was.time,

@@ -42,6 +42,8 @@ export interface GroupConfig {
   lr: number;
   /** The KL coefficient; 0 = no reference model. */
   beta: number;
+  /** Passes of the update over each step's samples (TRL's num_iterations, mu). */
+  numIterations: number;
   gradClip: number;
   seed: number;
   checkpointInterval: number;
@@ -163,7 +165,7 @@ export abstract class GroupRun implements LoopStage {
   plan(fromIteration: number): Pass[] {
     const c = this.cfg;
     const promptTokens = this.prompts.reduce((a, p) => a + encodeContext(this.tok, p).length, 0) / (this.prompts.length || 1);
-    return rlPasses({ iterations: c.iterations - fromIteration, rows: c.promptsPerStep * c.numGenerations, promptTokens, maxNewTokens: c.maxNewTokens, epochs: 1, policy: this.policy, reference: Boolean(this.ref), rm: this.rm });
+    return rlPasses({ iterations: c.iterations - fromIteration, rows: c.promptsPerStep * c.numGenerations, promptTokens, maxNewTokens: c.maxNewTokens, epochs: c.numIterations, policy: this.policy, reference: Boolean(this.ref), rm: this.rm });
   }
 
   /** Step i's prompts (a seeded permutation per pass over the prompt set) and their G responses each. */

@@ -7,9 +7,7 @@
  * upper bound that a run's actual figures correct (rollouts are padded to their longest response,
  * so only generation shrinks with early ends).
  */
-import { CausalLM } from '../causal-lm';
-import { ModelShape, Pass, shapeOfConfig } from '../cost';
-import { RewardModel } from '../rm/reward-model';
+import { ModelShape, Pass, PlannedModel, shapeOfConfig } from '../cost';
 
 export interface RlPlan {
   iterations: number;
@@ -20,15 +18,15 @@ export interface RlPlan {
   maxNewTokens: number;
   /** Passes of the update over each rollout. */
   epochs: number;
-  policy: CausalLM;
+  policy: PlannedModel;
   /** A reference model's forward pass (PPO's KL; GRPO/RLOO with beta > 0). */
   reference: boolean;
-  rm?: RewardModel;
-  critic?: RewardModel;
+  rm?: { trunk: PlannedModel };
+  critic?: { trunk: PlannedModel };
 }
 
 /** A reward model's trunk: its hidden states are read, not the LM head. */
-function scorerShape(m: RewardModel, name: string): ModelShape {
+function scorerShape(m: { trunk: PlannedModel }, name: string): ModelShape {
   const s = shapeOfConfig(m.trunk.config, name);
   return { ...s, params: s.params - m.trunk.config.vocab_size * m.trunk.config.n_embd };
 }

@@ -23,7 +23,7 @@ import { loadModel, modelFiles, readModelDir, writeFilesAtomic } from '../checkp
 import { startModel } from './model-setup';
 import { checkStageMemory } from '../memory';
 import { Objective, TrainConfig, evaluationsFrom, train as trainLoop } from '../train/trainer';
-import { Pass, shapeOfConfig } from '../cost';
+import { Pass, PlannedModel, shapeOfConfig } from '../cost';
 import { Ranking, comparisons } from '../../data/rm';
 import { DpoLossConfig, RankedGroup, dpoMetrics, pairwiseLoss, plackettLuceLoss } from '../dpo/losses';
 import { readRmFile } from './rm';
@@ -76,7 +76,7 @@ function tokenize(r: Ranking, tok: Tokenizer, maxLen: number): DpoRecord {
   return { seqs, starts, ranks: r.ranks, prompt: r.prompt, responses: r.responses };
 }
 
-function prepare(o: { data: string; evalData?: string }, tok: Tokenizer, maxLen: number, log?: (s: string) => void) {
+export function prepareDpo(o: { data: string; evalData?: string }, tok: Tokenizer, maxLen: number, log?: (s: string) => void) {
   const { train, held } = trainEvalSplit(readRmFile, 'preference', o.data, o.evalData);
   const usable = (rs: Ranking[]) => rs.filter((r) => comparisons(r).length > 0 && new Set(r.responses).size === r.responses.length);
   const trainSet = usable(train), evalSet = usable(held);
@@ -158,6 +158,26 @@ function lossOf(lr: tf.Tensor1D, groups: RankedGroup[], c: DpoConfig): tf.Scalar
 
 const REF_FILE = 'reference_logps.json';
 
+/** The passes a DPO run makes from `fromStep` on (the batches are fixed by the seed): the policy's training and evaluations. */
+export function dpoPlan(policy: PlannedModel, data: { train: DpoRecord[]; eval: DpoRecord[] }, c: DpoConfig, cfg: TrainConfig, pad: number, fromStep: number): Pass[] {
+  // the reference's log-probabilities are computed before the run starts; its passes are the policy's
+  const order = epochOrder(data.train.length, deriveSeed(cfg.seed, 0xd0));
+  const shape = shapeOfConfig(policy.config, 'policy');
+  let tokens = 0, sq = 0;
+  for (let step = fromStep; step < cfg.steps; step++) {
+    for (let micro = 0; micro < cfg.gradAccum; micro++) {
+      const b = batchOf(Array.from({ length: cfg.batchSize }, (_, r) => data.train[order((step * cfg.gradAccum + micro) * cfg.batchSize + r)]), pad, c.kway);
+      tokens += b.N * b.T;
+      sq += b.N * b.T * b.T;
+    }
+  }
+  const evals = evaluationsFrom(cfg, fromStep);
+  const ev = data.eval.flatMap((r) => r.seqs), evTokens = ev.reduce((a, x) => a + x.length, 0);
+  const passes: Pass[] = [{ what: 'training', kind: 'train', model: shape, tokens, context: tokens ? sq / tokens : 0, loraParams: policy.lora?.numParameters }];
+  if (evals && evTokens) passes.push({ what: 'evaluation', kind: 'forward', model: shape, tokens: evals * evTokens, context: ev.reduce((a, x) => a + x.length ** 2, 0) / evTokens });
+  return passes;
+}
+
 // ---- the objective -----------------------------------------------------------------------------
 function dpoObjective(policy: CausalLM, tok: Tokenizer, data: { train: DpoRecord[]; eval: DpoRecord[] }, ref: { train: (number[] | null)[]; eval: number[][] }, c: DpoConfig, cfg: TrainConfig): Objective {
   const order = epochOrder(data.train.length, deriveSeed(cfg.seed, 0xd0));
@@ -210,23 +230,7 @@ function dpoObjective(policy: CausalLM, tok: Tokenizer, data: { train: DpoRecord
     async writeModel(dir, files) {
       writeFilesAtomic(dir, { ...(await modelFiles(policy, tok)), ...files });
     },
-    plan(fromStep) {
-      // the reference's log-probabilities are computed before the run starts; its passes are the policy's
-      const shape = shapeOfConfig(policy.config, 'policy');
-      let tokens = 0, sq = 0;
-      for (let step = fromStep; step < cfg.steps; step++) {
-        for (let micro = 0; micro < cfg.gradAccum; micro++) {
-          const b = batchOf(Array.from({ length: cfg.batchSize }, (_, r) => data.train[order((step * cfg.gradAccum + micro) * cfg.batchSize + r)]), tok.eot, c.kway);
-          tokens += b.N * b.T;
-          sq += b.N * b.T * b.T;
-        }
-      }
-      const evals = evaluationsFrom(cfg, fromStep);
-      const ev = data.eval.flatMap((r) => r.seqs), evTokens = ev.reduce((a, x) => a + x.length, 0);
-      const passes: Pass[] = [{ what: 'training', kind: 'train', model: shape, tokens, context: tokens ? sq / tokens : 0, loraParams: policy.lora?.numParameters }];
-      if (evals && evTokens) passes.push({ what: 'evaluation', kind: 'forward', model: shape, tokens: evals * evTokens, context: ev.reduce((a, x) => a + x.length ** 2, 0) / evTokens });
-      return passes;
-    },
+    plan: (fromStep) => dpoPlan(policy, data, c, cfg, tok.eot, fromStep),
   };
 }
 
@@ -238,7 +242,7 @@ export async function dpo(o: DpoOptions, hooks: StageHooks = {}) {
   const train: TrainConfig = { ...DEFAULT_TRAIN, ...DPO_TRAIN, ...o.train, threads: 1 };
   const loaded = readModelDir(o.model);
   const tokenizer = loaded.tokenizer;
-  const data = prepare(o, tokenizer, loaded.config.n_positions, hooks.log); // fails before anything is written
+  const data = prepareDpo(o, tokenizer, loaded.config.n_positions, hooks.log); // fails before anything is written
   const longest = Math.max(...data.train.flatMap((r) => r.seqs.map((x) => x.length)));
   const perRecord = Math.max(...data.train.map((r) => r.seqs.length));
   checkStageMemory(loaded.config, { models: 1, trained: 1, batchSize: train.batchSize * perRecord, seq: longest, loraR: o.lora?.r ?? 0 });
@@ -264,7 +268,7 @@ export async function resumeDpo(runDir: string, hooks: StageHooks = {}) {
   checkDpoConfig(c);
   const { model, tokenizer } = loadModel(point.dir);
   try {
-    const data = prepare({ data: config.data, evalData: config.eval_data ?? undefined }, tokenizer, model.config.n_positions, hooks.log);
+    const data = prepareDpo({ data: config.data, evalData: config.eval_data ?? undefined }, tokenizer, model.config.n_positions, hooks.log);
     const ref = JSON.parse(fs.readFileSync(path.join(run.dir, REF_FILE), 'utf8')) as { train: (number[] | null)[]; eval: number[][] };
     if (ref.train?.length !== data.train.length || ref.eval?.length !== data.eval.length) throw new Error(`${run.dir}: ${REF_FILE} does not match the data (was the dataset changed?)`);
     markResumed();

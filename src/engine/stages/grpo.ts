@@ -25,8 +25,6 @@ export interface GrpoConfig extends GroupConfig {
   epsHigh: number;
   scaleRewards: ScaleRewards;
   lossType: GrpoLossType;
-  /** Passes over each step's samples (TRL's num_iterations, mu). */
-  numIterations: number;
 }
 export const DEFAULT_GRPO: GrpoConfig = {
   iterations: 30, promptsPerStep: 4, numGenerations: 4, maxNewTokens: 64, temperature: 1, lr: 5e-5, beta: 0.04,

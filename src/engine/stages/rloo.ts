@@ -22,7 +22,6 @@ import type { LoraOptions } from './model-setup';
 export interface RlooConfig extends GroupConfig {
   clip: number;
   normalizeAdvantage: boolean;
-  numIterations: number;
 }
 export const DEFAULT_RLOO: RlooConfig = {
   iterations: 30, promptsPerStep: 4, numGenerations: 4, maxNewTokens: 64, temperature: 1, lr: 5e-5, beta: 0.05,

@@ -6,7 +6,7 @@
  * over the training responses (the first 512) in config.json (reward_mean, reward_std).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Pass, shapeOfConfig } from '../cost';
+import { Pass, PlannedModel, shapeOfConfig } from '../cost';
 import { take, takeScalar } from '../read';
 import { Tokenizer } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
@@ -103,12 +103,49 @@ export async function evaluateRankings(rm: RewardModel, records: TokenizedRankin
   return { loss, ...pairStats(rewards, pairs) };
 }
 
-function prepare(o: { data: string; evalData?: string }, tok: Tokenizer, maxLen: number) {
+export function prepareRm(o: { data: string; evalData?: string }, tok: Tokenizer, maxLen: number) {
   const { train: trainR, held: evalR } = trainEvalSplit(readRmFile, 'RM', o.data, o.evalData);
   const tokd = (rs: Ranking[]) => rs.filter((r) => comparisons(r).length > 0).map((r) => tokenizeRanking(r, tok, maxLen));
   const trainSet = tokd(trainR), evalSet = tokd(evalR);
   if (!trainSet.length) throw new Error(`${o.data} has no ranking with a comparison to learn from`);
   return { trainSet, evalSet };
+}
+
+/**
+ * The passes a reward-model run makes from `fromStep` on (the batches are fixed by the seed): the
+ * training, its evaluations, and the reward statistics read at each checkpoint. `threads` replicas
+ * each pad their share of a batch to its own longest sequence.
+ */
+export function rmPlan(trunk: PlannedModel, trainSet: TokenizedRanking[], evalSet: TokenizedRanking[], cfg: TrainConfig, threads: number, fromStep: number): Pass[] {
+  const order = epochOrder(trainSet.length, deriveSeed(cfg.seed, 0x7e));
+  // the trunk without the LM head (a score is read from the last hidden state)
+  const full = shapeOfConfig(trunk.config, 'reward model');
+  const shape = { ...full, params: full.params - trunk.config.vocab_size * trunk.config.n_embd };
+  const n = threads;
+  let tokens = 0, sq = 0;
+  for (let step = fromStep; step < cfg.steps; step++) {
+    for (let micro = 0; micro < cfg.gradAccum; micro++) {
+      const recs = Array.from({ length: cfg.batchSize }, (_, r) => trainSet[order((step * cfg.gradAccum + micro) * cfg.batchSize + r)]);
+      for (let i = 0; i < n; i++) {
+        const part = recs.filter((_, j) => j % n === i).flatMap((r) => r.seqs);
+        if (!part.length) continue;
+        const T = Math.max(...part.map((x) => x.length));
+        tokens += part.length * T;
+        sq += part.length * T * T;
+      }
+    }
+  }
+  const evals = evaluationsFrom(cfg, fromStep);
+  const checkpoints = Math.floor((cfg.steps - 1) / (cfg.checkpointInterval || Infinity)) - Math.floor(fromStep / (cfg.checkpointInterval || Infinity)) + 1;
+  const forward = (what: string, seqs: number[][], times: number): Pass => {
+    const t = seqs.reduce((a, x) => a + x.length, 0);
+    return { what, kind: 'forward', model: shape, tokens: t * times, context: t ? seqs.reduce((a, x) => a + x.length ** 2, 0) / t : 0 };
+  };
+  return [
+    { what: 'training', kind: 'train', model: shape, tokens, context: tokens ? sq / tokens : 0, loraParams: trunk.lora?.numParameters },
+    forward('evaluation', evalSet.flatMap((r) => r.seqs), evals),
+    forward('reward statistics (512 responses per checkpoint)', trainSet.flatMap((r) => r.seqs).slice(0, 512), checkpoints),
+  ];
 }
 
 async function rmObjective(rm: RewardModel, tok: Tokenizer, trainSet: TokenizedRanking[], evalSet: TokenizedRanking[], cfg: TrainConfig): Promise<Objective> {
@@ -156,36 +193,8 @@ async function rmObjective(rm: RewardModel, tok: Tokenizer, trainSet: TokenizedR
     },
     afterUpdate: () => par?.invalidate(),
     close: async () => par?.close(),
-    plan(fromStep) {
-      // the trunk without the LM head (a score is read from the last hidden state)
-      const full = shapeOfConfig(rm.trunk.config, 'reward model');
-      const shape = { ...full, params: full.params - rm.trunk.config.vocab_size * rm.trunk.config.n_embd };
-      const n = par?.size ?? 1;
-      let tokens = 0, sq = 0;
-      for (let step = fromStep; step < cfg.steps; step++) {
-        for (let micro = 0; micro < cfg.gradAccum; micro++) {
-          const recs = Array.from({ length: cfg.batchSize }, (_, r) => trainSet[order((step * cfg.gradAccum + micro) * cfg.batchSize + r)]);
-          for (let i = 0; i < n; i++) {
-            const part = recs.filter((_, j) => j % n === i).flatMap((r) => r.seqs);
-            if (!part.length) continue;
-            const T = Math.max(...part.map((x) => x.length));
-            tokens += part.length * T;
-            sq += part.length * T * T;
-          }
-        }
-      }
-      const evals = evaluationsFrom(cfg, fromStep);
-      const checkpoints = Math.floor((cfg.steps - 1) / (cfg.checkpointInterval || Infinity)) - Math.floor(fromStep / (cfg.checkpointInterval || Infinity)) + 1;
-      const forward = (what: string, seqs: number[][], times: number): Pass => {
-        const t = seqs.reduce((a, x) => a + x.length, 0);
-        return { what, kind: 'forward', model: shape, tokens: t * times, context: t ? seqs.reduce((a, x) => a + x.length ** 2, 0) / t : 0 };
-      };
-      return [
-        { what: 'training', kind: 'train', model: shape, tokens, context: tokens ? sq / tokens : 0, loraParams: rm.trunk.lora ? rm.trunk.lora.numParameters + rm.w.size + rm.b.size : undefined },
-        forward('evaluation', evalSet.flatMap((r) => r.seqs), evals),
-        forward('reward statistics (512 responses per checkpoint)', trainSet.flatMap((r) => r.seqs).slice(0, 512), checkpoints),
-      ];
-    },
+    plan: (fromStep) => rmPlan({ config: rm.trunk.config, lora: rm.trunk.lora ? { numParameters: rm.trunk.lora.numParameters + rm.w.size + rm.b.size } : undefined }, trainSet, evalSet, cfg, par?.size ?? 1, fromStep),
+
   };
 }
 
@@ -193,7 +202,7 @@ export async function trainRewardModel(o: RmOptions, hooks: StageHooks = {}) {
   const loaded = readModelDir(o.model);
   const train: TrainConfig = { ...DEFAULT_TRAIN, ...RM_DEFAULTS, ...o.train };
   train.threads ||= autoThreads(); // recorded, so a resume splits batches the same way
-  const prepared = prepare(o, loaded.tokenizer, loaded.config.n_positions); // fails before anything is written
+  const prepared = prepareRm(o, loaded.tokenizer, loaded.config.n_positions); // fails before anything is written
   // a batch of rankings is every response of each: K sequences per record
   const longest = Math.max(...prepared.trainSet.flatMap((r) => r.seqs.map((x) => x.length)));
   const perRecord = Math.max(...prepared.trainSet.map((r) => r.seqs.length));
@@ -213,7 +222,7 @@ export async function resumeRewardModel(runDir: string, hooks: StageHooks = {}) 
   const { run, config, point, markResumed } = openResume<{ data: string; eval_data: string | null; train: TrainConfig }>(runDir, hooks);
   checkRecorded(config.train, DEFAULT_TRAIN, 'config.train');
   const loaded = readModelDir(point.dir);
-  const prepared = prepare({ data: config.data, evalData: config.eval_data ?? undefined }, loaded.tokenizer, loaded.config.n_positions);
+  const prepared = prepareRm({ data: config.data, evalData: config.eval_data ?? undefined }, loaded.tokenizer, loaded.config.n_positions);
   const rm = RewardModel.fromLoaded(loaded, true, config.train.seed);
   try {
     markResumed();

@@ -85,7 +85,7 @@ export function sftData(train: TokenizedExample[], evalSet: TokenizedExample[], 
   };
 }
 
-function prepare(o: { data: string; evalData?: string }, tokenizer: Tokenizer, maxTokens: number, log?: (s: string) => void) {
+export function prepareSft(o: { data: string; evalData?: string }, tokenizer: Tokenizer, maxTokens: number, log?: (s: string) => void) {
   const { train: trainEx, held: evalEx } = trainEvalSplit(readSftFile, 'SFT', o.data, o.evalData);
   const tok = (exs: SftExample[]) => exs.map((e) => tokenizeExample(e, tokenizer, maxTokens)).filter((e) => e.weights.slice(1).some((w) => w > 0));
   const train = tok(trainEx), evalSet = tok(evalEx);
@@ -100,7 +100,7 @@ export async function sft(o: SftOptions, hooks: StageHooks = {}) {
   const tokenizer = loaded.tokenizer;
   const train: TrainConfig = { ...DEFAULT_TRAIN, ...SFT_DEFAULTS, ...o.train };
   train.threads ||= autoThreads(); // recorded, so a resume splits batches the same way
-  const prepared = prepare(o, tokenizer, loaded.config.n_positions + 1, hooks.log);
+  const prepared = prepareSft(o, tokenizer, loaded.config.n_positions + 1, hooks.log);
   checkStageMemory(loaded.config, { models: 1, trained: 1, batchSize: train.batchSize, seq: Math.max(...prepared.train.map((e) => e.ids.length)), loraR: o.lora?.r ?? 0 });
   const run = RunDir.create(o.runsDir, datasetRunInfo('sft', o, loaded.config, train), o.runId);
   const model = await startModel(loaded, o.lora, run.dir, train.seed);
@@ -122,7 +122,7 @@ export async function resumeSft(runDir: string, hooks: StageHooks = {}) {
   checkRecorded(config.train, DEFAULT_TRAIN, 'config.train');
   const { model, tokenizer } = loadModel(point.dir);
   try {
-    const prepared = prepare({ data: config.data, evalData: config.eval_data ?? undefined }, tokenizer, model.config.n_positions + 1, hooks.log);
+    const prepared = prepareSft({ data: config.data, evalData: config.eval_data ?? undefined }, tokenizer, model.config.n_positions + 1, hooks.log);
     markResumed();
     return await continueSft(run, model, tokenizer, prepared, config.train, hooks, point);
   } finally {

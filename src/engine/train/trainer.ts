@@ -23,7 +23,7 @@ import { lossAndGrads } from './grad-thread';
 import { takeScalar } from '../read';
 import { assertFitsAdapter } from '../backends/webgpu';
 import { lmLoss } from './lm-loss';
-import { Pass, shapeOfConfig } from '../cost';
+import { Pass, PlannedModel, shapeOfConfig } from '../cost';
 import { startCost } from './cost-tracker';
 
 import { Batch } from './batch';
@@ -278,7 +278,7 @@ export function evaluationsFrom(cfg: { steps: number; evalInterval: number }, fr
 }
 
 /** The batches a language-model run will train on from `fromStep` (they are fixed by the seed), and its evaluations. */
-function lmPlan(model: CausalLM, data: LmData, cfg: TrainConfig, fromStep: number): Pass[] {
+export function lmPlan(model: PlannedModel, data: LmData, cfg: TrainConfig, fromStep: number): Pass[] {
   const shape = shapeOfConfig(model.config, 'model');
   let tokens = 0, weighted = 0;
   for (let s = fromStep; s < cfg.steps; s++) {
