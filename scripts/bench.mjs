@@ -29,7 +29,11 @@ const torch = (script, args) => {
 const best = (runs, key) => runs.reduce((a, b) => (b[key] > a[key] ? b : a));
 const fmt = (x) => x.toFixed(0).padStart(8);
 const ratio = (ours, theirs) => `${(ours / theirs).toFixed(2)}x`;
-console.log(python ? `PyTorch: ${spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout.trim()} (${python})` : 'PyTorch: not found (python3 with torch); our figures only');
+// which BLAS PyTorch's products run on, read from the libraries the process mapped: Debian's torch
+// links the libblas.so.3 alternative, the reference BLAS (several times slower) unless OpenBLAS is installed
+const torchBlas = "import torch; torch.randn(64, 64) @ torch.randn(64, 64); print(next((l.split()[-1] for l in open('/proc/self/maps') if 'blas' in l), 'unknown'))";
+const blas = python ? spawnSync(python, ['-c', torchBlas], { encoding: 'utf8' }).stdout.trim() : '';
+console.log(python ? `PyTorch: ${spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout.trim()} (${python}; BLAS ${blas}${/openblas|mkl/i.test(blas) ? '' : ': the reference BLAS, not an optimised one; PyTorch\'s figures below are far under its real speed (apt-get install libopenblas0-pthread)'})` : 'PyTorch: not found (python3 with torch); our figures only');
 
 const shape = ['--layers', '4', '--heads', '4', '--embd', '128', '--block', '64', '--batch', '12', '--vocab', '65'];
 console.log('\nTraining, nanoGPT CPU configuration (4 layers, 4 heads, 128 wide, block 64, batch 12, vocab 65)');
