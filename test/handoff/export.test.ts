@@ -159,7 +159,28 @@ test('rlhf import brings a trainer\'s model folder into models/ once it loads an
   assert.ok(fs.existsSync(path.join(ws, 'models', 'from-openrlhf', 'model.safetensors')));
   const again = spawnSync(process.execPath, [CLI, 'import', path.join(out, 'data'), '--backend', 'wasm'], { encoding: 'utf8', cwd: ws });
   assert.equal(again.status, 1);
-  assert.match(again.stderr, /is not a model folder \(no config\.json\)/);
+  assert.match(again.stderr, /is not a model folder \(no config\.json, nor a LoRA adapter's adapter_config\.json\)/);
+});
+
+test('rlhf import takes a LoRA adapter folder (as TRL saves one with PEFT): the copy still finds its base and loads', () => {
+  const ws = tmpDir();
+  const written = path.join(runs.sft, 'checkpoints', 'final');
+  assert.ok(fs.existsSync(path.join(written, 'adapter_config.json')) && !fs.existsSync(path.join(written, 'config.json')), 'the LoRA run wrote an adapter folder');
+  // as a trainer leaves it: the base named relative to the adapter's folder (the copy is elsewhere)
+  const adapter = path.join(tmpDir(), 'output');
+  fs.cpSync(written, adapter, { recursive: true });
+  const ac = JSON.parse(fs.readFileSync(path.join(adapter, 'adapter_config.json'), 'utf8'));
+  ac.base_model_name_or_path = path.relative(adapter, ac.base_model_name_or_path);
+  fs.writeFileSync(path.join(adapter, 'adapter_config.json'), JSON.stringify(ac));
+  const r = spawnSync(process.execPath, [CLI, 'import', adapter, '--name', 'trl-lora', '--backend', 'wasm'], { encoding: 'utf8', cwd: ws });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /imported .* \(a LoRA adapter on its base\) \(it loads and scores a sentence: log p = -\d/);
+  const copy = path.join(ws, 'models', 'trl-lora');
+  const base = JSON.parse(fs.readFileSync(path.join(copy, 'adapter_config.json'), 'utf8')).base_model_name_or_path as string;
+  assert.ok(fs.existsSync(path.join(path.resolve(copy, base), 'config.json')), `the copy's base ${base} is there`);
+  // and it generates from the copy, away from the run folder
+  const g = spawnSync(process.execPath, [CLI, 'generate', '--model', copy, '--prompt', 'say 1', '--max-tokens', '3', '--backend', 'wasm', '--json'], { encoding: 'utf8', cwd: ws });
+  assert.equal(g.status, 0, g.stderr);
 });
 
 test('rlhf import also brings the trainer\'s log (a real TRL trainer_state.json in checkpoint-N/) as a completed run with its curves', () => {

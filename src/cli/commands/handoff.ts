@@ -50,7 +50,9 @@ export const IMPORT_OPTS: OptSpecs = {
 export async function importCommand(o: ParsedOpts, positional: string[], r: Reporter) {
   if (positional.length !== 1) throw new UsageError('rlhf import MODEL_DIR [--name NAME]');
   const from = path.resolve(positional[0]);
-  if (!fs.existsSync(path.join(from, 'config.json'))) throw new Error(`${from} is not a model folder (no config.json): give the folder the trainer saved its model to (its output/ or ckpt folder)`);
+  // a whole model, or a LoRA adapter in PEFT's layout (TRL with --use_peft saves one) on a base that loads here
+  const adapter = !fs.existsSync(path.join(from, 'config.json')) && fs.existsSync(path.join(from, 'adapter_config.json'));
+  if (!adapter && !fs.existsSync(path.join(from, 'config.json'))) throw new Error(`${from} is not a model folder (no config.json, nor a LoRA adapter's adapter_config.json): give the folder the trainer saved its model to (its output/ or ckpt folder)`);
   const name = (o.name as string | undefined) ?? path.basename(from);
   if (!/^[\w.-]+$/.test(name)) throw new UsageError('--name: letters, digits, _ . - only');
   const to = path.resolve(o['models-dir'] as string, name);
@@ -76,13 +78,28 @@ export async function importCommand(o: ParsedOpts, positional: string[], r: Repo
     const src = path.join(from, f);
     if (fs.statSync(src).isFile()) fs.copyFileSync(src, path.join(to, f));
   }
+  if (adapter) keepBase(from, to);
   const run = log && importLog(log, path.dirname(runDir), name, from, to);
   if (r.json) process.stdout.write(JSON.stringify({ type: 'result', model: to, logprob: logp, ...(run ? { run: run.dir, steps: log!.rows.length } : {}) }) + '\n');
   else {
-    r.log(`imported ${from} as ${to} (it loads and scores a sentence: log p = ${logp.toFixed(2)}); the model pickers offer it`);
+    r.log(`imported ${from} as ${to}${adapter ? ' (a LoRA adapter on its base)' : ''} (it loads and scores a sentence: log p = ${logp.toFixed(2)}); the model pickers offer it`);
     if (run) r.log(`its training log (${log!.file}): ${log!.rows.length} logged steps as run ${run.dir} (${log!.stage}); the dashboard shows it. Times: ${log!.time}`);
   }
   return 0;
+}
+
+/**
+ * An adapter's base_model_name_or_path, when it names a folder relative to the adapter, is
+ * rewritten relative to the copy, so the copy finds the same base; a Hub id or an absolute path
+ * stays as it is (the loader resolves a Hub id in the cache).
+ */
+function keepBase(from: string, to: string): void {
+  const file = path.join(to, 'adapter_config.json');
+  const ac = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  const base = String(ac.base_model_name_or_path ?? '');
+  if (!base || path.isAbsolute(base) || !fs.existsSync(path.join(path.resolve(from, base), 'config.json'))) return;
+  ac.base_model_name_or_path = path.relative(to, path.resolve(from, base));
+  fs.writeFileSync(file, JSON.stringify(ac, null, 2) + '\n');
 }
 
 /** A Trainer's log as a completed run of this project: run.json and metrics.jsonl, the imported model as its final model. */
