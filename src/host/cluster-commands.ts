@@ -86,6 +86,7 @@ export function submit(context: vscode.ExtensionContext, cwd: string, choice: Cl
   ];
   const ids: string[] = [];
   return runCliJson(context.extensionPath, ['submit', ...flags, '--', ...argv], cwd, (m) => {
+    if (m.type === 'estimate' && typeof m.line === 'string') return log(m.line); // the cost of each run, before it is queued
     if (m.type !== 'submitted' || typeof m.job_id !== 'string') return;
     ids.push(m.job_id);
     log(`submitted ${m.stage} as Slurm job ${m.job_id}: ${((m.runs as string[] | undefined) ?? []).join(', ')}`);

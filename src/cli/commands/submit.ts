@@ -201,7 +201,6 @@ async function followToEnd(runsDir: string, dirs: string[], r: Reporter): Promis
   return bad.length ? 1 : 0;
 }
 
-/** The resources given on the command line, each falling back on what the run asked for before. */
 /**
  * The cost of every run before anything is queued (submit-estimate.ts). A run whose estimate cannot
  * be made (its data is unreadable: the stage would say why when it starts) gets a line saying so;
@@ -220,11 +219,12 @@ function printEstimates(jobs: JobPlan[], resources: Resources, gpu: string, r: R
     }
   }
   for (const e of estimateRuns(runs, resources, gpu)) {
-    if (r.json) process.stdout.write(JSON.stringify({ type: 'estimate', run: e.runId, stage: e.stage, flops: e.flops, seconds: e.seconds ?? null, dollars: e.dollars ?? null }) + '\n');
+    if (r.json) process.stdout.write(JSON.stringify({ type: 'estimate', run: e.runId, stage: e.stage, flops: e.flops, seconds: e.seconds ?? null, dollars: e.dollars ?? null, line: e.line }) + '\n');
     else r.log(e.line);
   }
 }
 
+/** The resources given on the command line, each falling back on what the run asked for before. */
 function resourcesOf(o: ParsedOpts, was: Resources = {}): Resources {
   return {
     partition: (o.partition as string | undefined) ?? was.partition, time: (o.time as string | undefined) ?? was.time,

@@ -71,6 +71,7 @@ export class GradThreads {
   /** `extra` threads beside this one, each with a replica of the model (or of the reward model). */
   static async start(model: CausalLM | RewardModel, extra: number, scorer?: ThreadScorer): Promise<GradThreads> {
     if (!distFile('grad-thread.js')) throw new Error('dist/grad-thread.js is missing: run npm run build, or train with --threads 1');
+    if (scorer && extra !== 1) throw new Error('a reward model beside the critic goes to one thread'); // its weights are transferred, not copied
     const rm = model instanceof RewardModel ? model : undefined;
     const gpt = rm ? rm.trunk : (model as CausalLM);
     const names = [...model.params].filter(([, v]) => v.trainable).map(([n]) => n);
