@@ -165,6 +165,11 @@ async function requeueRoundTrip(id: string, interrupt: (jobId: string) => void):
   const jobId = readClusterJob(dir)!.job_id;
   interrupt(jobId);
   await until(runs, dir, (s) => s === 'PENDING', 'PENDING after the requeue', 60_000);
+  // the controller sets the reason a moment after the state
+  for (let i = 0; i < 60 && readClusterJob(dir)!.state?.reason !== 'BeginTime'; i++) {
+    await sleep(300);
+    rlhf(['jobs', '--runs-dir', runs]);
+  }
   assert.equal(readClusterJob(dir)!.state?.reason, 'BeginTime');
   assert.equal(cluster.run('scontrol', 'update', `JobId=${jobId}`, 'StartTime=now').status, 0);
   await until(runs, dir, (s) => s === 'COMPLETED' || s === 'FAILED', 'the end', 240_000);
@@ -245,6 +250,8 @@ test('rlhf submit --script: a job script of the user\'s own (an export\'s train.
 
 test('bad input: one line with the fix, and nothing written or queued', async () => {
   const runs = path.join(root, 'bad-input');
+  // the earlier tests' jobs may still be completing: wait until the queue holds none of them
+  for (let i = 0; i < 300 && cluster.run('squeue', '-h', '-o', '%i').stdout.trim(); i++) await sleep(100);
   const before = cluster.run('squeue', '-h', '-o', '%i').stdout;
   const cases: [string[], NodeJS.ProcessEnv, RegExp][] = [
     [['submit', '--', 'sft', '--data', 'toy.sft.jsonl', '--model', 'sft', '--runs-dir', runs], { PATH: '/nonexistent' }, /sbatch|sinfo is not on the PATH here: run this on the cluster's login node .*--ssh HOST/],
@@ -273,7 +280,7 @@ test('bad input: one line with the fix, and nothing written or queued', async ()
   const jobs = planJobs({}, ['pipeline', '--workspace', smallWorkspace(), '--runs-dir', runs, '--pretrain-steps', '0', '--algos', 'dpo'], root);
   await assert.rejects(submitJobs(jobs, { shell: failing, cwd: root, node: process.execPath, cli: CLI, resources: {} }), /the cluster refused the job: Job violates accounting\/QOS policy/);
   assert.ok(!fs.existsSync(runs) || fs.readdirSync(runs).length === 0, 'the chain left no folder');
-  const queued = cluster.run('squeue', '-h', '-o', '%i|%T').stdout;
+  const queued = cluster.run('squeue', '-h', '-o', '%i').stdout;
   assert.equal(queued.trim(), before.trim(), 'nothing left queued');
   // a resubmission the controller refuses leaves the run's own slurm.json and job.sh as they were
   const long = path.join(root, 'cancel', 'long');
