@@ -73,6 +73,59 @@ const ADAPTER_EXTRA = 'rlhf_model.json';
 /** An adapter's base_model_name_or_path: a folder (relative to the adapter's), or a Hub id in the cache. */
 const resolveBase = (p: string, from: string): string => resolveModelPath(p, from) ?? path.resolve(from, p);
 
+/** config.json of a model folder, parsed and checked; every failure is one ModelDirError line. */
+function readConfig(dir: string): { rawConfig: Record<string, unknown>; config: ModelConfig } {
+  const cfgFile = path.join(dir, 'config.json');
+  if (!fs.existsSync(cfgFile)) throw new ModelDirError(`${dir} has no config.json (not a model directory)`);
+  let rawConfig: Record<string, unknown>;
+  let text: string;
+  try {
+    text = readRegularFile(cfgFile, 1 << 20).toString('utf8');
+  } catch (e) {
+    throw new ModelDirError((e as Error).message);
+  }
+  try {
+    rawConfig = JSON.parse(text);
+  } catch {
+    throw new ModelDirError(`${cfgFile} is not valid JSON`);
+  }
+  if (rawConfig === null || typeof rawConfig !== 'object' || Array.isArray(rawConfig)) throw new ModelDirError(`${cfgFile} must hold a JSON object`);
+  try {
+    return { rawConfig, config: configFromJson(rawConfig) };
+  } catch (e) {
+    throw new ModelDirError(`${cfgFile}: ${(e as Error).message.replace(/^config.json: /, '')}`);
+  }
+}
+
+function readTokenizer(config: ModelConfig, dir: string): Tokenizer {
+  try {
+    const eos = config.llama?.eos_token_id;
+    return loadTokenizer(config.tokenizer, dir, Array.isArray(eos) ? eos[0] : eos);
+  } catch (e) {
+    throw new ModelDirError((e as Error).message);
+  }
+}
+
+/**
+ * What a plan needs of a model folder (a Hub id in the cache, or a LoRA adapter folder: its base's),
+ * without reading a weight: the config, the tokenizer, and an adapter's rank.
+ */
+export function readModelHead(dirOrId: string): { config: ModelConfig; tokenizer: Tokenizer; adapterR?: number } {
+  const dir = fs.existsSync(dirOrId) ? dirOrId : resolveModelPath(dirOrId) ?? dirOrId;
+  if (!fs.existsSync(path.join(dir, 'config.json')) && fs.existsSync(path.join(dir, 'adapter_config.json'))) {
+    let ac: Record<string, unknown>;
+    try {
+      ac = JSON.parse(readRegularFile(path.join(dir, 'adapter_config.json'), 1 << 20).toString('utf8'));
+    } catch (e) {
+      throw new ModelDirError(`${path.join(dir, 'adapter_config.json')}: ${(e as Error).message.split('\n')[0]}`);
+    }
+    if (typeof ac.base_model_name_or_path !== 'string' || !ac.base_model_name_or_path) throw new ModelDirError(`${dir}/adapter_config.json: base_model_name_or_path names no base model`);
+    return { ...readModelHead(resolveBase(ac.base_model_name_or_path, dir)), adapterR: Number(ac.r) };
+  }
+  const { config } = readConfig(dir);
+  return { config, tokenizer: readTokenizer(config, dir) };
+}
+
 /** A PEFT LoRA adapter folder: its base model (read as any model folder) with the adapter's weights. */
 function readAdapterDir(dir: string): LoadedModel {
   const file = path.join(dir, 'adapter_config.json');
@@ -133,26 +186,7 @@ export function readModelDir(dirOrId: string): LoadedModel {
   }
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new ModelDirError(`model directory not found: ${dir}`);
   if (!fs.existsSync(cfgFile) && fs.existsSync(path.join(dir, 'adapter_config.json'))) return readAdapterDir(dir);
-  if (!fs.existsSync(cfgFile)) throw new ModelDirError(`${dir} has no config.json (not a model directory)`);
-  let rawConfig: Record<string, unknown>;
-  let text: string;
-  try {
-    text = readRegularFile(cfgFile, 1 << 20).toString('utf8');
-  } catch (e) {
-    throw new ModelDirError((e as Error).message);
-  }
-  try {
-    rawConfig = JSON.parse(text);
-  } catch {
-    throw new ModelDirError(`${cfgFile} is not valid JSON`);
-  }
-  if (rawConfig === null || typeof rawConfig !== 'object' || Array.isArray(rawConfig)) throw new ModelDirError(`${cfgFile} must hold a JSON object`);
-  let config: ModelConfig;
-  try {
-    config = configFromJson(rawConfig);
-  } catch (e) {
-    throw new ModelDirError(`${cfgFile}: ${(e as Error).message.replace(/^config.json: /, '')}`);
-  }
+  const { rawConfig, config } = readConfig(dir);
   const files = weightFiles(dir);
   // the memory the weights take, known before a byte of them is read: refuse what cannot fit
   const params = parameterCount(config);
@@ -207,13 +241,7 @@ export function readModelDir(dirOrId: string): LoadedModel {
     byName.delete(name);
   }
   if (isLlama(config) && config.llama!.tie_word_embeddings) byName.delete('lm_head.weight'); // a tied copy some exports keep
-  let tokenizer: Tokenizer;
-  try {
-    const eos = config.llama?.eos_token_id;
-    tokenizer = loadTokenizer(config.tokenizer, dir, Array.isArray(eos) ? eos[0] : eos);
-  } catch (e) {
-    throw new ModelDirError((e as Error).message);
-  }
+  const tokenizer = readTokenizer(config, dir);
   if (tokenizer.vocabSize > config.vocab_size) {
     throw new ModelDirError(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but vocab_size is ${config.vocab_size}`);
   }

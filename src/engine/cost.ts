@@ -32,13 +32,13 @@ export interface ModelShape {
 
 export type PassKind = 'train' | 'forward' | 'generate';
 
-/** `tokens` tokens through `model`, each attending to about `context` positions. */
 /** What a plan reads of a model: its shape, and its adapter's size when it trains one (a CausalLM is one). */
 export interface PlannedModel {
   config: ModelConfig;
   lora?: { numParameters: number };
 }
 
+/** `tokens` tokens through `model`, each attending to about `context` positions. */
 export interface Pass {
   what: string;
   kind: PassKind;

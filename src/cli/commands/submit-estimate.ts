@@ -11,8 +11,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { ParsedOpts } from '../args';
-import { ModelConfig, configFromJson, defaultConfig } from '../../engine/config';
-import { CharTokenizer, Gpt2Tokenizer, Tokenizer, loadTokenizer } from '../../engine/tokenizer';
+import { defaultConfig } from '../../engine/config';
+import { CharTokenizer, Gpt2Tokenizer } from '../../engine/tokenizer';
+import { readModelHead } from '../../engine/checkpoint';
 import { DEFAULT_KWH_PRICE, DEFAULT_PUE, DEFAULT_TRAIN_MFU, GPUS, Pass, PlannedModel, Target, costLine, estimateCost, fmtFlops, fmtSeconds, passFlops } from '../../engine/cost';
 import { TrainConfig, lmPlan } from '../../engine/train/trainer';
 import { SFT_DEFAULTS, prepareSft, sftData } from '../../engine/stages/sft';
@@ -25,33 +26,12 @@ import { rlPasses } from '../../engine/rl/plan';
 import { encodeContext } from '../../engine/chat';
 import { loraParams } from '../../engine/memory';
 import { nearestSpeed } from '../../engine/speed-cache';
-import { readRegularFile } from '../../data/durable';
-import { resolveModelPath } from '../../data/hub-cache';
 import { trainOverrides } from './shared';
 import { ppoConfig } from './train';
 import { DEFAULT_PPO } from '../../engine/stages/ppo';
 import { Resources } from '../../cluster/submit';
 
-/** What a plan needs of a model folder: its config and tokenizer, and its adapter's rank when it is one. */
-interface ModelHead {
-  config: ModelConfig;
-  tokenizer: Tokenizer;
-  adapterR?: number;
-}
-
-const readJson = (file: string) => JSON.parse(readRegularFile(file, 1 << 20).toString('utf8')) as Record<string, unknown>;
-
-function modelHead(dirOrId: string): ModelHead {
-  const dir = fs.existsSync(dirOrId) ? dirOrId : resolveModelPath(dirOrId) ?? dirOrId;
-  if (!fs.existsSync(path.join(dir, 'config.json')) && fs.existsSync(path.join(dir, 'adapter_config.json'))) {
-    const ac = readJson(path.join(dir, 'adapter_config.json'));
-    const base = String(ac.base_model_name_or_path ?? '');
-    return { ...modelHead(resolveModelPath(base, dir) ?? path.resolve(dir, base)), adapterR: Number(ac.r) };
-  }
-  const config = configFromJson(readJson(path.join(dir, 'config.json')));
-  const eos = config.llama?.eos_token_id;
-  return { config, tokenizer: loadTokenizer(config.tokenizer, dir, Array.isArray(eos) ? eos[0] : eos) };
-}
+type ModelHead = ReturnType<typeof readModelHead>;
 
 /** The model as a plan sees it: trained whole, or a LoRA adapter of rank --lora-r (or the folder's own adapter). */
 function planned(m: ModelHead, o: ParsedOpts): PlannedModel {
@@ -64,14 +44,11 @@ function planned(m: ModelHead, o: ParsedOpts): PlannedModel {
  * folder it is trained from (undefined when it is not one of the chain's).
  */
 export function stagePasses(stage: string, o: ParsedOpts, source: (dir: string) => string | undefined): Pass[] {
+  // a folder the chain has yet to write: the one it is trained from (hops bounded: a chain is short)
   const head = (dir: string): ModelHead => {
-    let d = path.resolve(dir);
-    for (let hops = 0; hops < 16 && !fs.existsSync(d) && resolveModelPath(dir) === undefined; hops++) {
-      const from = source(d);
-      if (!from) break;
-      d = path.resolve(from);
-    }
-    return modelHead(fs.existsSync(d) ? d : dir);
+    let d = dir;
+    for (let hops = 0; hops < 16 && !fs.existsSync(d); hops++) d = source(path.resolve(d)) ?? d;
+    return readModelHead(d);
   };
   const train = (defaults: Partial<TrainConfig>): TrainConfig => ({ ...DEFAULT_TRAIN, ...defaults, ...trainOverrides(o) });
   const data = { data: o.data as string, evalData: o['eval-data'] as string | undefined };

@@ -6,9 +6,7 @@
  * a base that exists on disk.
  */
 import * as path from 'path';
-import { CausalLM, adapterOff, createModel, parameterShapes } from '../causal-lm';
-
-export { adapterOff };
+import { CausalLM, createModel, parameterShapes } from '../causal-lm';
 import { LoadedModel, writeModelDir } from '../checkpoint';
 import { Lora, LoraConfig, loraConfig, mergeAdapter, targetModules } from '../lora';
 

@@ -25,10 +25,7 @@ import { assertFitsAdapter } from '../backends/webgpu';
 import { lmLoss } from './lm-loss';
 import { Pass, PlannedModel, shapeOfConfig } from '../cost';
 import { startCost } from './cost-tracker';
-
 import { Batch } from './batch';
-
-export type { Batch };
 
 export interface LmData {
   trainBatch(step: number, micro: number, rng: Rng): Batch;
