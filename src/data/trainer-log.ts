@@ -23,14 +23,14 @@ export interface TrainerLog {
   stage: string;
   globalStep: number;
   /** How the rows' times were made. */
-  time: 'interpolated from train_runtime' | 'the file time (the log records none)';
+  time: 'interpolated from train_runtime' | 'the file time (the log records none)' | 'the wall times the event files record';
   startedAt: number;
   endedAt: number;
 }
 
 const MAX_BYTES = 256 << 20;
 /** Keys of the summary entry, never of a logging step. */
-const SUMMARY_KEYS = ['train_runtime', 'train_samples_per_second', 'train_steps_per_second', 'total_flos', 'train_loss'];
+export const SUMMARY_KEYS = ['train_runtime', 'train_samples_per_second', 'train_steps_per_second', 'total_flos', 'train_loss'];
 
 /** trainer_state.json in a folder, or else in its latest checkpoint-N/ (the one of the highest N). */
 export function findTrainerState(dir: string): string | undefined {
@@ -50,7 +50,7 @@ export function findTrainerState(dir: string): string | undefined {
 }
 
 /** The stage whose metric names a log carries (TRL's names). */
-function stageOf(keys: Set<string>): string {
+export function stageOf(keys: Set<string>): string {
   if (keys.has('objective/kl') || keys.has('objective/scores') || keys.has('objective/rlhf_reward')) return 'ppo';
   if (keys.has('reward') && keys.has('reward_std')) return 'grpo';
   if (keys.has('rewards/chosen') || keys.has('rewards/margins')) return 'dpo';

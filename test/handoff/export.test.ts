@@ -159,7 +159,7 @@ test('rlhf import brings a trainer\'s model folder into models/ once it loads an
   assert.ok(fs.existsSync(path.join(ws, 'models', 'from-openrlhf', 'model.safetensors')));
   const again = spawnSync(process.execPath, [CLI, 'import', path.join(out, 'data'), '--backend', 'wasm'], { encoding: 'utf8', cwd: ws });
   assert.equal(again.status, 1);
-  assert.match(again.stderr, /is not a model folder \(no config\.json, nor a LoRA adapter's adapter_config\.json\)/);
+  assert.match(again.stderr, /holds no model \(no config\.json, nor a LoRA adapter's adapter_config\.json\) and no training log \(no TensorBoard event files, no trainer_state\.json\)/);
 });
 
 test('rlhf import takes a LoRA adapter folder (as TRL saves one with PEFT): the copy still finds its base and loads', () => {
@@ -208,3 +208,38 @@ test('rlhf import also brings the trainer\'s log (a real TRL trainer_state.json 
   assert.equal(again.status, 1);
   assert.match(again.stderr, /already exists: choose another --name/);
 });
+
+test('rlhf import reads TensorBoard event files under the output folder\'s runs/ (real writers\' files) into a run that keeps their clock; a logging dir alone brings the log alone', () => {
+  const ws = tmpDir();
+  const out = path.join(tmpDir(), 'export');
+  exportRun(runs.sft, 'trl', out);
+  // where a Trainer with report_to=tensorboard writes: output_dir/runs/<date>_<host>/
+  const logdir = path.join(out, 'model', 'runs', 'Aug28_12-04-27_applepie4');
+  fs.mkdirSync(logdir, { recursive: true });
+  fs.copyFileSync(path.join(FIXTURES, 'tensorboard', 'tensorboardx', 'events.out.tfevents.1661684667.applepie4'), path.join(logdir, 'events.out.tfevents.1661684667.applepie4'));
+  const r = spawnSync(process.execPath, [CLI, 'import', path.join(out, 'model'), '--name', 'with-tb', '--stage', 'sft', '--backend', 'wasm', '--json'], { encoding: 'utf8', cwd: ws });
+  assert.equal(r.status, 0, r.stderr);
+  const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+  assert.equal(result.model, path.join(ws, 'models', 'with-tb'));
+  assert.equal(result.log, path.join(out, 'model'));
+  const run = new RunDir(result.run);
+  assert.equal(run.read().final_model, result.model);
+  const m = run.readMetrics();
+  // tensorboardX's add_scalar('tag', i, global_step=i) for i in 0..9, each at its own wall time
+  assert.deepEqual(m.map((x) => [x.step, x.tag]), Array.from({ length: 10 }, (_, i) => [i, i]));
+  assert.ok(m.every((x, i) => x.time > 1661684667 && x.time < 1661684667 + 60 && (i === 0 || x.time >= m[i - 1].time)), 'the writer\'s clock, in order');
+  assert.equal(run.read().config.time, 'the wall times the event files record');
+
+  // a logging dir with no model: the run alone (TensorFlow's own writer: lingvo's test file)
+  const only = path.join(tmpDir(), 'dev');
+  fs.mkdirSync(only);
+  fs.copyFileSync(path.join(FIXTURES, 'tensorboard', 'lingvo', 'events.out.tfevents.test'), path.join(only, 'events.out.tfevents.test'));
+  const r2 = spawnSync(process.execPath, [CLI, 'import', only, '--stage', 'sft', '--backend', 'wasm'], { encoding: 'utf8', cwd: ws });
+  assert.equal(r2.status, 0, r2.stderr);
+  assert.match(r2.stderr, /its training log \(.*dev\): \d+ logged steps as run .*dev \(sft\); the dashboard shows it\. Times: the wall times the event files record/);
+  assert.ok(!fs.existsSync(path.join(ws, 'models', 'dev')), 'no model folder for a log alone');
+  const info = new RunDir(path.join(ws, '.rlhf', 'runs', 'dev')).read();
+  assert.equal(info.status, 'completed');
+  assert.equal(info.final_model, undefined);
+});
+

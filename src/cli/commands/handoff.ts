@@ -1,8 +1,9 @@
 /**
  * `rlhf export RUN --for trl|openrlhf --out DIR` (src/handoff/export.ts) and `rlhf import DIR`:
  * a model a distributed trainer wrote, brought back as a model folder of the workspace, checked by
- * loading it and scoring a sentence; and, when the trainer kept a Trainer's log there
- * (trainer_state.json: TRL), its curves as a run the dashboard shows (src/data/trainer-log.ts).
+ * loading it and scoring a sentence; and, when the trainer kept a log there (TensorBoard event
+ * files: src/data/tensorboard-log.ts; a Trainer's trainer_state.json: src/data/trainer-log.ts),
+ * its curves as a run the dashboard shows.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -13,6 +14,7 @@ import { loadModel } from '../../engine/checkpoint';
 import { tokenLogprobs } from '../../engine/generate';
 import { COMMON, startBackend } from './shared';
 import { TrainerLog, findTrainerState, readTrainerLog } from '../../data/trainer-log';
+import { findEventFiles, readTensorboardLog } from '../../data/tensorboard-log';
 import { RunDir } from '../../data/run';
 import { writeFileAtomic } from '../../data/durable';
 
@@ -40,50 +42,73 @@ export async function exportCommand(o: ParsedOpts, positional: string[], r: Repo
 }
 
 export const IMPORT_OPTS: OptSpecs = {
-  name: { type: 'string', help: 'the model folder\'s name under --models-dir (default: the imported folder\'s name)' },
+  name: { type: 'string', help: 'the model folder\'s and the run\'s name (default: the imported folder\'s name)' },
   'models-dir': { type: 'string', help: 'where the workspace keeps models', default: 'models' },
-  'runs-dir': { type: 'string', help: 'where the run made from the trainer\'s log goes (trainer_state.json, when there is one)', default: '.rlhf/runs' },
+  'runs-dir': { type: 'string', help: 'where the run made from the trainer\'s log goes (TensorBoard event files or trainer_state.json, when there are)', default: '.rlhf/runs' },
+  stage: { type: 'string', help: 'the log\'s stage (sft, rm, dpo, ppo, grpo, rloo), when its metric names do not tell (they are TRL\'s names)' },
   ...COMMON,
 };
 
-/** Copies a Hugging Face model folder in after checking that the engine loads it and scores text with it. */
+const STAGES = ['pretrain', 'sft', 'rm', 'dpo', 'ppo', 'grpo', 'rloo'];
+
+/** The training log a trainer kept in a folder: its TensorBoard event files (they carry the clock), else a Trainer's trainer_state.json. */
+function findLog(from: string): TrainerLog | undefined {
+  const events = findEventFiles(from);
+  if (events.length) return readTensorboardLog(from, events);
+  const stateFile = findTrainerState(from);
+  return stateFile ? readTrainerLog(stateFile) : undefined;
+}
+
+/**
+ * Copies a Hugging Face model folder in after checking that the engine loads it and scores text
+ * with it, and makes a completed run of the training log beside it; a folder with a log and no
+ * model (a TensorBoard logging dir) brings the log alone.
+ */
 export async function importCommand(o: ParsedOpts, positional: string[], r: Reporter) {
-  if (positional.length !== 1) throw new UsageError('rlhf import MODEL_DIR [--name NAME]');
+  if (positional.length !== 1) throw new UsageError('rlhf import DIR [--name NAME]');
   const from = path.resolve(positional[0]);
+  if (!fs.existsSync(from) || !fs.statSync(from).isDirectory()) throw new Error(`${from} is not a folder`);
+  const stage = o.stage as string | undefined;
+  if (stage !== undefined && !STAGES.includes(stage)) throw new UsageError(`--stage must be one of ${STAGES.join(', ')}`);
   // a whole model, or a LoRA adapter in PEFT's layout (TRL with --use_peft saves one) on a base that loads here
-  const adapter = !fs.existsSync(path.join(from, 'config.json')) && fs.existsSync(path.join(from, 'adapter_config.json'));
-  if (!adapter && !fs.existsSync(path.join(from, 'config.json'))) throw new Error(`${from} is not a model folder (no config.json, nor a LoRA adapter's adapter_config.json): give the folder the trainer saved its model to (its output/ or ckpt folder)`);
+  const hasModel = fs.existsSync(path.join(from, 'config.json'));
+  const adapter = !hasModel && fs.existsSync(path.join(from, 'adapter_config.json'));
+  // the trainer's log, read before anything is written
+  const log = findLog(from);
+  if (log && stage) log.stage = stage;
+  if (!hasModel && !adapter && !log) throw new Error(`${from} holds no model (no config.json, nor a LoRA adapter's adapter_config.json) and no training log (no TensorBoard event files, no trainer_state.json): give the folder the trainer saved to (its output/ or ckpt folder) or its logging dir`);
   const name = (o.name as string | undefined) ?? path.basename(from);
   if (!/^[\w.-]+$/.test(name)) throw new UsageError('--name: letters, digits, _ . - only');
-  const to = path.resolve(o['models-dir'] as string, name);
-  if (fs.existsSync(to)) throw new Error(`${to} already exists: choose another --name`);
-  // the trainer's log, in the folder or its latest checkpoint-N/; read before anything is written
-  const stateFile = findTrainerState(from);
-  const log = stateFile ? readTrainerLog(stateFile) : undefined;
+  const to = hasModel || adapter ? path.resolve(o['models-dir'] as string, name) : undefined;
+  if (to && fs.existsSync(to)) throw new Error(`${to} already exists: choose another --name`);
   const runDir = path.resolve(o['runs-dir'] as string, name);
   if (log && fs.existsSync(runDir)) throw new Error(`${runDir} already exists: choose another --name`);
-  await startBackend(o, r);
-  const { model, tokenizer } = loadModel(from, false);
-  let logp: number;
-  try {
-    const ids = tokenizer.encode('The ferry leaves at noon.');
-    const lp = await tokenLogprobs(model, ids.slice(0, model.config.n_positions));
-    logp = lp.reduce((a, b) => a + b, 0);
-    if (!Number.isFinite(logp)) throw new Error(`${from} loads but scores text as ${logp}: its weights are not usable`);
-  } finally {
-    model.dispose();
+  let logp: number | undefined;
+  if (to) {
+    await startBackend(o, r);
+    const { model, tokenizer } = loadModel(from, false);
+    try {
+      const ids = tokenizer.encode('The ferry leaves at noon.');
+      const lp = await tokenLogprobs(model, ids.slice(0, model.config.n_positions));
+      logp = lp.reduce((a, b) => a + b, 0);
+      if (!Number.isFinite(logp)) throw new Error(`${from} loads but scores text as ${logp}: its weights are not usable`);
+    } finally {
+      model.dispose();
+    }
+    fs.mkdirSync(to, { recursive: true });
+    for (const f of fs.readdirSync(from)) {
+      const src = path.join(from, f);
+      if (fs.statSync(src).isFile()) fs.copyFileSync(src, path.join(to, f));
+    }
+    if (adapter) keepBase(from, to);
   }
-  fs.mkdirSync(to, { recursive: true });
-  for (const f of fs.readdirSync(from)) {
-    const src = path.join(from, f);
-    if (fs.statSync(src).isFile()) fs.copyFileSync(src, path.join(to, f));
-  }
-  if (adapter) keepBase(from, to);
   const run = log && importLog(log, path.dirname(runDir), name, from, to);
-  if (r.json) process.stdout.write(JSON.stringify({ type: 'result', model: to, logprob: logp, ...(run ? { run: run.dir, steps: log!.rows.length } : {}) }) + '\n');
+  const problems = log && 'problems' in log ? (log.problems as string[]) : [];
+  if (r.json) process.stdout.write(JSON.stringify({ type: 'result', ...(to ? { model: to, logprob: logp } : {}), ...(run ? { run: run.dir, steps: log!.rows.length, stage: log!.stage, log: log!.file, problems } : {}) }) + '\n');
   else {
-    r.log(`imported ${from} as ${to}${adapter ? ' (a LoRA adapter on its base)' : ''} (it loads and scores a sentence: log p = ${logp.toFixed(2)}); the model pickers offer it`);
-    if (run) r.log(`its training log (${log!.file}): ${log!.rows.length} logged steps as run ${run.dir} (${log!.stage}); the dashboard shows it. Times: ${log!.time}`);
+    if (to) r.log(`imported ${from} as ${to}${adapter ? ' (a LoRA adapter on its base)' : ''} (it loads and scores a sentence: log p = ${logp!.toFixed(2)}); the model pickers offer it`);
+    if (run) r.log(`its training log (${log!.file}): ${log!.rows.length} logged steps as run ${run.dir} (${log!.stage}${stage ? '' : ', from its metric names; --stage sets it'}); the dashboard shows it. Times: ${log!.time}`);
+    for (const p of problems) r.log(`  note: ${p}`);
   }
   return 0;
 }
@@ -103,7 +128,7 @@ function keepBase(from: string, to: string): void {
 }
 
 /** A Trainer's log as a completed run of this project: run.json and metrics.jsonl, the imported model as its final model. */
-function importLog(log: TrainerLog, runsDir: string, id: string, from: string, model: string): RunDir {
+function importLog(log: TrainerLog, runsDir: string, id: string, from: string, model: string | undefined): RunDir {
   const run = RunDir.create(runsDir, { stage: log.stage, config: { imported_from: from, trainer_log: log.file, global_step: log.globalStep, time: log.time, summary: log.summary }, parent_model: null, final_model: model }, id);
   writeFileAtomic(run.metricsFile, log.rows.map((m) => JSON.stringify(m) + '\n').join(''));
   run.update({ status: 'completed', started_at: new Date(log.startedAt * 1000).toISOString(), ended_at: new Date(log.endedAt * 1000).toISOString() });
