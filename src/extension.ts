@@ -25,6 +25,7 @@ import * as fs from 'fs';
 import { listRuns, type RunNode } from './data/runs-tree';
 import { registerPanelCommands } from './host/panels/commands';
 import { registerExportCommand } from './host/export-command';
+import { registerImportCommand } from './host/import-command';
 import { ClusterChoice, pollCluster, pollSeconds, registerClusterCommands, submitAndTell } from './host/cluster-commands';
 
 export function activate(context: vscode.ExtensionContext): void {
@@ -266,6 +267,7 @@ export function activate(context: vscode.ExtensionContext): void {
   registerPanelCommands(context, { runsDir, pickModel, runStage });
   registerClusterCommands(context, clusterDeps);
   registerExportCommand(context, runsDir, folder);
+  registerImportCommand(context, folder, () => runs.refresh());
   openWalkthroughOnce(context).catch((e) => log.warn(`the walkthrough did not open: ${(e as Error).message}`));
   log.info(`RLHF Studio activated in ${(performance.now() - t0).toFixed(1)} ms`);
 }

@@ -9,11 +9,19 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { webviewHtml, webviewOptions } from './webview-html';
 import { readClusterJob } from '../../data/cluster-run';
-import { DashboardScope, HostToDashboard, MAX_SAMPLE_ROWS, RunMeta, isScope, parseDashboardToHost } from '../../protocol/dashboard';
-import { JsonlTail, MetricsTail, metricCsv, toColumns } from '../../data/metrics-tail';
+import { DashboardScope, HostToDashboard, MAX_SAMPLE_ROWS, RunMeta, isMetricName, isScope, parseDashboardToHost } from '../../protocol/dashboard';
+import { Columns, JsonlTail, MetricsTail, metricCsv, toColumns } from '../../data/metrics-tail';
 import { SampleRow, parseSampleLine } from '../../data/samples';
 import { writeFileAtomic } from '../../data/append';
 import { RunDir, RunInfo } from '../../data/run';
+
+/**
+ * Only the metrics whose names the webview accepts: one odd name in a file some other tool wrote
+ * would otherwise make the webview refuse the whole message, every curve with it.
+ */
+function drawable(c: Columns): Columns {
+  return { ...c, metrics: Object.fromEntries(Object.entries(c.metrics).filter(([k]) => isMetricName(k))) };
+}
 
 interface Followed {
   id: string;
@@ -105,7 +113,7 @@ export class DashboardPanel {
     if (changed) this.post({ type: 'runs', scope: this.scope, runs: [...this.runs.values()].map(meta) });
     for (const r of this.runs.values()) {
       const { reset, rows } = r.tail.read();
-      if (rows.length || reset || r.fresh) this.post({ type: 'points', run: r.id, reset: reset || r.fresh, ...toColumns(rows) });
+      if (rows.length || reset || r.fresh) this.post({ type: 'points', run: r.id, reset: reset || r.fresh, ...drawable(toColumns(rows)) });
       const samples = r.samples.read();
       if (samples.rows.length || samples.reset || r.fresh) {
         for (let i = 0; i === 0 || i < samples.rows.length; i += MAX_SAMPLE_ROWS) {
