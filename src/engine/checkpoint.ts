@@ -119,7 +119,7 @@ export function readModelHead(dirOrId: string): { config: ModelConfig; tokenizer
     } catch (e) {
       throw new ModelDirError(`${path.join(dir, 'adapter_config.json')}: ${(e as Error).message.split('\n')[0]}`);
     }
-    if (typeof ac.base_model_name_or_path !== 'string' || !ac.base_model_name_or_path) throw new ModelDirError(`${dir}/adapter_config.json: base_model_name_or_path names no base model`);
+    if (typeof ac.base_model_name_or_path !== 'string' || !ac.base_model_name_or_path) throw new ModelDirError(`${dir}/adapter_config.json: base_model_name_or_path names no base model (rlhf import DIR --base MODEL makes a copy that names one)`);
     return { ...readModelHead(resolveBase(ac.base_model_name_or_path, dir)), adapterR: Number(ac.r) };
   }
   const { config } = readConfig(dir);
@@ -138,7 +138,7 @@ function readAdapterDir(dir: string): LoadedModel {
   if (ac.peft_type !== 'LORA') throw new ModelDirError(`${file}: peft_type "${String(ac.peft_type)}" is not supported (only LORA)`);
   if (!Array.isArray(ac.target_modules)) throw new ModelDirError(`${file}: target_modules must be a list of module names (a regular expression is not supported)`);
   if (ac.use_dora === true) throw new ModelDirError(`${file}: DoRA adapters are not supported`);
-  if (typeof ac.base_model_name_or_path !== 'string' || !ac.base_model_name_or_path) throw new ModelDirError(`${file}: base_model_name_or_path names no base model`);
+  if (typeof ac.base_model_name_or_path !== 'string' || !ac.base_model_name_or_path) throw new ModelDirError(`${file}: base_model_name_or_path names no base model (rlhf import DIR --base MODEL makes a copy that names one)`);
   const baseDir = resolveBase(ac.base_model_name_or_path, dir);
   if (!fs.existsSync(path.join(baseDir, 'config.json'))) throw new ModelDirError(`${dir}: the adapter's base model ${ac.base_model_name_or_path} is not there (${baseDir}); download it or fix base_model_name_or_path`);
   const base = readModelDir(baseDir);

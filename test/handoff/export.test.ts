@@ -183,6 +183,30 @@ test('rlhf import takes a LoRA adapter folder (as TRL saves one with PEFT): the 
   assert.equal(g.status, 0, g.stderr);
 });
 
+test('an adapter saved without its base (base_model_name_or_path: null, as a real PEFT adapter has it) is refused with the fix; --base imports it, nothing half-written before', () => {
+  const ws = tmpDir();
+  const written = path.join(runs.sft, 'checkpoints', 'final');
+  const baseDir = JSON.parse(fs.readFileSync(path.join(written, 'adapter_config.json'), 'utf8')).base_model_name_or_path as string;
+  const adapter = path.join(tmpDir(), 'adapter');
+  fs.cpSync(written, adapter, { recursive: true });
+  const ac = JSON.parse(fs.readFileSync(path.join(adapter, 'adapter_config.json'), 'utf8'));
+  ac.base_model_name_or_path = null;
+  fs.writeFileSync(path.join(adapter, 'adapter_config.json'), JSON.stringify(ac));
+  const refused = spawnSync(process.execPath, [CLI, 'import', adapter, '--name', 'no-base', '--backend', 'wasm'], { encoding: 'utf8', cwd: ws });
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, /base_model_name_or_path names no base model \(rlhf import DIR --base MODEL makes a copy that names one\)/);
+  assert.deepEqual(fs.existsSync(path.join(ws, 'models')) ? fs.readdirSync(path.join(ws, 'models')) : [], [], 'no copy, no staging folder left');
+  const wrong = spawnSync(process.execPath, [CLI, 'import', adapter, '--name', 'no-base', '--base', path.join(ws, 'nothing-here'), '--backend', 'wasm'], { encoding: 'utf8', cwd: ws });
+  assert.equal(wrong.status, 2);
+  assert.match(wrong.stderr, /--base .*nothing-here: not a model folder nor a model in the Hugging Face cache/);
+  const r = spawnSync(process.execPath, [CLI, 'import', adapter, '--name', 'no-base', '--base', baseDir, '--backend', 'wasm'], { encoding: 'utf8', cwd: ws });
+  assert.equal(r.status, 0, r.stderr);
+  const copy = path.join(ws, 'models', 'no-base');
+  const named = JSON.parse(fs.readFileSync(path.join(copy, 'adapter_config.json'), 'utf8')).base_model_name_or_path as string;
+  assert.equal(path.resolve(copy, named), path.resolve(baseDir));
+  assert.deepEqual(fs.readdirSync(path.join(ws, 'models')), ['no-base']);
+});
+
 test('rlhf import also brings the trainer\'s log (a real TRL trainer_state.json in checkpoint-N/) as a completed run with its curves', () => {
   const ws = tmpDir();
   const out = path.join(tmpDir(), 'export');

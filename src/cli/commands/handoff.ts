@@ -11,6 +11,7 @@ import { OptSpecs, ParsedOpts, UsageError } from '../args';
 import { Reporter } from '../progress';
 import { Trainer, exportRun } from '../../handoff/export';
 import { loadModel } from '../../engine/checkpoint';
+import { resolveModelPath } from '../../data/hub-cache';
 import { tokenLogprobs } from '../../engine/generate';
 import { COMMON, startBackend } from './shared';
 import { TrainerLog, findTrainerState, readTrainerLog } from '../../data/trainer-log';
@@ -45,6 +46,7 @@ export const IMPORT_OPTS: OptSpecs = {
   name: { type: 'string', help: 'the model folder\'s and the run\'s name (default: the imported folder\'s name)' },
   'models-dir': { type: 'string', help: 'where the workspace keeps models', default: 'models' },
   'runs-dir': { type: 'string', help: 'where the run made from the trainer\'s log goes (TensorBoard event files or trainer_state.json, when there are)', default: '.rlhf/runs' },
+  base: { type: 'string', help: 'a LoRA adapter\'s base model (folder or Hub id), written into the copy: for an adapter saved without one' },
   stage: { type: 'string', help: 'the log\'s stage (sft, rm, dpo, ppo, grpo, rloo), when its metric names do not tell (they are TRL\'s names)' },
   ...COMMON,
 };
@@ -85,23 +87,33 @@ export async function importCommand(o: ParsedOpts, positional: string[], r: Repo
   if (log && fs.existsSync(runDir)) throw new Error(`${runDir} already exists: choose another --name`);
   let logp: number | undefined;
   if (to) {
-    await startBackend(o, r);
-    const { model, tokenizer } = loadModel(from, false);
+    // copied beside its final place first and loaded from there (the copy is what the pickers will
+    // open, its base rewritten where needed); renamed into place only once it scores text
+    const staging = path.join(path.dirname(to), `.${name}.importing-${process.pid}`);
+    fs.rmSync(staging, { recursive: true, force: true });
+    fs.mkdirSync(staging, { recursive: true });
     try {
-      const ids = tokenizer.encode('The ferry leaves at noon.');
-      const lp = await tokenLogprobs(model, ids.slice(0, model.config.n_positions));
-      logp = lp.reduce((a, b) => a + b, 0);
-      if (!Number.isFinite(logp)) throw new Error(`${from} loads but scores text as ${logp}: its weights are not usable`);
-    } finally {
-      model.dispose();
+      for (const f of fs.readdirSync(from)) {
+        const src = path.join(from, f);
+        if (fs.statSync(src).isFile()) fs.copyFileSync(src, path.join(staging, f));
+      }
+      if (adapter) setBase(from, staging, o.base as string | undefined);
+      await startBackend(o, r);
+      const { model, tokenizer } = loadModel(staging, false);
+      try {
+        const ids = tokenizer.encode('The ferry leaves at noon.');
+        const lp = await tokenLogprobs(model, ids.slice(0, model.config.n_positions));
+        logp = lp.reduce((a, b) => a + b, 0);
+        if (!Number.isFinite(logp)) throw new Error(`${from} loads but scores text as ${logp}: its weights are not usable`);
+      } finally {
+        model.dispose();
+      }
+      fs.renameSync(staging, to);
+    } catch (e) {
+      fs.rmSync(staging, { recursive: true, force: true });
+      throw e;
     }
-    fs.mkdirSync(to, { recursive: true });
-    for (const f of fs.readdirSync(from)) {
-      const src = path.join(from, f);
-      if (fs.statSync(src).isFile()) fs.copyFileSync(src, path.join(to, f));
-    }
-    if (adapter) keepBase(from, to);
-  }
+  } else if (o.base !== undefined) throw new UsageError('--base is for a LoRA adapter folder');
   const run = log && importLog(log, path.dirname(runDir), name, from, to);
   const problems = log && 'problems' in log ? (log.problems as string[]) : [];
   if (r.json) process.stdout.write(JSON.stringify({ type: 'result', ...(to ? { model: to, logprob: logp } : {}), ...(run ? { run: run.dir, steps: log!.rows.length, stage: log!.stage, log: log!.file, problems } : {}) }) + '\n');
@@ -114,16 +126,23 @@ export async function importCommand(o: ParsedOpts, positional: string[], r: Repo
 }
 
 /**
- * An adapter's base_model_name_or_path, when it names a folder relative to the adapter, is
- * rewritten relative to the copy, so the copy finds the same base; a Hub id or an absolute path
- * stays as it is (the loader resolves a Hub id in the cache).
+ * The copy's adapter_config.json names its base so that the copy finds it: `--base` when given
+ * (a folder or a Hub id: an adapter saved without one, `base_model_name_or_path: null`, needs it);
+ * else a base named relative to the adapter is rewritten relative to the copy. A Hub id or an
+ * absolute path stays as it is (the loader resolves a Hub id in the cache).
  */
-function keepBase(from: string, to: string): void {
-  const file = path.join(to, 'adapter_config.json');
+function setBase(from: string, copy: string, base: string | undefined): void {
+  const file = path.join(copy, 'adapter_config.json');
   const ac = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  const base = String(ac.base_model_name_or_path ?? '');
-  if (!base || path.isAbsolute(base) || !fs.existsSync(path.join(path.resolve(from, base), 'config.json'))) return;
-  ac.base_model_name_or_path = path.relative(to, path.resolve(from, base));
+  if (base !== undefined) {
+    const dir = resolveModelPath(base);
+    if (!dir || !fs.existsSync(path.join(dir, 'config.json'))) throw new UsageError(`--base ${base}: not a model folder nor a model in the Hugging Face cache (rlhf download ${base} fetches one)`);
+    ac.base_model_name_or_path = fs.existsSync(path.resolve(base)) ? path.relative(copy, path.resolve(base)) : base;
+  } else {
+    const named = String(ac.base_model_name_or_path ?? '');
+    if (!named || path.isAbsolute(named) || !fs.existsSync(path.join(path.resolve(from, named), 'config.json'))) return;
+    ac.base_model_name_or_path = path.relative(copy, path.resolve(from, named));
+  }
   fs.writeFileSync(file, JSON.stringify(ac, null, 2) + '\n');
 }
 
