@@ -4,8 +4,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { saveTinyChatLlama, testBackend, tmpDir } from '../helpers';
 import { configFromJson, parameterCount } from '../../src/engine/config';
-import { checkStageMemory, estimateBytes } from '../../src/engine/memory';
+import { checkStageMemory, dataParallel, estimateBytes, threadBytes } from '../../src/engine/memory';
 import { sft } from '../../src/engine/stages/sft';
+import { trainRewardModel } from '../../src/engine/stages/rm';
+import { ppoTrain } from '../../src/engine/stages/ppo';
+import { labelRecord } from '../../src/engine/labeler/labeler';
+import { Rng } from '../../src/engine/rng';
 
 before(testBackend);
 
@@ -46,4 +50,45 @@ test('an SFT run that cannot fit the free memory stops before its run folder exi
     delete process.env.RLHF_FREE_MEMORY_BYTES;
   }
   assert.ok(!fs.existsSync(path.join(root, 'runs', 'x')));
+});
+
+test('other threads\' heaps count: a data-parallel replica with its share of the batch, on the machine\'s memory', () => {
+  assert.deepEqual(dataParallel(2, 8), { count: 1, batchSize: 4, models: 1, trained: 1, lmHead: true });
+  assert.deepEqual(dataParallel(2, 5)?.batchSize, 3, 'the first part gets the extra row');
+  assert.equal(dataParallel(1, 8), undefined);
+  assert.equal(dataParallel(2, 1), undefined, 'one row is not split');
+  const m = { models: 1, trained: 1, batchSize: 4, seq: 256, loraR: 0 };
+  // the native backend: the machine's memory is the one limit
+  const main = estimateBytes(smol(), m, 'node').total;
+  const withThread = { ...m, threads: dataParallel(2, 4) };
+  const other = threadBytes(smol(), withThread, 'node');
+  const alone = estimateBytes(smol(), { ...m, batchSize: 2 }, 'node');
+  assert.equal(other, alone.total - alone.optimizer, 'a replica: weights, gradients and activations of its half, no optimizer state');
+  // free memory for the main heap but not for both
+  const free = (main + other / 2) / 0.9;
+  assert.doesNotThrow(() => checkStageMemory(smol(), m, 'node', free));
+  assert.throws(() => checkStageMemory(smol(), withThread, 'node', free), /needs about [\d.]+ GiB \(weights .*\), and [\d.]+ GiB on each of 1 other thread, more than this machine's free memory \([\d.]+ GiB\) allows; what would fit: --threads 1 \(no second heap: about [\d.]+ GiB\)/);
+});
+
+test('PPO counts its second thread (critic and reward model copies), SFT and RM their replicas; --threads 1 does not', async () => {
+  const root = tmpDir();
+  const model = path.join(root, 'm');
+  await saveTinyChatLlama(model);
+  fs.writeFileSync(path.join(root, 'p.ppo.jsonl'), ['say it', 'go on'].map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
+  fs.writeFileSync(path.join(root, 'd.sft.jsonl'), Array.from({ length: 12 }, (_, i) => JSON.stringify({ prompt: `p${i}`, response: 'r' })).join('\n') + '\n');
+  const rng = new Rng(3);
+  fs.writeFileSync(path.join(root, 'd.rm.jsonl'), Array.from({ length: 12 }, (_, i) => JSON.stringify(labelRecord(`p${i}`, ['it was good', 'it was bad', 'so so'], rng))).join('\n') + '\n');
+  const rm = await trainRewardModel({ data: path.join(root, 'd.rm.jsonl'), model, runsDir: path.join(root, 'rm-runs'), runId: 'rm', train: { steps: 1, batchSize: 2, threads: 1 } });
+  const runsDir = path.join(root, 'runs');
+  process.env.RLHF_FREE_MEMORY_BYTES = '1000';
+  try {
+    const ppo = (threads: number) => ppoTrain({ prompts: path.join(root, 'p.ppo.jsonl'), policy: model, rewardModel: rm.finalModel!, runsDir, runId: `ppo-${threads}`, threads });
+    await assert.rejects(ppo(2), /, and [\d.]+ GiB on each of 1 other thread, more than this machine's free memory/);
+    await assert.rejects(ppo(1), (e: Error) => /more than this machine's free memory/.test(e.message) && !/other thread/.test(e.message));
+    await assert.rejects(sft({ data: path.join(root, 'd.sft.jsonl'), model, runsDir, runId: 'sft', train: { threads: 2, batchSize: 4 } }), /on each of 1 other thread/);
+    await assert.rejects(trainRewardModel({ data: path.join(root, 'd.rm.jsonl'), model, runsDir, runId: 'rm', train: { threads: 2, batchSize: 4 } }), /on each of 1 other thread/);
+  } finally {
+    delete process.env.RLHF_FREE_MEMORY_BYTES;
+  }
+  assert.ok(!fs.existsSync(runsDir), 'nothing written');
 });

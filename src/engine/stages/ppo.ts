@@ -158,6 +158,14 @@ interface PpoModels {
  * same weights with the adapter switched off (no second copy, as TRL does with PEFT); the critic
  * trains its own adapter on the reward model's frozen trunk, and its head.
  */
+/**
+ * Whether the critic and the reward model go to a second thread: with two threads (0: both cores)
+ * on a CPU backend. A GPU runs one model at a time anyway, and its values are read only asynchronously.
+ */
+function secondThread(threads: number): boolean {
+  return (threads > 0 ? threads : autoThreads()) >= 2 && ['wasm', 'cpu'].includes(tf.getBackend());
+}
+
 async function buildModels(models: ReturnType<typeof loadModels>, stats: { mean: number; std: number }, lora: LoraOptions | undefined, runDir: string, seed: number, resumed: boolean): Promise<PpoModels> {
   const policy = resumed ? modelFromLoaded(models.policy, true) : await startModel(models.policy, lora, runDir, seed);
   const ref = policy.lora ? adapterOff(policy) : createModel(models.ref.config, mergedWeights(models.ref), false);
@@ -212,9 +220,7 @@ class PpoRun {
 
   /** threads > 1 (0: the CPU backends' default) puts the critic and the reward model on a second thread. */
   async startThreads(threads: number): Promise<void> {
-    if ((threads > 0 ? threads : autoThreads()) < 2) return;
-    // a GPU runs one model at a time anyway, and its values are read only asynchronously
-    if (!['wasm', 'cpu'].includes(tf.getBackend())) return;
+    if (!secondThread(threads)) return;
     // with LoRA the reward model is the critic's frozen base with its adapter off: not sent twice
     this.thread = await GradThreads.start(this.critic, 1, await scorerOf(this.rm, Boolean(this.critic.trunk.lora)));
   }
@@ -444,6 +450,8 @@ export async function ppoTrain(o: PpoOptions, hooks: StageHooks = {}) {
   const n = cfg.promptsPerRollout * cfg.samplesPerPrompt;
   checkStageMemory(models.policy.config, {
     models: o.lora ? 2 : 4, trained: 2, concurrent: 1, fullHead: true, batchSize: rows, seq, loraR: o.lora?.r ?? 0,
+    // the second thread's copies of the critic and the reward model (with LoRA: one base, the adapter on and off)
+    threads: secondThread(o.threads ?? 0) ? { count: 1, models: o.lora ? 1 : 2, trained: 1, batchSize: rows, lmHead: false } : undefined,
     // rows per minibatch = ceil(responses / minibatches): the minibatch count that gives `rows`
     batchOption: (r) => (n % r === 0 && n / r <= n ? `--minibatches ${n / r}` : undefined),
   });

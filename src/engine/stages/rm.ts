@@ -22,7 +22,7 @@ import { Ranking, comparisons, toRanking } from '../../data/rm';
 import { DEFAULT_TRAIN, checkRecorded, DatasetStageOptions, datasetRunInfo, StageHooks, assertFile, openResume, runLifecycle, trainEvalSplit } from './common';
 import { encodeContext } from '../chat';
 import { startModel } from './model-setup';
-import { checkStageMemory } from '../memory';
+import { checkStageMemory, dataParallel } from '../memory';
 
 export type RmOptions = DatasetStageOptions;
 
@@ -206,7 +206,10 @@ export async function trainRewardModel(o: RmOptions, hooks: StageHooks = {}) {
   // a batch of rankings is every response of each: K sequences per record
   const longest = Math.max(...prepared.trainSet.flatMap((r) => r.seqs.map((x) => x.length)));
   const perRecord = Math.max(...prepared.trainSet.map((r) => r.seqs.length));
-  checkStageMemory(loaded.config, { models: 1, trained: 1, batchSize: train.batchSize * perRecord, seq: longest, loraR: o.lora?.r ?? 0 });
+  // a reward model scores the last hidden state: no logits over the vocabulary; its data-parallel
+  // replicas each take a share of the records, every response of each
+  const dp = dataParallel(train.threads, train.batchSize, { models: 1, trained: 1, lmHead: false });
+  checkStageMemory(loaded.config, { models: 1, trained: 1, lmHead: false, batchSize: train.batchSize * perRecord, seq: longest, loraR: o.lora?.r ?? 0, threads: dp && { ...dp, batchSize: dp.batchSize * perRecord } });
   const run = RunDir.create(o.runsDir, datasetRunInfo('rm', o, loaded.config, train), o.runId);
   // the trunk: every weight, or a LoRA adapter on frozen ones; the score head always trains whole
   const rm = RewardModel.withTrunk(await startModel(loaded, o.lora, run.dir, train.seed), loaded, true, train.seed);

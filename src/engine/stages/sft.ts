@@ -10,7 +10,7 @@ import { deriveSeed, epochOrder } from '../rng';
 import { RunDir } from '../../data/run';
 import { loadModel, readModelDir } from '../checkpoint';
 import { startModel } from './model-setup';
-import { checkStageMemory } from '../memory';
+import { checkStageMemory, dataParallel } from '../memory';
 import { LmData, TrainConfig, lmObjective, train as trainLoop } from '../train/trainer';
 import { Batch } from '../train/batch';
 import { readRecords } from '../../data/jsonl';
@@ -102,7 +102,7 @@ export async function sft(o: SftOptions, hooks: StageHooks = {}) {
   const train: TrainConfig = { ...DEFAULT_TRAIN, ...SFT_DEFAULTS, ...o.train };
   train.threads ||= autoThreads(); // recorded, so a resume splits batches the same way
   const prepared = prepareSft(o, tokenizer, loaded.config.n_positions + 1, hooks.log);
-  checkStageMemory(loaded.config, { models: 1, trained: 1, batchSize: train.batchSize, seq: Math.max(...prepared.train.map((e) => e.ids.length)), loraR: o.lora?.r ?? 0 });
+  checkStageMemory(loaded.config, { models: 1, trained: 1, batchSize: train.batchSize, seq: Math.max(...prepared.train.map((e) => e.ids.length)), loraR: o.lora?.r ?? 0, threads: dataParallel(train.threads, train.batchSize) });
   const run = RunDir.create(o.runsDir, datasetRunInfo('sft', o, loaded.config, train), o.runId);
   const model = await startModel(loaded, o.lora, run.dir, train.seed);
   try {
