@@ -3,7 +3,7 @@
  * imports TensorFlow.js; every stage runs in the worker process.
  */
 import * as vscode from 'vscode';
-import { ModelRole, handOn, pickFile as pickDataset, pickModel as pickModelOf } from './host/pickers';
+import { ModelRole, handOn, modelItems, pickFile as pickDataset, pickModel as pickModelOf } from './host/pickers';
 import { reportFailure } from './host/failure';
 import { isDawnNote, readableLine, runDirOf } from './host/log-lines';
 import { reportDone } from './host/next-step';
@@ -218,11 +218,10 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
     vscode.commands.registerCommand('rlhf.generate', async () => {
       if (!vscode.workspace.isTrusted) return void vscode.window.showWarningMessage('RLHF: models run only in a trusted workspace.');
-      const uris = await vscode.workspace.findFiles('**/config.json', '**/node_modules/**', 200);
-      const picked = await vscode.window.showQuickPick(
-        uris.map((u) => ({ label: vscode.workspace.asRelativePath(path.dirname(u.fsPath)), dir: path.dirname(u.fsPath) })),
-        { canPickMany: true, ignoreFocusOut: true, placeHolder: 'Models to compare side by side (e.g. the SFT and the PPO model)' },
-      );
+      // the same models the stage pickers offer (workspace folders, adapters, the Hugging Face cache), reward models aside
+      const models = await modelItems(context, scan, 'policy');
+      if (!models.length) return void vscode.window.showInformationMessage('RLHF: no model in this workspace or the Hugging Face cache yet: train one (RLHF: Pretrain, Train SFT Model) or download one (RLHF: Download Model from Hugging Face…).');
+      const picked = await vscode.window.showQuickPick(models, { canPickMany: true, ignoreFocusOut: true, matchOnDescription: true, placeHolder: 'Models to compare side by side (e.g. the SFT and the PPO model)' });
       if (!picked) return;
       if (!picked.length) return void vscode.window.showWarningMessage('RLHF: no model was checked; check one or more (click or Space), then OK.');
       const prompt = await vscode.window.showInputBox({ prompt: 'Prompt (you can change it, and the settings, in the panel)', ignoreFocusOut: true, value: context.workspaceState.get<string>('rlhf.lastPrompt') });
@@ -231,7 +230,7 @@ export function activate(context: vscode.ExtensionContext): void {
       if (!cwd) return void vscode.window.showErrorMessage('RLHF: open a folder first.');
       const g = generationSettings();
       const samples = vscode.workspace.getConfiguration('rlhf.generation').get<number>('samples', 2);
-      GeneratePanel.open(context, cwd, picked.map((m) => ({ label: m.label, dir: m.dir })), prompt, { temperature: g.temperature, topP: g.topP, topK: g.topK, maxTokens: g.maxTokens, samples: Math.min(8, Math.max(1, samples)), seed: g.seed });
+      GeneratePanel.open(context, cwd, picked.map((m) => ({ label: m.label.replace(/^\$\([\w-]+\) /, ''), dir: m.dir })), prompt, { temperature: g.temperature, topP: g.topP, topK: g.topK, maxTokens: g.maxTokens, samples: Math.min(8, Math.max(1, samples)), seed: g.seed });
     }),
     vscode.commands.registerCommand('rlhf.cancel', () => worker.cancel()),
     vscode.commands.registerCommand('rlhf.runs.refresh', () => runs.refresh()),

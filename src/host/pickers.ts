@@ -40,11 +40,19 @@ export function rememberedModel(ctx: vscode.ExtensionContext, role: ModelRole, s
   return own?.dir ?? ctx.workspaceState.get<string>(`rlhf.lastModel.${role}`) ?? (role === 'policy' ? ctx.workspaceState.get<string>('rlhf.lastModel') : undefined);
 }
 
-export async function pickModel(ctx: vscode.ExtensionContext, scan: ScanClient, placeHolder: string, role: ModelRole = 'policy', stage?: string): Promise<string | undefined> {
+export interface ModelItem extends vscode.QuickPickItem {
+  dir: string;
+}
+
+/**
+ * The models a pick offers for a role: the workspace's model folders (whole models and LoRA
+ * adapters, each described by the run that made it) and the Hugging Face cache's models; the
+ * remembered one first, then the newest.
+ */
+export async function modelItems(ctx: vscode.ExtensionContext, scan: ScanClient, role: ModelRole = 'policy', stage?: string): Promise<ModelItem[]> {
   const uris = [...(await vscode.workspace.findFiles('**/config.json', '**/node_modules/**', 500)), ...(await vscode.workspace.findFiles('**/adapter_config.json', '**/node_modules/**', 200))];
   const last = rememberedModel(ctx, role, stage);
   const isModel = (d: string) => ['model.safetensors', 'model.safetensors.index.json', 'adapter_model.safetensors'].some((f) => fs.existsSync(path.join(d, f)));
-  // the workspace's model folders (whole models and LoRA adapters), then the Hugging Face cache's models
   const hub = cachedModels();
   const dirs = [...new Set([...uris.map((u) => path.dirname(u.fsPath)).filter(isModel), ...hub.map((h) => h.dir)])];
   const reply = dirs.length ? await scan.ask({ type: 'models', dirs }) : undefined;
@@ -63,8 +71,13 @@ export async function pickModel(ctx: vscode.ExtensionContext, scan: ScanClient, 
       m.metric ?? '',
       m.modifiedMs ? age(new Date(m.modifiedMs).toISOString()) : '',
     ].filter(Boolean).join(' · ');
+  return fits.map((m) => ({ label: m.hubId ? `$(cloud-download) ${m.hubId}` : vscode.workspace.asRelativePath(m.dir), description: describe(m), dir: m.dir }));
+}
+
+export async function pickModel(ctx: vscode.ExtensionContext, scan: ScanClient, placeHolder: string, role: ModelRole = 'policy', stage?: string): Promise<string | undefined> {
+  const fits = await modelItems(ctx, scan, role, stage);
   const items = [
-    ...fits.map((m) => ({ label: m.hubId ? `$(cloud-download) ${m.hubId}` : vscode.workspace.asRelativePath(m.dir), description: describe(m), dir: m.dir })),
+    ...fits,
     { label: '$(folder-opened) Browse…', description: 'a model folder anywhere (config.json + model.safetensors)', dir: BROWSE },
     { label: '$(cloud-download) Download from Hugging Face…', description: 'a model id such as HuggingFaceTB/SmolLM2-135M-Instruct', dir: DOWNLOAD },
   ];

@@ -2,7 +2,8 @@
  * RLHF: Download Model from Hugging Face… in the editor, against the test Hub on 127.0.0.1
  * (HF_ENDPOINT, inherited by VS Code and its CLI child): the progress notification with bytes,
  * speed and time left, and the message when it is done; a model that does not exist ends in one
- * error notification. (The pickers' Hub entries are checked in ppo-live.e2e.test.ts.)
+ * error notification; Generate's picker then offers the model (the stage pickers' Hub entries are
+ * checked in ppo-live.e2e.test.ts).
  */
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -54,7 +55,13 @@ e2eTest('the download shows its progress and says where the model is', async () 
   await notification(/test-org\/tiny-chat is in the Hugging Face cache; it is offered in every model picker/).waitFor({ timeout: 120_000 });
   await vs.shot('download-done');
   assert.ok(fs.existsSync(path.join(home, 'hub', 'models--test-org--tiny-chat', 'snapshots')), 'in HF_HOME\'s cache');
-
+  // Generate's model picker offers it, by its Hub id
+  await runCommand(vs.page, 'RLHF: Generate');
+  const row = vs.page.locator('.quick-input-list .monaco-list-row', { hasText: 'test-org/tiny-chat' }).first();
+  await row.waitFor({ timeout: 30_000 });
+  assert.match(await row.innerText(), /test-org\/tiny-chat[\s\S]*Hugging Face cache/);
+  await vs.shot('generate-picker-hub');
+  await vs.page.keyboard.press('Escape');
 });
 
 e2eTest('a model that does not exist: one error notification naming it', async () => {

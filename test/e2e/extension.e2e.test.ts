@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Page } from 'playwright-core';
-import { Session, choose, e2eTest, openRlhfView, openVsCode, pickItem, quickInputFocused, runCommand } from './harness';
+import { Session, choose, e2eTest, openRlhfView, openVsCode, pickItem, quickInputFocused, rowOf, runCommand } from './harness';
 import { FIXTURES, saveTinyChatLlama, testBackend } from '../helpers';
 
 let vs: Session;
@@ -185,11 +185,11 @@ e2eTest('Generate shows the chosen models\' responses side by side', async () =>
   // once the filter has run (every row shown matches); a click on a row the filter is re-rendering can
   // be lost (seen once: "0 Selected"), so click until the row says it is checked
   await page.waitForFunction(`(() => { const rows = [...document.querySelectorAll('.quick-input-list .monaco-list-row')]; return rows.length > 0 && rows.every((r) => (r.getAttribute('aria-label') ?? '').includes('base-char')); })()`, undefined, { timeout: 30_000 });
-  const row = page.locator('.quick-input-list .monaco-list-row[aria-label="models/base-char"]');
+  const row = page.locator(rowOf('models/base-char')).first();
   for (let attempt = 1; (await row.getAttribute('aria-checked')) !== 'true'; attempt++) {
     assert.ok(attempt <= 3, 'the model could not be checked in the pick');
     await row.locator('.monaco-checkbox').first().click();
-    await page.locator('.quick-input-list .monaco-list-row[aria-label="models/base-char"][aria-checked="true"]').waitFor({ timeout: 3_000 }).catch(() => {});
+    await page.locator(rowOf('models/base-char', '[aria-checked="true"]')).first().waitFor({ timeout: 3_000 }).catch(() => {});
   }
   await page.keyboard.press('Enter');
   await page.locator('.quick-input-message', { hasText: 'Prompt' }).first().waitFor({ timeout: 30_000 });

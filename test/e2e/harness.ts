@@ -183,17 +183,22 @@ export async function quickInputFocused(page: Page, timeout = 30_000): Promise<v
 }
 
 /** Checks the rows labelled `labels` in a multi-select quick pick (filtering for each), then accepts. */
+/** A quick pick row by its label exactly (its aria label is the label, then ", description" when it has one). */
+export function rowOf(label: string, extra = ''): string {
+  return `.quick-input-list .monaco-list-row[aria-label=${JSON.stringify(label)}]${extra}, .quick-input-list .monaco-list-row[aria-label^=${JSON.stringify(label + ', ')}]${extra}`;
+}
+
 export async function checkItems(page: Page, labels: string[]): Promise<void> {
   await page.locator('.quick-input-list .monaco-list-row').first().waitFor({ timeout: 30_000 });
   for (const label of labels) {
     await page.locator('.quick-input-widget .quick-input-box input').first().fill(label);
     // once the filter has run; a click on a row being re-rendered can be lost, so click until it says checked
     await page.waitForFunction(`(() => { const rows = [...document.querySelectorAll('.quick-input-list .monaco-list-row')]; return rows.length > 0 && rows.every((r) => (r.getAttribute('aria-label') ?? '').includes(${JSON.stringify(label)})); })()`, undefined, { timeout: 30_000 });
-    const row = page.locator(`.quick-input-list .monaco-list-row[aria-label=${JSON.stringify(label)}]`);
+    const row = page.locator(rowOf(label)).first();
     for (let attempt = 1; (await row.getAttribute('aria-checked')) !== 'true'; attempt++) {
       assert.ok(attempt <= 3, `${label} could not be checked in the pick`);
       await row.locator('.monaco-checkbox').first().click();
-      await page.locator(`.quick-input-list .monaco-list-row[aria-label=${JSON.stringify(label)}][aria-checked="true"]`).waitFor({ timeout: 3_000 }).catch(() => {});
+      await page.locator(rowOf(label, '[aria-checked="true"]')).first().waitFor({ timeout: 3_000 }).catch(() => {});
     }
   }
   await page.keyboard.press('Enter');

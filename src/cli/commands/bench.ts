@@ -11,7 +11,7 @@ import { COMMON, startBackend } from './shared';
 import { CausalLM, initModel, parameterShapes } from '../../engine/causal-lm';
 import { configFromJson, defaultConfig } from '../../engine/config';
 import { Lora, loraConfig, targetModules } from '../../engine/lora';
-import { checkStageMemory } from '../../engine/memory';
+import { checkStageMemory, dataParallel } from '../../engine/memory';
 import { Rng } from '../../engine/rng';
 import { RunDir } from '../../data/run';
 import { lmObjective, train } from '../../engine/train/trainer';
@@ -62,7 +62,7 @@ export async function benchCommand(o: ParsedOpts, positional: string[], r: Repor
     : defaultConfig({ n_layer: o.layers as number, n_head: o.heads as number, n_embd: o.embd as number, n_positions: o.block as number, vocab_size: o.vocab as number });
   const loraR = o['lora-r'] as number;
   // what does not fit is refused in one line, before a weight exists, not an out-of-memory abort
-  if (what === 'train') checkStageMemory(cfg, { models: 1, trained: 1, batchSize: o.batch as number, seq: cfg.n_positions, loraR });
+  if (what === 'train') checkStageMemory(cfg, { models: 1, trained: 1, batchSize: o.batch as number, seq: cfg.n_positions, loraR, threads: dataParallel((o.threads as number) > 0 ? (o.threads as number) : autoThreads(), o.batch as number) });
   const model = initModel(cfg, 1);
   if (loraR > 0) {
     const lc = loraConfig(cfg.arch ?? 'gpt2', { r: loraR });
