@@ -39,7 +39,8 @@ export function registerImportCommand(context: vscode.ExtensionContext, folder: 
         ...(run ? [`its training log is run ${path.basename(run)} (${result.steps} steps, ${result.stage})`] : ['no training log was found beside it']),
       ];
       const actions = [...(run ? ['Open Dashboard'] : []), ...(model ? ['Reveal Model'] : [])];
-      const pick = await vscode.window.showInformationMessage(`RLHF: imported ${path.basename(from)}: ${parts.join('; ')}.`, ...actions);
+      const notes = Array.isArray(result.problems) ? result.problems.filter((p): p is string => typeof p === 'string') : [];
+      const pick = await vscode.window.showInformationMessage(`RLHF: imported ${path.basename(from)}: ${parts.join('; ')}.${notes.length ? ` Note: ${notes.join('; ')}.` : ''}`, ...actions);
       if (pick === 'Open Dashboard') await vscode.commands.executeCommand('rlhf.runs.openDashboard', { kind: 'run', dir: run });
       if (pick === 'Reveal Model') await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(model!));
     }),

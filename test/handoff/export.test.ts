@@ -265,5 +265,21 @@ test('rlhf import reads TensorBoard event files under the output folder\'s runs/
   const info = new RunDir(path.join(ws, '.rlhf', 'runs', 'dev')).read();
   assert.equal(info.status, 'completed');
   assert.equal(info.final_model, undefined);
+
+  // event files with no scalar yet (only the file version event: a run stopped before its first
+  // logging step) do not stop the model's import; they are named in a note
+  const early = path.join(tmpDir(), 'early');
+  exportRun(runs.sft, 'trl', early);
+  fs.mkdirSync(path.join(early, 'model', 'runs', 'x'), { recursive: true });
+  fs.writeFileSync(path.join(early, 'model', 'runs', 'x', 'events.out.tfevents.1.host'), fs.readFileSync(path.join(FIXTURES, 'tensorboard', 'tensorboardx', 'events.out.tfevents.1661684667.applepie4')).subarray(0, 40));
+  const r3 = spawnSync(process.execPath, [CLI, 'import', path.join(early, 'model'), '--name', 'early', '--backend', 'wasm'], { encoding: 'utf8', cwd: ws });
+  assert.equal(r3.status, 0, r3.stderr);
+  assert.match(r3.stderr, /imported .*early/);
+  assert.match(r3.stderr, /note: .*the event files hold no scalars \(1 file read\); not imported/);
+  assert.ok(!fs.existsSync(path.join(ws, '.rlhf', 'runs', 'early')));
+  // --base is for an adapter only
+  const r4 = spawnSync(process.execPath, [CLI, 'import', path.join(early, 'model'), '--name', 'early2', '--base', 'x', '--backend', 'wasm'], { encoding: 'utf8', cwd: ws });
+  assert.equal(r4.status, 2);
+  assert.match(r4.stderr, /--base is for a LoRA adapter folder/);
 });
 

@@ -53,10 +53,20 @@ export const IMPORT_OPTS: OptSpecs = {
 
 const STAGES = ['pretrain', 'sft', 'rm', 'dpo', 'ppo', 'grpo', 'rloo'];
 
-/** The training log a trainer kept in a folder: its TensorBoard event files (they carry the clock), else a Trainer's trainer_state.json. */
-function findLog(from: string): TrainerLog | undefined {
+/**
+ * The training log a trainer kept in a folder: its TensorBoard event files (they carry the clock),
+ * else a Trainer's trainer_state.json. Event files without a scalar (a run stopped before its first
+ * logging step still has the Trainer's text summaries) are passed over, with a note.
+ */
+function findLog(from: string, notes: string[]): TrainerLog | undefined {
   const events = findEventFiles(from);
-  if (events.length) return readTensorboardLog(from, events);
+  if (events.length) {
+    try {
+      return readTensorboardLog(from, events);
+    } catch (e) {
+      notes.push(`${(e as Error).message}; not imported`);
+    }
+  }
   const stateFile = findTrainerState(from);
   return stateFile ? readTrainerLog(stateFile) : undefined;
 }
@@ -75,10 +85,12 @@ export async function importCommand(o: ParsedOpts, positional: string[], r: Repo
   // a whole model, or a LoRA adapter in PEFT's layout (TRL with --use_peft saves one) on a base that loads here
   const hasModel = fs.existsSync(path.join(from, 'config.json'));
   const adapter = !hasModel && fs.existsSync(path.join(from, 'adapter_config.json'));
+  if (o.base !== undefined && !adapter) throw new UsageError('--base is for a LoRA adapter folder (adapter_config.json, no config.json)');
   // the trainer's log, read before anything is written
-  const log = findLog(from);
+  const notes: string[] = [];
+  const log = findLog(from, notes);
   if (log && stage) log.stage = stage;
-  if (!hasModel && !adapter && !log) throw new Error(`${from} holds no model (no config.json, nor a LoRA adapter's adapter_config.json) and no training log (no TensorBoard event files, no trainer_state.json): give the folder the trainer saved to (its output/ or ckpt folder) or its logging dir`);
+  if (!hasModel && !adapter && !log) throw new Error(`${from} holds no model (no config.json, nor a LoRA adapter's adapter_config.json) and no training log (${notes.length ? notes.join('; ') : 'no TensorBoard event files, no trainer_state.json'}): give the folder the trainer saved to (its output/ or ckpt folder) or its logging dir`);
   const name = (o.name as string | undefined) ?? path.basename(from);
   if (!/^[\w.-]+$/.test(name)) throw new UsageError('--name: letters, digits, _ . - only');
   const to = hasModel || adapter ? path.resolve(o['models-dir'] as string, name) : undefined;
@@ -113,10 +125,10 @@ export async function importCommand(o: ParsedOpts, positional: string[], r: Repo
       fs.rmSync(staging, { recursive: true, force: true });
       throw e;
     }
-  } else if (o.base !== undefined) throw new UsageError('--base is for a LoRA adapter folder');
+  }
   const run = log && importLog(log, path.dirname(runDir), name, from, to);
-  const problems = log && 'problems' in log ? (log.problems as string[]) : [];
-  if (r.json) process.stdout.write(JSON.stringify({ type: 'result', ...(to ? { model: to, logprob: logp } : {}), ...(run ? { run: run.dir, steps: log!.rows.length, stage: log!.stage, log: log!.file, problems } : {}) }) + '\n');
+  const problems = [...notes, ...(log && 'problems' in log ? (log.problems as string[]) : [])];
+  if (r.json) process.stdout.write(JSON.stringify({ type: 'result', ...(to ? { model: to, logprob: logp } : {}), ...(run ? { run: run.dir, steps: log!.rows.length, stage: log!.stage, log: log!.file } : {}), problems }) + '\n');
   else {
     if (to) r.log(`imported ${from} as ${to}${adapter ? ' (a LoRA adapter on its base)' : ''} (it loads and scores a sentence: log p = ${logp!.toFixed(2)}); the model pickers offer it`);
     if (run) r.log(`its training log (${log!.file}): ${log!.rows.length} logged steps as run ${run.dir} (${log!.stage}${stage ? '' : ', from its metric names; --stage sets it'}); the dashboard shows it. Times: ${log!.time}`);
