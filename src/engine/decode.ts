@@ -10,7 +10,8 @@
  *   Llama: h = RMS1(x); q,k,v = h Wq, h Wk, h Wv (+ b); rope(q, k); a = attend; x += a Wo;
  *          x += (silu(RMS2(x) Wg) * RMS2(x) Wu) Wd
  * then the final norm and the head (tied: E^T; untied: lm_head). Only where the fused kernels serve
- * the backend and the model has no active LoRA adapter; generate() takes the op path otherwise.
+ * the backend; generate() takes the op path otherwise. A LoRA adapter adds its two small products
+ * to each projection it adapts.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { CausalLM, isLlama } from './causal-lm';
@@ -23,6 +24,7 @@ export class FusedDecoder {
   private readonly kc: tf.Tensor[] = [];
   private readonly vc: tf.Tensor[] = [];
   private readonly buf: Record<string, tf.Tensor> = {};
+  private readonly adapters = new Map<string, { A: tf.Tensor; B: tf.Tensor; r: number }>();
 
   private constructor(private readonly model: CausalLM, readonly B: number, readonly maxLength: number, private readonly f: NonNullable<ReturnType<typeof fusedKernels>>) {
     const c = model.config;
@@ -73,12 +75,50 @@ export class FusedDecoder {
   static from(model: CausalLM, B: number, cache: KVCache, maxLength = model.config.n_positions): FusedDecoder | undefined {
     const f = fusedKernels();
     const c = model.config;
-    if (!f || model.lora || (cache.length > 0 && cache.k.length !== c.n_layer)) return undefined;
+    // a view without weights of its own (the reference as the policy with its adapter off) takes the op path
+    if (!f || !model.params.size || (cache.length > 0 && cache.k.length !== c.n_layer)) return undefined;
     const hd = c.llama ? c.llama.head_dim : c.n_embd / c.n_head;
     if (c.n_embd % 4 || hd % 4) return undefined;
     const d = new FusedDecoder(model, B, Math.max(1, Math.min(maxLength, c.n_positions), cache.length), f);
+    d.adapt();
     d.load(cache);
     return d;
+  }
+
+  /**
+   * A LoRA adapter beside the weights, as the op path applies it: y = x W + b + (x A)(alpha/r B),
+   * two small products per adapted projection (B scaled once for the decoder's life), no merged
+   * copy of the weights.
+   */
+  private adapt(): void {
+    const lora = this.model.lora;
+    if (!lora) return;
+    let widest = 0;
+    for (const [m, a] of lora.A) {
+      const b = lora.B.get(m)!;
+      const scaled = tf.tidy(() => tf.mul(b, lora.scale));
+      this.kept.push(scaled);
+      this.adapters.set(m, { A: a, B: scaled, r: a.shape[1] as number });
+      widest = Math.max(widest, b.shape[1] as number);
+    }
+    const r = Math.max(...[...this.adapters.values()].map((x) => x.r));
+    for (const [name, shape] of [['loraT', [this.B, r]], ['loraY', [this.B, widest]]] as const) {
+      const t = tf.zeros([...shape]);
+      this.kept.push(t);
+      this.buf[name] = t;
+    }
+  }
+
+  /** y [B, N] = x [B, K] W + b of projection m, plus its adapter's update when it has one. */
+  private proj(x: number, m: string, y: number, K: number, N: number): void {
+    const { k } = this.f;
+    k.matvec(x, this.w(m + '.weight'), this.w(m + '.bias'), y, this.B, K, N);
+    const a = this.adapters.get(m);
+    if (!a) return;
+    const t = this.p('loraT'), u = this.p('loraY');
+    k.matvec(x, this.f.ptr(a.A), 0, t, this.B, K, a.r);
+    k.matvec(t, this.f.ptr(a.B), 0, u, this.B, a.r, N);
+    k.add_to(y, u, this.B * N);
   }
 
   private load(cache: KVCache): void {
@@ -129,19 +169,19 @@ export class FusedDecoder {
       for (let i = 0; i < c.n_layer; i++) {
         const p = `layers.${i}.`;
         k.rmsnorm_fwd(x, this.w(p + 'input_layernorm.weight'), h, rstd, B, C, eps);
-        k.matvec(h, this.w(p + 'self_attn.q_proj.weight'), this.w(p + 'self_attn.q_proj.bias'), q, B, C, H * hd);
-        k.matvec(h, this.w(p + 'self_attn.k_proj.weight'), this.w(p + 'self_attn.k_proj.bias'), kk, B, C, KV * hd);
-        k.matvec(h, this.w(p + 'self_attn.v_proj.weight'), this.w(p + 'self_attn.v_proj.bias'), vv, B, C, KV * hd);
+        this.proj(h, p + 'self_attn.q_proj', q, C, H * hd);
+        this.proj(h, p + 'self_attn.k_proj', kk, C, KV * hd);
+        this.proj(h, p + 'self_attn.v_proj', vv, C, KV * hd);
         k.rope(q, cos, sin, positionsAt, B, H, hd, H * hd);
         k.rope(kk, cos, sin, positionsAt, B, KV, hd, KV * hd);
         k.attend(q, kk, vv, H * hd, KV * hd, this.f.ptr(this.kc[i]), this.f.ptr(this.vc[i]), att, scores, B, H, KV, hd, positionsAt, N, 1 / Math.sqrt(hd));
-        k.matvec(att, this.w(p + 'self_attn.o_proj.weight'), this.w(p + 'self_attn.o_proj.bias'), tmp, B, H * hd, C);
+        this.proj(att, p + 'self_attn.o_proj', tmp, H * hd, C);
         k.add_to(x, tmp, B * C);
         k.rmsnorm_fwd(x, this.w(p + 'post_attention_layernorm.weight'), h, rstd, B, C, eps);
-        k.matvec(h, this.w(p + 'mlp.gate_proj.weight'), this.w(p + 'mlp.gate_proj.bias'), f1, B, C, F);
-        k.matvec(h, this.w(p + 'mlp.up_proj.weight'), this.w(p + 'mlp.up_proj.bias'), f2, B, C, F);
+        this.proj(h, p + 'mlp.gate_proj', f1, C, F);
+        this.proj(h, p + 'mlp.up_proj', f2, C, F);
         k.swiglu_fwd(f1, f2, f1, B * F);
-        k.matvec(f1, this.w(p + 'mlp.down_proj.weight'), this.w(p + 'mlp.down_proj.bias'), tmp, B, F, C);
+        this.proj(f1, p + 'mlp.down_proj', tmp, F, C);
         k.add_to(x, tmp, B * C);
       }
       k.rmsnorm_fwd(x, this.w('norm.weight'), h, rstd, B, C, eps);
@@ -153,14 +193,14 @@ export class FusedDecoder {
       for (let i = 0; i < c.n_layer; i++) {
         const p = `h.${i}.`;
         k.layernorm_fwd(x, this.w(p + 'ln_1.weight'), this.w(p + 'ln_1.bias'), h, mean, rstd, B, C, eps);
-        k.matvec(h, this.w(p + 'attn.c_attn.weight'), this.w(p + 'attn.c_attn.bias'), q, B, C, 3 * C);
+        this.proj(h, p + 'attn.c_attn', q, C, 3 * C);
         k.attend(q, q + 4 * C, q + 8 * C, 3 * C, 3 * C, this.f.ptr(this.kc[i]), this.f.ptr(this.vc[i]), att, scores, B, H, H, hd, positionsAt, N, 1 / Math.sqrt(hd));
-        k.matvec(att, this.w(p + 'attn.c_proj.weight'), this.w(p + 'attn.c_proj.bias'), tmp, B, C, C);
+        this.proj(att, p + 'attn.c_proj', tmp, C, C);
         k.add_to(x, tmp, B * C);
         k.layernorm_fwd(x, this.w(p + 'ln_2.weight'), this.w(p + 'ln_2.bias'), h, mean, rstd, B, C, eps);
-        k.matvec(h, this.w(p + 'mlp.c_fc.weight'), this.w(p + 'mlp.c_fc.bias'), f1, B, C, 4 * C);
+        this.proj(h, p + 'mlp.c_fc', f1, C, 4 * C);
         k.gelu_fwd(f1, f1, B * 4 * C);
-        k.matvec(f1, this.w(p + 'mlp.c_proj.weight'), this.w(p + 'mlp.c_proj.bias'), tmp, B, 4 * C, C);
+        this.proj(f1, p + 'mlp.c_proj', tmp, 4 * C, C);
         k.add_to(x, tmp, B * C);
       }
       k.layernorm_fwd(x, this.w('ln_f.weight'), this.w('ln_f.bias'), h, mean, rstd, B, C, eps);

@@ -5,7 +5,8 @@ import { testBackend } from '../../helpers';
 import { biasAdd, causalSoftmax, crossEntropy, gelu, layerNorm, rmsNorm, swiglu, transpose2d } from '../../../src/engine/layers';
 import { fusedAvailable, setFused } from '../../../src/engine/kernels/fused';
 import { AdamW, clipByGlobalNorm } from '../../../src/engine/train/optim';
-import { initModel } from '../../../src/engine/causal-lm';
+import { initModel, parameterShapes } from '../../../src/engine/causal-lm';
+import { Lora, loraConfig, targetModules } from '../../../src/engine/lora';
 import { configFromJson, defaultConfig, ModelConfig } from '../../../src/engine/config';
 import { lossAndGrads } from '../../../src/engine/train/grad-thread';
 import { generate, generateMany } from '../../../src/engine/generate';
@@ -259,6 +260,59 @@ for (const [name, cfg] of MODELS) {
       assert.deepEqual(batched[j].tokens, alone.tokens, `prompt ${j}`);
       assert.deepEqual(batched[j].finished, alone.finished, `prompt ${j}`);
     }
+    model.dispose();
+  });
+
+  test(`${name}: a sequence's logits are the same bits decoded alone or in a batch of 5 (four rows at a time, then one)`, () => {
+    const model = initModel(cfg, 8);
+    const seqs = [[1, 2, 3, 4, 5], [5, 4, 3, 2, 1], [2, 2, 2, 2, 2], [9, 1, 9, 1, 9], [3, 1, 4, 1, 5]];
+    const V = cfg.vocab_size;
+    const batch = FusedDecoder.from(model, 5, { k: [], v: [], length: 0 })!;
+    const alone = seqs.map(() => FusedDecoder.from(model, 1, { k: [], v: [], length: 0 })!);
+    for (let pos = 0; pos < 5; pos++) {
+      const got = Float32Array.from(batch.step(seqs.map((q) => q[pos]), pos));
+      seqs.forEach((q, b) => assert.deepEqual(got.subarray(b * V, (b + 1) * V), Float32Array.from(alone[b].step([q[pos]], pos)), `sequence ${b}, position ${pos}`));
+    }
+    for (const d of [batch, ...alone]) d.dispose();
+    model.dispose();
+  });
+
+  test(`${name} with a LoRA adapter: the fused decoder (merged weights) gives the op path's logits and tokens, not the base's`, async () => {
+    const model = initModel(cfg, 6);
+    const lc = loraConfig(cfg.arch ?? 'gpt2', { r: 4, alpha: 8 });
+    const modules = targetModules(parameterShapes(cfg), lc.targets);
+    // B non-zero (a trained adapter), so the adapter changes every logit
+    const r = new Rng(21);
+    const weights = new Map([...modules].map(([m, [inF, outF]]) => [m, { A: Float32Array.from({ length: inF * 4 }, () => 0.3 * r.normal()), B: Float32Array.from({ length: 4 * outF }, () => 0.3 * r.normal()) }]));
+    model.attachLora(new Lora(lc, modules, 1, weights, false));
+    const B = 2, seqs = [[1, 2, 3, 4, 5, 6, 7], [7, 6, 5, 4, 3, 2, 1]], T = 7;
+    const V = cfg.vocab_size;
+    setFused(false);
+    const expected = tf.tidy(() => model.logits(tf.tensor2d(seqs, [B, T], 'int32')).dataSync() as Float32Array);
+    const base = tf.tidy(() => model.logits(tf.tensor2d(seqs, [B, T], 'int32'), { adapter: false }).dataSync() as Float32Array);
+    setFused(true);
+    const before = tf.memory().numTensors;
+    const dec = FusedDecoder.from(model, B, { k: [], v: [], length: 0 })!;
+    assert.ok(dec, 'the decoder serves a model with an adapter');
+    let worst = 0, fromBase = 0;
+    for (let pos = 0; pos < T; pos++) {
+      const got = dec.step(seqs.map((q) => q[pos]), pos);
+      for (let b = 0; b < B; b++) {
+        const at = (b * T + pos) * V;
+        worst = Math.max(worst, maxDiff(got.subarray(b * V, (b + 1) * V), expected.subarray(at, at + V)));
+        fromBase = Math.max(fromBase, maxDiff(got.subarray(b * V, (b + 1) * V), base.subarray(at, at + V)));
+      }
+    }
+    dec.dispose();
+    assert.equal(tf.memory().numTensors, before, 'the merged weights are freed with the decoder');
+    assert.ok(worst < 1e-4, `logits: max difference ${worst}`);
+    assert.ok(fromBase > 1e-2, `the adapter is in the decoded logits (they differ from the base's by ${fromBase})`);
+    const o = { maxNewTokens: 12, temperature: 1, topK: 0, topP: 1, seed: 4 };
+    setFused(true);
+    const fast = await generate(model, [1, 2, 3], 3, o);
+    setFused(false);
+    const slow = await generate(model, [1, 2, 3], 3, o);
+    assert.deepEqual(fast.tokens, slow.tokens);
     model.dispose();
   });
 }

@@ -432,6 +432,63 @@ export function add_to(x: usize, y: usize, n: i32): void {
 // y [B, N] = x [B, K] @ W [K, N] (+ bias [N] when bias != 0). Four rows of W per pass over y, each
 // row of W read once for all B (the weights, not the activations, are what a decoding step streams).
 export function matvec(x: usize, W: usize, bias: usize, y: usize, B: i32, K: i32, N: i32): void {
+  // four sequences at a time with their sums in registers over the whole of K (a batch's decoding
+  // step, PPO's rollouts), the rest as below: every output's sum in the same order either way
+  let b = 0;
+  for (; b + 4 <= B; b += 4) matvec4(at(x, b * K), W, bias, at(y, b * N), K, N);
+  if (b < B) matvecRows(at(x, b * K), W, bias, at(y, b * N), B - b, K, N);
+}
+
+// y [4, N] = x [4, K] @ W [K, N] (+ bias): for each 8 columns the 4 rows' sums stay in registers
+// while k runs over K (one row of W, contiguous, per k), adding x[k] w[k] in the order of k as
+// matvecRows does, so a sequence gets the same logits in a batch of any size.
+function matvec4(x: usize, W: usize, bias: usize, y: usize, K: i32, N: i32): void {
+  const N8 = N & ~7, N4 = N & ~3;
+  const x0 = x, x1 = at(x, K), x2 = at(x, 2 * K), x3 = at(x, 3 * K);
+  let j = 0;
+  for (; j < N8; j += 8) {
+    const ia = bias ? v128.load(at(bias, j)) : f32x4.splat(0), ib = bias ? v128.load(at(bias, j + 4)) : f32x4.splat(0);
+    let p0 = ia, q0 = ib, p1 = ia, q1 = ib, p2 = ia, q2 = ib, p3 = ia, q3 = ib;
+    for (let k = 0; k < K; k++) {
+      const w = at(W, k * N + j);
+      const va = v128.load(w), vb = v128.load(w, 16);
+      const a0 = f32x4.splat(load<f32>(at(x0, k))), a1 = f32x4.splat(load<f32>(at(x1, k))), a2 = f32x4.splat(load<f32>(at(x2, k))), a3 = f32x4.splat(load<f32>(at(x3, k)));
+      p0 = f32x4.add(p0, f32x4.mul(a0, va)); q0 = f32x4.add(q0, f32x4.mul(a0, vb));
+      p1 = f32x4.add(p1, f32x4.mul(a1, va)); q1 = f32x4.add(q1, f32x4.mul(a1, vb));
+      p2 = f32x4.add(p2, f32x4.mul(a2, va)); q2 = f32x4.add(q2, f32x4.mul(a2, vb));
+      p3 = f32x4.add(p3, f32x4.mul(a3, va)); q3 = f32x4.add(q3, f32x4.mul(a3, vb));
+    }
+    v128.store(at(y, j), p0); v128.store(at(y, j + 4), q0);
+    v128.store(at(y, N + j), p1); v128.store(at(y, N + j + 4), q1);
+    v128.store(at(y, 2 * N + j), p2); v128.store(at(y, 2 * N + j + 4), q2);
+    v128.store(at(y, 3 * N + j), p3); v128.store(at(y, 3 * N + j + 4), q3);
+  }
+  for (; j < N4; j += 4) {
+    const init = bias ? v128.load(at(bias, j)) : f32x4.splat(0);
+    let p0 = init, p1 = init, p2 = init, p3 = init;
+    for (let k = 0; k < K; k++) {
+      const v = v128.load(at(W, k * N + j));
+      p0 = f32x4.add(p0, f32x4.mul(f32x4.splat(load<f32>(at(x0, k))), v));
+      p1 = f32x4.add(p1, f32x4.mul(f32x4.splat(load<f32>(at(x1, k))), v));
+      p2 = f32x4.add(p2, f32x4.mul(f32x4.splat(load<f32>(at(x2, k))), v));
+      p3 = f32x4.add(p3, f32x4.mul(f32x4.splat(load<f32>(at(x3, k))), v));
+    }
+    v128.store(at(y, j), p0);
+    v128.store(at(y, N + j), p1);
+    v128.store(at(y, 2 * N + j), p2);
+    v128.store(at(y, 3 * N + j), p3);
+  }
+  for (; j < N; j++) {
+    for (let r = 0; r < 4; r++) {
+      const xr = at(x, r * K);
+      let s: f32 = bias ? load<f32>(at(bias, j)) : 0;
+      for (let k = 0; k < K; k++) s = s + load<f32>(at(xr, k)) * load<f32>(at(W, k * N + j));
+      store<f32>(at(y, r * N + j), s);
+    }
+  }
+}
+
+function matvecRows(x: usize, W: usize, bias: usize, y: usize, B: i32, K: i32, N: i32): void {
   const N4 = N & ~3;
   for (let b = 0; b < B; b++) {
     if (bias) memory.copy(at(y, b * N), bias, <usize>N << 2);
