@@ -101,7 +101,7 @@ export function activate(context: vscode.ExtensionContext): void {
         { location: vscode.ProgressLocation.Notification, title: `RLHF: ${title}`, cancellable: true },
         (progress, token) => {
           token.onCancellationRequested(() => worker.cancel());
-          let last = 0;
+          let last = 0, shown = 0;
           return worker.run(full, cwd, { RLHF_BACKEND: cfg().get<string>('backend', 'auto'), RLHF_NATIVE_MODULES: nativeModulesDir(context) }, {
             onResult,
             onLog: (line) => {
@@ -124,6 +124,11 @@ export function activate(context: vscode.ExtensionContext): void {
               }
             },
             onProgress: (p) => {
+              // a small model reports a hundred steps a second: shown four times a second (a status
+              // bar item rewritten every frame re-renders the window, and cannot be clicked while it moves)
+              const now = Date.now();
+              if (now - shown < 250 && p.step < p.total) return;
+              shown = now;
               const pct = (100 * p.step) / p.total;
               const loss = p.metrics.loss !== undefined ? ` loss ${p.metrics.loss.toFixed(3)}` : '';
               progress.report({ increment: pct - last, message: `step ${p.step}/${p.total}${loss}` });

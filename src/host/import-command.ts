@@ -16,6 +16,7 @@ export function registerImportCommand(context: vscode.ExtensionContext, folder: 
       let from = uri?.fsPath;
       if (!from) {
         const picked = await vscode.window.showOpenDialog({
+          defaultUri: vscode.Uri.file(ws),
           canSelectFolders: true,
           canSelectFiles: false,
           canSelectMany: false,

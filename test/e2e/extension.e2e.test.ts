@@ -229,11 +229,23 @@ e2eTest('Import Model or Training Log: a trainer\'s output folder (model and Ten
   // VS Code's folder dialog (the simple one in a browser): type the folder, accept
   const input = page.locator('.quick-input-widget .quick-input-box input').first();
   await input.waitFor({ timeout: 30_000 });
-  // once the dialog has put its starting folder in (typed before, the text would be replaced)
-  await page.waitForFunction(`(document.querySelector('.quick-input-widget .quick-input-box input')?.value ?? '').startsWith('/')`, undefined, { timeout: 30_000 });
-  await input.fill(out + '/');
-  // the dialog lists the folder's contents once it is there
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'runs' }).first().waitFor({ timeout: 30_000 });
+  // once the dialog has settled on its starting folder (it may set it twice, the workspace and then
+  // the open editor's folder: text typed before that is replaced, as a fresh-clone run showed)
+  const value = () => input.inputValue();
+  for (let last = '', since = Date.now(), t0 = Date.now(); ; await page.waitForTimeout(100)) {
+    const v = await value();
+    if (v !== last) [last, since] = [v, Date.now()];
+    if (v.startsWith('/') && Date.now() - since > 1500) break;
+    assert.ok(Date.now() - t0 < 30_000, `the folder dialog did not settle (${v})`);
+  }
+  // typed until the dialog keeps it and lists the folder's contents
+  for (let attempt = 1; ; attempt++) {
+    await input.fill(out + '/');
+    const listed = await page.locator('.quick-input-list .monaco-list-row', { hasText: 'runs' }).first().waitFor({ timeout: 10_000 }).then(() => true, () => false);
+    await page.waitForTimeout(500);
+    if (listed && (await value()) === out + '/') break;
+    assert.ok(attempt < 3, `the folder dialog shows ${await value()}, not ${out}/`);
+  }
   await shot('import-folder-dialog');
   await page.locator('.quick-input-widget .monaco-button', { hasText: 'Import' }).first().click();
   const toast = page.locator('.notification-toast', { hasText: /RLHF: imported trl-output/ }).first();
