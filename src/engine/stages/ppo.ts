@@ -154,11 +154,6 @@ interface PpoModels {
 }
 
 /**
- * The four models of a PPO run. With LoRA the policy trains an adapter and the reference is the
- * same weights with the adapter switched off (no second copy, as TRL does with PEFT); the critic
- * trains its own adapter on the reward model's frozen trunk, and its head.
- */
-/**
  * Whether the critic and the reward model go to a second thread: with two threads (0: both cores)
  * on a CPU backend. A GPU runs one model at a time anyway, and its values are read only asynchronously.
  */
@@ -166,6 +161,11 @@ function secondThread(threads: number): boolean {
   return (threads > 0 ? threads : autoThreads()) >= 2 && ['wasm', 'cpu'].includes(tf.getBackend());
 }
 
+/**
+ * The four models of a PPO run. With LoRA the policy trains an adapter and the reference is the
+ * same weights with the adapter switched off (no second copy, as TRL does with PEFT); the critic
+ * trains its own adapter on the reward model's frozen trunk, and its head.
+ */
 async function buildModels(models: ReturnType<typeof loadModels>, stats: { mean: number; std: number }, lora: LoraOptions | undefined, runDir: string, seed: number, resumed: boolean): Promise<PpoModels> {
   const policy = resumed ? modelFromLoaded(models.policy, true) : await startModel(models.policy, lora, runDir, seed);
   const ref = policy.lora ? adapterOff(policy) : createModel(models.ref.config, mergedWeights(models.ref), false);
