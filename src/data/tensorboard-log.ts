@@ -43,10 +43,12 @@ export function findEventFiles(dir: string): string[] {
 /**
  * A scalar's tag as a metrics.jsonl name: after the Trainer's rewrite_logs, train/x is x and eval/x
  * stays; characters other than letters, digits, _ . - and / (TensorBoard allows any: "bleu/split:dev")
- * become _, the names the dashboard draws and exports.
+ * become _, the names the dashboard draws and exports. A bare "step" or "time" tag becomes "_step"/"_time".
  */
 export function metricName(tag: string): string {
-  const name = tag.startsWith('train/') ? tag.slice('train/'.length) : tag;
+  // (a logged "step" or "time" keeps its prefix: those two names are every row's own)
+  const name = tag.startsWith('train/') && !['train/step', 'train/time'].includes(tag) ? tag.slice('train/'.length) : tag;
+  if (name === 'step' || name === 'time') return `_${name}`;
   return name.replace(/[^\w.\-/]/g, '_').split('/').map((w) => (w === '' || w === '.' || w === '..' ? '_' : w)).join('/').slice(0, 100);
 }
 

@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FIXTURES, tmpDir } from '../helpers';
 import { crc32c, maskedCrc32c, readEventFile } from '../../src/data/tfevents';
-import { findEventFiles, readTensorboardLog } from '../../src/data/tensorboard-log';
+import { findEventFiles, metricName, readTensorboardLog } from '../../src/data/tensorboard-log';
 import { isMetricName, parseHostToDashboard } from '../../src/protocol/dashboard';
 
 const TBX = path.join(FIXTURES, 'tensorboard', 'tensorboardx', 'events.out.tfevents.1661684667.applepie4');
@@ -145,4 +145,16 @@ test('a resumed run\'s second file replaces the steps it logged again; files are
   assert.equal(files.length, 2);
   const log = readTensorboardLog(dir, files);
   assert.deepEqual(log.rows.map((r) => [r.step, r.loss]), [[3, 1.5], [4, 0.75], [5, 0.5]]);
+});
+
+test('tags as metric names: the Trainer\'s train/ prefix dropped, eval/ kept, odd characters made drawable, a row\'s own step and time never overwritten', () => {
+  assert.equal(metricName('train/loss'), 'loss');
+  assert.equal(metricName('train/rewards/chosen'), 'rewards/chosen');
+  assert.equal(metricName('eval/loss'), 'eval/loss');
+  assert.equal(metricName('bleu/split:dev'), 'bleu/split_dev');
+  assert.equal(metricName('a//b/../c d'), 'a/_/b/_/c_d');
+  assert.equal(metricName('train/step'), 'train/step');
+  assert.equal(metricName('train/time'), 'train/time');
+  assert.equal(metricName('step'), '_step');
+  assert.equal(metricName('time'), '_time');
 });
