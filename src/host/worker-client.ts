@@ -23,6 +23,11 @@ export class WorkerClient {
     return this.child !== undefined;
   }
 
+  /** The worker's process id while it runs. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   run(argv: string[], cwd: string, env: Record<string, string>, ev: WorkerEvents): Promise<number> {
     if (this.child) return Promise.reject(new Error('a training run is already in progress'));
     this.cancelled = false;

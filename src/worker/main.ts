@@ -2,10 +2,23 @@
  * The training worker: a child process forked by the extension host. It runs the same commands
  * as the `rlhf` CLI and reports over IPC with the messages of src/protocol/worker.ts.
  */
+import * as os from 'os';
 import { runCommand } from '../cli/main';
 import { requestStop } from '../cli/commands/shared';
 import { Reporter } from '../cli/progress';
 import { WorkerToHost, parseHostMessage } from '../protocol/worker';
+
+/**
+ * Training takes every core it is given; the editor must stay responsive beside it. The worker
+ * lowers its own priority (nice 10) before it starts any thread, so its gradient threads inherit
+ * it: it still gets whatever the editor leaves idle, and the editor's processes come first.
+ */
+export const WORKER_NICE = 10;
+try {
+  os.setPriority(WORKER_NICE);
+} catch {
+  // not permitted here: the worker runs at the editor's priority
+}
 
 function send(m: WorkerToHost): void {
   process.send?.(m);

@@ -29,6 +29,34 @@ test('the worker process runs a stage and reports progress over IPC', async () =
   assert.equal(run.read().status, 'completed');
 });
 
+test('the worker and its gradient threads run at a lower priority than the editor (nice 10)', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
+  const { argv } = setup();
+  const client = new WorkerClient(ROOT);
+  const nice = new Map<number, number>(); // thread id -> nice, seen while training
+  const code = await client.run([...argv, '--steps', '12', '--threads', '2'], ROOT, {}, {
+    onLog: () => {},
+    onProgress: () => {
+      const pid = client.pid!;
+      for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+        try {
+          // stat: "pid (comm) state ..." with nice the 19th field; comm may hold spaces
+          const fields = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+          nice.set(Number(tid), Number(fields[16]));
+        } catch {
+          // the thread ended
+        }
+      }
+      nice.set(-1, pid); // the main thread's id is the process id
+    },
+  });
+  assert.equal(code, 0);
+  const pid = nice.get(-1)!;
+  nice.delete(-1);
+  assert.equal(nice.get(pid), 10, 'the main thread');
+  // threads started after the worker lowered its priority (the gradient thread among them) inherit it
+  assert.ok([...nice.entries()].filter(([tid, n]) => tid !== pid && n === 10).length >= 1, `threads' nice values: ${JSON.stringify([...nice])}`);
+});
+
 test('cancel stops the worker cleanly with a checkpoint, and the run resumes', async () => {
   const { argv, run } = setup();
   const client = new WorkerClient(ROOT);
