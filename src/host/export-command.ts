@@ -15,6 +15,7 @@ export function registerExportCommand(context: vscode.ExtensionContext, runsDir:
     vscode.commands.registerCommand('rlhf.runs.export', async (node?: RunNode) => {
       const ws = folder(), dir = runsDir();
       if (!ws || !dir) return void vscode.window.showErrorMessage('RLHF: open a folder first.');
+      if (!vscode.workspace.isTrusted) return void vscode.window.showWarningMessage('RLHF: exporting writes into the workspace; it is disabled in an untrusted workspace.');
       let run = node?.kind === 'run' ? node.dir : undefined;
       if (!run) {
         const done = listRuns(dir).filter((r) => EXPORTABLE.includes(r.info.stage) && r.info.status === 'completed');

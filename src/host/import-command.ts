@@ -13,6 +13,7 @@ export function registerImportCommand(context: vscode.ExtensionContext, folder: 
     vscode.commands.registerCommand('rlhf.import', async (uri?: vscode.Uri) => {
       const ws = folder();
       if (!ws) return void vscode.window.showErrorMessage('RLHF: open a folder first.');
+      if (!vscode.workspace.isTrusted) return void vscode.window.showWarningMessage('RLHF: importing writes into the workspace; it is disabled in an untrusted workspace.');
       let from = uri?.fsPath;
       if (!from) {
         const picked = await vscode.window.showOpenDialog({

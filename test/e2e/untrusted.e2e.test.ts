@@ -25,4 +25,8 @@ e2eTest('in an untrusted workspace the views browse, but nothing trains', async 
   await vs.page.locator('.notifications-toasts', { hasText: 'training is disabled in an untrusted workspace' }).waitFor({ timeout: 30_000 });
   assert.ok(!fs.existsSync(path.join(vs.workspace, '.rlhf')), 'no run was written');
   await vs.shot('untrusted-workspace');
+  // importing and exporting write into the workspace too
+  await runCommand(vs.page, 'RLHF: Import Model or Training Log…');
+  await vs.page.locator('.notifications-toasts', { hasText: 'importing writes into the workspace; it is disabled in an untrusted workspace' }).waitFor({ timeout: 30_000 });
+  assert.equal(await vs.page.locator('.quick-input-widget .quick-input-title', { hasText: "Import a trainer's output" }).count(), 0, 'no folder dialog');
 });
