@@ -106,28 +106,8 @@ function readTokenizer(config: ModelConfig, dir: string): Tokenizer {
   }
 }
 
-/**
- * What a plan needs of a model folder (a Hub id in the cache, or a LoRA adapter folder: its base's),
- * without reading a weight: the config, the tokenizer, and an adapter's rank.
- */
-export function readModelHead(dirOrId: string): { config: ModelConfig; tokenizer: Tokenizer; adapterR?: number } {
-  const dir = fs.existsSync(dirOrId) ? dirOrId : resolveModelPath(dirOrId) ?? dirOrId;
-  if (!fs.existsSync(path.join(dir, 'config.json')) && fs.existsSync(path.join(dir, 'adapter_config.json'))) {
-    let ac: Record<string, unknown>;
-    try {
-      ac = JSON.parse(readRegularFile(path.join(dir, 'adapter_config.json'), 1 << 20).toString('utf8'));
-    } catch (e) {
-      throw new ModelDirError(`${path.join(dir, 'adapter_config.json')}: ${(e as Error).message.split('\n')[0]}`);
-    }
-    if (typeof ac.base_model_name_or_path !== 'string' || !ac.base_model_name_or_path) throw new ModelDirError(`${dir}/adapter_config.json: base_model_name_or_path names no base model (rlhf import DIR --base MODEL makes a copy that names one)`);
-    return { ...readModelHead(resolveBase(ac.base_model_name_or_path, dir)), adapterR: Number(ac.r) };
-  }
-  const { config } = readConfig(dir);
-  return { config, tokenizer: readTokenizer(config, dir) };
-}
-
-/** A PEFT LoRA adapter folder: its base model (read as any model folder) with the adapter's weights. */
-function readAdapterDir(dir: string): LoadedModel {
+/** An adapter folder's adapter_config.json, parsed, and the base model it names (one line when it names none). */
+function readAdapterConfig(dir: string): { file: string; ac: Record<string, unknown>; base: string } {
   const file = path.join(dir, 'adapter_config.json');
   let ac: Record<string, unknown>;
   try {
@@ -135,12 +115,32 @@ function readAdapterDir(dir: string): LoadedModel {
   } catch (e) {
     throw new ModelDirError(`${file}: ${(e as Error).message.split('\n')[0]}`);
   }
+  if (typeof ac?.base_model_name_or_path !== 'string' || !ac.base_model_name_or_path) throw new ModelDirError(`${file}: base_model_name_or_path names no base model (rlhf import DIR --base MODEL makes a copy that names one)`);
+  return { file, ac, base: ac.base_model_name_or_path };
+}
+
+/**
+ * What a plan needs of a model folder (a Hub id in the cache, or a LoRA adapter folder: its base's),
+ * without reading a weight: the config, the tokenizer, and an adapter's rank.
+ */
+export function readModelHead(dirOrId: string): { config: ModelConfig; tokenizer: Tokenizer; adapterR?: number } {
+  const dir = fs.existsSync(dirOrId) ? dirOrId : resolveModelPath(dirOrId) ?? dirOrId;
+  if (!fs.existsSync(path.join(dir, 'config.json')) && fs.existsSync(path.join(dir, 'adapter_config.json'))) {
+    const { ac, base } = readAdapterConfig(dir);
+    return { ...readModelHead(resolveBase(base, dir)), adapterR: Number(ac.r) };
+  }
+  const { config } = readConfig(dir);
+  return { config, tokenizer: readTokenizer(config, dir) };
+}
+
+/** A PEFT LoRA adapter folder: its base model (read as any model folder) with the adapter's weights. */
+function readAdapterDir(dir: string): LoadedModel {
+  const { file, ac, base: baseName } = readAdapterConfig(dir);
   if (ac.peft_type !== 'LORA') throw new ModelDirError(`${file}: peft_type "${String(ac.peft_type)}" is not supported (only LORA)`);
   if (!Array.isArray(ac.target_modules)) throw new ModelDirError(`${file}: target_modules must be a list of module names (a regular expression is not supported)`);
   if (ac.use_dora === true) throw new ModelDirError(`${file}: DoRA adapters are not supported`);
-  if (typeof ac.base_model_name_or_path !== 'string' || !ac.base_model_name_or_path) throw new ModelDirError(`${file}: base_model_name_or_path names no base model (rlhf import DIR --base MODEL makes a copy that names one)`);
-  const baseDir = resolveBase(ac.base_model_name_or_path, dir);
-  if (!fs.existsSync(path.join(baseDir, 'config.json'))) throw new ModelDirError(`${dir}: the adapter's base model ${ac.base_model_name_or_path} is not there (${baseDir}); download it or fix base_model_name_or_path`);
+  const baseDir = resolveBase(baseName, dir);
+  if (!fs.existsSync(path.join(baseDir, 'config.json'))) throw new ModelDirError(`${dir}: the adapter's base model ${baseName} is not there (${baseDir}); download it or fix base_model_name_or_path`);
   const base = readModelDir(baseDir);
   if (base.adapter) throw new ModelDirError(`${dir}: the base model ${baseDir} is itself an adapter; merge it first (rlhf merge-lora)`);
   let lcfg: LoraConfig;
