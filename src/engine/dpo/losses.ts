@@ -14,6 +14,7 @@
  * with K = 2 it is the sigmoid loss; a record with everything tied gives no term (it is skipped).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { CausalLM } from '../causal-lm';
 
 export type DpoLossType = 'sigmoid' | 'ipo';
 
@@ -119,4 +120,34 @@ export function dpoMetrics(logp: ArrayLike<number>, logpRef: ArrayLike<number>, 
     'logps/chosen': mean(([w]) => logp[w]),
     'logps/rejected': mean(([, l]) => logp[l]),
   };
+}
+
+/** K-way rankings: 'pl' (Plackett-Luce over the whole ranking) or 'pairs' (all C(K,2) pairs). */
+export type KwayMode = 'pl' | 'pairs';
+
+/** The loss a batch trains on: Plackett-Luce, the sigmoid loss's K-way form, where it applies; IPO and label smoothing are defined on pairs. */
+export function dpoLoss(logratio: tf.Tensor1D, groups: RankedGroup[], c: DpoLossConfig & { kway: KwayMode }): tf.Scalar {
+  return usesPlackettLuce(c) ? plackettLuceLoss(logratio, groups, c.beta) : pairwiseLoss(logratio, groups, c);
+}
+
+function usesPlackettLuce(c: DpoLossConfig & { kway: KwayMode }): boolean {
+  return c.kway === 'pl' && c.loss === 'sigmoid' && c.labelSmoothing === 0;
+}
+
+/**
+ * How many terms `dpoLoss` averages over these groups: rankings with two different ranks
+ * (Plackett-Luce) or pairs. A batch split into parts has the loss sum_i (terms_i / terms) loss_i.
+ */
+export function dpoLossTerms(groups: RankedGroup[], c: DpoLossConfig & { kway: KwayMode }): number {
+  const pairs = groups.map((g) => groupPairs(g).length);
+  return usesPlackettLuce(c) ? pairs.filter((n) => n > 0).length : pairs.reduce((a, n) => a + n, 0);
+}
+
+/** Sum of log pi(response tokens | context) per sequence [N]; `mask` [N, T] marks the positions that predict a response token. */
+export function sequenceLogps(model: CausalLM, ids: tf.Tensor2D, mask: tf.Tensor2D): tf.Tensor1D {
+  const [N, T] = ids.shape;
+  const logp = tf.logSoftmax(model.logits(ids));
+  const next = tf.concat([tf.slice(ids, [0, 1], [N, T - 1]), tf.zeros([N, 1], 'int32')], 1);
+  const picked = tf.reshape(tf.sum(tf.mul(logp, tf.oneHot(tf.reshape(next, [N * T]), model.config.vocab_size)), 1), [N, T]);
+  return tf.sum(tf.mul(picked, mask), 1) as tf.Tensor1D;
 }

@@ -21,11 +21,13 @@ import { RunDir } from '../../data/run';
 import { writeFileAtomic } from '../../data/durable';
 import { loadModel, modelFiles, readModelDir, writeFilesAtomic } from '../checkpoint';
 import { startModel } from './model-setup';
-import { checkStageMemory } from '../memory';
+import { checkStageMemory, dataParallel } from '../memory';
 import { Objective, TrainConfig, evaluationsFrom, train as trainLoop } from '../train/trainer';
 import { Pass, PlannedModel, shapeOfConfig } from '../cost';
 import { Ranking, comparisons } from '../../data/rm';
-import { DpoLossConfig, RankedGroup, dpoMetrics, pairwiseLoss, plackettLuceLoss } from '../dpo/losses';
+import { DpoLossConfig, KwayMode, RankedGroup, dpoLoss, dpoLossTerms, dpoMetrics, sequenceLogps } from '../dpo/losses';
+import { GradThreads, autoThreads } from '../train/parallel';
+import { DpoBatch, dpoLossAndGrads } from '../train/grad-thread';
 import { readRmFile } from './rm';
 import { DEFAULT_TRAIN, DatasetStageOptions, StageHooks, checkRecorded, datasetRunInfo, openResume, runLifecycle, trainEvalSplit } from './common';
 import { encodeContext } from '../chat';
@@ -33,7 +35,7 @@ import { encodeContext } from '../chat';
 // ---- hyperparameters -------------------------------------------------------------------------
 export interface DpoConfig extends DpoLossConfig {
   /** K-way rankings: 'pl' (Plackett-Luce over the whole ranking) or 'pairs' (all C(K,2) pairs). */
-  kway: 'pl' | 'pairs';
+  kway: KwayMode;
 }
 export const DEFAULT_DPO: DpoConfig = { beta: 0.1, loss: 'sigmoid', labelSmoothing: 0, kway: 'pl' };
 /** DPO moves a model little per step: a low learning rate, as TRL's default 1e-6 is for 7B models and far too low here. */
@@ -106,15 +108,6 @@ function batchOf(records: DpoRecord[], pad: number, kway: DpoConfig['kway']) {
   return { ids, mask, N: seqs.length, T, groups, pl: kway === 'pl' };
 }
 
-/** Sum of log pi(response tokens | context) per sequence [N]. */
-export function sequenceLogps(model: CausalLM, ids: tf.Tensor2D, mask: tf.Tensor2D): tf.Tensor1D {
-  const [N, T] = ids.shape;
-  const logp = tf.logSoftmax(model.logits(ids));
-  const next = tf.concat([tf.slice(ids, [0, 1], [N, T - 1]), tf.zeros([N, 1], 'int32')], 1);
-  const picked = tf.reshape(tf.sum(tf.mul(logp, tf.oneHot(tf.reshape(next, [N * T]), model.config.vocab_size)), 1), [N, T]);
-  return tf.sum(tf.mul(picked, mask), 1) as tf.Tensor1D;
-}
-
 /** Log-probabilities of every response of every record, a few records at a time, without gradients. */
 async function allLogps(model: CausalLM, records: DpoRecord[], pad: number): Promise<number[][]> {
   const out: number[][] = [];
@@ -151,11 +144,6 @@ async function referenceLogps(model: CausalLM, data: { train: DpoRecord[]; eval:
   return { train, eval: await allLogps(model, data.eval, pad) };
 }
 
-function lossOf(lr: tf.Tensor1D, groups: RankedGroup[], c: DpoConfig): tf.Scalar {
-  // Plackett-Luce is the sigmoid loss's K-way form; IPO and label smoothing are defined on pairs
-  return c.kway === 'pl' && c.loss === 'sigmoid' && c.labelSmoothing === 0 ? plackettLuceLoss(lr, groups, c.beta) : pairwiseLoss(lr, groups, c);
-}
-
 const REF_FILE = 'reference_logps.json';
 
 /** The passes a DPO run makes from `fromStep` on (the batches are fixed by the seed): the policy's training and evaluations. */
@@ -179,10 +167,10 @@ export function dpoPlan(policy: PlannedModel, data: { train: DpoRecord[]; eval: 
 }
 
 // ---- the objective -----------------------------------------------------------------------------
-function dpoObjective(policy: CausalLM, tok: Tokenizer, data: { train: DpoRecord[]; eval: DpoRecord[] }, ref: { train: (number[] | null)[]; eval: number[][] }, c: DpoConfig, cfg: TrainConfig): Objective {
+async function dpoObjective(policy: CausalLM, tok: Tokenizer, data: { train: DpoRecord[]; eval: DpoRecord[] }, ref: { train: (number[] | null)[]; eval: number[][] }, c: DpoConfig, cfg: TrainConfig): Promise<Objective> {
   const order = epochOrder(data.train.length, deriveSeed(cfg.seed, 0xd0));
-  const names = new Map([...policy.params].map(([k, v]) => [v.name, k]));
-  const vars = [...policy.params.values()].filter((v) => v.trainable);
+  // data parallelism: replicas of the policy on other threads, each with a share of the rankings
+  const par = cfg.threads > 1 && cfg.batchSize > 1 ? await GradThreads.start(policy, Math.min(cfg.threads, cfg.batchSize) - 1) : undefined;
   let evalRows: Record<string, unknown>[] = [];
   const evaluate = async (records: DpoRecord[], refs: number[][]): Promise<Record<string, number>> => {
     if (!records.length) return {};
@@ -197,7 +185,7 @@ function dpoObjective(policy: CausalLM, tok: Tokenizer, data: { train: DpoRecord
     }
     const flat = lp.flat(), flatRef = refs.flat();
     const b = batchOf(records, tok.eot, c.kway);
-    const loss = await takeScalar(tf.tidy(() => lossOf(tf.sub(tf.tensor1d(flat), tf.tensor1d(flatRef)) as tf.Tensor1D, b.groups, c)));
+    const loss = await takeScalar(tf.tidy(() => dpoLoss(tf.sub(tf.tensor1d(flat), tf.tensor1d(flatRef)) as tf.Tensor1D, b.groups, c)));
     return { loss, ...dpoMetrics(flat, flatRef, b.groups, c.beta) };
   };
   return {
@@ -205,23 +193,33 @@ function dpoObjective(policy: CausalLM, tok: Tokenizer, data: { train: DpoRecord
     params: policy.params,
     async microStep(step, micro) {
       const picks = Array.from({ length: cfg.batchSize }, (_, r) => order((step * cfg.gradAccum + micro) * cfg.batchSize + r));
-      const b = batchOf(picks.map((i) => data.train[i]), tok.eot, c.kway);
-      const refLp = picks.flatMap((i) => {
+      const refOf = (i: number) => {
         const r = ref.train[i];
         if (!r) throw new Error(`the reference log-probabilities of training record ${i} were not computed (${REF_FILE} does not match this run)`);
         return r;
+      };
+      // rankings split across the threads, record j to part j % n (as the reward model's); one part on one thread
+      const n = par?.size ?? 1;
+      const parts: DpoBatch[] = Array.from({ length: n }, (_, k) => picks.filter((_, j) => j % n === k)).filter((p) => p.length).map((p) => {
+        const b = batchOf(p.map((i) => data.train[i]), tok.eot, c.kway);
+        return { ids: b.ids, mask: b.mask, N: b.N, T: b.T, groups: b.groups, refLogps: Float32Array.from(p.flatMap(refOf)), loss: c };
       });
-      let kept: tf.Tensor | undefined; // the sequence log-probabilities, read after the gradient pass
-      const { value, grads } = tf.tidy(() =>
-        tf.variableGrads(() => {
-          const seq = sequenceLogps(policy, tf.tensor2d(b.ids, [b.N, b.T], 'int32'), tf.tensor2d(b.mask, [b.N, b.T]));
-          kept = tf.keep(tf.clone(seq));
-          return lossOf(tf.sub(seq, tf.tensor1d(refLp)) as tf.Tensor1D, b.groups, c);
-        }, vars),
-      );
-      const loss = await takeScalar(value);
-      const lp = await take(kept!);
-      return { loss, grads: new Map(Object.entries(grads).map(([k, g]) => [names.get(k)!, g])), tokens: b.N * b.T, metrics: dpoMetrics(lp, refLp, b.groups, c.beta) };
+      let loss: number, grads: Map<string, tf.Tensor>, logps: Float32Array;
+      if (par && parts.length > 1) ({ loss, grads, logps } = await par.dpoLossAndGrads(parts, parts.map((p) => dpoLossTerms(p.groups, c))));
+      else {
+        const r = await dpoLossAndGrads(policy, parts[0]);
+        loss = await takeScalar(r.value);
+        ({ grads, logps } = r);
+      }
+      // the metrics over the whole batch: the parts' rows one after another
+      const groups: RankedGroup[] = [];
+      let row = 0;
+      for (const p of parts) {
+        for (const g of p.groups) groups.push({ rows: g.rows.map((x) => x + row), ranks: g.ranks });
+        row += p.N;
+      }
+      const refLogps = Float32Array.from(parts.flatMap((p) => [...p.refLogps]));
+      return { loss, grads, tokens: parts.reduce((a, p) => a + p.N * p.T, 0), metrics: dpoMetrics(logps, refLogps, groups, c.beta) };
     },
     async evaluate() {
       return Object.fromEntries(Object.entries(await evaluate(data.eval, ref.eval)).map(([k, v]) => [`eval/${k}`, v]));
@@ -230,6 +228,8 @@ function dpoObjective(policy: CausalLM, tok: Tokenizer, data: { train: DpoRecord
     async writeModel(dir, files) {
       writeFilesAtomic(dir, { ...(await modelFiles(policy, tok)), ...files });
     },
+    afterUpdate: () => par?.invalidate(),
+    close: async () => par?.close(),
     plan: (fromStep) => dpoPlan(policy, data, c, cfg, tok.eot, fromStep),
   };
 }
@@ -239,13 +239,16 @@ function dpoObjective(policy: CausalLM, tok: Tokenizer, data: { train: DpoRecord
 export async function dpo(o: DpoOptions, hooks: StageHooks = {}) {
   const c: DpoConfig = { ...DEFAULT_DPO, ...o.dpo };
   checkDpoConfig(c);
-  const train: TrainConfig = { ...DEFAULT_TRAIN, ...DPO_TRAIN, ...o.train, threads: 1 };
+  const train: TrainConfig = { ...DEFAULT_TRAIN, ...DPO_TRAIN, ...o.train };
+  train.threads ||= autoThreads(); // recorded, so a resume splits batches the same way
   const loaded = readModelDir(o.model);
   const tokenizer = loaded.tokenizer;
   const data = prepareDpo(o, tokenizer, loaded.config.n_positions, hooks.log); // fails before anything is written
   const longest = Math.max(...data.train.flatMap((r) => r.seqs.map((x) => x.length)));
   const perRecord = Math.max(...data.train.map((r) => r.seqs.length));
-  checkStageMemory(loaded.config, { models: 1, trained: 1, batchSize: train.batchSize * perRecord, seq: longest, loraR: o.lora?.r ?? 0 });
+  // each data-parallel replica takes a share of the rankings, every response of each
+  const dp = dataParallel(train.threads, train.batchSize);
+  checkStageMemory(loaded.config, { models: 1, trained: 1, batchSize: train.batchSize * perRecord, seq: longest, loraR: o.lora?.r ?? 0, threads: dp && { ...dp, batchSize: dp.batchSize * perRecord } });
   const info = datasetRunInfo('dpo', o, loaded.config, train);
   const run = RunDir.create(o.runsDir, { ...info, config: { ...info.config, dpo: c } }, o.runId);
   const model = await startModel(loaded, o.lora, run.dir, train.seed);
@@ -255,7 +258,7 @@ export async function dpo(o: DpoOptions, hooks: StageHooks = {}) {
     // the reference is the starting model: its log-probabilities now, before any update, kept in the run
     const ref = await referenceLogps(model, data, train, tokenizer.eot);
     writeFileAtomic(path.join(run.dir, REF_FILE), JSON.stringify(ref));
-    return await runLifecycle(run, () => trainLoop({ objective: dpoObjective(model, tokenizer, data, ref, c, train), cfg: train, run, ...hooks }));
+    return await runLifecycle(run, async () => trainLoop({ objective: await dpoObjective(model, tokenizer, data, ref, c, train), cfg: train, run, ...hooks }));
   } finally {
     model.dispose();
   }
@@ -272,7 +275,7 @@ export async function resumeDpo(runDir: string, hooks: StageHooks = {}) {
     const ref = JSON.parse(fs.readFileSync(path.join(run.dir, REF_FILE), 'utf8')) as { train: (number[] | null)[]; eval: number[][] };
     if (ref.train?.length !== data.train.length || ref.eval?.length !== data.eval.length) throw new Error(`${run.dir}: ${REF_FILE} does not match the data (was the dataset changed?)`);
     markResumed();
-    return await runLifecycle(run, () => trainLoop({ objective: dpoObjective(model, tokenizer, data, ref, c, config.train), cfg: config.train, run, resume: point, ...hooks }));
+    return await runLifecycle(run, async () => trainLoop({ objective: await dpoObjective(model, tokenizer, data, ref, c, config.train), cfg: config.train, run, resume: point, ...hooks }));
   } finally {
     model.dispose();
   }

@@ -5,6 +5,9 @@
  * share of the batch, and returns its loss and gradients. The main thread combines them and
  * takes the optimizer step.
  *
+ * DPO splits its batch the same way, by rankings: each part returns its loss (a mean over its
+ * rankings or pairs), gradients and the policy's log-probabilities, weighted by its share of the terms.
+ *
  * PPO uses a replica of its critic instead (model parallelism, no batch split): while the main
  * thread runs the policy, this one computes the critic's values of a rollout, the frozen reward
  * model's scores (a second model, `scorer`) and the value loss's gradients. Nothing is summed in
@@ -24,6 +27,7 @@ import { Batch } from './batch';
 import { lmLoss } from './lm-loss';
 import { mapRows } from '../read';
 import { valueLoss } from '../ppo/losses';
+import { DpoLossConfig, KwayMode, RankedGroup, dpoLoss, sequenceLogps } from '../dpo/losses';
 import { adapterOff } from '../causal-lm';
 
 /** A reward-model batch: padded sequences, where each is read, and the pairs (weights global to the whole batch). */
@@ -33,6 +37,20 @@ export interface RankBatch {
   T: number;
   last: number[];
   pairs: PairSet;
+}
+
+/**
+ * A DPO batch: the responses of some rankings, padded [N, T], the mask of the positions that predict
+ * a response token, the rankings (rows and ranks), the reference's log-probabilities [N] and the loss.
+ */
+export interface DpoBatch {
+  ids: Int32Array;
+  mask: Float32Array;
+  N: number;
+  T: number;
+  groups: RankedGroup[];
+  refLogps: Float32Array;
+  loss: DpoLossConfig & { kway: KwayMode };
 }
 
 /** A PPO minibatch for the critic: rows [M, T] of the rollout, its response mask, old values and returns. */
@@ -59,6 +77,7 @@ export type ThreadRequest =
   | { type: 'init'; backend: BackendName; config: ModelConfig; names: string[]; head: boolean; adapter?: ThreadAdapter; scorer?: ThreadScorer }
   | { type: 'grad'; weights?: Float32Array[]; batch: Batch; seed: number }
   | { type: 'rank'; weights?: Float32Array[]; batch: RankBatch; seed: number }
+  | { type: 'dpo'; weights?: Float32Array[]; batch: DpoBatch }
   | { type: 'values'; weights?: Float32Array[]; ids: Int32Array; N: number; T: number }
   | { type: 'scores'; ids: Int32Array; N: number; T: number; last: number[] }
   | { type: 'value-grad'; weights?: Float32Array[]; batch: ValueBatch }
@@ -66,7 +85,7 @@ export type ThreadRequest =
 
 export type ThreadReply =
   | { type: 'ready' }
-  | { type: 'grad'; loss: number; grads: Float32Array[]; rewards?: Float32Array; clipfrac?: number }
+  | { type: 'grad'; loss: number; grads: Float32Array[]; rewards?: Float32Array; clipfrac?: number; logps?: Float32Array }
   | { type: 'values'; values: Float32Array }
   | { type: 'error'; message: string };
 
@@ -117,6 +136,17 @@ export async function rankLossAndGrads(rm: RewardModel, b: RankBatch, rng: Rng) 
     return rankingLoss(r, b.pairs);
   });
   return { ...r, rewards: await take(kept!) };
+}
+
+/** DPO's loss and the policy's gradients over a batch of rankings; also the policy's log-probabilities [N]. */
+export async function dpoLossAndGrads(policy: CausalLM, b: DpoBatch) {
+  let kept: tf.Tensor | undefined;
+  const r = gradsByName(policy.params, () => {
+    const seq = sequenceLogps(policy, tf.tensor2d(b.ids, [b.N, b.T], 'int32'), tf.tensor2d(b.mask, [b.N, b.T]));
+    kept = tf.keep(tf.clone(seq)); // read after the gradient pass (WebGPU reads only asynchronously)
+    return dpoLoss(tf.sub(seq, tf.tensor1d(b.refLogps)) as tf.Tensor1D, b.groups, b.loss);
+  });
+  return { ...r, logps: await take(kept!) };
 }
 
 /** The reward model of a PPO run, frozen, on the critic's thread. */
@@ -189,6 +219,13 @@ if (parentPort) {
         const out = await Promise.all(names.map((n) => take(r.grads.get(n)!)));
         const loss = await takeScalar(r.value);
         reply({ type: 'grad', loss, grads: out, clipfrac: r.clipfrac } satisfies ThreadReply, out.map((a) => a.buffer as ArrayBuffer));
+        return;
+      }
+      if (m.type === 'dpo') {
+        const r = await dpoLossAndGrads(gpt, m.batch);
+        const out = await Promise.all(names.map((n) => take(r.grads.get(n)!)));
+        const loss = await takeScalar(r.value);
+        reply({ type: 'grad', loss, grads: out, logps: r.logps } satisfies ThreadReply, [...out, r.logps].map((a) => a.buffer as ArrayBuffer));
         return;
       }
       const rng = new Rng(m.seed);

@@ -13,7 +13,7 @@ import { Rng, deriveSeed } from '../rng';
 import { currentBackend } from '../backends/backend';
 import { distFile } from '../paths';
 import { Batch } from './batch';
-import { RankBatch, ThreadAdapter, ThreadReply, ThreadRequest, ThreadScorer, ValueBatch, lossAndGrads, rankLossAndGrads } from './grad-thread';
+import { DpoBatch, RankBatch, ThreadAdapter, ThreadReply, ThreadRequest, ThreadScorer, ValueBatch, dpoLossAndGrads, lossAndGrads, rankLossAndGrads } from './grad-thread';
 import { RewardModel } from '../rm/reward-model';
 
 /** How many threads `auto` uses: both cores for the single-threaded CPU backends, else one. */
@@ -194,6 +194,29 @@ export class GradThreads {
       o += r.length;
     }
     return { loss, grads: this.combine(local.grads, replies, parts.map(() => 1)), rewards };
+  }
+
+  /**
+   * DPO's loss and gradients over parts of a batch (whole rankings each). A part's loss is a mean
+   * over its `terms` (rankings or pairs), so it weighs terms_i / sum(terms). Returns the policy's
+   * log-probabilities of every part's rows, in the parts' order.
+   */
+  async dpoLossAndGrads(parts: DpoBatch[], terms: number[]): Promise<{ loss: number; grads: Map<string, tf.Tensor>; logps: Float32Array }> {
+    const total = terms.reduce((a, x) => a + x, 0);
+    const scale = terms.map((t) => t / total);
+    const weights = parts.length > 1 ? await this.weightsIfStale() : undefined;
+    const pending = parts.slice(1).map((p, i) => this.call(this.workers[i], { type: 'dpo', weights, batch: p }));
+    const local = await dpoLossAndGrads(this.model, parts[0]);
+    const replies = (await Promise.all(pending)) as Extract<ThreadReply, { type: 'grad' }>[];
+    let loss = (await takeScalar(local.value)) * scale[0];
+    replies.forEach((r, i) => (loss += r.loss * scale[i + 1]));
+    const logps = new Float32Array(parts.reduce((a, p) => a + p.N, 0));
+    let o = 0;
+    for (const lp of [local.logps, ...replies.map((r) => r.logps!)]) {
+      logps.set(lp, o);
+      o += lp.length;
+    }
+    return { loss, grads: this.combine(local.grads, replies, scale), logps };
   }
 
   // PPO's critic on thread 1. Each request is posted before the method returns: the caller's

@@ -97,3 +97,34 @@ test('DPO with --kway pairs, IPO and label smoothing runs; bad settings and data
   await assert.rejects(dpo({ ...base, data: tied, runId: 'never' }), /no preference to learn from \(every record tied/);
   assert.ok(!fs.existsSync(path.join(base.runsDir, 'never')));
 });
+
+test('DPO split across two threads matches one thread (Plackett-Luce, pairs with IPO, LoRA): losses, metrics and weights', async () => {
+  const root = await fixture();
+  const o = { data: path.join(root, 'prefs.rm.jsonl'), model: path.join(root, 'sft'), runsDir: root };
+  // a LoRA run's final checkpoint is its adapter
+  const weights = (dir: string) => {
+    const file = ['model.safetensors', 'adapter_model.safetensors'].map((f) => path.join(dir, f)).find((f) => fs.existsSync(f))!;
+    return [...readSafetensors(file).tensors.values()].flatMap((t) => [...t.data]);
+  };
+  // 3 rankings a step: parts of 2 and 1, weighed 2/3 and 1/3 (Plackett-Luce), or by their pairs' counts
+  for (const [tag, d, lora] of [['pl', {}, undefined], ['ipo', { kway: 'pairs' as const, loss: 'ipo' as const }, undefined], ['lora', {}, { r: 4 }]] as const) {
+    const train = { steps: 3, batchSize: 3, lr: 3e-3, evalInterval: 3 };
+    const one = await dpo({ ...o, dpo: d, lora, runId: `${tag}1`, train: { ...train, threads: 1 } });
+    const two = await dpo({ ...o, dpo: d, lora, runId: `${tag}2`, train: { ...train, threads: 2 } });
+    assert.equal((new RunDir(path.join(root, `${tag}2`)).read().config.train as { threads: number }).threads, 2, 'the thread count is recorded for a resume');
+    const m1 = new RunDir(path.join(root, `${tag}1`)).readMetrics(), m2 = new RunDir(path.join(root, `${tag}2`)).readMetrics();
+    assert.equal(m1.length, 3);
+    m1.forEach((m, i) => {
+      for (const k of ['loss', 'rewards/margins', 'logps/chosen', 'grad_norm', 'eval/loss']) {
+        if (!(k in m)) continue;
+        assert.ok(Math.abs(m[k] - m2[i][k]) < 1e-5 * Math.max(1, Math.abs(m[k])), `${tag} step ${i + 1} ${k}: ${m[k]} vs ${m2[i][k]}`);
+      }
+      assert.equal(m['rewards/accuracies'], m2[i]['rewards/accuracies']);
+    });
+    const w1 = weights(one.finalModel!), w2 = weights(two.finalModel!);
+    assert.equal(w1.length, w2.length);
+    let worst = 0;
+    w1.forEach((x, i) => (worst = Math.max(worst, Math.abs(x - w2[i]))));
+    assert.ok(worst < 1e-5, `${tag}: weights differ by ${worst}`);
+  }
+});
