@@ -108,19 +108,29 @@ function batchOf(records: DpoRecord[], pad: number, kway: DpoConfig['kway']) {
   return { ids, mask, N: seqs.length, T, groups, pl: kway === 'pl' };
 }
 
-/** Log-probabilities of every response of every record, a few records at a time, without gradients. */
-async function allLogps(model: CausalLM, records: DpoRecord[], pad: number): Promise<number[][]> {
+/**
+ * Log-probabilities of every response of every record, a few records at a time, without gradients;
+ * with data-parallel threads, every other chunk on thread 1 while this one computes its own.
+ */
+async function allLogps(model: CausalLM, records: DpoRecord[], pad: number, par?: GradThreads): Promise<number[][]> {
+  const chunks: DpoRecord[][] = [];
+  for (let i = 0; i < records.length; i += 8) chunks.push(records.slice(i, i + 8));
+  const lps: Float32Array[] = [];
+  for (let k = 0; k < chunks.length; k += par ? 2 : 1) {
+    const other = par && chunks[k + 1] ? batchOf(chunks[k + 1], pad, 'pairs') : undefined;
+    const pending = other && par!.sequenceLogps(other.ids, other.mask, other.N, other.T);
+    const b = batchOf(chunks[k], pad, 'pairs');
+    lps.push(await take(tf.tidy(() => sequenceLogps(model, tf.tensor2d(b.ids, [b.N, b.T], 'int32'), tf.tensor2d(b.mask, [b.N, b.T])))));
+    if (pending) lps.push(await pending);
+  }
   const out: number[][] = [];
-  for (let i = 0; i < records.length; i += 8) {
-    const part = records.slice(i, i + 8);
-    const b = batchOf(part, pad, 'pairs');
-    const lp = await take(tf.tidy(() => sequenceLogps(model, tf.tensor2d(b.ids, [b.N, b.T], 'int32'), tf.tensor2d(b.mask, [b.N, b.T]))));
+  chunks.forEach((part, k) => {
     let o = 0;
     for (const r of part) {
-      out.push(Array.from(lp.subarray(o, o + r.seqs.length)));
+      out.push(Array.from(lps[k].subarray(o, o + r.seqs.length)));
       o += r.seqs.length;
     }
-  }
+  });
   return out;
 }
 
@@ -136,12 +146,12 @@ function recordsUsed(n: number, cfg: TrainConfig): Set<number> {
  * The reference's log-probabilities of the training records the run will draw (null for the others:
  * a short run on a large file does not pay for the whole file) and of every held-out record.
  */
-async function referenceLogps(model: CausalLM, data: { train: DpoRecord[]; eval: DpoRecord[] }, cfg: TrainConfig, pad: number) {
+async function referenceLogps(model: CausalLM, data: { train: DpoRecord[]; eval: DpoRecord[] }, cfg: TrainConfig, pad: number, par?: GradThreads) {
   const used = [...recordsUsed(data.train.length, cfg)].sort((a, b) => a - b);
-  const lps = await allLogps(model, used.map((i) => data.train[i]), pad);
+  const lps = await allLogps(model, used.map((i) => data.train[i]), pad, par);
   const train: (number[] | null)[] = data.train.map(() => null);
   used.forEach((i, k) => (train[i] = lps[k]));
-  return { train, eval: await allLogps(model, data.eval, pad) };
+  return { train, eval: await allLogps(model, data.eval, pad, par) };
 }
 
 const REF_FILE = 'reference_logps.json';
@@ -167,14 +177,17 @@ export function dpoPlan(policy: PlannedModel, data: { train: DpoRecord[]; eval: 
 }
 
 // ---- the objective -----------------------------------------------------------------------------
-async function dpoObjective(policy: CausalLM, tok: Tokenizer, data: { train: DpoRecord[]; eval: DpoRecord[] }, ref: { train: (number[] | null)[]; eval: number[][] }, c: DpoConfig, cfg: TrainConfig): Promise<Objective> {
+/** Data parallelism: replicas of the policy on other threads, each with a share of the rankings. */
+async function dpoThreads(policy: CausalLM, cfg: TrainConfig): Promise<GradThreads | undefined> {
+  return cfg.threads > 1 && cfg.batchSize > 1 ? GradThreads.start(policy, Math.min(cfg.threads, cfg.batchSize) - 1) : undefined;
+}
+
+function dpoObjective(policy: CausalLM, tok: Tokenizer, data: { train: DpoRecord[]; eval: DpoRecord[] }, ref: { train: (number[] | null)[]; eval: number[][] }, c: DpoConfig, cfg: TrainConfig, par: GradThreads | undefined): Objective {
   const order = epochOrder(data.train.length, deriveSeed(cfg.seed, 0xd0));
-  // data parallelism: replicas of the policy on other threads, each with a share of the rankings
-  const par = cfg.threads > 1 && cfg.batchSize > 1 ? await GradThreads.start(policy, Math.min(cfg.threads, cfg.batchSize) - 1) : undefined;
   let evalRows: Record<string, unknown>[] = [];
   const evaluate = async (records: DpoRecord[], refs: number[][]): Promise<Record<string, number>> => {
     if (!records.length) return {};
-    const lp = await allLogps(policy, records, tok.eot);
+    const lp = await allLogps(policy, records, tok.eot, par);
     // samples.jsonl: the first held-out rankings' responses, each with its implicit reward beta * (log pi - log pi_ref)
     evalRows = [];
     for (let i = 0; i < records.length && evalRows.length < EVAL_SAMPLES; i++) {
@@ -229,7 +242,6 @@ async function dpoObjective(policy: CausalLM, tok: Tokenizer, data: { train: Dpo
       writeFilesAtomic(dir, { ...(await modelFiles(policy, tok)), ...files });
     },
     afterUpdate: () => par?.invalidate(),
-    close: async () => par?.close(),
     plan: (fromStep) => dpoPlan(policy, data, c, cfg, tok.eot, fromStep),
   };
 }
@@ -252,14 +264,17 @@ export async function dpo(o: DpoOptions, hooks: StageHooks = {}) {
   const info = datasetRunInfo('dpo', o, loaded.config, train);
   const run = RunDir.create(o.runsDir, { ...info, config: { ...info.config, dpo: c } }, o.runId);
   const model = await startModel(loaded, o.lora, run.dir, train.seed);
+  let par: GradThreads | undefined;
   try {
+    par = await dpoThreads(model, train);
     const used = recordsUsed(data.train.length, train).size;
     hooks.log?.(`run ${run.dir}: ${data.train.length} preference records (${data.eval.length} held out); computing the reference's log-probabilities once, for the ${used} the run will draw and the held-out ones`);
     // the reference is the starting model: its log-probabilities now, before any update, kept in the run
-    const ref = await referenceLogps(model, data, train, tokenizer.eot);
+    const ref = await referenceLogps(model, data, train, tokenizer.eot, par);
     writeFileAtomic(path.join(run.dir, REF_FILE), JSON.stringify(ref));
-    return await runLifecycle(run, async () => trainLoop({ objective: await dpoObjective(model, tokenizer, data, ref, c, train), cfg: train, run, ...hooks }));
+    return await runLifecycle(run, () => trainLoop({ objective: dpoObjective(model, tokenizer, data, ref, c, train, par), cfg: train, run, ...hooks }));
   } finally {
+    await par?.close();
     model.dispose();
   }
 }
@@ -270,13 +285,16 @@ export async function resumeDpo(runDir: string, hooks: StageHooks = {}) {
   const c = checkRecorded(config.dpo, DEFAULT_DPO, 'config.dpo');
   checkDpoConfig(c);
   const { model, tokenizer } = loadModel(point.dir);
+  let par: GradThreads | undefined;
   try {
     const data = prepareDpo({ data: config.data, evalData: config.eval_data ?? undefined }, tokenizer, model.config.n_positions, hooks.log);
     const ref = JSON.parse(fs.readFileSync(path.join(run.dir, REF_FILE), 'utf8')) as { train: (number[] | null)[]; eval: number[][] };
     if (ref.train?.length !== data.train.length || ref.eval?.length !== data.eval.length) throw new Error(`${run.dir}: ${REF_FILE} does not match the data (was the dataset changed?)`);
     markResumed();
-    return await runLifecycle(run, async () => trainLoop({ objective: await dpoObjective(model, tokenizer, data, ref, c, config.train), cfg: config.train, run, resume: point, ...hooks }));
+    par = await dpoThreads(model, config.train);
+    return await runLifecycle(run, () => trainLoop({ objective: dpoObjective(model, tokenizer, data, ref, c, config.train, par), cfg: config.train, run, resume: point, ...hooks }));
   } finally {
+    await par?.close();
     model.dispose();
   }
 }

@@ -78,6 +78,7 @@ export type ThreadRequest =
   | { type: 'grad'; weights?: Float32Array[]; batch: Batch; seed: number }
   | { type: 'rank'; weights?: Float32Array[]; batch: RankBatch; seed: number }
   | { type: 'dpo'; weights?: Float32Array[]; batch: DpoBatch }
+  | { type: 'logps'; weights?: Float32Array[]; ids: Int32Array; mask: Float32Array; N: number; T: number }
   | { type: 'values'; weights?: Float32Array[]; ids: Int32Array; N: number; T: number }
   | { type: 'scores'; ids: Int32Array; N: number; T: number; last: number[] }
   | { type: 'value-grad'; weights?: Float32Array[]; batch: ValueBatch }
@@ -219,6 +220,11 @@ if (parentPort) {
         const out = await Promise.all(names.map((n) => take(r.grads.get(n)!)));
         const loss = await takeScalar(r.value);
         reply({ type: 'grad', loss, grads: out, clipfrac: r.clipfrac } satisfies ThreadReply, out.map((a) => a.buffer as ArrayBuffer));
+        return;
+      }
+      if (m.type === 'logps') {
+        const values = await take(tf.tidy(() => sequenceLogps(gpt!, tf.tensor2d(m.ids, [m.N, m.T], 'int32'), tf.tensor2d(m.mask, [m.N, m.T]))));
+        reply({ type: 'values', values } satisfies ThreadReply, [values.buffer as ArrayBuffer]);
         return;
       }
       if (m.type === 'dpo') {

@@ -219,6 +219,12 @@ export class GradThreads {
     return { loss, grads: this.combine(local.grads, replies, scale), logps };
   }
 
+  /** Sequence log-probabilities [N] of rows on thread 1 (DPO's reference and evaluations, beside this thread's share). */
+  sequenceLogps(ids: Int32Array, mask: Float32Array, N: number, T: number): Promise<Float32Array> {
+    // posted before this returns, so the caller's own pass runs meanwhile
+    return this.call(this.workers[0], { type: 'logps', weights: this.weightsNow(), ids, mask, N, T }).then((r) => (r as Extract<ThreadReply, { type: 'values' }>).values);
+  }
+
   // PPO's critic on thread 1. Each request is posted before the method returns: the caller's
   // policy pass, which follows, runs meanwhile.
 

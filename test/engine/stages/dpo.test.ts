@@ -98,7 +98,7 @@ test('DPO with --kway pairs, IPO and label smoothing runs; bad settings and data
   assert.ok(!fs.existsSync(path.join(base.runsDir, 'never')));
 });
 
-test('DPO split across two threads matches one thread (Plackett-Luce, pairs with IPO, LoRA): losses, metrics and weights', async () => {
+test('DPO split across two threads matches one thread (Plackett-Luce, pairs with IPO, LoRA): reference, losses, metrics, evaluation and weights', async () => {
   const root = await fixture();
   const o = { data: path.join(root, 'prefs.rm.jsonl'), model: path.join(root, 'sft'), runsDir: root };
   // a LoRA run's final checkpoint is its adapter
@@ -112,8 +112,15 @@ test('DPO split across two threads matches one thread (Plackett-Luce, pairs with
     const one = await dpo({ ...o, dpo: d, lora, runId: `${tag}1`, train: { ...train, threads: 1 } });
     const two = await dpo({ ...o, dpo: d, lora, runId: `${tag}2`, train: { ...train, threads: 2 } });
     assert.equal((new RunDir(path.join(root, `${tag}2`)).read().config.train as { threads: number }).threads, 2, 'the thread count is recorded for a resume');
+    // the reference's log-probabilities: every other chunk of records computed on the second thread
+    const ref = (id: string) => JSON.parse(fs.readFileSync(path.join(root, id, 'reference_logps.json'), 'utf8')) as { train: (number[] | null)[]; eval: number[][] };
+    const r1 = ref(`${tag}1`), r2 = ref(`${tag}2`);
+    const flat = (r: typeof r1) => [...r.train.flatMap((x) => x ?? []), ...r.eval.flat()];
+    assert.ok(flat(r1).length > 24, 'more than one chunk of 8 records');
+    flat(r1).forEach((x, i) => assert.ok(Math.abs(x - flat(r2)[i]) < 1e-4, `${tag}: reference ${i}: ${x} vs ${flat(r2)[i]}`));
     const m1 = new RunDir(path.join(root, `${tag}1`)).readMetrics(), m2 = new RunDir(path.join(root, `${tag}2`)).readMetrics();
     assert.equal(m1.length, 3);
+    assert.ok('eval/loss' in m1[2] && 'eval/loss' in m2[2], 'the held-out split is evaluated (on both threads in the second run)');
     m1.forEach((m, i) => {
       for (const k of ['loss', 'rewards/margins', 'logps/chosen', 'grad_norm', 'eval/loss']) {
         if (!(k in m)) continue;
