@@ -22,7 +22,7 @@ import { modelFromLoaded, readModelDir } from '../../engine/checkpoint';
 
 import { generate } from '../../engine/generate';
 import { RewardModel } from '../../engine/rm/reward-model';
-import { scoreSequences } from '../../engine/stages/rm';
+import { scoreSequences } from '../../engine/rm/score';
 import { goldScore } from '../../engine/labeler/gold';
 import { loadPrompts } from '../../data/ranking-session';
 import { EvaluationSummary, TieRule, Verdict, agreementOf, schedule, summarizeByVoter, voteRecord } from '../../data/evaluation';

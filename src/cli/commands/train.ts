@@ -123,6 +123,7 @@ const GROUP_OPTS = (d: typeof DEFAULT_GRPO | typeof DEFAULT_RLOO): OptSpecs => (
   'num-iterations': { type: 'int', help: 'passes over each step\'s samples', default: d.numIterations },
   seed: { type: 'int', help: 'random seed', default: d.seed },
   'checkpoint-interval': { type: 'int', help: 'steps between checkpoints', default: d.checkpointInterval },
+  threads: { type: 'int', help: 'CPU threads: 2 runs the reference and the reward model on a second core beside the policy (same numbers as 1; 0 = both cores on wasm/cpu)', default: 0 },
   'runs-dir': { type: 'string', help: 'where runs are written', default: '.rlhf/runs' },
   'run-id': { type: 'string', help: 'name of the run folder' },
   ...LORA_OPTS,
@@ -150,7 +151,7 @@ function groupArgs(name: string, o: ParsedOpts) {
   if (n < 2) throw new UsageError('--num-generations must be at least 2: a group of one response has no baseline');
   return {
     prompts: o.prompts as string, policy: o.policy as string, rewardModel: o['reward-model'] as string | undefined, rewardFn: o['reward-fn'] as string | undefined,
-    runsDir: path.resolve(o['runs-dir'] as string), runId: o['run-id'] as string | undefined, lora: loraOptions(o),
+    runsDir: path.resolve(o['runs-dir'] as string), runId: o['run-id'] as string | undefined, lora: loraOptions(o), threads: o.threads as number,
     common: { iterations: o.iterations as number, promptsPerStep: o['prompts-per-step'] as number, numGenerations: n, maxNewTokens: o['max-new-tokens'] as number, temperature: o.temperature as number, lr: o.lr as number, beta: o.beta as number, numIterations: o['num-iterations'] as number, seed: o.seed as number, checkpointInterval: o['checkpoint-interval'] as number },
   };
 }

@@ -21,7 +21,7 @@ import { readSafetensors, serializeSafetensors } from '../safetensors';
 import { AdamW } from '../train/optim';
 import { TrainResult, yieldToEventLoop } from '../train/trainer';
 import { RewardModel } from '../rm/reward-model';
-import { scoreSequences } from '../stages/rm';
+import { scoreSequences } from '../rm/score';
 import { PpoPrompt } from '../../data/ppo';
 import { Rollout, readPrompts, sampleRollout, tokenLogps } from './rollout';
 import { StageHooks, checkRecorded, openResume, runLifecycle } from '../stages/common';
@@ -29,6 +29,7 @@ import { LoraOptions, mergedWeights, startModel } from '../stages/model-setup';
 import { Pass } from '../cost';
 import { startCost } from '../train/cost-tracker';
 import { rlPasses } from './plan';
+import { GradThreads, autoThreads } from '../train/parallel';
 import { encodeContext } from '../chat';
 
 /** The settings every critic-free stage has. */
@@ -176,21 +177,58 @@ export abstract class GroupRun implements LoopStage {
     return { prompts, r: await sampleRollout(this.policy, this.tok, prompts, { samples: c.numGenerations, maxNewTokens: c.maxNewTokens, temperature: c.temperature, seed: (j) => deriveSeed(c.seed, i, j) }) };
   }
 
+  /** What the reward model reads of each response: its context, the response, and end-of-text if it never ended. */
+  private scoredSequences(r: Rollout): number[][] {
+    return r.contexts.map((ctx, n) => {
+      const resp = Array.from(r.ids.subarray(n * r.T + r.start[n], n * r.T + r.start[n] + r.len[n]));
+      return [...ctx, ...(r.finished[n] ? resp : [...resp, this.tok.eot])].slice(-this.policy.config.n_positions);
+    });
+  }
+
+  /** Reward-model scores centred and scaled by the statistics saved with it. */
+  private normalised(raw: Float32Array): number[] {
+    return Array.from(raw, (x) => (x - this.stats.mean) / (this.stats.std + 1e-8));
+  }
+
   /** One reward per response, in the rollout's order (response n answers prompts[n / G]). */
   protected async score(r: Rollout, prompts: PpoPrompt[]): Promise<number[]> {
     const promptOf = (n: number) => prompts[Math.floor(n / this.cfg.numGenerations)].prompt;
-    if (this.rm) {
-      const seqs = r.contexts.map((ctx, n) => {
-        const resp = Array.from(r.ids.subarray(n * r.T + r.start[n], n * r.T + r.start[n] + r.len[n]));
-        return [...ctx, ...(r.finished[n] ? resp : [...resp, this.tok.eot])].slice(-this.policy.config.n_positions);
-      });
-      return Array.from(await scoreSequences(this.rm, seqs, this.tok.eot), (x) => (x - this.stats.mean) / (this.stats.std + 1e-8));
-    }
+    if (this.rm) return this.normalised(await scoreSequences(this.rm, this.scoredSequences(r), this.tok.eot));
     const out: number[] = [];
     for (let n = 0; n < r.N; n++) {
       out.push(this.rewards.fn ? await this.rewards.fn(promptOf(n), r.responses[n]) : this.rewards.scorer!(promptOf(n), r.responses[n]));
     }
     return out;
+  }
+
+  /** The frozen models (reference, reward model) on a second thread, when there is one. */
+  private side?: GradThreads;
+
+  /** Starts the second thread (threads >= 2, and a reference or a reward model to put there). */
+  async startThreads(threads: number): Promise<void> {
+    if (threads < 2 || (!this.ref && !this.rm)) return;
+    // a LoRA policy's reference is its own frozen base: the policy's weights without the adapter
+    this.side = await GradThreads.startFrozen(this.policy, this.policy.lora ? this.policy : this.ref, this.rm);
+  }
+
+  async closeThreads(): Promise<void> {
+    await this.side?.close();
+    this.side = undefined;
+  }
+
+  /**
+   * A rollout's rewards and its per-token log-probabilities under the policy and the reference.
+   * With a second thread the reward model and the reference run there, posted first, while this
+   * thread runs the policy: the same kernels on the same rows, so the numbers are one thread's.
+   */
+  protected async rewardsAndLogps(r: Rollout, prompts: PpoPrompt[], temperature: number): Promise<{ rewards: number[]; logpOld: Float32Array; logpRef?: Float32Array }> {
+    const side = this.side;
+    const scores = side && this.rm ? side.scoreSequences(this.scoredSequences(r), this.tok.eot) : undefined;
+    const ref = side && this.ref ? side.tokenLogps(r.ids, r.N, r.T, temperature) : undefined;
+    const logpOld = await rolloutLogps(this.policy, r, temperature);
+    const logpRef = ref ? await ref : this.ref ? await rolloutLogps(this.ref, r, temperature) : undefined;
+    const rewards = scores ? this.normalised(await scores) : await this.score(r, prompts);
+    return { rewards, logpOld, logpRef };
   }
 
   /** One step: rollout, rewards, the algorithm's update; its metrics. */
@@ -280,7 +318,7 @@ export async function rlLoop(run: RunDir, g: LoopStage, hooks: StageHooks): Prom
 type MakeRun<C> = (models: GroupModels, prompts: PpoPrompt[], cfg: C, rewards: Awaited<ReturnType<typeof rewardSource>>) => GroupRun;
 
 /** Starts a critic-free stage: inputs read and checked, the models, the run folder, the loop. */
-export async function trainGroup<C extends GroupConfig>(stage: string, make: MakeRun<C>, o: RewardSource & { prompts: string; policy: string; runsDir: string; runId?: string; lora?: LoraOptions }, cfg: C, hooks: StageHooks) {
+export async function trainGroup<C extends GroupConfig>(stage: string, make: MakeRun<C>, o: RewardSource & { prompts: string; policy: string; runsDir: string; runId?: string; lora?: LoraOptions; threads?: number }, cfg: C, hooks: StageHooks) {
   checkGroupConfig(cfg);
   const prompts = readPrompts(o.prompts);
   // the run's name first: a LoRA start on an adapter folder writes the merged base into the run folder
@@ -301,8 +339,10 @@ export async function trainGroup<C extends GroupConfig>(stage: string, make: Mak
       parent_model: path.resolve(o.policy),
     }, id);
     hooks.log?.(`run ${run.dir}: ${prompts.length} prompts, ${cfg.promptsPerStep} x ${cfg.numGenerations} responses per step, beta ${cfg.beta}${cfg.beta === 0 ? ' (no reference model)' : ''}${o.lora ? `; LoRA r=${o.lora.r}${cfg.beta > 0 ? ' (the reference is the policy with its adapter off)' : ''}` : ''}`);
+    await g.startThreads(o.threads || autoThreads());
     return await runLifecycle(run, () => rlLoop(run, g, hooks));
   } finally {
+    await g.closeThreads();
     g.dispose();
   }
 }
@@ -317,8 +357,11 @@ export async function resumeGroup<C extends GroupConfig>(stage: string, make: Ma
     g.restore(point.dir);
     run.truncateMetrics(point.step);
     markResumed();
+    // the second thread changes no number, so a resume takes what this machine offers
+    await g.startThreads(autoThreads());
     return await runLifecycle(run, () => rlLoop(run, g, hooks));
   } finally {
+    await g.closeThreads();
     g.dispose();
   }
 }

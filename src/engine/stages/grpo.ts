@@ -13,7 +13,7 @@ import { takeScalars } from '../read';
 import { clipByGlobalNorm } from '../train/optim';
 import { assertFinite } from '../train/trainer';
 import { GrpoLossType, ScaleRewards, groupAdvantages, grpoLoss } from '../grpo/math';
-import { GroupConfig, GroupModels, GroupRun, RewardSource, resumeGroup, rewardSource, rolloutLogps, trainGroup } from '../rl/group';
+import { GroupConfig, GroupModels, GroupRun, RewardSource, resumeGroup, rewardSource, trainGroup } from '../rl/group';
 import { PpoPrompt } from '../../data/ppo';
 import { responseMask, tokenLogps } from '../rl/rollout';
 import { StageHooks } from './common';
@@ -39,6 +39,8 @@ export interface GrpoOptions extends RewardSource {
   runId?: string;
   /** A LoRA adapter on the frozen policy (its reference is then the policy with the adapter off). */
   lora?: LoraOptions;
+  /** 2 puts the reference and the reward model on a second thread (same numbers as 1); 0 or absent: both cores on wasm/cpu. */
+  threads?: number;
 }
 
 class GrpoRun extends GroupRun {
@@ -51,11 +53,9 @@ class GrpoRun extends GroupRun {
     const t0 = performance.now();
     const { r, prompts } = await this.rollout(i);
     const tGen = performance.now();
-    const rewards = await this.score(r, prompts);
+    const { rewards, logpOld, logpRef } = await this.rewardsAndLogps(r, prompts, c.temperature);
     const adv = groupAdvantages(rewards, G, c.scaleRewards);
     const mask = responseMask(r);
-    const logpOld = await rolloutLogps(this.policy, r, c.temperature);
-    const logpRef = this.ref ? await rolloutLogps(this.ref, r, c.temperature) : undefined;
     const tokens = mask.reduce((a, b) => a + b, 0);
     const vars = [...this.policy.params.values()].filter((v) => v.trainable); // an adapter only, with LoRA
     const names = new Map([...this.policy.params].map(([k, v]) => [v.name, k]));

@@ -12,7 +12,7 @@ import { takeScalars } from '../read';
 import { clipByGlobalNorm } from '../train/optim';
 import { assertFinite } from '../train/trainer';
 import { rlooAdvantages, rlooLoss } from '../rloo/math';
-import { GroupConfig, GroupModels, GroupRun, RewardSource, resumeGroup, rewardSource, rolloutLogps, trainGroup } from '../rl/group';
+import { GroupConfig, GroupModels, GroupRun, RewardSource, resumeGroup, rewardSource, trainGroup } from '../rl/group';
 import { PpoPrompt } from '../../data/ppo';
 import { responseMask, tokenLogps } from '../rl/rollout';
 import { StageHooks } from './common';
@@ -36,6 +36,8 @@ export interface RlooOptions extends RewardSource {
   runId?: string;
   /** A LoRA adapter on the frozen policy (its reference is then the policy with the adapter off). */
   lora?: LoraOptions;
+  /** 2 puts the reference and the reward model on a second thread (same numbers as 1); 0 or absent: both cores on wasm/cpu. */
+  threads?: number;
 }
 
 class RlooRun extends GroupRun {
@@ -48,12 +50,11 @@ class RlooRun extends GroupRun {
     const t0 = performance.now();
     const { r, prompts } = await this.rollout(i);
     const tGen = performance.now();
-    const scores = await this.score(r, prompts);
+    // rewards, and per-token log-probabilities now (the reference's and the reward model's on the second thread)
+    const { rewards: scores, logpOld: perToken, logpRef: refToken } = await this.rewardsAndLogps(r, prompts, c.temperature);
     const mask = responseMask(r);
     const T = r.T;
-    // sequence log-probabilities (sums over response tokens) now, and the sequence KL to the reference
-    const perToken = await rolloutLogps(this.policy, r, c.temperature);
-    const refToken = this.ref ? await rolloutLogps(this.ref, r, c.temperature) : undefined;
+    // sequence log-probabilities (sums over response tokens), and the sequence KL to the reference
     const seqOld: number[] = [], seqKl: number[] = [];
     for (let n = 0; n < r.N; n++) {
       let lp = 0, kl = 0;

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Pass, PlannedModel, shapeOfConfig } from '../cost';
-import { take, takeScalar } from '../read';
+import { takeScalar } from '../read';
 import { Tokenizer } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
 import { RunDir } from '../../data/run';
@@ -16,6 +16,7 @@ import { Objective, TrainConfig, evaluationsFrom, train as trainLoop } from '../
 import { GradThreads, autoThreads } from '../train/parallel';
 import { RankBatch, rankLossAndGrads } from '../train/grad-thread';
 import { RewardModel } from '../rm/reward-model';
+import { scoreSequences } from '../rm/score';
 import { pairStats, pairsFor, rankingLoss } from '../rm/ranking-loss';
 import { readRecords } from '../../data/jsonl';
 import { Ranking, comparisons, toRanking } from '../../data/rm';
@@ -61,23 +62,6 @@ export function rankingBatch(records: TokenizedRanking[], pad: number, recordsIn
   return { ids, N: seqs.length, T, last: seqs.map((s) => s.length - 1), pairs: pairsFor(records, offsets, recordsInBatch) };
 }
 
-/** Rewards of many sequences, a chunk at a time (no gradient). */
-export async function scoreSequences(rm: RewardModel, seqs: number[][], pad: number, chunk = 64): Promise<Float32Array> {
-  const out = new Float32Array(seqs.length);
-  for (let i = 0; i < seqs.length; ) {
-    // at most `chunk` sequences and about 8,192 tokens at a time: attention is [sequences x heads, T, T]
-    const longest = Math.max(...seqs.slice(i, i + chunk).map((s) => s.length));
-    const n = Math.max(1, Math.min(chunk, Math.floor(8192 / longest)));
-    const part = seqs.slice(i, i + n);
-    const T = Math.max(...part.map((s) => s.length));
-    const ids = new Int32Array(part.length * T).fill(pad);
-    part.forEach((s, n) => ids.set(s, n * T));
-    const r = await take(tf.tidy(() => rm.rewards(tf.tensor2d(ids, [part.length, T], 'int32'), part.map((s) => s.length - 1))));
-    out.set(r, i);
-    i += part.length;
-  }
-  return out;
-}
 
 function meanStd(a: ArrayLike<number>): { mean: number; std: number } {
   let m = 0;

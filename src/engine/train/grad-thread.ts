@@ -8,6 +8,10 @@
  * DPO splits its batch the same way, by rankings: each part returns its loss (a mean over its
  * rankings or pairs), gradients and the policy's log-probabilities, weighted by its share of the terms.
  *
+ * GRPO and RLOO put their frozen models here (`frozen`: the reference; `scorer`: the reward model):
+ * a rollout's reference log-probabilities and rewards are computed here while the main thread
+ * computes the policy's, with the same kernels on the same rows, so the numbers are one thread's.
+ *
  * PPO uses a replica of its critic instead (model parallelism, no batch split): while the main
  * thread runs the policy, this one computes the critic's values of a rollout, the frozen reward
  * model's scores (a second model, `scorer`) and the value loss's gradients. Nothing is summed in
@@ -29,6 +33,8 @@ import { mapRows } from '../read';
 import { valueLoss } from '../ppo/losses';
 import { DpoLossConfig, KwayMode, RankedGroup, dpoLoss, sequenceLogps } from '../dpo/losses';
 import { adapterOff } from '../causal-lm';
+import { tokenLogps } from '../rl/rollout';
+import { scoreSequences } from '../rm/score';
 
 /** A reward-model batch: padded sequences, where each is read, and the pairs (weights global to the whole batch). */
 export interface RankBatch {
@@ -71,14 +77,18 @@ export interface ValueBatch {
 export interface ThreadScorer {
   head: [Float32Array, Float32Array];
   trunk?: { names: string[]; weights: Float32Array[] };
+  /** The trunk's configuration when it is not the thread's model's (GRPO's reward model beside the reference). */
+  config?: ModelConfig;
 }
 
 export type ThreadRequest =
-  | { type: 'init'; backend: BackendName; config: ModelConfig; names: string[]; head: boolean; adapter?: ThreadAdapter; scorer?: ThreadScorer }
+  | { type: 'init'; backend: BackendName; config: ModelConfig; names: string[]; head: boolean; adapter?: ThreadAdapter; scorer?: ThreadScorer; frozen?: FrozenWeights }
   | { type: 'grad'; weights?: Float32Array[]; batch: Batch; seed: number }
   | { type: 'rank'; weights?: Float32Array[]; batch: RankBatch; seed: number }
   | { type: 'dpo'; weights?: Float32Array[]; batch: DpoBatch }
   | { type: 'logps'; weights?: Float32Array[]; ids: Int32Array; mask: Float32Array; N: number; T: number }
+  | { type: 'token-logps'; ids: Int32Array; N: number; T: number; temperature: number }
+  | { type: 'score-seqs'; seqs: number[][]; pad: number }
   | { type: 'values'; weights?: Float32Array[]; ids: Int32Array; N: number; T: number }
   | { type: 'scores'; ids: Int32Array; N: number; T: number; last: number[] }
   | { type: 'value-grad'; weights?: Float32Array[]; batch: ValueBatch }
@@ -98,6 +108,12 @@ export interface ThreadAdapter {
   cfg: LoraConfig;
   modules: [string, [number, number]][];
   base: { names: string[]; weights: Float32Array[] };
+}
+
+/** A frozen model's weights, sent once (GRPO's and RLOO's reference); weights it does not name are zeros. */
+export interface FrozenWeights {
+  names: string[];
+  weights: Float32Array[];
 }
 
 type Params = Map<string, tf.Variable>;
@@ -153,6 +169,7 @@ export async function dpoLossAndGrads(policy: CausalLM, b: DpoBatch) {
 /** The reward model of a PPO run, frozen, on the critic's thread. */
 function threadScorer(config: ModelConfig, s: ThreadScorer, critic: CausalLM): RewardModel {
   if (!s.trunk) return new RewardModel(adapterOff(critic), s.head[0], s.head[1], false);
+  config = s.config ?? config;
   const given = new Map(s.trunk.names.map((n, i) => [n, s.trunk!.weights[i]]));
   // an untied LM head (Llama) plays no part in a score: zeros
   const weights = new Map(parameterShapes(config).map(([n, shape]) => [n, given.get(n) ?? new Float32Array(shape.reduce((a, x) => a * x, 1))]));
@@ -183,7 +200,10 @@ if (parentPort) {
       if (m.type === 'init') {
         await initBackend(m.backend);
         names = m.names;
-        if (m.adapter) {
+        if (m.frozen) {
+          const given = new Map(m.frozen.names.map((n, i) => [n, m.frozen!.weights[i]]));
+          gpt = createModel(m.config, new Map(parameterShapes(m.config).map(([n, shape]) => [n, given.get(n) ?? new Float32Array(shape.reduce((a, x) => a * x, 1))])), false);
+        } else if (m.adapter) {
           // the base as the main thread holds it (weights it does not hold, e.g. an untied head a
           // reward model never reads, are zeros), frozen, with the adapter on top
           const base = new Map(m.adapter.base.names.map((n, i) => [n, m.adapter!.base.weights[i]]));
@@ -202,6 +222,18 @@ if (parentPort) {
         // the reward model's weights never change: they came with init
         if (!scorer) throw new Error('no reward model on this thread');
         const values = await take(tf.tidy(() => scorer!.rewards(tf.tensor2d(m.ids, [m.N, m.T], 'int32'), m.last)));
+        reply({ type: 'values', values } satisfies ThreadReply, [values.buffer as ArrayBuffer]);
+        return;
+      }
+      if (m.type === 'token-logps') {
+        // the frozen model's per-token log-probabilities of a rollout [N * T], as rl/group.ts's rolloutLogps
+        const values = await take(tf.tidy(() => tokenLogps(gpt!, tf.tensor2d(m.ids, [m.N, m.T], 'int32'), false, m.temperature).logp));
+        reply({ type: 'values', values } satisfies ThreadReply, [values.buffer as ArrayBuffer]);
+        return;
+      }
+      if (m.type === 'score-seqs') {
+        if (!scorer) throw new Error('no reward model on this thread');
+        const values = await scoreSequences(scorer, m.seqs, m.pad);
         reply({ type: 'values', values } satisfies ThreadReply, [values.buffer as ArrayBuffer]);
         return;
       }

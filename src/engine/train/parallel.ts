@@ -88,6 +88,35 @@ export class GradThreads {
     return g;
   }
 
+  /**
+   * One thread for frozen models only (GRPO, RLOO): the reference, from `reference`'s frozen weights
+   * (a LoRA policy's base: the policy with its adapter off), and the reward model. Nothing there trains.
+   */
+  static async startFrozen(policy: CausalLM, reference: CausalLM | undefined, rm: RewardModel | undefined): Promise<GradThreads> {
+    if (!distFile('grad-thread.js')) throw new Error('dist/grad-thread.js is missing: run npm run build, or train with --threads 1');
+    const copy = async (v: tf.Tensor) => Float32Array.from((await v.data()) as Float32Array);
+    const frozen = reference ? [...reference.params].filter(([, v]) => !v.trainable) : [];
+    const g = new GradThreads(policy, new Map(), []);
+    const w = new Worker(distFile('grad-thread.js')!);
+    g.workers.push(w);
+    g.listen(w);
+    const scorer = rm && { ...(await scorerOf(rm, false)), config: rm.trunk.config };
+    const weights = { names: frozen.map(([n]) => n), weights: await Promise.all(frozen.map(([, v]) => copy(v))) };
+    const transfer = [...weights.weights, ...(scorer?.trunk?.weights ?? [])].map((a) => a.buffer as ArrayBuffer);
+    await g.call(w, { type: 'init', backend: currentBackend()?.name ?? 'wasm', config: policy.config, names: [], head: false, frozen: weights, scorer }, transfer);
+    return g;
+  }
+
+  /** The frozen reference's per-token log-probabilities of rows [N, T] (posted before this returns). */
+  tokenLogps(ids: Int32Array, N: number, T: number, temperature: number): Promise<Float32Array> {
+    return this.call(this.workers[0], { type: 'token-logps', ids, N, T, temperature }).then((r) => (r as Extract<ThreadReply, { type: 'values' }>).values);
+  }
+
+  /** The reward model's scores of whole sequences (posted before this returns). */
+  scoreSequences(seqs: number[][], pad: number): Promise<Float32Array> {
+    return this.call(this.workers[0], { type: 'score-seqs', seqs, pad }).then((r) => (r as Extract<ThreadReply, { type: 'values' }>).values);
+  }
+
   get size(): number {
     return this.workers.length + 1;
   }

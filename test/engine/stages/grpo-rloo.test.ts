@@ -9,6 +9,9 @@ import { grpoTrain, resumeGrpo } from '../../../src/engine/stages/grpo';
 import { resumeRloo, rlooTrain } from '../../../src/engine/stages/rloo';
 import { readSafetensors } from '../../../src/engine/safetensors';
 import { RunDir } from '../../../src/data/run';
+import { Rng } from '../../../src/engine/rng';
+import { labelRecord } from '../../../src/engine/labeler/labeler';
+import { trainRewardModel } from '../../../src/engine/stages/rm';
 
 before(testBackend);
 
@@ -104,4 +107,34 @@ test('GRPO and RLOO write samples.jsonl (the spec\'s fields, at most 16 per step
   const rl = read(path.join(root, 'runs', 'rloo'));
   assert.equal(rl.length, 2 * 4);
   for (const k of ['step', 'prompt', 'response', 'score', 'advantage', 'kl']) assert.ok(k in rl[0], k);
+});
+
+test('GRPO and RLOO with the reference and the reward model on a second thread give the numbers and checkpoints of one thread (full and LoRA)', async () => {
+  const root = await fixture();
+  const rng = new Rng(3);
+  fs.writeFileSync(path.join(root, 'd.rm.jsonl'), Array.from({ length: 8 }, (_, i) => JSON.stringify(labelRecord(`p${i}`, ['it was good', 'it was bad', 'so so'], rng))).join('\n') + '\n');
+  const rm = await trainRewardModel({ data: path.join(root, 'd.rm.jsonl'), model: path.join(root, 'sft'), runsDir: path.join(root, 'rm-runs'), runId: 'rm', train: { steps: 2, batchSize: 4, threads: 1 } });
+  const timing = new Set(['time', 'tokens_per_second', 'generation_seconds', 'iteration_seconds']);
+  const figures = (id: string) => new RunDir(path.join(root, 'runs', id)).readMetrics().map((m) => Object.entries(m).filter(([k]) => !timing.has(k)));
+  const weights = (id: string) => {
+    const dir = path.join(root, 'runs', id, 'checkpoints', 'final');
+    const file = ['model.safetensors', 'adapter_model.safetensors'].map((f) => path.join(dir, f)).find((f) => fs.existsSync(f))!;
+    return [...readSafetensors(file).tensors.values()].map((t) => Buffer.from(t.data.buffer).toString('base64')).join();
+  };
+  for (const algo of ['grpo', 'rloo'] as const) {
+    for (const lora of [undefined, { r: 4 }]) {
+      const run = (threads: number) => {
+        const o = { ...base(root), rewardModel: rm.finalModel!, lora, threads, runId: `${algo}-${lora ? 'lora' : 'full'}-${threads}`, [algo]: { ...small, iterations: 3 } };
+        return algo === 'grpo' ? grpoTrain(o) : rlooTrain(o);
+      };
+      await run(1);
+      await run(2);
+      const tag = `${algo}-${lora ? 'lora' : 'full'}`;
+      const one = figures(`${tag}-1`);
+      assert.equal(one.length, 3);
+      assert.ok(one.slice(1).every((m) => m.some(([k, v]) => k === 'kl' && (v as number) !== 0)), `${tag}: the reference is used (after the first update)`);
+      assert.deepEqual(figures(`${tag}-2`), one, `${tag}: every logged figure`);
+      assert.equal(weights(`${tag}-2`), weights(`${tag}-1`), `${tag}: the final weights, to the bit`);
+    }
+  }
 });
