@@ -9,6 +9,8 @@ import { sft } from '../../src/engine/stages/sft';
 import { trainRewardModel } from '../../src/engine/stages/rm';
 import { ppoTrain } from '../../src/engine/stages/ppo';
 import { dpo } from '../../src/engine/stages/dpo';
+import { grpoTrain } from '../../src/engine/stages/grpo';
+import { rlooTrain } from '../../src/engine/stages/rloo';
 import { labelRecord } from '../../src/engine/labeler/labeler';
 import { Rng } from '../../src/engine/rng';
 
@@ -71,7 +73,7 @@ test('other threads\' heaps count: a data-parallel replica with its share of the
   assert.throws(() => checkStageMemory(smol(), withThread, 'node', free), /needs about [\d.]+ GiB \(weights .*\), and [\d.]+ GiB on each of 1 other thread, more than this machine's free memory \([\d.]+ GiB\) allows; what would fit: --threads 1 \(no second heap: about [\d.]+ GiB\)/);
 });
 
-test('PPO counts its second thread (critic and reward model copies), SFT, RM and DPO their replicas; --threads 1 does not', async () => {
+test('PPO counts its second thread (critic and reward model copies), SFT, RM and DPO their replicas, GRPO and RLOO their frozen models\' copies; --threads 1 does not', async () => {
   const root = tmpDir();
   const model = path.join(root, 'm');
   await saveTinyChatLlama(model);
@@ -89,6 +91,12 @@ test('PPO counts its second thread (critic and reward model copies), SFT, RM and
     await assert.rejects(sft({ data: path.join(root, 'd.sft.jsonl'), model, runsDir, runId: 'sft', train: { threads: 2, batchSize: 4 } }), /on each of 1 other thread/);
     await assert.rejects(trainRewardModel({ data: path.join(root, 'd.rm.jsonl'), model, runsDir, runId: 'rm', train: { threads: 2, batchSize: 4 } }), /on each of 1 other thread/);
     await assert.rejects(dpo({ data: path.join(root, 'd.rm.jsonl'), model, runsDir, runId: 'dpo', train: { threads: 2, batchSize: 4 } }), /on each of 1 other thread/);
+    // GRPO and RLOO: the reference and the reward model's copies on the second thread
+    for (const train of [grpoTrain, rlooTrain]) {
+      const group = (threads: number) => train({ prompts: path.join(root, 'p.ppo.jsonl'), policy: model, rewardModel: rm.finalModel!, runsDir, runId: `group-${threads}`, threads });
+      await assert.rejects(group(2), /, and [\d.]+ GiB on each of 1 other thread, more than this machine's free memory/);
+      await assert.rejects(group(1), (e: Error) => /more than this machine's free memory/.test(e.message) && !/other thread/.test(e.message));
+    }
     await assert.rejects(dpo({ data: path.join(root, 'd.rm.jsonl'), model, runsDir, runId: 'dpo', train: { threads: 1, batchSize: 4 } }), (e: Error) => /more than this machine's free memory/.test(e.message) && !/other thread/.test(e.message));
   } finally {
     delete process.env.RLHF_FREE_MEMORY_BYTES;

@@ -16,7 +16,8 @@ import { CausalLM, adapterOff, createModel } from '../causal-lm';
 import { Tokenizer, sameVocabulary } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
 import { RunDir, newRunId } from '../../data/run';
-import { LoadedModel, modelFiles, modelFromLoaded, readModelDir, writeFilesAtomic } from '../checkpoint';
+import { LoadedModel, modelFiles, modelFromLoaded, readModelDir, readModelHead, writeFilesAtomic } from '../checkpoint';
+import { checkStageMemory } from '../memory';
 import { readSafetensors, serializeSafetensors } from '../safetensors';
 import { AdamW } from '../train/optim';
 import { TrainResult, yieldToEventLoop } from '../train/trainer';
@@ -317,10 +318,30 @@ export async function rlLoop(run: RunDir, g: LoopStage, hooks: StageHooks): Prom
 
 type MakeRun<C> = (models: GroupModels, prompts: PpoPrompt[], cfg: C, rewards: Awaited<ReturnType<typeof rewardSource>>) => GroupRun;
 
+/**
+ * Refuses, before any weight is read, a run that cannot fit: the policy trained (an adapter with
+ * LoRA), the reference (none with LoRA: the policy with its adapter off) and a reward model held,
+ * and on the second thread their copies.
+ */
+function checkGroupMemory(o: RewardSource & { policy: string; lora?: LoraOptions; threads?: number }, cfg: GroupConfig, prompts: PpoPrompt[]): void {
+  const head = readModelHead(o.policy);
+  const ref = cfg.beta > 0 ? 1 : 0, rm = o.rewardModel ? 1 : 0;
+  const rows = cfg.promptsPerStep * cfg.numGenerations;
+  const seq = Math.min(head.config.n_positions, Math.max(...prompts.map((p) => encodeContext(head.tokenizer, p).length)) + cfg.maxNewTokens);
+  const side = (o.threads || autoThreads()) > 1 && ref + rm > 0;
+  checkStageMemory(head.config, {
+    models: 1 + (o.lora ? 0 : ref) + rm, trained: 1, batchSize: rows, seq, loraR: o.lora?.r ?? 0,
+    threads: side ? { count: 1, models: ref + rm, trained: 0, batchSize: rows, lmHead: false } : undefined,
+    // rows = prompts per step x the group: fewer prompts per step, the same group
+    batchOption: (r) => (r % cfg.numGenerations === 0 ? `--prompts-per-step ${r / cfg.numGenerations}` : undefined),
+  });
+}
+
 /** Starts a critic-free stage: inputs read and checked, the models, the run folder, the loop. */
 export async function trainGroup<C extends GroupConfig>(stage: string, make: MakeRun<C>, o: RewardSource & { prompts: string; policy: string; runsDir: string; runId?: string; lora?: LoraOptions; threads?: number }, cfg: C, hooks: StageHooks) {
   checkGroupConfig(cfg);
   const prompts = readPrompts(o.prompts);
+  checkGroupMemory(o, cfg, prompts);
   // the run's name first: a LoRA start on an adapter folder writes the merged base into the run folder
   const id = o.runId ?? newRunId(stage);
   const models = await groupModels(o.policy, o.policy, cfg.beta, o.lora, path.join(o.runsDir, id), cfg.seed);
