@@ -331,7 +331,8 @@ function checkGroupMemory(o: RewardSource & { policy: string; lora?: LoraOptions
   const side = (o.threads || autoThreads()) > 1 && ref + rm > 0;
   checkStageMemory(head.config, {
     models: 1 + (o.lora ? 0 : ref) + rm, trained: 1, batchSize: rows, seq, loraR: o.lora?.r ?? 0,
-    threads: side ? { count: 1, models: ref + rm, trained: 0, batchSize: rows, lmHead: false } : undefined,
+    // the thread's model (the reference; zeros when only a reward model goes there) and the reward model
+    threads: side ? { count: 1, models: 1 + rm, trained: 0, batchSize: rows, lmHead: false } : undefined,
     // rows = prompts per step x the group: fewer prompts per step, the same group
     batchOption: (r) => (r % cfg.numGenerations === 0 ? `--prompts-per-step ${r / cfg.numGenerations}` : undefined),
   });

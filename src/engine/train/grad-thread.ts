@@ -79,6 +79,8 @@ export interface ThreadScorer {
   trunk?: { names: string[]; weights: Float32Array[] };
   /** The trunk's configuration when it is not the thread's model's (GRPO's reward model beside the reference). */
   config?: ModelConfig;
+  /** A reward model saved as an adapter: its configuration and, per module, A, B and their [in, out]. */
+  adapter?: { cfg: LoraConfig; modules: [string, Float32Array, Float32Array, number, number][] };
 }
 
 export type ThreadRequest =
@@ -173,7 +175,12 @@ function threadScorer(config: ModelConfig, s: ThreadScorer, critic: CausalLM): R
   const given = new Map(s.trunk.names.map((n, i) => [n, s.trunk!.weights[i]]));
   // an untied LM head (Llama) plays no part in a score: zeros
   const weights = new Map(parameterShapes(config).map(([n, shape]) => [n, given.get(n) ?? new Float32Array(shape.reduce((a, x) => a * x, 1))]));
-  return new RewardModel(createModel(config, weights, false), s.head[0], s.head[1], false);
+  const trunk = createModel(config, weights, false);
+  if (s.adapter) {
+    const mods = s.adapter.modules;
+    trunk.attachLora(new Lora(s.adapter.cfg, new Map(mods.map(([m, , , inF, outF]) => [m, [inF, outF]])), 0, new Map(mods.map(([m, A, B]) => [m, { A, B }])), false));
+  }
+  return new RewardModel(trunk, s.head[0], s.head[1], false);
 }
 
 if (parentPort) {

@@ -56,8 +56,12 @@ export async function scorerOf(rm: RewardModel, sharesCriticBase: boolean): Prom
   const copy = async (v: tf.Tensor) => Float32Array.from((await v.data()) as Float32Array);
   const head: [Float32Array, Float32Array] = [await copy(rm.w), await copy(rm.b)];
   if (sharesCriticBase) return { head };
-  const trunk = [...rm.params].filter(([n]) => n !== 'score.weight' && n !== 'score.bias');
-  return { head, trunk: { names: trunk.map(([n]) => n), weights: await Promise.all(trunk.map(([, v]) => copy(v))) } };
+  // a reward model saved as an adapter (rlhf rm --lora) is its base plus the adapter: both go
+  const lora = rm.trunk.lora;
+  const adapterNames = new Set(lora?.params().map(([n]) => n));
+  const trunk = [...rm.params].filter(([n]) => n !== 'score.weight' && n !== 'score.bias' && !adapterNames.has(n));
+  const adapter = lora && { cfg: lora.cfg, modules: await Promise.all([...lora.A].map(async ([m, a]): Promise<[string, Float32Array, Float32Array, number, number]> => [m, await copy(a), await copy(lora.B.get(m)!), a.shape[0] as number, lora.B.get(m)!.shape[1] as number])) };
+  return { head, trunk: { names: trunk.map(([n]) => n), weights: await Promise.all(trunk.map(([, v]) => copy(v))) }, ...(adapter ? { adapter } : {}) };
 }
 
 export class GradThreads {
@@ -102,7 +106,7 @@ export class GradThreads {
     g.listen(w);
     const scorer = rm && { ...(await scorerOf(rm, false)), config: rm.trunk.config };
     const weights = { names: frozen.map(([n]) => n), weights: await Promise.all(frozen.map(([, v]) => copy(v))) };
-    const transfer = [...weights.weights, ...(scorer?.trunk?.weights ?? [])].map((a) => a.buffer as ArrayBuffer);
+    const transfer = [...weights.weights, ...(scorer?.trunk?.weights ?? []), ...(scorer?.adapter?.modules.flatMap(([, a, b]) => [a, b]) ?? [])].map((a) => a.buffer as ArrayBuffer);
     await g.call(w, { type: 'init', backend: currentBackend()?.name ?? 'wasm', config: policy.config, names: [], head: false, frozen: weights, scorer }, transfer);
     return g;
   }

@@ -109,11 +109,13 @@ test('GRPO and RLOO write samples.jsonl (the spec\'s fields, at most 16 per step
   for (const k of ['step', 'prompt', 'response', 'score', 'advantage', 'kl']) assert.ok(k in rl[0], k);
 });
 
-test('GRPO and RLOO with the reference and the reward model on a second thread give the numbers and checkpoints of one thread (full and LoRA)', async () => {
+test('GRPO and RLOO with the reference and the reward model on a second thread give the numbers and checkpoints of one thread (full, and LoRA with a LoRA reward model)', async () => {
   const root = await fixture();
   const rng = new Rng(3);
   fs.writeFileSync(path.join(root, 'd.rm.jsonl'), Array.from({ length: 8 }, (_, i) => JSON.stringify(labelRecord(`p${i}`, ['it was good', 'it was bad', 'so so'], rng))).join('\n') + '\n');
   const rm = await trainRewardModel({ data: path.join(root, 'd.rm.jsonl'), model: path.join(root, 'sft'), runsDir: path.join(root, 'rm-runs'), runId: 'rm', train: { steps: 2, batchSize: 4, threads: 1 } });
+  // the LoRA policies are scored by a reward model saved as an adapter (its base and adapter both go to the thread)
+  const rmLora = await trainRewardModel({ data: path.join(root, 'd.rm.jsonl'), model: path.join(root, 'sft'), lora: { r: 4 }, runsDir: path.join(root, 'rm-runs'), runId: 'rm-lora', train: { steps: 3, batchSize: 4, lr: 1e-2, threads: 1 } });
   const timing = new Set(['time', 'tokens_per_second', 'generation_seconds', 'iteration_seconds']);
   const figures = (id: string) => new RunDir(path.join(root, 'runs', id)).readMetrics().map((m) => Object.entries(m).filter(([k]) => !timing.has(k)));
   const weights = (id: string) => {
@@ -124,7 +126,7 @@ test('GRPO and RLOO with the reference and the reward model on a second thread g
   for (const algo of ['grpo', 'rloo'] as const) {
     for (const lora of [undefined, { r: 4 }]) {
       const run = (threads: number) => {
-        const o = { ...base(root), rewardModel: rm.finalModel!, lora, threads, runId: `${algo}-${lora ? 'lora' : 'full'}-${threads}`, [algo]: { ...small, iterations: 3 } };
+        const o = { ...base(root), rewardModel: (lora ? rmLora : rm).finalModel!, lora, threads, runId: `${algo}-${lora ? 'lora' : 'full'}-${threads}`, [algo]: { ...small, iterations: 3 } };
         return algo === 'grpo' ? grpoTrain(o) : rlooTrain(o);
       };
       await run(1);

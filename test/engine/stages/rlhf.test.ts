@@ -125,6 +125,19 @@ test('reward-model training split across two threads matches one thread', async 
   });
 });
 
+test('PPO with a reward model saved as a LoRA adapter scores the same on the second thread as on one (the adapter goes there too)', async () => {
+  const root = await fixture();
+  const rm = await trainRewardModel({ data: path.join(root, 'toy.rm.jsonl'), model: path.join(root, 'sft'), lora: { r: 4 }, runsDir: path.join(root, 'runs'), runId: 'rm', train: { steps: 3, batchSize: 4, lr: 1e-2, threads: 1 } });
+  assert.ok(fs.existsSync(path.join(rm.finalModel!, 'adapter_model.safetensors')), 'an adapter folder');
+  const o = { prompts: path.join(root, 'toy.ppo.jsonl'), policy: path.join(root, 'sft'), rewardModel: rm.finalModel!, runsDir: root, ppo: { iterations: 2, promptsPerRollout: 2, samplesPerPrompt: 2, maxNewTokens: 8, minibatches: 2 } };
+  const timing = new Set(['time', 'tokens_per_second', 'generation_seconds', 'iteration_seconds']);
+  const figures = (id: string) => new RunDir(path.join(root, id)).readMetrics().map((m) => Object.entries(m).filter(([k]) => !timing.has(k)));
+  await ppoTrain({ ...o, runId: 'one', threads: 1 });
+  await ppoTrain({ ...o, runId: 'two', threads: 2 });
+  // before the fix the thread built the reward model from its base alone: other scores
+  assert.deepEqual(figures('two'), figures('one'));
+});
+
 test('PPO with the critic and the reward model on a second thread gives the numbers and checkpoints of one thread (full and LoRA)', async () => {
   const root = await fixture();
   const rm = await trainRewardModel({ data: path.join(root, 'toy.rm.jsonl'), model: path.join(root, 'sft'), runsDir: path.join(root, 'runs'), runId: 'rm', train: { steps: 2, batchSize: 4 } });
