@@ -15,6 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLM } from '../causal-lm';
+import { LARGE_VOCAB, chunkedTokenLogps } from '../train/lm-loss';
 
 export type DpoLossType = 'sigmoid' | 'ipo';
 
@@ -143,9 +144,14 @@ export function dpoLossTerms(groups: RankedGroup[], c: DpoLossConfig & { kway: K
   return usesPlackettLuce(c) ? pairs.filter((n) => n > 0).length : pairs.reduce((a, n) => a + n, 0);
 }
 
-/** Sum of log pi(response tokens | context) per sequence [N]; `mask` [N, T] marks the positions that predict a response token. */
+/**
+ * Sum of log pi(response tokens | context) per sequence [N]; `mask` [N, T] marks the positions that
+ * predict a response token. A large vocabulary's logits (SmolLM2's 49,152 x 16 responses x 256
+ * tokens is 0.8 GB a copy) are made a chunk of rows at a time (train/lm-loss.ts), as SFT's are.
+ */
 export function sequenceLogps(model: CausalLM, ids: tf.Tensor2D, mask: tf.Tensor2D): tf.Tensor1D {
   const [N, T] = ids.shape;
+  if (model.config.vocab_size >= LARGE_VOCAB) return tf.sum(tf.mul(chunkedTokenLogps(model, ids, 1, false).logp, mask), 1) as tf.Tensor1D;
   const logp = tf.logSoftmax(model.logits(ids));
   const next = tf.concat([tf.slice(ids, [0, 1], [N, T - 1]), tf.zeros([N, 1], 'int32')], 1);
   const picked = tf.reshape(tf.sum(tf.mul(logp, tf.oneHot(tf.reshape(next, [N * T]), model.config.vocab_size)), 1), [N, T]);

@@ -12,7 +12,8 @@ import { crossEntropy, innerVariableGrads } from '../layers';
 import { ForwardOptions } from '../model';
 
 const CHUNK_ROWS = 256;
-const LARGE_VOCAB = 4096;
+/** From this vocabulary size on, the head's logits are made a chunk of rows at a time. */
+export const LARGE_VOCAB = 4096;
 
 /** The weights the model's head reads: its own, or the embedding it is tied to. */
 function headVars(model: CausalLM): tf.Variable[] {
@@ -80,7 +81,9 @@ export function lmLoss(model: CausalLM, ids: tf.Tensor2D, targets: tf.Tensor1D, 
  * only the hidden states, as lmLoss does: what PPO's and GRPO's updates read. The values are
  * log_softmax's own steps, (x - max) - log(sum(exp(x - max))), at the next token.
  */
-export function chunkedTokenLogps(model: CausalLM, ids: tf.Tensor2D, temperature = 1): { logp: tf.Tensor2D; entropy: tf.Tensor2D } {
+export function chunkedTokenLogps(model: CausalLM, ids: tf.Tensor2D, temperature?: number): { logp: tf.Tensor2D; entropy: tf.Tensor2D };
+export function chunkedTokenLogps(model: CausalLM, ids: tf.Tensor2D, temperature: number, withEntropy: false): { logp: tf.Tensor2D };
+export function chunkedTokenLogps(model: CausalLM, ids: tf.Tensor2D, temperature = 1, withEntropy = true): { logp: tf.Tensor2D; entropy?: tf.Tensor2D } {
   const [N, T] = ids.shape;
   const V = model.config.vocab_size;
   const next = tf.reshape(tf.concat([tf.slice(ids, [0, 1], [N, T - 1]), tf.zeros([N, 1], 'int32')], 1), [N * T]);
@@ -110,7 +113,7 @@ export function chunkedTokenLogps(model: CausalLM, ids: tf.Tensor2D, temperature
     const hs = args[0] as tf.Tensor2D;
     save([hs, next]);
     const value = tf.concat(chunks.map((c) => tf.tidy(() => chunkLogp(tf.slice(hs, [c[0], 0], [c[1], -1]) as tf.Tensor2D, c, next))), 0);
-    entropyKept = tf.keep(tf.concat(chunks.map((c) => tf.tidy(() => entropyOf(tf.slice(hs, [c[0], 0], [c[1], -1]) as tf.Tensor2D))), 0));
+    if (withEntropy) entropyKept = tf.keep(tf.concat(chunks.map((c) => tf.tidy(() => entropyOf(tf.slice(hs, [c[0], 0], [c[1], -1]) as tf.Tensor2D))), 0));
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
@@ -118,7 +121,8 @@ export function chunkedTokenLogps(model: CausalLM, ids: tf.Tensor2D, temperature
     };
   }) as Parameters<typeof tf.customGrad>[0]);
   const logp = tf.reshape(f(h, ...vars), [N, T]) as tf.Tensor2D;
-  const entropy = tf.reshape(entropyKept!, [N, T]) as tf.Tensor2D; // a new tensor the caller's scope owns
-  entropyKept!.dispose();
+  if (!entropyKept) return { logp };
+  const entropy = tf.reshape(entropyKept, [N, T]) as tf.Tensor2D; // a new tensor the caller's scope owns
+  entropyKept.dispose();
   return { logp, entropy };
 }

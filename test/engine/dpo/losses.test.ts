@@ -100,3 +100,44 @@ test('metrics carry TRL\'s names and meaning over the pairs', () => {
   close(m['rewards/accuracies'], 1);
   close(m['logps/chosen'], (-5 - 5 - 6) / 3);
 });
+
+test("a large vocabulary's sequence log-probabilities (the head in chunks of rows) equal log_softmax at each response token, and so do the gradients", async () => {
+  const { Llama } = await import('../../../src/engine/llama');
+  const { configFromJson } = await import('../../../src/engine/config');
+  const { sequenceLogps } = await import('../../../src/engine/dpo/losses');
+  const cfg = configFromJson({
+    model_type: 'llama', hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2,
+    max_position_embeddings: 256, vocab_size: 5000, rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: false, tokenizer: 'char',
+  });
+  const m = Llama.init(cfg, 5);
+  const rng = new Rng(3);
+  const N = 8, T = 120; // 960 rows: four chunks of at most 256
+  const ids = tf.tensor2d(Array.from({ length: N * T }, () => rng.int(5000)), [N, T], 'int32');
+  const mask = tf.tensor2d(Array.from({ length: N * T }, (_, i) => (i % T >= 40 + 10 * Math.floor(i / T) && i % T < T - 1 ? 1 : 0)), [N, T]);
+  const weights = tf.tensor1d([0.5, -1.2, 2, 1, -0.3, 0.8, 1.5, -0.7]);
+  const vars = [...m.params.values()];
+  // the plain formula: log_softmax over the whole vocabulary, the next token picked by a one-hot
+  const next = tf.concat([tf.slice(ids, [0, 1], [N, T - 1]), tf.zeros([N, 1], 'int32')], 1);
+  const plain = tf.variableGrads(() => {
+    const picked = tf.reshape(tf.sum(tf.mul(tf.logSoftmax(m.logits(ids)), tf.oneHot(tf.reshape(next, [N * T]), 5000)), 1), [N, T]);
+    return tf.sum(tf.mul(tf.sum(tf.mul(picked, mask), 1), weights)) as tf.Scalar;
+  }, vars);
+  let kept: tf.Tensor | undefined;
+  const chunked = tf.variableGrads(() => {
+    const seq = sequenceLogps(m, ids, mask);
+    kept = tf.keep(seq);
+    return tf.sum(tf.mul(seq, weights)) as tf.Scalar;
+  }, vars);
+  assert.ok(Math.abs(plain.value.dataSync()[0] - chunked.value.dataSync()[0]) < 1e-2, `${plain.value.dataSync()[0]} vs ${chunked.value.dataSync()[0]}`);
+  assert.ok(kept!.dataSync().every((x) => x < -50), 'sums of many log-probabilities of a 5,000-token vocabulary');
+  for (const v of vars) {
+    const a = plain.grads[v.name].dataSync(), b = chunked.grads[v.name].dataSync();
+    const scale = Math.max(1e-6, ...Array.from(a, Math.abs));
+    a.forEach((x, j) => assert.ok(Math.abs(x - b[j]) < 1e-4 * scale + 1e-7, `${v.name}[${j}]: ${x} vs ${b[j]}`));
+  }
+  // and it never holds the whole [N T, vocabulary] logits: a chunk's at most
+  const peak = async (f: () => tf.Tensor) => (await tf.profile(() => { f().dispose(); })).peakBytes;
+  const full = await peak(() => tf.logSoftmax(m.logits(ids))), seq = await peak(() => sequenceLogps(m, ids, mask));
+  assert.ok(seq < 0.6 * full, `peak ${seq} bytes against ${full} for the whole logits`);
+  m.dispose();
+});
