@@ -73,9 +73,9 @@ function meanStd(a: ArrayLike<number>): { mean: number; std: number } {
 }
 
 /** Loss, accuracy and margin of a set of rankings under the reward model. */
-export async function evaluateRankings(rm: RewardModel, records: TokenizedRanking[], pad: number): Promise<{ loss: number; accuracy: number; margin: number }> {
+export async function evaluateRankings(rm: RewardModel, records: TokenizedRanking[], pad: number, par?: GradThreads): Promise<{ loss: number; accuracy: number; margin: number }> {
   if (!records.length) return { loss: NaN, accuracy: NaN, margin: NaN };
-  const rewards = await scoreSequences(rm, records.flatMap((r) => r.seqs), pad);
+  const rewards = await scoreSequences(rm, records.flatMap((r) => r.seqs), pad, 64, par && ((part) => par.replicaScores(part, pad)));
   const offsets: number[] = [];
   let o = 0;
   for (const r of records) {
@@ -167,12 +167,12 @@ async function rmObjective(rm: RewardModel, tok: Tokenizer, trainSet: TokenizedR
       return { loss, grads, tokens: parts.reduce((a, p) => a + p.N * p.T, 0), metrics: { accuracy: acc, margin, reward_mean: mean, reward_std: std } };
     },
     async evaluate() {
-      const e = await evaluateRankings(rm, evalSet, tok.eot);
+      const e = await evaluateRankings(rm, evalSet, tok.eot, par);
       return { 'eval/loss': e.loss, 'eval/accuracy': e.accuracy, 'eval/margin': e.margin };
     },
     async writeModel(dir, files) {
       // reward statistics over (at most) the first 512 training responses: enough to centre scores
-      const { mean, std } = meanStd(await scoreSequences(rm, trainSet.flatMap((r) => r.seqs).slice(0, 512), tok.eot));
+      const { mean, std } = meanStd(await scoreSequences(rm, trainSet.flatMap((r) => r.seqs).slice(0, 512), tok.eot, 64, par && ((part) => par.replicaScores(part, tok.eot))));
       await rm.write(dir, tok, { reward_mean: mean, reward_std: std }, files);
     },
     afterUpdate: () => par?.invalidate(),

@@ -91,6 +91,7 @@ export type ThreadRequest =
   | { type: 'logps'; weights?: Float32Array[]; ids: Int32Array; mask: Float32Array; N: number; T: number }
   | { type: 'token-logps'; ids: Int32Array; N: number; T: number; temperature: number }
   | { type: 'score-seqs'; seqs: number[][]; pad: number }
+  | { type: 'replica-scores'; weights?: Float32Array[]; seqs: number[][]; pad: number }
   | { type: 'values'; weights?: Float32Array[]; ids: Int32Array; N: number; T: number }
   | { type: 'scores'; ids: Int32Array; N: number; T: number; last: number[] }
   | { type: 'value-grad'; weights?: Float32Array[]; batch: ValueBatch }
@@ -248,7 +249,13 @@ if (parentPort) {
         const p = params;
         tf.tidy(() => names.forEach((n, i) => p.get(n)!.assign(tf.tensor(m.weights![i], p.get(n)!.shape))));
       }
-      if ((m.type === 'values' || m.type === 'value-grad') && !rm) throw new Error('no critic on this thread');
+      if ((m.type === 'values' || m.type === 'value-grad' || m.type === 'replica-scores') && !rm) throw new Error('no reward model replica on this thread');
+      if (m.type === 'replica-scores') {
+        // the trained reward model's replica, at the main thread's current weights
+        const values = await scoreSequences(rm!, m.seqs, m.pad);
+        reply({ type: 'values', values } satisfies ThreadReply, [values.buffer as ArrayBuffer]);
+        return;
+      }
       if (m.type === 'values') {
         const values = await mapRows(m.ids, m.N, m.T, (ids) => rm!.values(ids));
         reply({ type: 'values', values } satisfies ThreadReply, [values.buffer as ArrayBuffer]);

@@ -252,6 +252,11 @@ export class GradThreads {
     return { loss, grads: this.combine(local.grads, replies, scale), logps };
   }
 
+  /** Scores of sequences by the reward model's replica on thread 1, at the current weights (posted before this returns). */
+  replicaScores(seqs: number[][], pad: number): Promise<Float32Array> {
+    return this.call(this.workers[0], { type: 'replica-scores', weights: this.weightsNow(), seqs, pad }).then((r) => (r as Extract<ThreadReply, { type: 'values' }>).values);
+  }
+
   /** Sequence log-probabilities [N] of rows on thread 1 (DPO's reference and evaluations, beside this thread's share). */
   sequenceLogps(ids: Int32Array, mask: Float32Array, N: number, T: number): Promise<Float32Array> {
     // posted before this returns, so the caller's own pass runs meanwhile

@@ -71,3 +71,27 @@ test('DPO loss and gradients over two threads equal one pass over the whole batc
     model.dispose();
   }
 });
+
+test("reward-model scores with every other chunk on the replica's thread are one thread's to the bit, after an update too", async () => {
+  const { RewardModel } = await import('../../../src/engine/rm/reward-model');
+  const { scoreSequences } = await import('../../../src/engine/rm/score');
+  const trunk = initModel(defaultConfig({ n_layer: 1, n_head: 2, n_embd: 16, n_positions: 16, vocab_size: 32 }), 4);
+  const rm = new RewardModel(trunk, Float32Array.from({ length: 16 }, (_, i) => Math.sin(i)), new Float32Array([0.1]));
+  const par = await GradThreads.start(rm, 1);
+  try {
+    const rng = new Rng(5);
+    const seqs = Array.from({ length: 37 }, () => Array.from({ length: 3 + rng.int(13) }, () => 1 + rng.int(30)));
+    const helper = (part: number[][]) => par.replicaScores(part, 0);
+    for (const round of [0, 1]) {
+      const one = await scoreSequences(rm, seqs, 0, 8);
+      const two = await scoreSequences(rm, seqs, 0, 8, helper); // 5 chunks of 8 and less: 2 on the thread
+      assert.deepEqual([...two], [...one], `round ${round}`);
+      // an optimizer step changes the weights: the replica receives them with the next request
+      for (const v of rm.params.values()) v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.05, 'float32', 7)));
+      par.invalidate();
+    }
+  } finally {
+    await par.close();
+    rm.dispose();
+  }
+});
