@@ -41,3 +41,28 @@ export async function mapRows(ids: Int32Array, N: number, T: number, f: (ids: tf
   }
   return out;
 }
+
+/** Arrays one after another, as one. */
+export function concatArrays(arrays: Float32Array[]): Float32Array {
+  const out = new Float32Array(arrays.reduce((a, x) => a + x.length, 0));
+  let o = 0;
+  for (const a of arrays) {
+    out.set(a, o);
+    o += a.length;
+  }
+  return out;
+}
+
+/**
+ * Each part through `here`, or with `there` (another thread) every other part through it, posted
+ * before this thread's part runs; the results in the parts' order.
+ */
+export async function alternate<P>(parts: P[], here: (p: P) => Promise<Float32Array>, there?: (p: P) => Promise<Float32Array>): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (let k = 0; k < parts.length; k += there ? 2 : 1) {
+    const pending = there && k + 1 < parts.length ? there(parts[k + 1]) : undefined;
+    out.push(await here(parts[k]));
+    if (pending) out.push(await pending);
+  }
+  return out;
+}

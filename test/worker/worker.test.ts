@@ -33,10 +33,11 @@ test('the worker and its gradient threads run at a lower priority than the edito
   const { argv } = setup();
   const client = new WorkerClient(ROOT);
   const nice = new Map<number, number>(); // thread id -> nice, seen while training
+  let pid = 0; // the main thread's id is the process id
   const code = await client.run([...argv, '--steps', '12', '--threads', '2'], ROOT, {}, {
     onLog: () => {},
     onProgress: () => {
-      const pid = client.pid!;
+      pid = client.pid!;
       for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
         try {
           // stat: "pid (comm) state ..." with nice the 19th field; comm may hold spaces
@@ -46,12 +47,9 @@ test('the worker and its gradient threads run at a lower priority than the edito
           // the thread ended
         }
       }
-      nice.set(-1, pid); // the main thread's id is the process id
     },
   });
   assert.equal(code, 0);
-  const pid = nice.get(-1)!;
-  nice.delete(-1);
   assert.equal(nice.get(pid), 10, 'the main thread');
   // threads started after the worker lowered its priority (the gradient thread among them) inherit it
   assert.ok([...nice.entries()].filter(([tid, n]) => tid !== pid && n === 10).length >= 1, `threads' nice values: ${JSON.stringify([...nice])}`);

@@ -1,6 +1,6 @@
 /** Scores of whole sequences under a reward model, in chunks that bound attention's memory. */
 import * as tf from '@tensorflow/tfjs-core';
-import { take } from '../read';
+import { alternate, concatArrays, take } from '../read';
 import { RewardModel } from './reward-model';
 
 /**
@@ -17,19 +17,7 @@ export async function scoreSequences(rm: RewardModel, seqs: number[][], pad: num
     parts.push(seqs.slice(i, i + n));
     i += n;
   }
-  const scores: Float32Array[] = [];
-  for (let k = 0; k < parts.length; k += helper ? 2 : 1) {
-    const pending = helper && parts[k + 1] ? helper(parts[k + 1]) : undefined;
-    scores.push(await scoreBatch(rm, parts[k], pad));
-    if (pending) scores.push(await pending);
-  }
-  const out = new Float32Array(seqs.length);
-  let o = 0;
-  for (const s of scores) {
-    out.set(s, o);
-    o += s.length;
-  }
-  return out;
+  return concatArrays(await alternate(parts, (part) => scoreBatch(rm, part, pad), helper));
 }
 
 /** The rewards of sequences padded into one batch, each read at its last token. */

@@ -13,7 +13,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { take, takeScalar } from '../read';
+import { alternate, concatArrays, take, takeScalar } from '../read';
 import { CausalLM } from '../causal-lm';
 import { Tokenizer } from '../tokenizer';
 import { deriveSeed, epochOrder } from '../rng';
@@ -115,14 +115,15 @@ function batchOf(records: DpoRecord[], pad: number, kway: DpoConfig['kway']) {
 async function allLogps(model: CausalLM, records: DpoRecord[], pad: number, par?: GradThreads): Promise<number[][]> {
   const chunks: DpoRecord[][] = [];
   for (let i = 0; i < records.length; i += 8) chunks.push(records.slice(i, i + 8));
-  const lps: Float32Array[] = [];
-  for (let k = 0; k < chunks.length; k += par ? 2 : 1) {
-    const other = par && chunks[k + 1] ? batchOf(chunks[k + 1], pad, 'pairs') : undefined;
-    const pending = other && par!.sequenceLogps(other.ids, other.mask, other.N, other.T);
-    const b = batchOf(chunks[k], pad, 'pairs');
-    lps.push(await take(tf.tidy(() => sequenceLogps(model, tf.tensor2d(b.ids, [b.N, b.T], 'int32'), tf.tensor2d(b.mask, [b.N, b.T])))));
-    if (pending) lps.push(await pending);
-  }
+  const here = (part: DpoRecord[]) => {
+    const b = batchOf(part, pad, 'pairs');
+    return take(tf.tidy(() => sequenceLogps(model, tf.tensor2d(b.ids, [b.N, b.T], 'int32'), tf.tensor2d(b.mask, [b.N, b.T]))));
+  };
+  const there = par && ((part: DpoRecord[]) => {
+    const b = batchOf(part, pad, 'pairs');
+    return par.sequenceLogps(b.ids, b.mask, b.N, b.T);
+  });
+  const lps = await alternate(chunks, here, there);
   const out: number[][] = [];
   chunks.forEach((part, k) => {
     let o = 0;
@@ -231,7 +232,7 @@ function dpoObjective(policy: CausalLM, tok: Tokenizer, data: { train: DpoRecord
         for (const g of p.groups) groups.push({ rows: g.rows.map((x) => x + row), ranks: g.ranks });
         row += p.N;
       }
-      const refLogps = Float32Array.from(parts.flatMap((p) => [...p.refLogps]));
+      const refLogps = concatArrays(parts.map((p) => p.refLogps));
       return { loss, grads, tokens: parts.reduce((a, p) => a + p.N * p.T, 0), metrics: dpoMetrics(logps, refLogps, groups, c.beta) };
     },
     async evaluate() {

@@ -198,6 +198,7 @@ if (parentPort) {
   });
   async function handle(m: ThreadRequest & { id: number }) {
     const reply = (r: ThreadReply, transfer: ArrayBuffer[] = []) => port.postMessage({ ...r, id: m.id }, transfer);
+    const replyValues = (values: Float32Array) => reply({ type: 'values', values }, [values.buffer as ArrayBuffer]);
     try {
       if (m.type === 'close') {
         (rm ?? gpt)?.dispose();
@@ -230,19 +231,19 @@ if (parentPort) {
         // the reward model's weights never change: they came with init
         if (!scorer) throw new Error('no reward model on this thread');
         const values = await take(tf.tidy(() => scorer!.rewards(tf.tensor2d(m.ids, [m.N, m.T], 'int32'), m.last)));
-        reply({ type: 'values', values } satisfies ThreadReply, [values.buffer as ArrayBuffer]);
+        replyValues(values);
         return;
       }
       if (m.type === 'token-logps') {
         // the frozen model's per-token log-probabilities of a rollout [N * T], as rl/group.ts's rolloutLogps
         const values = await take(tf.tidy(() => tokenLogps(gpt!, tf.tensor2d(m.ids, [m.N, m.T], 'int32'), false, m.temperature).logp));
-        reply({ type: 'values', values } satisfies ThreadReply, [values.buffer as ArrayBuffer]);
+        replyValues(values);
         return;
       }
       if (m.type === 'score-seqs') {
         if (!scorer) throw new Error('no reward model on this thread');
         const values = await scoreSequences(scorer, m.seqs, m.pad);
-        reply({ type: 'values', values } satisfies ThreadReply, [values.buffer as ArrayBuffer]);
+        replyValues(values);
         return;
       }
       if (m.weights) {
@@ -253,12 +254,12 @@ if (parentPort) {
       if (m.type === 'replica-scores') {
         // the trained reward model's replica, at the main thread's current weights
         const values = await scoreSequences(rm!, m.seqs, m.pad);
-        reply({ type: 'values', values } satisfies ThreadReply, [values.buffer as ArrayBuffer]);
+        replyValues(values);
         return;
       }
       if (m.type === 'values') {
         const values = await mapRows(m.ids, m.N, m.T, (ids) => rm!.values(ids));
-        reply({ type: 'values', values } satisfies ThreadReply, [values.buffer as ArrayBuffer]);
+        replyValues(values);
         return;
       }
       if (m.type === 'value-grad') {
@@ -270,7 +271,7 @@ if (parentPort) {
       }
       if (m.type === 'logps') {
         const values = await take(tf.tidy(() => sequenceLogps(gpt!, tf.tensor2d(m.ids, [m.N, m.T], 'int32'), tf.tensor2d(m.mask, [m.N, m.T]))));
-        reply({ type: 'values', values } satisfies ThreadReply, [values.buffer as ArrayBuffer]);
+        replyValues(values);
         return;
       }
       if (m.type === 'dpo') {

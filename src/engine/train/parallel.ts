@@ -7,7 +7,7 @@
 import * as os from 'os';
 import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import { takeScalar } from '../read';
+import { concatArrays, takeScalar } from '../read';
 import { CausalLM } from '../causal-lm';
 import { Rng, deriveSeed } from '../rng';
 import { currentBackend } from '../backends/backend';
@@ -113,12 +113,12 @@ export class GradThreads {
 
   /** The frozen reference's per-token log-probabilities of rows [N, T] (posted before this returns). */
   tokenLogps(ids: Int32Array, N: number, T: number, temperature: number): Promise<Float32Array> {
-    return this.call(this.workers[0], { type: 'token-logps', ids, N, T, temperature }).then((r) => (r as Extract<ThreadReply, { type: 'values' }>).values);
+    return this.valuesOf({ type: 'token-logps', ids, N, T, temperature });
   }
 
   /** The reward model's scores of whole sequences (posted before this returns). */
   scoreSequences(seqs: number[][], pad: number): Promise<Float32Array> {
-    return this.call(this.workers[0], { type: 'score-seqs', seqs, pad }).then((r) => (r as Extract<ThreadReply, { type: 'values' }>).values);
+    return this.valuesOf({ type: 'score-seqs', seqs, pad });
   }
 
   get size(): number {
@@ -156,6 +156,11 @@ export class GradThreads {
       this.waiting.get(w)!.set(id, { resolve, reject });
       w.postMessage({ ...req, id }, transfer);
     });
+  }
+
+  /** A request to thread 1 that answers with values (posted before this returns), and the values. */
+  private valuesOf(req: ThreadRequest): Promise<Float32Array> {
+    return this.call(this.workers[0], req).then((r) => (r as Extract<ThreadReply, { type: 'values' }>).values);
   }
 
   /** The trained weights, when they changed since the threads last received them. */
@@ -220,12 +225,7 @@ export class GradThreads {
     const replies = (await Promise.all(pending)) as Extract<ThreadReply, { type: 'grad' }>[];
     let loss = await takeScalar(local.value);
     replies.forEach((r) => (loss += r.loss));
-    const rewards = new Float32Array(parts.reduce((a, p) => a + p.N, 0));
-    let o = 0;
-    for (const r of [local.rewards, ...replies.map((x) => x.rewards!)]) {
-      rewards.set(r, o);
-      o += r.length;
-    }
+    const rewards = concatArrays([local.rewards, ...replies.map((x) => x.rewards!)]);
     return { loss, grads: this.combine(local.grads, replies, parts.map(() => 1)), rewards };
   }
 
@@ -243,24 +243,19 @@ export class GradThreads {
     const replies = (await Promise.all(pending)) as Extract<ThreadReply, { type: 'grad' }>[];
     let loss = (await takeScalar(local.value)) * scale[0];
     replies.forEach((r, i) => (loss += r.loss * scale[i + 1]));
-    const logps = new Float32Array(parts.reduce((a, p) => a + p.N, 0));
-    let o = 0;
-    for (const lp of [local.logps, ...replies.map((r) => r.logps!)]) {
-      logps.set(lp, o);
-      o += lp.length;
-    }
+    const logps = concatArrays([local.logps, ...replies.map((r) => r.logps!)]);
     return { loss, grads: this.combine(local.grads, replies, scale), logps };
   }
 
   /** Scores of sequences by the reward model's replica on thread 1, at the current weights (posted before this returns). */
   replicaScores(seqs: number[][], pad: number): Promise<Float32Array> {
-    return this.call(this.workers[0], { type: 'replica-scores', weights: this.weightsNow(), seqs, pad }).then((r) => (r as Extract<ThreadReply, { type: 'values' }>).values);
+    return this.valuesOf({ type: 'replica-scores', weights: this.weightsNow(), seqs, pad });
   }
 
   /** Sequence log-probabilities [N] of rows on thread 1 (DPO's reference and evaluations, beside this thread's share). */
   sequenceLogps(ids: Int32Array, mask: Float32Array, N: number, T: number): Promise<Float32Array> {
     // posted before this returns, so the caller's own pass runs meanwhile
-    return this.call(this.workers[0], { type: 'logps', weights: this.weightsNow(), ids, mask, N, T }).then((r) => (r as Extract<ThreadReply, { type: 'values' }>).values);
+    return this.valuesOf({ type: 'logps', weights: this.weightsNow(), ids, mask, N, T });
   }
 
   // PPO's critic on thread 1. Each request is posted before the method returns: the caller's
@@ -268,12 +263,12 @@ export class GradThreads {
 
   /** The critic's values [N * T] of rows ids [N, T]. */
   values(ids: Int32Array, N: number, T: number): Promise<Float32Array> {
-    return this.call(this.workers[0], { type: 'values', weights: this.weightsNow(), ids, N, T }).then((r) => (r as Extract<ThreadReply, { type: 'values' }>).values);
+    return this.valuesOf({ type: 'values', weights: this.weightsNow(), ids, N, T });
   }
 
   /** The reward model's scores [N] (a thread started with a scorer), each row read at last[n]. */
   scores(ids: Int32Array, N: number, T: number, last: number[]): Promise<Float32Array> {
-    return this.call(this.workers[0], { type: 'scores', ids, N, T, last }).then((r) => (r as Extract<ThreadReply, { type: 'values' }>).values);
+    return this.valuesOf({ type: 'scores', ids, N, T, last });
   }
 
   /** The value loss of a minibatch, its clip fraction and the critic's gradients. */
