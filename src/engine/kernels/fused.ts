@@ -25,6 +25,7 @@ export interface FusedExports {
   xent_bwd(logits: number, lse: number, targets: number, w: number, dy: number, dl: number, n: number, V: number): void;
   sum_squares(g: number, n: number): number;
   transpose2d(x: number, out: number, R: number, C: number): void;
+  matmul(a: number, b: number, c: number, pack: number, nb: number, M: number, K: number, N: number, NC: number): void;
   embed(table: number, ids: number, wpe: number, positions: number, x: number, B: number, C: number): void;
   add_to(x: number, y: number, n: number): void;
   matvec(x: number, W: number, bias: number, y: number, B: number, K: number, N: number): void;
@@ -41,6 +42,7 @@ interface WasmBackend {
   dataIdMap: { get(id: tf.DataId): { memoryOffset: number; refCount: number } | undefined };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
+  disposeData(id: tf.DataId): boolean;
 }
 
 let instance: { backend: object; k: FusedExports } | undefined;
@@ -143,6 +145,18 @@ const KERNELS: Record<string, [string[], KernelFn]> = {
     k.transpose2d(ptr(b, x), ptr(b, out), R, C);
     return out;
   }],
+  // a [M, K] @ b [K, N], or the same with a batch dimension in front; b's columns are packed 256 at
+  // a time (a block of K x 256 stays in the 1 MB L2 for K up to 1024) into a scratch buffer
+  RlhfMatMul: [['a', 'b'], (k, b, [x, w]) => {
+    const batched = x.shape.length === 3, nb = batched ? x.shape[0] : 1;
+    const [M, K] = x.shape.slice(-2), N = w.shape[w.shape.length - 1];
+    const out = b.makeOutput(batched ? [nb, M, N] : [M, N], 'float32');
+    const NC = Math.min(256, Math.ceil(N / 16) * 16);
+    const pack = b.makeOutput([K * NC], 'float32');
+    k.matmul(ptr(b, x), ptr(b, w), ptr(b, out), ptr(b, pack), nb, M, K, N, NC);
+    b.disposeData(pack.dataId);
+    return out;
+  }],
   RlhfAdamW: [['p', 'g', 'm', 'v'], (k, b, [p, g, m, v], a) => {
     const out = b.makeOutput(p.shape, 'float32');
     k.adamw(ptr(b, p), ptr(b, out), ptr(b, g), ptr(b, m), ptr(b, v), size(p.shape), a.gradScale, a.lr, a.beta1, a.beta2, a.c1, a.c2, a.eps, a.decay);
@@ -191,6 +205,15 @@ export function setFused(on: boolean): void {
 /** Runs a registered fused kernel; several outputs come back as an array. */
 export function runFused(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, number> = {}): tf.Tensor | tf.Tensor[] {
   return tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+}
+
+/**
+ * a [m, k] @ b [k, n] (or batched: [n, m, k] @ [n, k, n']) with no gradient: the SIMD kernel where
+ * the fused kernels serve, tf.matMul elsewhere (the same bits either way on wasm).
+ */
+export function product<T extends tf.Tensor2D | tf.Tensor3D>(a: T, b: T): T {
+  if (fusedAvailable() && a.dtype === 'float32' && b.dtype === 'float32') return runFused('RlhfMatMul', { a, b }) as T;
+  return tf.matMul(a, b) as T;
 }
 
 /**

@@ -2,7 +2,8 @@ import { test, before, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { testBackend } from '../../helpers';
-import { biasAdd, causalSoftmax, crossEntropy, gelu, layerNorm, rmsNorm, swiglu, transpose2d } from '../../../src/engine/layers';
+import { biasAdd, causalSoftmax, crossEntropy, gelu, layerNorm, matMul, rmsNorm, swiglu, transpose2d } from '../../../src/engine/layers';
+import { bmm } from '../../../src/engine/kernels/bmm';
 import { fusedAvailable, setFused } from '../../../src/engine/kernels/fused';
 import { AdamW, clipByGlobalNorm } from '../../../src/engine/train/optim';
 import { initModel, parameterShapes } from '../../../src/engine/causal-lm';
@@ -82,6 +83,9 @@ const CASES: Case[] = [
   { name: 'causal softmax with the mask', op: (s) => causalSoftmax(s as tf.Tensor3D, 0.35, 6, 0), inputs: () => [rand([3, 6, 6], 11, 3)] },
   // grouped queries: 2 heads per key/value head stacked as 2 x 5 rows, 3 cached positions before them
   { name: 'causal softmax, grouped queries after a cache', op: (s) => causalSoftmax(s as tf.Tensor3D, 0.5, 5, 3), inputs: () => [rand([2, 10, 8], 12, 3)] },
+  // an odd row count, 20 columns (a panel of 16 and a partial one), K not a multiple of 4
+  { name: 'matrix product', op: (a, b) => matMul(a as tf.Tensor2D, b as tf.Tensor2D), inputs: () => [rand([R + 1, C - 1], 14), rand([C - 1, C], 15)] },
+  { name: 'batched matrix product', op: (a, b) => bmm(a as tf.Tensor3D, b as tf.Tensor3D), inputs: () => [rand([3, 7, 9], 16), rand([3, 9, 18], 17)] },
   { name: 'softmax without a mask', op: (s) => causalSoftmax(s as tf.Tensor3D, 1, 1, undefined), inputs: () => [rand([4, 1, 9], 13, 3)] },
 ];
 
@@ -112,6 +116,33 @@ test('the tiled transpose equals TensorFlow.js\'s, on shapes that are not multip
     assert.deepEqual(a.shape, [c, r]);
     assert.equal(maxDiff(a.dataSync(), b.dataSync()), 0);
     tf.dispose([x, a, b]);
+  }
+});
+
+test('the SIMD matrix product gives XNNPACK\'s bits (sums in the order of k) and float64\'s values, over its tails, column blocks and batches', () => {
+  // [M, K] @ [K, N]: one element; odd rows; N past one block of 256 columns with a partial panel; the
+  // vocabulary-sized head's 65 columns; a batch
+  for (const [nb, M, K, N] of [[0, 1, 1, 1], [0, 7, 33, 5], [0, 5, 20, 300], [0, 64, 128, 65], [3, 9, 17, 40]]) {
+    const a = rand(nb ? [nb, M, K] : [M, K], M * 1000 + K) as tf.Tensor2D, b = rand(nb ? [nb, K, N] : [K, N], N * 1000 + K) as tf.Tensor2D;
+    setFused(true);
+    const ours = (nb ? bmm(a as unknown as tf.Tensor3D, b as unknown as tf.Tensor3D) : matMul(a, b)).dataSync() as Float32Array;
+    setFused(false);
+    const theirs = tf.matMul(a, b).dataSync() as Float32Array;
+    assert.equal(ours.length, Math.max(nb, 1) * M * N);
+    assert.equal(maxDiff(ours, theirs), 0, `[${nb}, ${M}, ${K}, ${N}]: not XNNPACK's bits`);
+    const av = a.dataSync(), bv = b.dataSync();
+    let worst = 0;
+    for (let n = 0; n < Math.max(nb, 1); n++) {
+      for (let i = 0; i < M; i++) {
+        for (let j = 0; j < N; j++) {
+          let s = 0;
+          for (let k = 0; k < K; k++) s += av[n * M * K + i * K + k] * bv[n * K * N + k * N + j];
+          worst = Math.max(worst, Math.abs(s - ours[n * M * N + i * N + j]));
+        }
+      }
+    }
+    assert.ok(worst < 1e-4, `[${nb}, ${M}, ${K}, ${N}]: ${worst} from float64's sums`);
+    tf.dispose([a, b]);
   }
 });
 
