@@ -12,7 +12,7 @@
  * same maths for the other backends, and what the tests compare the kernels with.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedAvailable, product, runFused } from './kernels/fused';
+import { fusedAvailable, product, productTransB, runFused } from './kernels/fused';
 
 type Forward = (inputs: tf.Tensor[], save: tf.GradSaveFunc) => {
   value: tf.Tensor;
@@ -33,7 +33,7 @@ export const matMul = customOp(([a, b], save) => {
       value: product(a as tf.Tensor2D, b as tf.Tensor2D),
       gradFunc: (dy, saved) => {
         const [sa, sb] = saved as tf.Tensor2D[];
-        const dA = product(dy as tf.Tensor2D, transpose2d(sb));
+        const dA = productTransB(dy as tf.Tensor2D, sb);
         const dB = product(transpose2d(sa), dy as tf.Tensor2D);
         return [dA, dB];
       },
@@ -55,7 +55,7 @@ export function matMulFrozen(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
     save([]);
     return {
       value: product(x as tf.Tensor2D, b),
-      gradFunc: (dy) => [product(dy as tf.Tensor2D, transpose2d(b))],
+      gradFunc: (dy) => [productTransB(dy as tf.Tensor2D, b)],
     };
   });
   return f(a) as tf.Tensor2D;

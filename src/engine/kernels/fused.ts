@@ -25,7 +25,7 @@ export interface FusedExports {
   xent_bwd(logits: number, lse: number, targets: number, w: number, dy: number, dl: number, n: number, V: number): void;
   sum_squares(g: number, n: number): number;
   transpose2d(x: number, out: number, R: number, C: number): void;
-  matmul(a: number, b: number, c: number, pack: number, nb: number, M: number, K: number, N: number, NC: number): void;
+  matmul(a: number, b: number, c: number, pack: number, nb: number, M: number, K: number, N: number, NC: number, transB: number): void;
   embed(table: number, ids: number, wpe: number, positions: number, x: number, B: number, C: number): void;
   add_to(x: number, y: number, n: number): void;
   matvec(x: number, W: number, bias: number, y: number, B: number, K: number, N: number): void;
@@ -145,15 +145,16 @@ const KERNELS: Record<string, [string[], KernelFn]> = {
     k.transpose2d(ptr(b, x), ptr(b, out), R, C);
     return out;
   }],
-  // a [M, K] @ b [K, N], or the same with a batch dimension in front; b's columns are packed 256 at
-  // a time (a block of K x 256 stays in the 1 MB L2 for K up to 1024) into a scratch buffer
-  RlhfMatMul: [['a', 'b'], (k, b, [x, w]) => {
+  // a [M, K] @ b [K, N] (b given as [N, K] with transB), or the same with a batch dimension in
+  // front; b's columns are packed 256 at a time (a block of K x 256 stays in the 1 MB L2 for K up to
+  // 1024) into a scratch buffer
+  RlhfMatMul: [['a', 'b'], (k, b, [x, w], a) => {
     const batched = x.shape.length === 3, nb = batched ? x.shape[0] : 1;
-    const [M, K] = x.shape.slice(-2), N = w.shape[w.shape.length - 1];
+    const [M, K] = x.shape.slice(-2), N = w.shape[w.shape.length - (a.transB ? 2 : 1)];
     const out = b.makeOutput(batched ? [nb, M, N] : [M, N], 'float32');
     const NC = Math.min(256, Math.ceil(N / 16) * 16);
     const pack = b.makeOutput([K * NC], 'float32');
-    k.matmul(ptr(b, x), ptr(b, w), ptr(b, out), ptr(b, pack), nb, M, K, N, NC);
+    k.matmul(ptr(b, x), ptr(b, w), ptr(b, out), ptr(b, pack), nb, M, K, N, NC, a.transB ? 1 : 0);
     b.disposeData(pack.dataId);
     return out;
   }],
@@ -170,8 +171,60 @@ const KERNELS: Record<string, [string[], KernelFn]> = {
   }],
 };
 
+/**
+ * The wasm backend's Identity copies the tensor's values; the engine calls it for every tensor a
+ * gradient saves (tf.customGrad's save, a kernel's saved inputs: 160 copies in a step of nanoGPT's
+ * shape, 3-4 ms). Tensors are immutable, so the copy may share the values, as the cpu backend's
+ * Identity and the wasm backend's own Reshape do (the buffer is counted and freed with its last
+ * tensor). The in-place updates here (AdamW's moments) only write a buffer no other tensor holds.
+ */
+function registerSharedIdentity(): void {
+  const current = tf.getKernel('Identity', 'wasm');
+  if (!current || (current.kernelFunc as { shared?: boolean }).shared) return;
+  const kernelFunc = Object.assign(({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }) => {
+    const x = inputs.x!;
+    if (x.dtype === 'string') return (current.kernelFunc as (a: unknown) => tf.TensorInfo)({ inputs, backend, attrs: {} });
+    (backend as { incRef(id: tf.DataId): void }).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  }, { shared: true });
+  tf.unregisterKernel('Identity', 'wasm');
+  tf.registerKernel({ kernelName: 'Identity', backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+}
+
+/**
+ * The wasm backend's GatherV2 computes every element's source through generic strides: 2.9 ms to
+ * look up 768 rows of a [65, 128] embedding (a step of nanoGPT's shape). Along axis 0 (every
+ * gather here: embeddings, rows of rewards and log-probabilities) a gather is a copy of whole rows,
+ * which `embed` does; anything else goes to the backend's own kernel.
+ */
+function registerRowGather(): void {
+  const current = tf.getKernel('GatherV2', 'wasm');
+  if (!current || (current.kernelFunc as { rows?: boolean }).rows) return;
+  const kernelFunc = Object.assign((args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }) => {
+    const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
+    const { axis, batchDims } = (args.attrs ?? {}) as unknown as { axis: number; batchDims: number };
+    const rows = x.shape[0];
+    if ((axis !== 0 && axis !== -x.shape.length) || batchDims || x.shape.length === 0 || (x.dtype !== 'float32' && x.dtype !== 'int32') || indices.dtype !== 'int32') {
+      return (current.kernelFunc as (a: unknown) => tf.TensorInfo)(args);
+    }
+    const b = args.backend as unknown as WasmBackend;
+    const ids = b.typedArrayFromHeap(indices) as unknown as Int32Array;
+    for (let i = 0; i < ids.length; i++) {
+      if (!(ids[i] >= 0 && ids[i] < rows)) throw new Error(`GatherV2: the index value ${ids[i]} is not in [0, ${rows - 1}]`);
+    }
+    const out = b.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
+    const inner = size(x.shape) / Math.max(rows, 1);
+    if (ids.length && inner) kernelsFor(b).embed(ptr(b, x), ptr(b, indices), 0, 0, ptr(b, out), ids.length, inner);
+    return out;
+  }, { rows: true });
+  tf.unregisterKernel('GatherV2', 'wasm');
+  tf.registerKernel({ kernelName: 'GatherV2', backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+}
+
 /** Registers the kernels with the wasm backend (once per process). */
 export function registerFusedKernels(): void {
+  registerSharedIdentity();
+  registerRowGather();
   for (const [name, [names, fn]] of Object.entries(KERNELS)) {
     if (tf.getKernel(name, 'wasm')) continue;
     tf.registerKernel({
@@ -214,6 +267,12 @@ export function runFused(name: string, inputs: Record<string, tf.Tensor>, attrs:
 export function product<T extends tf.Tensor2D | tf.Tensor3D>(a: T, b: T): T {
   if (fusedAvailable() && a.dtype === 'float32' && b.dtype === 'float32') return runFused('RlhfMatMul', { a, b }) as T;
   return tf.matMul(a, b) as T;
+}
+
+/** a [m, k] @ b^T for b [n, k] (a weight's transpose in a backward pass): no transposed copy of b on wasm. */
+export function productTransB(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  if (fusedAvailable() && a.dtype === 'float32' && b.dtype === 'float32') return runFused('RlhfMatMul', { a, b }, { transB: 1 }) as tf.Tensor2D;
+  return tf.matMul(a, tf.transpose(b));
 }
 
 /**

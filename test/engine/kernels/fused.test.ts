@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { testBackend } from '../../helpers';
 import { biasAdd, causalSoftmax, crossEntropy, gelu, layerNorm, matMul, rmsNorm, swiglu, transpose2d } from '../../../src/engine/layers';
 import { bmm } from '../../../src/engine/kernels/bmm';
-import { fusedAvailable, setFused } from '../../../src/engine/kernels/fused';
+import { fusedAvailable, productTransB, setFused } from '../../../src/engine/kernels/fused';
 import { AdamW, clipByGlobalNorm } from '../../../src/engine/train/optim';
 import { initModel, parameterShapes } from '../../../src/engine/causal-lm';
 import { Lora, loraConfig, targetModules } from '../../../src/engine/lora';
@@ -119,7 +119,7 @@ test('the tiled transpose equals TensorFlow.js\'s, on shapes that are not multip
   }
 });
 
-test('the SIMD matrix product gives XNNPACK\'s bits (sums in the order of k) and float64\'s values, over its tails, column blocks and batches', () => {
+test('the SIMD matrix product gives XNNPACK\'s bits (sums in the order of k) and float64\'s values, over its tails, column blocks, batches and a transposed b', () => {
   // [M, K] @ [K, N]: one element; odd rows; N past one block of 256 columns with a partial panel; the
   // vocabulary-sized head's 65 columns; a batch
   for (const [nb, M, K, N] of [[0, 1, 1, 1], [0, 7, 33, 5], [0, 5, 20, 300], [0, 64, 128, 65], [3, 9, 17, 40]]) {
@@ -130,6 +130,12 @@ test('the SIMD matrix product gives XNNPACK\'s bits (sums in the order of k) and
     const theirs = tf.matMul(a, b).dataSync() as Float32Array;
     assert.equal(ours.length, Math.max(nb, 1) * M * N);
     assert.equal(maxDiff(ours, theirs), 0, `[${nb}, ${M}, ${K}, ${N}]: not XNNPACK's bits`);
+    if (!nb) { // b given transposed, [N, K], as a backward pass has it: packed from there, the same sums
+      const bt = tf.transpose(b) as tf.Tensor2D;
+      setFused(true);
+      assert.equal(maxDiff(productTransB(a, bt).dataSync(), theirs), 0, `[${M}, ${K}, ${N}] with b transposed`);
+      bt.dispose();
+    }
     const av = a.dataSync(), bv = b.dataSync();
     let worst = 0;
     for (let n = 0; n < Math.max(nb, 1); n++) {

@@ -654,12 +654,15 @@ export function transpose2d(x: usize, out: usize, R: i32, C: i32): void {
 // runs over K, loading one panel row (four vectors) and two values of A per k. About 50 GFLOP/s
 // here against XNNPACK's 32-38 through TensorFlow.js on the same shapes. Each output is
 // 0 + a0 b0 + a1 b1 + ... in the order of k, as XNNPACK adds them: the two give the same bits.
-export function matmul(a: usize, b: usize, c: usize, pack: usize, nb: i32, M: i32, K: i32, N: i32, NC: i32): void {
+// With transB = 1, B is stored transposed, [nb, N, K] (a weight's x W^T in the backward pass): only
+// the packing reads it differently.
+export function matmul(a: usize, b: usize, c: usize, pack: usize, nb: i32, M: i32, K: i32, N: i32, NC: i32, transB: i32): void {
   const lda = <usize>K << 2, ldb = <usize>N << 2;
   for (let n = 0; n < nb; n++) {
     for (let j0 = 0; j0 < N; j0 += NC) {
       const nc = min<i32>(NC, N - j0);
-      packPanels(b + (<usize>j0 << 2), ldb, pack, K, nc);
+      if (transB) packPanelsT(b + <usize>j0 * lda, lda, pack, K, nc);
+      else packPanels(b + (<usize>j0 << 2), ldb, pack, K, nc);
       let i = 0;
       for (; i + 2 <= M; i += 2) {
         for (let j = 0; j < nc; j += 16) {
@@ -694,6 +697,22 @@ function packPanels(b: usize, ldb: usize, pack: usize, K: i32, nc: i32): void {
       for (let k = 0; k < K; k++) {
         for (let t = 0; t < 16; t++) store<f32>(dst + (<usize>t << 2), t < w ? load<f32>(src + (<usize>t << 2)) : 0);
         dst += 64; src += ldb;
+      }
+    }
+  }
+}
+
+// The same panels from B^T stored [N, K] (row stride ldbt bytes): column t of a panel is row t of B^T.
+function packPanelsT(bt: usize, ldbt: usize, pack: usize, K: i32, nc: i32): void {
+  for (let p = 0; p < nc; p += 16) {
+    const w = min<i32>(16, nc - p);
+    const dst = pack + <usize>p * K * 4;
+    for (let t = 0; t < 16; t++) {
+      if (t < w) {
+        const src = bt + <usize>(p + t) * ldbt;
+        for (let k = 0; k < K; k++) store<f32>(dst + ((<usize>k << 6) | (<usize>t << 2)), load<f32>(src + (<usize>k << 2)));
+      } else {
+        for (let k = 0; k < K; k++) store<f32>(dst + ((<usize>k << 6) | (<usize>t << 2)), 0);
       }
     }
   }
