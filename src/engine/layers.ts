@@ -205,6 +205,39 @@ export function causalMask(tq: number, tk: number, offset: number): tf.Tensor2D 
 }
 
 /**
+ * Causal self-attention of B sequences of T positions, softmax(q k^T / sqrt(hd) + mask) v, as one
+ * fused kernel forward and one backward (no transposes, splits or batched products; the keys past a
+ * query are never multiplied). `qkv` is GPT-2's [B*T, 3C] rows holding q, k and v side by side, or
+ * Llama's three projections q [B*T, H*hd], k and v [B*T, KV*hd] (query head h reads key/value head
+ * h / (H / KV)). Returns y [B*T, H*hd], heads side by side, or undefined where the kernel does not
+ * serve (not wasm, a head size not a multiple of 4): the caller then runs its ops. No cache, no
+ * dropout: callers decide.
+ */
+export function fusedAttention(qkv: tf.Tensor2D | [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D], B: number, T: number, H: number, KV: number, hd: number): tf.Tensor2D | undefined {
+  if (!fusedAvailable() || hd % 4 !== 0) return undefined;
+  const packed = !Array.isArray(qkv);
+  const C = H * hd;
+  const attrs = {
+    B, T, H, KV, hd, scale: 1 / Math.sqrt(hd), packed: packed ? 1 : 0,
+    qOff: 0, kOff: packed ? C : 0, vOff: packed ? 2 * C : 0, qStride: packed ? 3 * C : C, kvStride: packed ? 3 * C : KV * hd,
+  };
+  const f = customOp((ins, save) => {
+    const [q, k, v] = packed ? [ins[0], ins[0], ins[0]] : ins;
+    const [y, probs] = runFused('RlhfAttention', { q, k, v }, attrs) as tf.Tensor[];
+    save([...ins, probs]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [sq, sk, sv] = packed ? [saved[0], saved[0], saved[0]] : saved;
+        const g = runFused('RlhfAttentionGrad', { q: sq, k: sk, v: sv, probs: saved[saved.length - 1], dy }, attrs);
+        return Array.isArray(g) ? g : [g];
+      },
+    };
+  });
+  return (packed ? f(qkv) : f(...qkv)) as tf.Tensor2D;
+}
+
+/**
  * Attention weights softmax(scale * s + causal mask) over the last axis of scores s [n, rows, Tk],
  * where row r is the query at position offset + (r mod Tq) and sees keys 0..that position
  * (offset undefined: no mask, every key). One kernel forward and one backward on wasm:

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { LlamaConfig, ModelConfig } from './config';
 import { Rng } from './rng';
-import { causalSoftmax, innerVariableGrads, matMul, matMulFrozen, rmsNorm, swiglu, tiedHead } from './layers';
+import { causalSoftmax, fusedAttention, innerVariableGrads, matMul, matMulFrozen, rmsNorm, swiglu, tiedHead } from './layers';
 import { bmm } from './kernels/bmm';
 import { ForwardOptions, KVCache } from './model';
 import { ModelParameters } from './parameters';
@@ -209,8 +209,14 @@ export class Llama extends ModelParameters {
     // grouped-query self-attention with rotary positions
     const h1 = rmsNorm(x, this.p(p + 'input_layernorm.weight'), c.layer_norm_epsilon);
     const q = this.rope(tf.reshape(this.proj(h1, p + 'self_attn.q_proj', opts), [B, T, H, hd]), cos4, sin4);
-    const kNew = tf.transpose(this.rope(tf.reshape(this.proj(h1, p + 'self_attn.k_proj', opts), [B, T, KV, hd]), cos4, sin4), [0, 2, 1, 3]) as tf.Tensor4D;
-    const vNew = tf.transpose(tf.reshape(this.proj(h1, p + 'self_attn.v_proj', opts), [B, T, KV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+    const kRot = this.rope(tf.reshape(this.proj(h1, p + 'self_attn.k_proj', opts), [B, T, KV, hd]), cos4, sin4);
+    const vProj = this.proj(h1, p + 'self_attn.v_proj', opts);
+    // one fused kernel where it serves (no cache to fill), the ops below elsewhere
+    const fused = opts.cache ? undefined : fusedAttention(
+      [tf.reshape(q, [B * T, H * hd]), tf.reshape(kRot, [B * T, KV * hd]), vProj] as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D], B, T, H, KV, hd);
+    if (fused) return this.mlp(i, tf.add(x, this.proj(fused, p + 'self_attn.o_proj', opts)), opts);
+    const kNew = tf.transpose(kRot, [0, 2, 1, 3]) as tf.Tensor4D;
+    const vNew = tf.transpose(tf.reshape(vProj, [B, T, KV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
     let k = kNew, v = vNew;
     if (opts.cache) {
       if (past > 0) {
@@ -228,9 +234,13 @@ export class Llama extends ModelParameters {
     const att = causalSoftmax(bmm(qg, kT), 1 / Math.sqrt(hd), T, past);
     const yg = bmm(att as tf.Tensor3D, tf.reshape(v, [B * KV, Tk, hd]) as tf.Tensor3D);
     const y = tf.reshape(tf.transpose(tf.reshape(yg, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, H * hd]) as tf.Tensor2D;
-    x = tf.add(x, this.proj(y, p + 'self_attn.o_proj', opts));
-    // SwiGLU MLP: down(silu(gate(x)) * up(x))
-    const h2 = rmsNorm(x, this.p(p + 'post_attention_layernorm.weight'), c.layer_norm_epsilon);
+    return this.mlp(i, tf.add(x, this.proj(y, p + 'self_attn.o_proj', opts)), opts);
+  }
+
+  /** Layer i's SwiGLU MLP with its residual: x + down(silu(gate(h)) * up(h)), h = RMSNorm(x). */
+  private mlp(i: number, x: tf.Tensor2D, opts: ForwardOptions): tf.Tensor2D {
+    const p = `layers.${i}.`;
+    const h2 = rmsNorm(x, this.p(p + 'post_attention_layernorm.weight'), this.config.layer_norm_epsilon);
     const a = swiglu(this.proj(h2, p + 'mlp.gate_proj', opts), this.proj(h2, p + 'mlp.up_proj', opts)) as tf.Tensor2D;
     return tf.add(x, this.proj(a, p + 'mlp.down_proj', opts));
   }

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelConfig } from './config';
 import { Rng } from './rng';
-import { causalSoftmax, gelu, layerNorm, linear, tiedHead } from './layers';
+import { causalSoftmax, fusedAttention, gelu, layerNorm, linear, tiedHead } from './layers';
 import { bmm } from './kernels/bmm';
 import { ModelParameters } from './parameters';
 
@@ -114,30 +114,12 @@ export class GPT extends ModelParameters {
 
     for (let i = 0; i < c.n_layer; i++) {
       const p = `h.${i}.`;
-      // causal self-attention
+      // causal self-attention: one fused kernel where it serves (no cache to fill, no dropout on the
+      // weights), the ops below elsewhere
       const h1 = layerNorm(x, this.p(p + 'ln_1.weight'), this.p(p + 'ln_1.bias'), c.layer_norm_epsilon);
       const qkv = this.lin(h1, p + 'attn.c_attn', opts);
-      // [B*T, 3C] -> q, k, v as [B, H, T, hd]. Two small transposes, not one 5-D one: the wasm
-      // backend transposes rank <= 4 tensors about 50x faster.
-      const [q, kNew, vNew] = tf
-        .split(tf.transpose(tf.reshape(qkv, [B * T, 3, C]), [1, 0, 2]), 3, 0)
-        .map((t) => tf.transpose(tf.reshape(t, [B, T, H, hd]), [0, 2, 1, 3]) as tf.Tensor4D);
-      let k = kNew, v = vNew;
-      if (opts.cache) {
-        if (past > 0) {
-          k = tf.concat([opts.cache.k[i], kNew], 2);
-          v = tf.concat([opts.cache.v[i], vNew], 2);
-          tf.dispose([opts.cache.k[i], opts.cache.v[i]]);
-        }
-        opts.cache.k[i] = tf.keep(k);
-        opts.cache.v[i] = tf.keep(v);
-      }
-      // attention weights softmax(q k^T / sqrt(hd) + mask), as [B*H, T, Tk] for the batched products
-      const Tk = k.shape[2];
-      const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [B * H, hd, Tk]) as tf.Tensor3D;
-      const att = drop(causalSoftmax(bmm(tf.reshape(q, [B * H, T, hd]) as tf.Tensor3D, kT), 1 / Math.sqrt(hd), T, past));
-      const yh = bmm(att as tf.Tensor3D, tf.reshape(v, [B * H, Tk, hd]) as tf.Tensor3D);
-      const y = tf.reshape(tf.transpose(tf.reshape(yh, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, C]) as tf.Tensor2D;
+      const y = (opts.cache || (opts.training && c.dropout > 0) ? undefined : fusedAttention(qkv, B, T, H, H, hd))
+        ?? this.attention(qkv, i, B, T, past, opts, drop);
       x = tf.add(x, drop(this.lin(y, p + 'attn.c_proj', opts)));
       // MLP
       const h2 = layerNorm(x, this.p(p + 'ln_2.weight'), this.p(p + 'ln_2.bias'), c.layer_norm_epsilon);
@@ -146,6 +128,32 @@ export class GPT extends ModelParameters {
     }
     if (opts.cache) opts.cache.length = past + T;
     return layerNorm(x, this.p('ln_f.weight'), this.p('ln_f.bias'), c.layer_norm_epsilon);
+  }
+
+  /** Layer i's attention through ops, from qkv [B*T, 3C] to y [B*T, C], filling the cache when given. */
+  private attention(qkv: tf.Tensor2D, i: number, B: number, T: number, past: number, opts: ForwardOptions, drop: (x: tf.Tensor) => tf.Tensor): tf.Tensor2D {
+    const C = this.config.n_embd, H = this.config.n_head, hd = C / H;
+    // [B*T, 3C] -> q, k, v as [B, H, T, hd]. Two small transposes, not one 5-D one: the wasm
+    // backend transposes rank <= 4 tensors about 50x faster.
+    const [q, kNew, vNew] = tf
+      .split(tf.transpose(tf.reshape(qkv, [B * T, 3, C]), [1, 0, 2]), 3, 0)
+      .map((t) => tf.transpose(tf.reshape(t, [B, T, H, hd]), [0, 2, 1, 3]) as tf.Tensor4D);
+    let k = kNew, v = vNew;
+    if (opts.cache) {
+      if (past > 0) {
+        k = tf.concat([opts.cache.k[i], kNew], 2);
+        v = tf.concat([opts.cache.v[i], vNew], 2);
+        tf.dispose([opts.cache.k[i], opts.cache.v[i]]);
+      }
+      opts.cache.k[i] = tf.keep(k);
+      opts.cache.v[i] = tf.keep(v);
+    }
+    // attention weights softmax(q k^T / sqrt(hd) + mask), as [B*H, T, Tk] for the batched products
+    const Tk = k.shape[2];
+    const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [B * H, hd, Tk]) as tf.Tensor3D;
+    const att = drop(causalSoftmax(bmm(tf.reshape(q, [B * H, T, hd]) as tf.Tensor3D, kT), 1 / Math.sqrt(hd), T, past));
+    const yh = bmm(att as tf.Tensor3D, tf.reshape(v, [B * H, Tk, hd]) as tf.Tensor3D);
+    return tf.reshape(tf.transpose(tf.reshape(yh, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, C]) as tf.Tensor2D;
   }
 
   /** Next-token logits [n, vocab] from hidden states [n, n_embd] (head tied to wte). */

@@ -196,7 +196,11 @@ test('LoRA over two gradient threads matches one thread (SFT and the reward mode
   fs.writeFileSync(rmData, Array.from({ length: 12 }, (_, i) => JSON.stringify({ prompt: `say ${'abc'[i % 3]}`, responses: ['aa.', 'a a', 'zz?', '...'].map((r, j) => r + j), ranks: [1, 2, 3, 4] })).join('\n') + '\n');
   for (const threads of [1, 2]) await trainRewardModel({ data: rmData, model: path.join(root, 'base'), runsDir: runs, runId: `rm${threads}`, lora: { r: 2 }, train: { steps: 3, batchSize: 4, evalInterval: 0, threads } });
   const [r1, r2] = [adapter('rm1'), adapter('rm2')];
-  for (const [k, t] of r1) assert.ok(maxDiff(t.data, r2.get(k)!.data) < 1e-5, `${k}: one thread vs two`);
+  // the score's bias has no gradient (a ranking loss sees only differences of rewards): what it gets
+  // is rounding noise, which Adam scales to steps of up to lr, on either thread count. Held near 0.
+  const bias = 'base_model.model.score.bias';
+  for (const [k, t] of r1) if (k !== bias) assert.ok(maxDiff(t.data, r2.get(k)!.data) < 1e-5, `${k}: one thread vs two`);
+  for (const r of [r1, r2]) assert.ok(Math.abs(r.get(bias)!.data[0]) <= 3 * 2e-4, `${bias}: ${r.get(bias)!.data[0]} (3 steps of at most lr 2e-4 from 0)`);
   assert.ok(r1.has('base_model.model.score.weight') || [...r1.keys()].some((k) => k.includes('score')), 'the score head is saved with the adapter');
 });
 

@@ -25,6 +25,11 @@ export interface FusedExports {
   xent_bwd(logits: number, lse: number, targets: number, w: number, dy: number, dl: number, n: number, V: number): void;
   sum_squares(g: number, n: number): number;
   transpose2d(x: number, out: number, R: number, C: number): void;
+  attn_fwd(q: number, k: number, v: number, qStride: number, kvStride: number, out: number, probs: number,
+    B: number, T: number, H: number, KV: number, hd: number, scale: number): void;
+  attn_bwd(q: number, k: number, v: number, qStride: number, kvStride: number, probs: number, dout: number,
+    dq: number, dk: number, dv: number, dqStride: number, dkvStride: number, scratch: number,
+    B: number, T: number, H: number, KV: number, hd: number, scale: number): void;
   matmul(a: number, b: number, c: number, pack: number, nb: number, M: number, K: number, N: number, NC: number, transB: number): void;
   embed(table: number, ids: number, wpe: number, positions: number, x: number, B: number, C: number): void;
   add_to(x: number, y: number, n: number): void;
@@ -158,6 +163,25 @@ const KERNELS: Record<string, [string[], KernelFn]> = {
     b.disposeData(pack.dataId);
     return out;
   }],
+  // Causal self-attention without a cache: q, k, v are rows of [B T, *] with the strides and float
+  // offsets in attrs (GPT-2 gives its fused qkv three times); out [B T, H hd] and P [B, H, T, T]
+  RlhfAttention: [['q', 'k', 'v'], (k, b, [q, kk, v], a) => {
+    const out = b.makeOutput([a.B * a.T, a.H * a.hd], 'float32'), probs = b.makeOutput([a.B, a.H, a.T, a.T], 'float32');
+    k.attn_fwd(ptr(b, q) + 4 * a.qOff, ptr(b, kk) + 4 * a.kOff, ptr(b, v) + 4 * a.vOff, a.qStride, a.kvStride, ptr(b, out), ptr(b, probs),
+      a.B, a.T, a.H, a.KV, a.hd, a.scale);
+    return [out, probs];
+  }],
+  // its gradients: one [B T, qStride] tensor for a packed qkv (attrs.packed), else dq, dk, dv
+  RlhfAttentionGrad: [['q', 'k', 'v', 'probs', 'dy'], (k, b, [q, kk, v, probs, dy], a) => {
+    const rows = a.B * a.T;
+    const outs = a.packed ? [b.makeOutput([rows, a.qStride], 'float32')] : [b.makeOutput([rows, a.H * a.hd], 'float32'), b.makeOutput([rows, a.KV * a.hd], 'float32'), b.makeOutput([rows, a.KV * a.hd], 'float32')];
+    const [dq, dk, dv] = a.packed ? [ptr(b, outs[0]) + 4 * a.qOff, ptr(b, outs[0]) + 4 * a.kOff, ptr(b, outs[0]) + 4 * a.vOff] : outs.map((o) => ptr(b, o));
+    const scratch = b.makeOutput([a.T], 'float32');
+    k.attn_bwd(ptr(b, q) + 4 * a.qOff, ptr(b, kk) + 4 * a.kOff, ptr(b, v) + 4 * a.vOff, a.qStride, a.kvStride, ptr(b, probs), ptr(b, dy),
+      dq, dk, dv, a.packed ? a.qStride : a.H * a.hd, a.packed ? a.qStride : a.KV * a.hd, ptr(b, scratch), a.B, a.T, a.H, a.KV, a.hd, a.scale);
+    b.disposeData(scratch.dataId);
+    return outs.length === 1 ? outs[0] : outs;
+  }],
   RlhfAdamW: [['p', 'g', 'm', 'v'], (k, b, [p, g, m, v], a) => {
     const out = b.makeOutput(p.shape, 'float32');
     k.adamw(ptr(b, p), ptr(b, out), ptr(b, g), ptr(b, m), ptr(b, v), size(p.shape), a.gradScale, a.lr, a.beta1, a.beta2, a.c1, a.c2, a.eps, a.decay);
@@ -188,7 +212,7 @@ function registerSharedIdentity(): void {
     return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
   }, { shared: true });
   tf.unregisterKernel('Identity', 'wasm');
-  tf.registerKernel({ kernelName: 'Identity', backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+  tf.registerKernel({ ...current, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
 }
 
 /**
@@ -217,8 +241,9 @@ function registerRowGather(): void {
     if (ids.length && inner) kernelsFor(b).embed(ptr(b, x), ptr(b, indices), 0, 0, ptr(b, out), ids.length, inner);
     return out;
   }, { rows: true });
+  // the backend's kernel binds its wasm function in its setupFunc: kept, for the cases it still serves
   tf.unregisterKernel('GatherV2', 'wasm');
-  tf.registerKernel({ kernelName: 'GatherV2', backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+  tf.registerKernel({ ...current, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
 }
 
 /** Registers the kernels with the wasm backend (once per process). */

@@ -2,7 +2,7 @@ import { test, before, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { testBackend } from '../../helpers';
-import { biasAdd, causalSoftmax, crossEntropy, gelu, layerNorm, matMul, rmsNorm, swiglu, transpose2d } from '../../../src/engine/layers';
+import { biasAdd, causalMask, causalSoftmax, crossEntropy, fusedAttention, gelu, layerNorm, matMul, rmsNorm, swiglu, transpose2d } from '../../../src/engine/layers';
 import { bmm } from '../../../src/engine/kernels/bmm';
 import { fusedAvailable, productTransB, setFused } from '../../../src/engine/kernels/fused';
 import { AdamW, clipByGlobalNorm } from '../../../src/engine/train/optim';
@@ -73,6 +73,23 @@ interface Case {
   inputs: () => tf.Tensor[];
 }
 
+/**
+ * Causal attention through plain ops (what the fused kernel replaces): q [B*T, H*hd], k and v
+ * [B*T, KV*hd]; query head h reads key/value head h / (H / KV).
+ */
+function attentionOps(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, B: number, T: number, H: number, KV: number, hd: number): tf.Tensor {
+  const heads = (x: tf.Tensor, n: number) => tf.transpose(tf.reshape(x, [B, T, n, hd]), [0, 2, 1, 3]);
+  const group = tf.tensor1d(Array.from({ length: H }, (_, h) => Math.floor(h / (H / KV))), 'int32');
+  const k4 = tf.gather(heads(k, KV), group, 1), v4 = tf.gather(heads(v, KV), group, 1);
+  const s = tf.add(tf.mul(tf.matMul(heads(q, H) as tf.Tensor4D, k4 as tf.Tensor4D, false, true), 1 / Math.sqrt(hd)), causalMask(T, T, 0));
+  const y = tf.matMul(tf.softmax(s) as tf.Tensor4D, v4 as tf.Tensor4D);
+  return tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * T, H * hd]);
+}
+const packedAttention = (B: number, T: number, H: number, hd: number) => (qkv: tf.Tensor) =>
+  fusedAttention(qkv as tf.Tensor2D, B, T, H, H, hd) ?? attentionOps(...(tf.split(qkv, 3, 1) as [tf.Tensor, tf.Tensor, tf.Tensor]), B, T, H, H, hd);
+const groupedAttention = (B: number, T: number, H: number, KV: number, hd: number) => (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) =>
+  fusedAttention([q, k, v] as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D], B, T, H, KV, hd) ?? attentionOps(q, k, v, B, T, H, KV, hd);
+
 const R = 24, C = 20; // C not a multiple of 4: the kernels' scalar tails run too
 const CASES: Case[] = [
   { name: 'LayerNorm', op: (x, g, b) => layerNorm(x as tf.Tensor2D, g, b, 1e-5), inputs: () => [rand([R, C], 1), rand([C], 2, 0.5), rand([C], 3, 0.5)] },
@@ -86,6 +103,10 @@ const CASES: Case[] = [
   // an odd row count, 20 columns (a panel of 16 and a partial one), K not a multiple of 4
   { name: 'matrix product', op: (a, b) => matMul(a as tf.Tensor2D, b as tf.Tensor2D), inputs: () => [rand([R + 1, C - 1], 14), rand([C - 1, C], 15)] },
   { name: 'batched matrix product', op: (a, b) => bmm(a as tf.Tensor3D, b as tf.Tensor3D), inputs: () => [rand([3, 7, 9], 16), rand([3, 9, 18], 17)] },
+  // GPT-2: 2 sequences of 5 positions, 2 heads of 4, q, k, v side by side in one [10, 24] tensor
+  { name: 'causal attention (GPT-2\'s packed qkv)', op: packedAttention(2, 5, 2, 4), inputs: () => [rand([10, 24], 18)] },
+  // Llama: 4 query heads over 2 key/value heads of 8
+  { name: 'causal attention (grouped queries)', op: groupedAttention(2, 4, 4, 2, 8), inputs: () => [rand([8, 32], 19), rand([8, 16], 20), rand([8, 16], 21)] },
   { name: 'softmax without a mask', op: (s) => causalSoftmax(s as tf.Tensor3D, 1, 1, undefined), inputs: () => [rand([4, 1, 9], 13, 3)] },
 ];
 

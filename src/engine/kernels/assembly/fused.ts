@@ -752,3 +752,97 @@ function packPanelsT(bt: usize, ldbt: usize, pack: usize, K: i32, nc: i32): void
 @inline function lane4(v: v128, i: i32): f32 {
   return i == 0 ? f32x4.extract_lane(v, 0) : i == 1 ? f32x4.extract_lane(v, 1) : i == 2 ? f32x4.extract_lane(v, 2) : f32x4.extract_lane(v, 3);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Causal self-attention of B sequences of T positions in one pass, no cache (training, scoring).
+// Query head h of sequence b at position t reads q[(b T + t) qStride + h hd], its key/value head
+// g = h / (H / KV) at k, v[(b T + s) kvStride + g hd] (strides in floats: GPT-2 passes its fused
+// qkv rows three times with offsets, Llama its three projections). For s <= t:
+//   P[b, h, t, s] = softmax_s(scale q_t . k_s),  out[(b T + t), h hd ...] = sum_s P[t, s] v_s,
+// P saved for the backward pass with exact zeros above the diagonal. The keys past t are never read:
+// half the products of the batched-matmul path, and no transposes, splits or copies.
+export function attn_fwd(q: usize, k: usize, v: usize, qStride: i32, kvStride: i32, out: usize, probs: usize,
+  B: i32, T: i32, H: i32, KV: i32, hd: i32, scale: f32): void {
+  const rep = H / KV, oStride = H * hd;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const g = h / rep;
+      for (let t = 0; t < T; t++) {
+        const qt = at(q, (b * T + t) * qStride + h * hd);
+        const pr = at(probs, ((b * H + h) * T + t) * T);
+        let mx: f32 = -Infinity;
+        for (let s = 0; s <= t; s++) {
+          const ks = at(k, (b * T + s) * kvStride + g * hd);
+          let acc = f32x4.splat(0);
+          for (let i = 0; i < hd; i += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(at(qt, i)), v128.load(at(ks, i))));
+          const d = sum4(acc) * scale;
+          store<f32>(at(pr, s), d);
+          mx = max<f32>(mx, d);
+        }
+        let total: f32 = 0;
+        for (let s = 0; s <= t; s++) {
+          const e = expf(load<f32>(at(pr, s)) - mx);
+          store<f32>(at(pr, s), e);
+          total += e;
+        }
+        const inv = <f32>1 / total;
+        for (let s = 0; s <= t; s++) store<f32>(at(pr, s), load<f32>(at(pr, s)) * inv);
+        if (t + 1 < T) memory.fill(at(pr, t + 1), 0, <usize>(T - t - 1) << 2);
+        const o = at(out, (b * T + t) * oStride + h * hd);
+        memory.fill(o, 0, <usize>hd << 2);
+        for (let s = 0; s <= t; s++) {
+          const p = f32x4.splat(load<f32>(at(pr, s)));
+          const vs = at(v, (b * T + s) * kvStride + g * hd);
+          for (let i = 0; i < hd; i += 4) v128.store(at(o, i), f32x4.add(v128.load(at(o, i)), f32x4.mul(p, v128.load(at(vs, i)))));
+        }
+      }
+    }
+  }
+}
+
+// The gradients of attn_fwd from dout [B T, H hd]: with dP_ts = dout_t . v_s and
+// dS_ts = scale P_ts (dP_ts - sum_s' P_ts' dP_ts'):  dq_t = sum_s dS_ts k_s,  dk_s = sum_t dS_ts q_t,
+// dv_s = sum_t P_ts dout_t (a key/value head's sums run over its H / KV query heads). dq rows have
+// stride dqStride, dk and dv rows dkvStride (GPT-2 writes the three into its qkv gradient's rows);
+// all three are zeroed first. scratch: T floats.
+export function attn_bwd(q: usize, k: usize, v: usize, qStride: i32, kvStride: i32, probs: usize, dout: usize,
+  dq: usize, dk: usize, dv: usize, dqStride: i32, dkvStride: i32, scratch: usize,
+  B: i32, T: i32, H: i32, KV: i32, hd: i32, scale: f32): void {
+  const rep = H / KV, oStride = H * hd;
+  for (let r = 0; r < B * T; r++) {
+    memory.fill(at(dq, r * dqStride), 0, <usize>(H * hd) << 2);
+    memory.fill(at(dk, r * dkvStride), 0, <usize>(KV * hd) << 2);
+    memory.fill(at(dv, r * dkvStride), 0, <usize>(KV * hd) << 2);
+  }
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const g = h / rep;
+      for (let t = 0; t < T; t++) {
+        const qt = at(q, (b * T + t) * qStride + h * hd);
+        const dqt = at(dq, (b * T + t) * dqStride + h * hd);
+        const dot = at(dout, (b * T + t) * oStride + h * hd);
+        const pr = at(probs, ((b * H + h) * T + t) * T);
+        let rowdot: f32 = 0;
+        for (let s = 0; s <= t; s++) {
+          const vs = at(v, (b * T + s) * kvStride + g * hd);
+          let acc = f32x4.splat(0);
+          for (let i = 0; i < hd; i += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(at(dot, i)), v128.load(at(vs, i))));
+          const dp = sum4(acc);
+          store<f32>(at(scratch, s), dp);
+          rowdot += load<f32>(at(pr, s)) * dp;
+        }
+        for (let s = 0; s <= t; s++) {
+          const p = load<f32>(at(pr, s));
+          const ds = f32x4.splat(scale * p * (load<f32>(at(scratch, s)) - rowdot)), pv = f32x4.splat(p);
+          const row = (b * T + s) * dkvStride + g * hd;
+          const ks = at(k, (b * T + s) * kvStride + g * hd), dks = at(dk, row), dvs = at(dv, row);
+          for (let i = 0; i < hd; i += 4) {
+            v128.store(at(dqt, i), f32x4.add(v128.load(at(dqt, i)), f32x4.mul(ds, v128.load(at(ks, i)))));
+            v128.store(at(dks, i), f32x4.add(v128.load(at(dks, i)), f32x4.mul(ds, v128.load(at(qt, i)))));
+            v128.store(at(dvs, i), f32x4.add(v128.load(at(dvs, i)), f32x4.mul(pv, v128.load(at(dot, i)))));
+          }
+        }
+      }
+    }
+  }
+}
