@@ -176,7 +176,7 @@ const KERNELS: Record<string, [string[], KernelFn]> = {
     const rows = a.B * a.T;
     const outs = a.packed ? [b.makeOutput([rows, a.qStride], 'float32')] : [b.makeOutput([rows, a.H * a.hd], 'float32'), b.makeOutput([rows, a.KV * a.hd], 'float32'), b.makeOutput([rows, a.KV * a.hd], 'float32')];
     const [dq, dk, dv] = a.packed ? [ptr(b, outs[0]) + 4 * a.qOff, ptr(b, outs[0]) + 4 * a.kOff, ptr(b, outs[0]) + 4 * a.vOff] : outs.map((o) => ptr(b, o));
-    const scratch = b.makeOutput([a.T], 'float32');
+    const scratch = b.makeOutput([a.T, a.T], 'float32');
     k.attn_bwd(ptr(b, q) + 4 * a.qOff, ptr(b, kk) + 4 * a.kOff, ptr(b, v) + 4 * a.vOff, a.qStride, a.kvStride, ptr(b, probs), ptr(b, dy),
       dq, dk, dv, a.packed ? a.qStride : a.H * a.hd, a.packed ? a.qStride : a.KV * a.hd, ptr(b, scratch), a.B, a.T, a.H, a.KV, a.hd, a.scale);
     b.disposeData(scratch.dataId);

@@ -767,36 +767,92 @@ export function attn_fwd(q: usize, k: usize, v: usize, qStride: i32, kvStride: i
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       const g = h / rep;
+      const kb = at(k, b * T * kvStride + g * hd), vb = at(v, b * T * kvStride + g * hd);
       for (let t = 0; t < T; t++) {
         const qt = at(q, (b * T + t) * qStride + h * hd);
         const pr = at(probs, ((b * H + h) * T + t) * T);
+        const n = t + 1;
+        rowScores(qt, kb, kvStride, pr, n, hd, scale);
+        // softmax over the n scores, four at a time
         let mx: f32 = -Infinity;
-        for (let s = 0; s <= t; s++) {
-          const ks = at(k, (b * T + s) * kvStride + g * hd);
-          let acc = f32x4.splat(0);
-          for (let i = 0; i < hd; i += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(at(qt, i)), v128.load(at(ks, i))));
-          const d = sum4(acc) * scale;
-          store<f32>(at(pr, s), d);
-          mx = max<f32>(mx, d);
+        for (let s = 0; s < n; s++) mx = max<f32>(mx, load<f32>(at(pr, s)));
+        const n4 = n & ~3, mx4 = f32x4.splat(mx);
+        let t4 = f32x4.splat(0);
+        for (let s = 0; s < n4; s += 4) {
+          const e = exp4(f32x4.sub(v128.load(at(pr, s)), mx4));
+          v128.store(at(pr, s), e);
+          t4 = f32x4.add(t4, e);
         }
-        let total: f32 = 0;
-        for (let s = 0; s <= t; s++) {
+        let total = sum4(t4);
+        for (let s = n4; s < n; s++) {
           const e = expf(load<f32>(at(pr, s)) - mx);
           store<f32>(at(pr, s), e);
           total += e;
         }
-        const inv = <f32>1 / total;
-        for (let s = 0; s <= t; s++) store<f32>(at(pr, s), load<f32>(at(pr, s)) * inv);
-        if (t + 1 < T) memory.fill(at(pr, t + 1), 0, <usize>(T - t - 1) << 2);
-        const o = at(out, (b * T + t) * oStride + h * hd);
-        memory.fill(o, 0, <usize>hd << 2);
-        for (let s = 0; s <= t; s++) {
-          const p = f32x4.splat(load<f32>(at(pr, s)));
-          const vs = at(v, (b * T + s) * kvStride + g * hd);
-          for (let i = 0; i < hd; i += 4) v128.store(at(o, i), f32x4.add(v128.load(at(o, i)), f32x4.mul(p, v128.load(at(vs, i)))));
-        }
+        const inv = <f32>1 / total, inv4 = f32x4.splat(inv);
+        for (let s = 0; s < n4; s += 4) v128.store(at(pr, s), f32x4.mul(v128.load(at(pr, s)), inv4));
+        for (let s = n4; s < n; s++) store<f32>(at(pr, s), load<f32>(at(pr, s)) * inv);
+        if (n < T) memory.fill(at(pr, n), 0, <usize>(T - n) << 2);
+        // out_t = sum_s P_ts v_s, four columns at a time with the sum in a register
+        weightedRows(pr, 1, vb, kvStride, at(out, (b * T + t) * oStride + h * hd), n, hd, false);
       }
     }
+  }
+}
+
+// dst[s] = scale x . rows[s] for s < n (rows of hd floats, stride in floats): four rows per pass
+// over x, their sums in registers.
+@inline function rowScores(x: usize, rows: usize, stride: i32, dst: usize, n: i32, hd: i32, scale: f32): void {
+  let s = 0;
+  for (; s + 4 <= n; s += 4) {
+    const r0 = at(rows, s * stride), r1 = at(rows, (s + 1) * stride), r2 = at(rows, (s + 2) * stride), r3 = at(rows, (s + 3) * stride);
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let i = 0; i < hd; i += 4) {
+      const xv = v128.load(at(x, i));
+      a0 = f32x4.add(a0, f32x4.mul(xv, v128.load(at(r0, i))));
+      a1 = f32x4.add(a1, f32x4.mul(xv, v128.load(at(r1, i))));
+      a2 = f32x4.add(a2, f32x4.mul(xv, v128.load(at(r2, i))));
+      a3 = f32x4.add(a3, f32x4.mul(xv, v128.load(at(r3, i))));
+    }
+    store<f32>(at(dst, s), sum4(a0) * scale);
+    store<f32>(at(dst, s + 1), sum4(a1) * scale);
+    store<f32>(at(dst, s + 2), sum4(a2) * scale);
+    store<f32>(at(dst, s + 3), sum4(a3) * scale);
+  }
+  for (; s < n; s++) {
+    const r = at(rows, s * stride);
+    let a = f32x4.splat(0);
+    for (let i = 0; i < hd; i += 4) a = f32x4.add(a, f32x4.mul(v128.load(at(x, i)), v128.load(at(r, i))));
+    store<f32>(at(dst, s), sum4(a) * scale);
+  }
+}
+
+// dst[0..hd) = sum_{s < n} w[s wStride] rows[s] (rows of hd floats, row stride in floats; added to
+// what dst holds when accumulate), eight columns at a time with their sums in registers, then four.
+@inline function weightedRows(w: usize, wStride: i32, rows: usize, stride: i32, dst: usize, n: i32, hd: i32, accumulate: bool): void {
+  let i = 0;
+  for (; i + 8 <= hd; i += 8) {
+    let a0 = accumulate ? v128.load(at(dst, i)) : f32x4.splat(0), a1 = accumulate ? v128.load(at(dst, i + 4)) : f32x4.splat(0);
+    let r = at(rows, i), pw = w;
+    for (let s = 0; s < n; s++) {
+      const p = v128.load32_splat(pw);
+      a0 = f32x4.add(a0, f32x4.mul(p, v128.load(r)));
+      a1 = f32x4.add(a1, f32x4.mul(p, v128.load(r, 16)));
+      r = at(r, stride);
+      pw = at(pw, wStride);
+    }
+    v128.store(at(dst, i), a0);
+    v128.store(at(dst, i + 4), a1);
+  }
+  for (; i < hd; i += 4) {
+    let a0 = accumulate ? v128.load(at(dst, i)) : f32x4.splat(0);
+    let r = at(rows, i), pw = w;
+    for (let s = 0; s < n; s++) {
+      a0 = f32x4.add(a0, f32x4.mul(v128.load32_splat(pw), v128.load(r)));
+      r = at(r, stride);
+      pw = at(pw, wStride);
+    }
+    v128.store(at(dst, i), a0);
   }
 }
 
@@ -804,44 +860,38 @@ export function attn_fwd(q: usize, k: usize, v: usize, qStride: i32, kvStride: i
 // dS_ts = scale P_ts (dP_ts - sum_s' P_ts' dP_ts'):  dq_t = sum_s dS_ts k_s,  dk_s = sum_t dS_ts q_t,
 // dv_s = sum_t P_ts dout_t (a key/value head's sums run over its H / KV query heads). dq rows have
 // stride dqStride, dk and dv rows dkvStride (GPT-2 writes the three into its qkv gradient's rows);
-// all three are zeroed first. scratch: T floats.
+// dk and dv are zeroed first (dq rows are written whole). scratch: T x T floats.
 export function attn_bwd(q: usize, k: usize, v: usize, qStride: i32, kvStride: i32, probs: usize, dout: usize,
   dq: usize, dk: usize, dv: usize, dqStride: i32, dkvStride: i32, scratch: usize,
   B: i32, T: i32, H: i32, KV: i32, hd: i32, scale: f32): void {
   const rep = H / KV, oStride = H * hd;
   for (let r = 0; r < B * T; r++) {
-    memory.fill(at(dq, r * dqStride), 0, <usize>(H * hd) << 2);
     memory.fill(at(dk, r * dkvStride), 0, <usize>(KV * hd) << 2);
     memory.fill(at(dv, r * dkvStride), 0, <usize>(KV * hd) << 2);
   }
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       const g = h / rep;
+      const kb = at(k, b * T * kvStride + g * hd), vb = at(v, b * T * kvStride + g * hd);
+      const P = at(probs, (b * H + h) * T * T);
+      // by rows of queries: dP_ts = dout_t . v_s, dS_ts = scale P_ts (dP_ts - sum_s P_ts dP_ts) into
+      // scratch's row t, and dq_t = sum_s dS_ts k_s
       for (let t = 0; t < T; t++) {
-        const qt = at(q, (b * T + t) * qStride + h * hd);
-        const dqt = at(dq, (b * T + t) * dqStride + h * hd);
         const dot = at(dout, (b * T + t) * oStride + h * hd);
-        const pr = at(probs, ((b * H + h) * T + t) * T);
+        const pr = at(P, t * T), ds = at(scratch, t * T);
+        const n = t + 1;
+        rowScores(dot, vb, kvStride, ds, n, hd, 1);
         let rowdot: f32 = 0;
-        for (let s = 0; s <= t; s++) {
-          const vs = at(v, (b * T + s) * kvStride + g * hd);
-          let acc = f32x4.splat(0);
-          for (let i = 0; i < hd; i += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(at(dot, i)), v128.load(at(vs, i))));
-          const dp = sum4(acc);
-          store<f32>(at(scratch, s), dp);
-          rowdot += load<f32>(at(pr, s)) * dp;
-        }
-        for (let s = 0; s <= t; s++) {
-          const p = load<f32>(at(pr, s));
-          const ds = f32x4.splat(scale * p * (load<f32>(at(scratch, s)) - rowdot)), pv = f32x4.splat(p);
-          const row = (b * T + s) * dkvStride + g * hd;
-          const ks = at(k, (b * T + s) * kvStride + g * hd), dks = at(dk, row), dvs = at(dv, row);
-          for (let i = 0; i < hd; i += 4) {
-            v128.store(at(dqt, i), f32x4.add(v128.load(at(dqt, i)), f32x4.mul(ds, v128.load(at(ks, i)))));
-            v128.store(at(dks, i), f32x4.add(v128.load(at(dks, i)), f32x4.mul(ds, v128.load(at(qt, i)))));
-            v128.store(at(dvs, i), f32x4.add(v128.load(at(dvs, i)), f32x4.mul(pv, v128.load(at(dot, i)))));
-          }
-        }
+        for (let s = 0; s < n; s++) rowdot += load<f32>(at(pr, s)) * load<f32>(at(ds, s));
+        for (let s = 0; s < n; s++) store<f32>(at(ds, s), scale * load<f32>(at(pr, s)) * (load<f32>(at(ds, s)) - rowdot));
+        weightedRows(ds, 1, kb, kvStride, at(dq, (b * T + t) * dqStride + h * hd), n, hd, false);
+      }
+      // by columns of keys: dk_s += sum_{t >= s} dS_ts q_t, dv_s += sum_{t >= s} P_ts dout_t (added:
+      // a key/value head's query heads each add theirs)
+      for (let s = 0; s < T; s++) {
+        const row = (b * T + s) * dkvStride + g * hd;
+        weightedRows(at(scratch, s * T + s), T, at(q, (b * T + s) * qStride + h * hd), qStride, at(dk, row), T - s, hd, true);
+        weightedRows(at(P, s * T + s), T, at(dout, (b * T + s) * oStride + h * hd), oStride, at(dv, row), T - s, hd, true);
       }
     }
   }
