@@ -12,7 +12,7 @@ import { LlamaConfig, ModelConfig } from './config';
 import { Rng } from './rng';
 import { causalSoftmax, fusedAttention, innerVariableGrads, matMul, matMulFrozen, rmsNorm, swiglu, tiedHead } from './layers';
 import { bmm } from './kernels/bmm';
-import { ForwardOptions, KVCache } from './model';
+import { appendToCache, ForwardOptions, KVCache } from './model';
 import { ModelParameters } from './parameters';
 
 function lc(c: ModelConfig): LlamaConfig {
@@ -217,16 +217,7 @@ export class Llama extends ModelParameters {
     if (fused) return this.mlp(i, tf.add(x, this.proj(fused, p + 'self_attn.o_proj', opts)), opts);
     const kNew = tf.transpose(kRot, [0, 2, 1, 3]) as tf.Tensor4D;
     const vNew = tf.transpose(tf.reshape(vProj, [B, T, KV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
-    let k = kNew, v = vNew;
-    if (opts.cache) {
-      if (past > 0) {
-        k = tf.concat([opts.cache.k[i], kNew], 2);
-        v = tf.concat([opts.cache.v[i], vNew], 2);
-        tf.dispose([opts.cache.k[i], opts.cache.v[i]]);
-      }
-      opts.cache.k[i] = tf.keep(k);
-      opts.cache.v[i] = tf.keep(v);
-    }
+    const [k, v] = opts.cache ? appendToCache(opts.cache, i, kNew, vNew, past) : [kNew, vNew];
     // q [B, H, T, hd] = [B*KV, rep*T, hd]: each group's queries against its one key/value head
     const Tk = k.shape[2];
     const qg = tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * KV, rep * T, hd]) as tf.Tensor3D;

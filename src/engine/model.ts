@@ -17,6 +17,22 @@ export interface KVCache {
   length: number;
 }
 
+/**
+ * Layer i's keys and values [B, heads, T, hd] appended to the cache along positions (past of them
+ * there already); the cache keeps the joined tensors and the returned pair is them.
+ */
+export function appendToCache(cache: KVCache, i: number, kNew: tf.Tensor4D, vNew: tf.Tensor4D, past: number): [tf.Tensor4D, tf.Tensor4D] {
+  let k = kNew, v = vNew;
+  if (past > 0) {
+    k = tf.concat([cache.k[i], kNew], 2);
+    v = tf.concat([cache.v[i], vNew], 2);
+    tf.dispose([cache.k[i], cache.v[i]]);
+  }
+  cache.k[i] = tf.keep(k);
+  cache.v[i] = tf.keep(v);
+  return [k, v];
+}
+
 export function disposeCache(cache: KVCache | undefined): void {
   if (!cache) return;
   tf.dispose([...cache.k, ...cache.v]);
@@ -138,16 +154,7 @@ export class GPT extends ModelParameters {
     const [q, kNew, vNew] = tf
       .split(tf.transpose(tf.reshape(qkv, [B * T, 3, C]), [1, 0, 2]), 3, 0)
       .map((t) => tf.transpose(tf.reshape(t, [B, T, H, hd]), [0, 2, 1, 3]) as tf.Tensor4D);
-    let k = kNew, v = vNew;
-    if (opts.cache) {
-      if (past > 0) {
-        k = tf.concat([opts.cache.k[i], kNew], 2);
-        v = tf.concat([opts.cache.v[i], vNew], 2);
-        tf.dispose([opts.cache.k[i], opts.cache.v[i]]);
-      }
-      opts.cache.k[i] = tf.keep(k);
-      opts.cache.v[i] = tf.keep(v);
-    }
+    const [k, v] = opts.cache ? appendToCache(opts.cache, i, kNew, vNew, past) : [kNew, vNew];
     // attention weights softmax(q k^T / sqrt(hd) + mask), as [B*H, T, Tk] for the batched products
     const Tk = k.shape[2];
     const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [B * H, hd, Tk]) as tf.Tensor3D;
