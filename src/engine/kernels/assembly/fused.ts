@@ -278,33 +278,34 @@ export function col_sum(x: usize, out: usize, rows: i32, C: i32): void {
 // scores; row r is query position offset + (r mod Tq), which sees keys 0..that position (causal);
 // offset < 0 means no mask. Masked entries are exactly 0.
 export function softmax_fwd(s: usize, y: usize, rows: i32, Tq: i32, Tk: i32, offset: i32, scale: f32): void {
-  for (let r = 0; r < rows; r++) {
-    const sr = at(s, r * Tk), yr = at(y, r * Tk);
-    const seen = offset < 0 ? Tk : min<i32>(Tk, offset + (r % Tq) + 1);
-    let mx: f32 = -Infinity;
-    for (let j = 0; j < seen; j++) mx = max<f32>(mx, load<f32>(at(sr, j)));
-    mx *= scale;
-    let total: f32 = 0;
-    const seen4 = seen & ~3;
-    const sc = f32x4.splat(scale), mx4 = f32x4.splat(mx);
-    let t4 = f32x4.splat(0);
-    for (let j = 0; j < seen4; j += 4) {
-      const e = exp4(f32x4.sub(f32x4.mul(v128.load(at(sr, j)), sc), mx4));
-      v128.store(at(yr, j), e);
-      t4 = f32x4.add(t4, e);
-    }
-    total = sum4(t4);
-    for (let j = seen4; j < seen; j++) {
-      const e = expf(load<f32>(at(sr, j)) * scale - mx);
-      store<f32>(at(yr, j), e);
-      total += e;
-    }
-    const inv = f32x4.splat(<f32>1 / total);
-    for (let j = 0; j < seen4; j += 4) v128.store(at(yr, j), f32x4.mul(v128.load(at(yr, j)), inv));
-    const invs = <f32>1 / total;
-    for (let j = seen4; j < seen; j++) store<f32>(at(yr, j), load<f32>(at(yr, j)) * invs);
-    if (seen < Tk) memory.fill(at(yr, seen), 0, <usize>(Tk - seen) << 2);
+  for (let r = 0; r < rows; r++) softmaxRow(at(s, r * Tk), at(y, r * Tk), offset < 0 ? Tk : min<i32>(Tk, offset + (r % Tq) + 1), Tk, scale);
+}
+
+// One row: yr[j] = softmax(scale sr)[j] over j < seen, exact zeros from seen to Tk (yr may be sr).
+@inline function softmaxRow(sr: usize, yr: usize, seen: i32, Tk: i32, scale: f32): void {
+  let mx: f32 = -Infinity;
+  for (let j = 0; j < seen; j++) mx = max<f32>(mx, load<f32>(at(sr, j)));
+  mx *= scale;
+  let total: f32 = 0;
+  const seen4 = seen & ~3;
+  const sc = f32x4.splat(scale), mx4 = f32x4.splat(mx);
+  let t4 = f32x4.splat(0);
+  for (let j = 0; j < seen4; j += 4) {
+    const e = exp4(f32x4.sub(f32x4.mul(v128.load(at(sr, j)), sc), mx4));
+    v128.store(at(yr, j), e);
+    t4 = f32x4.add(t4, e);
   }
+  total = sum4(t4);
+  for (let j = seen4; j < seen; j++) {
+    const e = expf(load<f32>(at(sr, j)) * scale - mx);
+    store<f32>(at(yr, j), e);
+    total += e;
+  }
+  const inv = f32x4.splat(<f32>1 / total);
+  for (let j = 0; j < seen4; j += 4) v128.store(at(yr, j), f32x4.mul(v128.load(at(yr, j)), inv));
+  const invs = <f32>1 / total;
+  for (let j = seen4; j < seen; j++) store<f32>(at(yr, j), load<f32>(at(yr, j)) * invs);
+  if (seen < Tk) memory.fill(at(yr, seen), 0, <usize>(Tk - seen) << 2);
 }
 
 // ds = scale * y (dy - sum_j dy_j y_j) (masked entries have y = 0, so their gradient is 0).
@@ -663,15 +664,10 @@ export function matmul(a: usize, b: usize, c: usize, pack: usize, nb: i32, M: i3
       const nc = min<i32>(NC, N - j0);
       if (transB) packPanelsT(b + <usize>j0 * lda, lda, pack, K, nc);
       else packPanels(b + (<usize>j0 << 2), ldb, pack, K, nc);
-      let i = 0;
-      for (; i + 2 <= M; i += 2) {
+      for (let i = 0; i < M; i += 2) {
+        const rows = min<i32>(2, M - i); // an odd last row alone
         for (let j = 0; j < nc; j += 16) {
-          matmulBlock(a + <usize>i * lda, lda, pack + <usize>j * K * 4, c + <usize>i * ldb + (<usize>(j0 + j) << 2), ldb, K, 2, min<i32>(16, nc - j));
-        }
-      }
-      if (i < M) {
-        for (let j = 0; j < nc; j += 16) {
-          matmulBlock(a + <usize>i * lda, lda, pack + <usize>j * K * 4, c + <usize>i * ldb + (<usize>(j0 + j) << 2), ldb, K, 1, min<i32>(16, nc - j));
+          matmulBlock(a + <usize>i * lda, lda, pack + <usize>j * K * 4, c + <usize>i * ldb + (<usize>(j0 + j) << 2), ldb, K, rows, min<i32>(16, nc - j));
         }
       }
     }
@@ -740,7 +736,7 @@ function packPanelsT(bt: usize, ldbt: usize, pack: usize, K: i32, nc: i32): void
     }
     return;
   }
-  // a partial panel (the last columns): through a scratch row of sums on the stack of locals
+  // a partial panel (the last columns): lane by lane
   for (let t = 0; t < w; t++) {
     const v = t < 4 ? p0 : t < 8 ? p1 : t < 12 ? p2 : p3;
     const u = t < 4 ? q0 : t < 8 ? q1 : t < 12 ? q2 : q3;
@@ -772,27 +768,8 @@ export function attn_fwd(q: usize, k: usize, v: usize, qStride: i32, kvStride: i
         const qt = at(q, (b * T + t) * qStride + h * hd);
         const pr = at(probs, ((b * H + h) * T + t) * T);
         const n = t + 1;
-        rowScores(qt, kb, kvStride, pr, n, hd, scale);
-        // softmax over the n scores, four at a time
-        let mx: f32 = -Infinity;
-        for (let s = 0; s < n; s++) mx = max<f32>(mx, load<f32>(at(pr, s)));
-        const n4 = n & ~3, mx4 = f32x4.splat(mx);
-        let t4 = f32x4.splat(0);
-        for (let s = 0; s < n4; s += 4) {
-          const e = exp4(f32x4.sub(v128.load(at(pr, s)), mx4));
-          v128.store(at(pr, s), e);
-          t4 = f32x4.add(t4, e);
-        }
-        let total = sum4(t4);
-        for (let s = n4; s < n; s++) {
-          const e = expf(load<f32>(at(pr, s)) - mx);
-          store<f32>(at(pr, s), e);
-          total += e;
-        }
-        const inv = <f32>1 / total, inv4 = f32x4.splat(inv);
-        for (let s = 0; s < n4; s += 4) v128.store(at(pr, s), f32x4.mul(v128.load(at(pr, s)), inv4));
-        for (let s = n4; s < n; s++) store<f32>(at(pr, s), load<f32>(at(pr, s)) * inv);
-        if (n < T) memory.fill(at(pr, n), 0, <usize>(T - n) << 2);
+        rowScores(qt, kb, kvStride, pr, n, hd);
+        softmaxRow(pr, pr, n, T, scale);
         // out_t = sum_s P_ts v_s, four columns at a time with the sum in a register
         weightedRows(pr, 1, vb, kvStride, at(out, (b * T + t) * oStride + h * hd), n, hd, false);
       }
@@ -800,9 +777,9 @@ export function attn_fwd(q: usize, k: usize, v: usize, qStride: i32, kvStride: i
   }
 }
 
-// dst[s] = scale x . rows[s] for s < n (rows of hd floats, stride in floats): four rows per pass
-// over x, their sums in registers.
-@inline function rowScores(x: usize, rows: usize, stride: i32, dst: usize, n: i32, hd: i32, scale: f32): void {
+// dst[s] = x . rows[s] for s < n (rows of hd floats, stride in floats): four rows per pass over x,
+// their sums in registers.
+@inline function rowScores(x: usize, rows: usize, stride: i32, dst: usize, n: i32, hd: i32): void {
   let s = 0;
   for (; s + 4 <= n; s += 4) {
     const r0 = at(rows, s * stride), r1 = at(rows, (s + 1) * stride), r2 = at(rows, (s + 2) * stride), r3 = at(rows, (s + 3) * stride);
@@ -814,16 +791,16 @@ export function attn_fwd(q: usize, k: usize, v: usize, qStride: i32, kvStride: i
       a2 = f32x4.add(a2, f32x4.mul(xv, v128.load(at(r2, i))));
       a3 = f32x4.add(a3, f32x4.mul(xv, v128.load(at(r3, i))));
     }
-    store<f32>(at(dst, s), sum4(a0) * scale);
-    store<f32>(at(dst, s + 1), sum4(a1) * scale);
-    store<f32>(at(dst, s + 2), sum4(a2) * scale);
-    store<f32>(at(dst, s + 3), sum4(a3) * scale);
+    store<f32>(at(dst, s), sum4(a0));
+    store<f32>(at(dst, s + 1), sum4(a1));
+    store<f32>(at(dst, s + 2), sum4(a2));
+    store<f32>(at(dst, s + 3), sum4(a3));
   }
   for (; s < n; s++) {
     const r = at(rows, s * stride);
     let a = f32x4.splat(0);
     for (let i = 0; i < hd; i += 4) a = f32x4.add(a, f32x4.mul(v128.load(at(x, i)), v128.load(at(r, i))));
-    store<f32>(at(dst, s), sum4(a) * scale);
+    store<f32>(at(dst, s), sum4(a));
   }
 }
 
@@ -880,7 +857,7 @@ export function attn_bwd(q: usize, k: usize, v: usize, qStride: i32, kvStride: i
         const dot = at(dout, (b * T + t) * oStride + h * hd);
         const pr = at(P, t * T), ds = at(scratch, t * T);
         const n = t + 1;
-        rowScores(dot, vb, kvStride, ds, n, hd, 1);
+        rowScores(dot, vb, kvStride, ds, n, hd);
         let rowdot: f32 = 0;
         for (let s = 0; s < n; s++) rowdot += load<f32>(at(pr, s)) * load<f32>(at(ds, s));
         for (let s = 0; s < n; s++) store<f32>(at(ds, s), scale * load<f32>(at(pr, s)) * (load<f32>(at(ds, s)) - rowdot));
