@@ -32,13 +32,13 @@ export class FusedDecoder {
     const H = c.n_head, hd = llama ? llama.head_dim : c.n_embd / H, KV = llama ? llama.num_key_value_heads : H;
     const C = c.n_embd, F = llama ? llama.intermediate_size : 4 * C, N = maxLength;
     const alloc = (name: string, shape: number[], dtype: 'float32' | 'int32' = 'float32') => {
-      const t = tf.zeros(shape, dtype);
+      const t = f.zeros(shape, dtype);
       this.kept.push(t);
       this.buf[name] = t;
     };
     for (let i = 0; i < c.n_layer; i++) {
-      this.kc.push(tf.zeros([B, KV, N, hd]));
-      this.vc.push(tf.zeros([B, KV, N, hd]));
+      this.kc.push(f.zeros([B, KV, N, hd]));
+      this.vc.push(f.zeros([B, KV, N, hd]));
     }
     alloc('ids', [B], 'int32');
     alloc('x', [B, C]);
@@ -103,7 +103,7 @@ export class FusedDecoder {
     }
     const r = Math.max(...[...this.adapters.values()].map((x) => x.r));
     for (const [name, shape] of [['loraT', [this.B, r]], ['loraY', [this.B, widest]]] as const) {
-      const t = tf.zeros([...shape]);
+      const t = this.f.zeros([...shape]);
       this.kept.push(t);
       this.buf[name] = t;
     }

@@ -26,11 +26,15 @@
   return (p * r * r + r + 1) * reinterpret<f32>((<i32>k + 127) << 23);
 }
 
-// The same, four lanes at a time.
+// The same, four lanes at a time, with the same bits. pmin/pmax are one instruction each where
+// min/max (NaN-propagating) are several; with a constant operand both give the same lanes (a NaN
+// lane stays NaN). 2^k: k + 127 is in [1, 254], so adding 1.5 * 2^23 to it leaves it in the low
+// bits of the float's pattern, which the shift by 23 moves into the exponent (no float-to-int
+// conversion, which the x64 backend expands into a fix-up sequence).
 @inline function exp4(x: v128): v128 {
-  x = f32x4.min(x, f32x4.splat(88.3));
+  x = f32x4.pmin(x, f32x4.splat(88.3));
   const under = f32x4.lt(x, f32x4.splat(-87.3));
-  x = f32x4.max(x, f32x4.splat(-87.3));
+  x = f32x4.pmax(x, f32x4.splat(-87.3));
   const k = f32x4.floor(f32x4.add(f32x4.mul(x, f32x4.splat(1.44269504)), f32x4.splat(0.5)));
   const r = f32x4.add(f32x4.sub(x, f32x4.mul(k, f32x4.splat(0.693359375))), f32x4.mul(k, f32x4.splat(2.12194440e-4)));
   let p = f32x4.splat(1.9875691500e-4);
@@ -40,7 +44,7 @@
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
   const e = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
-  const two = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(k), i32x4.splat(127)), 23);
+  const two = i32x4.shl(f32x4.add(k, f32x4.splat(12582912 + 127)), 23);
   return v128.andnot(f32x4.mul(e, two), under);
 }
 
@@ -430,57 +434,64 @@ export function add_to(x: usize, y: usize, n: i32): void {
   for (let i = 0; i < n; i += 4) v128.store(at(x, i), f32x4.add(v128.load(at(x, i)), v128.load(at(y, i))));
 }
 
-// y [B, N] = x [B, K] @ W [K, N] (+ bias [N] when bias != 0). Four rows of W per pass over y, each
-// row of W read once for all B (the weights, not the activations, are what a decoding step streams).
+// y [B, N] = x [B, K] @ W [K, N] (+ bias [N] when bias != 0): a decoding step's projections, whose
+// cost is streaming W. Sixteen columns of W (one cache line per k) at a time, for every pair of
+// sequences in turn while that column block is still in L1; an odd last sequence as matvecRows
+// does. Every output is bias + x[0] w[0] + x[1] w[1] + ... in the order of k either way, so a
+// sequence gets the same logits in a batch of any size.
 export function matvec(x: usize, W: usize, bias: usize, y: usize, B: i32, K: i32, N: i32): void {
-  // four sequences at a time with their sums in registers over the whole of K (a batch's decoding
-  // step, PPO's rollouts), the rest as below: every output's sum in the same order either way
-  let b = 0;
-  for (; b + 4 <= B; b += 4) matvec4(at(x, b * K), W, bias, at(y, b * N), K, N);
-  if (b < B) matvecRows(at(x, b * K), W, bias, at(y, b * N), B - b, K, N);
+  const pairs = B & ~1;
+  if (pairs) {
+    const N16 = N & ~15;
+    for (let j = 0; j < N16; j += 16) {
+      for (let b = 0; b < pairs; b += 2) matvec2x16(at(x, b * K), W, bias, at(y, b * N), K, N, j);
+    }
+    if (N16 < N) for (let b = 0; b < pairs; b += 2) matvec2Tail(at(x, b * K), W, bias, at(y, b * N), K, N, N16);
+  }
+  if (pairs < B) matvecRows(at(x, pairs * K), W, bias, at(y, pairs * N), B - pairs, K, N);
 }
 
-// y [4, N] = x [4, K] @ W [K, N] (+ bias): for each 8 columns the 4 rows' sums stay in registers
-// while k runs over K (one row of W, contiguous, per k), adding x[k] w[k] in the order of k as
-// matvecRows does, so a sequence gets the same logits in a batch of any size.
-function matvec4(x: usize, W: usize, bias: usize, y: usize, K: i32, N: i32): void {
-  const N8 = N & ~7, N4 = N & ~3;
-  const x0 = x, x1 = at(x, K), x2 = at(x, 2 * K), x3 = at(x, 3 * K);
-  let j = 0;
-  for (; j < N8; j += 8) {
-    const ia = bias ? v128.load(at(bias, j)) : f32x4.splat(0), ib = bias ? v128.load(at(bias, j + 4)) : f32x4.splat(0);
-    let p0 = ia, q0 = ib, p1 = ia, q1 = ib, p2 = ia, q2 = ib, p3 = ia, q3 = ib;
-    for (let k = 0; k < K; k++) {
-      const w = at(W, k * N + j);
-      const va = v128.load(w), vb = v128.load(w, 16);
-      const a0 = f32x4.splat(load<f32>(at(x0, k))), a1 = f32x4.splat(load<f32>(at(x1, k))), a2 = f32x4.splat(load<f32>(at(x2, k))), a3 = f32x4.splat(load<f32>(at(x3, k)));
-      p0 = f32x4.add(p0, f32x4.mul(a0, va)); q0 = f32x4.add(q0, f32x4.mul(a0, vb));
-      p1 = f32x4.add(p1, f32x4.mul(a1, va)); q1 = f32x4.add(q1, f32x4.mul(a1, vb));
-      p2 = f32x4.add(p2, f32x4.mul(a2, va)); q2 = f32x4.add(q2, f32x4.mul(a2, vb));
-      p3 = f32x4.add(p3, f32x4.mul(a3, va)); q3 = f32x4.add(q3, f32x4.mul(a3, vb));
-    }
-    v128.store(at(y, j), p0); v128.store(at(y, j + 4), q0);
-    v128.store(at(y, N + j), p1); v128.store(at(y, N + j + 4), q1);
-    v128.store(at(y, 2 * N + j), p2); v128.store(at(y, 2 * N + j + 4), q2);
-    v128.store(at(y, 3 * N + j), p3); v128.store(at(y, 3 * N + j + 4), q3);
+// y[0..2, j..j+16) of two sequences (x rows at x and x + K): eight f32x4 sums in registers while k
+// runs, one row of the column block (four vectors) and one value of each x per k. About 50 GFLOP/s
+// here against 38 for four sequences by eight columns with splats built from scalar loads.
+@inline function matvec2x16(x: usize, W: usize, bias: usize, y: usize, K: i32, N: i32, j: i32): void {
+  const ldw = <usize>N << 2, ldx = <usize>K << 2;
+  const b0 = bias ? v128.load(at(bias, j)) : f32x4.splat(0), b1 = bias ? v128.load(at(bias, j + 4)) : f32x4.splat(0);
+  const b2 = bias ? v128.load(at(bias, j + 8)) : f32x4.splat(0), b3 = bias ? v128.load(at(bias, j + 12)) : f32x4.splat(0);
+  let p0 = b0, p1 = b1, p2 = b2, p3 = b3, q0 = b0, q1 = b1, q2 = b2, q3 = b3;
+  let w = at(W, j), xa = x;
+  for (let k = 0; k < K; k++) {
+    const v0 = v128.load(w), v1 = v128.load(w, 16), v2 = v128.load(w, 32), v3 = v128.load(w, 48);
+    const s = v128.load32_splat(xa), t = v128.load32_splat(xa + ldx);
+    p0 = f32x4.add(p0, f32x4.mul(s, v0)); p1 = f32x4.add(p1, f32x4.mul(s, v1));
+    p2 = f32x4.add(p2, f32x4.mul(s, v2)); p3 = f32x4.add(p3, f32x4.mul(s, v3));
+    q0 = f32x4.add(q0, f32x4.mul(t, v0)); q1 = f32x4.add(q1, f32x4.mul(t, v1));
+    q2 = f32x4.add(q2, f32x4.mul(t, v2)); q3 = f32x4.add(q3, f32x4.mul(t, v3));
+    w += ldw; xa += 4;
   }
-  for (; j < N4; j += 4) {
-    const init = bias ? v128.load(at(bias, j)) : f32x4.splat(0);
-    let p0 = init, p1 = init, p2 = init, p3 = init;
+  const c = at(y, j), d = at(y, N + j);
+  v128.store(c, p0); v128.store(c, p1, 16); v128.store(c, p2, 32); v128.store(c, p3, 48);
+  v128.store(d, q0); v128.store(d, q1, 16); v128.store(d, q2, 32); v128.store(d, q3, 48);
+}
+
+// Columns [j0, N) of two sequences (fewer than sixteen): four at a time, then one by one.
+function matvec2Tail(x: usize, W: usize, bias: usize, y: usize, K: i32, N: i32, j0: i32): void {
+  const ldw = <usize>N << 2, ldx = <usize>K << 2;
+  let j = j0;
+  for (; j + 4 <= N; j += 4) {
+    let p = bias ? v128.load(at(bias, j)) : f32x4.splat(0), q = p;
+    let w = at(W, j), xa = x;
     for (let k = 0; k < K; k++) {
-      const v = v128.load(at(W, k * N + j));
-      p0 = f32x4.add(p0, f32x4.mul(f32x4.splat(load<f32>(at(x0, k))), v));
-      p1 = f32x4.add(p1, f32x4.mul(f32x4.splat(load<f32>(at(x1, k))), v));
-      p2 = f32x4.add(p2, f32x4.mul(f32x4.splat(load<f32>(at(x2, k))), v));
-      p3 = f32x4.add(p3, f32x4.mul(f32x4.splat(load<f32>(at(x3, k))), v));
+      const v = v128.load(w);
+      p = f32x4.add(p, f32x4.mul(v128.load32_splat(xa), v));
+      q = f32x4.add(q, f32x4.mul(v128.load32_splat(xa + ldx), v));
+      w += ldw; xa += 4;
     }
-    v128.store(at(y, j), p0);
-    v128.store(at(y, N + j), p1);
-    v128.store(at(y, 2 * N + j), p2);
-    v128.store(at(y, 3 * N + j), p3);
+    v128.store(at(y, j), p);
+    v128.store(at(y, N + j), q);
   }
   for (; j < N; j++) {
-    for (let r = 0; r < 4; r++) {
+    for (let r = 0; r < 2; r++) {
       const xr = at(x, r * K);
       let s: f32 = bias ? load<f32>(at(bias, j)) : 0;
       for (let k = 0; k < K; k++) s = s + load<f32>(at(xr, k)) * load<f32>(at(W, k * N + j));
@@ -602,34 +613,15 @@ export function attend(q: usize, k: usize, v: usize, qStride: i32, kvStride: i32
       memory.copy(at(vc, slot), at(v, b * kvStride + g * hd), <usize>hd << 2);
     }
   }
+  // then each query against its keys, as attn_fwd does one row (the same arithmetic, the same bits)
   for (let b = 0; b < B; b++) {
     const n = load<i32>(at(positions, b)) + 1;
     for (let h = 0; h < H; h++) {
       const g = h / rep;
-      const qh = at(q, b * qStride + h * hd);
       const kb = at(kc, (b * KV + g) * Nmax * hd), vb = at(vc, (b * KV + g) * Nmax * hd);
-      let mx: f32 = -Infinity;
-      for (let j = 0; j < n; j++) {
-        const kj = at(kb, j * hd);
-        let s = f32x4.splat(0);
-        for (let i = 0; i < hd; i += 4) s = f32x4.add(s, f32x4.mul(v128.load(at(qh, i)), v128.load(at(kj, i))));
-        const d = sum4(s) * scale;
-        store<f32>(at(scores, j), d);
-        mx = max<f32>(mx, d);
-      }
-      let total: f32 = 0;
-      for (let j = 0; j < n; j++) {
-        const e = expf(load<f32>(at(scores, j)) - mx);
-        store<f32>(at(scores, j), e);
-        total += e;
-      }
-      const o = at(out, b * H * hd + h * hd);
-      memory.fill(o, 0, <usize>hd << 2);
-      for (let j = 0; j < n; j++) {
-        const p = f32x4.splat(load<f32>(at(scores, j)) / total);
-        const vj = at(vb, j * hd);
-        for (let i = 0; i < hd; i += 4) v128.store(at(o, i), f32x4.add(v128.load(at(o, i)), f32x4.mul(p, v128.load(at(vj, i)))));
-      }
+      rowScores(at(q, b * qStride + h * hd), kb, hd, scores, n, hd);
+      softmaxRow(scores, scores, n, n, scale);
+      weightedRows(scores, 1, vb, hd, at(out, b * H * hd + h * hd), n, hd, false);
     }
   }
 }
@@ -778,7 +770,8 @@ export function attn_fwd(q: usize, k: usize, v: usize, qStride: i32, kvStride: i
 }
 
 // dst[s] = x . rows[s] for s < n (rows of hd floats, stride in floats): four rows per pass over x,
-// their sums in registers.
+// their sums in registers, then their lanes transposed so that the four rows' sums are added
+// lane-wise as sum4 adds one row's, ((l0 + l1) + l2) + l3: the same bits, one vector store.
 @inline function rowScores(x: usize, rows: usize, stride: i32, dst: usize, n: i32, hd: i32): void {
   let s = 0;
   for (; s + 4 <= n; s += 4) {
@@ -791,10 +784,11 @@ export function attn_fwd(q: usize, k: usize, v: usize, qStride: i32, kvStride: i
       a2 = f32x4.add(a2, f32x4.mul(xv, v128.load(at(r2, i))));
       a3 = f32x4.add(a3, f32x4.mul(xv, v128.load(at(r3, i))));
     }
-    store<f32>(at(dst, s), sum4(a0));
-    store<f32>(at(dst, s + 1), sum4(a1));
-    store<f32>(at(dst, s + 2), sum4(a2));
-    store<f32>(at(dst, s + 3), sum4(a3));
+    const lo = f32x4.shuffle(a0, a1, 0, 4, 1, 5), hi = f32x4.shuffle(a0, a1, 2, 6, 3, 7); // [a0.0 a1.0 a0.1 a1.1], [a0.2 a1.2 a0.3 a1.3]
+    const lo2 = f32x4.shuffle(a2, a3, 0, 4, 1, 5), hi2 = f32x4.shuffle(a2, a3, 2, 6, 3, 7);
+    const l0 = f32x4.shuffle(lo, lo2, 0, 1, 4, 5), l1 = f32x4.shuffle(lo, lo2, 2, 3, 6, 7); // lane 0, lane 1 of the four
+    const l2 = f32x4.shuffle(hi, hi2, 0, 1, 4, 5), l3 = f32x4.shuffle(hi, hi2, 2, 3, 6, 7);
+    v128.store(at(dst, s), f32x4.add(f32x4.add(f32x4.add(l0, l1), l2), l3));
   }
   for (; s < n; s++) {
     const r = at(rows, s * stride);
@@ -805,9 +799,28 @@ export function attn_fwd(q: usize, k: usize, v: usize, qStride: i32, kvStride: i
 }
 
 // dst[0..hd) = sum_{s < n} w[s wStride] rows[s] (rows of hd floats, row stride in floats; added to
-// what dst holds when accumulate), eight columns at a time with their sums in registers, then four.
+// what dst holds when accumulate), 32 columns at a time with their sums in registers (one weight
+// splat per eight vectors), then eight, then four.
 @inline function weightedRows(w: usize, wStride: i32, rows: usize, stride: i32, dst: usize, n: i32, hd: i32, accumulate: bool): void {
   let i = 0;
+  for (; i + 32 <= hd; i += 32) {
+    const d = at(dst, i);
+    const z = f32x4.splat(0);
+    let a0 = accumulate ? v128.load(d) : z, a1 = accumulate ? v128.load(d, 16) : z, a2 = accumulate ? v128.load(d, 32) : z, a3 = accumulate ? v128.load(d, 48) : z;
+    let a4 = accumulate ? v128.load(d, 64) : z, a5 = accumulate ? v128.load(d, 80) : z, a6 = accumulate ? v128.load(d, 96) : z, a7 = accumulate ? v128.load(d, 112) : z;
+    let r = at(rows, i), pw = w;
+    for (let s = 0; s < n; s++) {
+      const p = v128.load32_splat(pw);
+      a0 = f32x4.add(a0, f32x4.mul(p, v128.load(r))); a1 = f32x4.add(a1, f32x4.mul(p, v128.load(r, 16)));
+      a2 = f32x4.add(a2, f32x4.mul(p, v128.load(r, 32))); a3 = f32x4.add(a3, f32x4.mul(p, v128.load(r, 48)));
+      a4 = f32x4.add(a4, f32x4.mul(p, v128.load(r, 64))); a5 = f32x4.add(a5, f32x4.mul(p, v128.load(r, 80)));
+      a6 = f32x4.add(a6, f32x4.mul(p, v128.load(r, 96))); a7 = f32x4.add(a7, f32x4.mul(p, v128.load(r, 112)));
+      r = at(r, stride);
+      pw = at(pw, wStride);
+    }
+    v128.store(d, a0); v128.store(d, a1, 16); v128.store(d, a2, 32); v128.store(d, a3, 48);
+    v128.store(d, a4, 64); v128.store(d, a5, 80); v128.store(d, a6, 96); v128.store(d, a7, 112);
+  }
   for (; i + 8 <= hd; i += 8) {
     let a0 = accumulate ? v128.load(at(dst, i)) : f32x4.splat(0), a1 = accumulate ? v128.load(at(dst, i + 4)) : f32x4.splat(0);
     let r = at(rows, i), pw = w;
