@@ -333,14 +333,23 @@ export function softmax_bwd(y: usize, dy: usize, ds: usize, rows: i32, Tk: i32, 
 // ---------------------------------------------------------------------------------------------
 // Weighted cross-entropy from logits [n, V], targets [n] (int32), weights w [n] already divided by
 // their sum: loss = sum_i w_i (logsumexp(l_i) - l_i[t_i]). Writes each row's logsumexp; returns the loss.
+// The exponentials four at a time, their sum still taken one term at a time in the order of j.
 export function xent_fwd(logits: usize, targets: usize, w: usize, lse: usize, n: i32, V: i32): f32 {
   let loss: f64 = 0;
+  const V4 = V & ~3;
   for (let i = 0; i < n; i++) {
     const lr = at(logits, i * V);
-    let mx: f32 = -Infinity;
-    for (let j = 0; j < V; j++) mx = max<f32>(mx, load<f32>(at(lr, j)));
+    let m4 = f32x4.splat(-Infinity);
+    for (let j = 0; j < V4; j += 4) m4 = f32x4.pmax(m4, v128.load(at(lr, j)));
+    let mx = max<f32>(max<f32>(f32x4.extract_lane(m4, 0), f32x4.extract_lane(m4, 1)), max<f32>(f32x4.extract_lane(m4, 2), f32x4.extract_lane(m4, 3)));
+    for (let j = V4; j < V; j++) mx = max<f32>(mx, load<f32>(at(lr, j)));
+    const mxv = f32x4.splat(mx);
     let s: f32 = 0;
-    for (let j = 0; j < V; j++) s += expf(load<f32>(at(lr, j)) - mx);
+    for (let j = 0; j < V4; j += 4) {
+      const e = exp4(f32x4.sub(v128.load(at(lr, j)), mxv));
+      s += f32x4.extract_lane(e, 0); s += f32x4.extract_lane(e, 1); s += f32x4.extract_lane(e, 2); s += f32x4.extract_lane(e, 3);
+    }
+    for (let j = V4; j < V; j++) s += expf(load<f32>(at(lr, j)) - mx);
     const l = mx + logf(s);
     store<f32>(at(lse, i), l);
     const t = load<i32>(at(targets, i));
@@ -352,11 +361,14 @@ export function xent_fwd(logits: usize, targets: usize, w: usize, lse: usize, n:
 
 // dl = (softmax(l_i) - onehot(t_i)) w_i dy.
 export function xent_bwd(logits: usize, lse: usize, targets: usize, w: usize, dy: f32, dl: usize, n: i32, V: i32): void {
+  const V4 = V & ~3;
   for (let i = 0; i < n; i++) {
     const lr = at(logits, i * V), dr = at(dl, i * V);
     const l = load<f32>(at(lse, i));
     const k = load<f32>(at(w, i)) * dy;
-    for (let j = 0; j < V; j++) store<f32>(at(dr, j), expf(load<f32>(at(lr, j)) - l) * k);
+    const lv = f32x4.splat(l), kv = f32x4.splat(k);
+    for (let j = 0; j < V4; j += 4) v128.store(at(dr, j), f32x4.mul(exp4(f32x4.sub(v128.load(at(lr, j)), lv)), kv));
+    for (let j = V4; j < V; j++) store<f32>(at(dr, j), expf(load<f32>(at(lr, j)) - l) * k);
     const t = load<i32>(at(targets, i));
     store<f32>(at(dr, t), load<f32>(at(dr, t)) - k);
   }
