@@ -15,6 +15,7 @@ const builds = [
   { ...common, entryPoints: ['src/worker/main.ts'], outfile: 'dist/worker.js', external: NATIVE },
   { ...common, entryPoints: ['src/cli/index.ts'], outfile: 'dist/cli.js', external: NATIVE },
   { ...common, entryPoints: ['src/engine/train/grad-thread.ts'], outfile: 'dist/grad-thread.js', external: NATIVE },
+  { ...common, entryPoints: ['src/engine/decode-thread.ts'], outfile: 'dist/decode-thread.js' },
   // the extension host's scan thread: datasets and runs are read there (no TensorFlow.js)
   { ...common, entryPoints: ['src/data/scan-worker.ts'], outfile: 'dist/scan-worker.js' },
   // the webview panels: browser bundles (vscode-elements, uPlot, markdown-it included)

@@ -3,7 +3,7 @@
  * chosen by the config's arch. Stages, generation and the trainer see only CausalLM.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { ModelConfig } from './config';
+import { ModelConfig, isLlama } from './config';
 import { ForwardOptions, GPT, initialWeights as gptInitialWeights, parameterShapes as gptParameterShapes } from './model';
 import { Llama, llamaInitialWeights, llamaParameterShapes } from './llama';
 import type { Lora } from './lora';
@@ -25,7 +25,7 @@ export interface CausalLM {
   attachLora(lora: Lora): void;
 }
 
-export const isLlama = (c: ModelConfig): boolean => c.arch === 'llama' || c.arch === 'qwen2';
+export { isLlama };
 
 /** Parameter names and shapes in the order the architecture defines them. */
 export function parameterShapes(c: ModelConfig): [string, number[]][] {

@@ -79,6 +79,9 @@ function reader(json: Record<string, unknown>): Num {
 
 export const ARCHS: Arch[] = ['gpt2', 'llama', 'qwen2'];
 
+/** The Llama family (Llama, SmolLM, Qwen2): RMSNorm, rotary positions, SwiGLU, grouped queries. */
+export const isLlama = (c: ModelConfig): boolean => c.arch === 'llama' || c.arch === 'qwen2';
+
 /**
  * The architecture of a config.json: its model_type, else its architectures' prefix
  * (GPT2LMHeadModel, LlamaForCausalLM, Qwen2ForSequenceClassification, ...).

@@ -1,216 +1,351 @@
 /**
  * Decoding without dispatch: after the prompt has gone through the model once (TensorFlow.js,
  * filling the key/value cache), each new token of every sequence goes through the whole model as
- * a handful of fused-kernel calls per layer on the wasm heap: no op, no tensor, no tape. A step of
- * the 0.8M-parameter character model costs about 4 ms in ops, nearly all of it dispatch; here it
- * costs what its arithmetic costs.
+ * a handful of fused-kernel calls per layer on the wasm heap (decode-steps.ts): no op, no tensor,
+ * no tape. A step of the 0.8M-parameter character model costs about 4 ms in ops, nearly all of it
+ * dispatch; here it costs what its arithmetic costs.
  *
- * Same maths as model.ts (GPT-2) and llama.ts (Llama, Qwen2): per layer
- *   GPT-2: h = LN1(x); q,k,v = h Wqkv + b; a = attend(q, cache); x += a Wo + b; x += GELU(LN2(x) Wfc + b) Wproj + b
- *   Llama: h = RMS1(x); q,k,v = h Wq, h Wk, h Wv (+ b); rope(q, k); a = attend; x += a Wo;
- *          x += (silu(RMS2(x) Wg) * RMS2(x) Wu) Wd
- * then the final norm and the head (tied: E^T; untied: lm_head). Only where the fused kernels serve
- * the backend; generate() takes the op path otherwise. A LoRA adapter adds its two small products
- * to each projection it adapts.
+ * With two cores and at least two sequences, the batch is split: the first half on this thread,
+ * where the weights already are, the rest on the decoding thread (decode-thread.ts), which holds
+ * a copy of the weights on a heap of its own. The two halves run at once; each sequence's logits
+ * are the same bits either way (the same kernels on the same weights, row by row). Only where the
+ * fused kernels serve the backend; generate() takes the op path otherwise.
  */
+import * as os from 'os';
+import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import { CausalLM, isLlama } from './causal-lm';
+import { CausalLM } from './causal-lm';
+import { DecodeHeap, DecodeSteps, headDim, kvHeads, rotaryTables, stepBuffers } from './decode-steps';
+import { ARG0, ARG1, COMMAND, COPY, DONE, DecodeLayout, RELEASE, REQUEST, STATUS, STEP, bumpAllocator, sharedRegions } from './decode-thread';
 import { fusedKernels } from './kernels/fused';
 import { KVCache } from './model';
+import { distFile } from './paths';
 import type { Llama } from './llama';
+
+/** How many threads decoding uses by default: both cores where there are two and the thread's bundle is built. */
+export function decodeThreads(): number {
+  if (process.env.RLHF_DECODE_THREADS) return Math.max(1, Number(process.env.RLHF_DECODE_THREADS) || 1);
+  if (!distFile('decode-thread.js')) return 1;
+  return Math.min(2, os.availableParallelism?.() ?? os.cpus().length);
+}
+
+/** A model past this many weights decodes on one thread (the second thread would hold a copy). */
+const MAX_COPIED_WEIGHTS = 300e6;
 
 export class FusedDecoder {
   private readonly kept: tf.Tensor[] = [];
-  private readonly kc: tf.Tensor[] = [];
-  private readonly vc: tf.Tensor[] = [];
-  private readonly buf: Record<string, tf.Tensor> = {};
-  private readonly adapters = new Map<string, { A: tf.Tensor; B: tf.Tensor; r: number }>();
+  private readonly local: DecodeSteps;
+  private readonly remote?: RemoteRows;
+  /** The local rows' logits, or all rows' when a second thread has some. */
+  private readonly out?: Float32Array;
 
-  private constructor(private readonly model: CausalLM, readonly B: number, readonly maxLength: number, private readonly f: NonNullable<ReturnType<typeof fusedKernels>>) {
-    const c = model.config;
-    const llama = c.llama;
-    const H = c.n_head, hd = llama ? llama.head_dim : c.n_embd / H, KV = llama ? llama.num_key_value_heads : H;
-    const C = c.n_embd, F = llama ? llama.intermediate_size : 4 * C, N = maxLength;
-    const alloc = (name: string, shape: number[], dtype: 'float32' | 'int32' = 'float32') => {
-      const t = f.zeros(shape, dtype);
-      this.kept.push(t);
-      this.buf[name] = t;
+  private constructor(private readonly model: CausalLM, readonly B: number, readonly maxLength: number, private readonly f: NonNullable<ReturnType<typeof fusedKernels>>, cache: KVCache, threads: number) {
+    const c = model.config, N = maxLength, hd = headDim(c), KV = kvHeads(c);
+    const adapters = this.adapters();
+    const lora = adapters.size ? { r: Math.max(...[...adapters.values()].map((a) => a.r)), widest: Math.max(...[...model.lora!.B.values()].map((b) => b.shape[1] as number)) } : undefined;
+    const rotary = c.llama ? rotaryTables(N, hd, (p, cos, sin) => (model as Llama).rotaryAt(p, cos, sin)) : undefined;
+    // the second thread's share first (it lays out its heap while this thread lays out its own):
+    // about half the rows, when there are two threads and it can hold a copy of the weights
+    const copied = [...model.params.values()].reduce((n, p) => n + p.size, 0);
+    const share = threads >= 2 && B >= 2 && copied <= MAX_COPIED_WEIGHTS ? Math.floor(B / 2) : 0;
+    let rows = share && cache.length ? cacheRows(cache, B - share, B) : undefined;
+    try {
+      this.remote = share ? RemoteRows.open(model, f, share, N, adapters, lora, rotary, rows && { length: cache.length, ...rows.remote }) : undefined;
+    } catch (e) {
+      tf.dispose(this.kept);
+      throw e;
+    }
+    const B1 = this.remote ? B - share : B;
+    if (this.remote) this.out = new Float32Array(B * c.vocab_size);
+    else if (cache.length) rows = cacheRows(cache, B, B);
+    const buffers = new Map<string, tf.Tensor>();
+    for (const [name, shape, dtype] of stepBuffers(c, B1, N, lora)) buffers.set(name, this.keep(f.zeros(shape, dtype)));
+    const kc = Array.from({ length: c.n_layer }, () => this.keep(f.zeros([B1, KV, N, hd])));
+    const vc = Array.from({ length: c.n_layer }, () => this.keep(f.zeros([B1, KV, N, hd])));
+    if (rotary) {
+      f.heap().set(rotary.cos, f.ptr(buffers.get('cos')!) >> 2);
+      f.heap().set(rotary.sin, f.ptr(buffers.get('sin')!) >> 2);
+    }
+    const heap: DecodeHeap = {
+      k: f.k,
+      weight: (name) => {
+        const v = model.params.get(name);
+        return v ? f.ptr(v) : 0;
+      },
+      buffer: (name) => f.ptr(buffers.get(name)!),
+      kc: kc.map((t) => f.ptr(t)),
+      vc: vc.map((t) => f.ptr(t)),
+      adapters: new Map([...adapters].map(([m, a]) => [m, { A: f.ptr(a.A), B: f.ptr(a.B), r: a.r }])),
+      memory: () => f.heap().buffer,
     };
-    for (let i = 0; i < c.n_layer; i++) {
-      this.kc.push(f.zeros([B, KV, N, hd]));
-      this.vc.push(f.zeros([B, KV, N, hd]));
-    }
-    alloc('ids', [B], 'int32');
-    alloc('x', [B, C]);
-    alloc('h', [B, C]);
-    alloc('tmp', [B, C]);
-    alloc('q', [B, llama ? H * hd : 3 * C]); // GPT-2: q, k and v side by side, as c_attn writes them
-    alloc('k', [B, KV * hd]);
-    alloc('v', [B, KV * hd]);
-    alloc('att', [B, H * hd]);
-    alloc('f1', [B, F]);
-    alloc('f2', [B, F]);
-    alloc('mean', [B]);
-    alloc('rstd', [B]);
-    alloc('positions', [B], 'int32');
-    alloc('scores', [N]);
-    alloc('logits', [B, c.vocab_size]);
-    if (llama) {
-      // the rotary table of every position, made once: [N, hd] cos and sin
-      const cos = new Float32Array(N * hd), sin = new Float32Array(N * hd);
-      for (let p = 0; p < N; p++) (model as Llama).rotaryAt(p, cos.subarray(p * hd, (p + 1) * hd), sin.subarray(p * hd, (p + 1) * hd));
-      for (const [name, v] of [['cos', cos], ['sin', sin]] as const) {
-        const t = tf.tensor2d(v, [N, hd]);
-        this.kept.push(t);
-        this.buf[name] = t;
-      }
-    }
+    this.local = new DecodeSteps(heap, c, B1, N);
+    if (rows) this.load(rows.local, cache.length, kc, vc, B1);
   }
 
   /**
    * A decoder for B sequences whose first `cache.length` positions are in `cache` (as the op path
    * left it: [B, heads, length, head_dim] per layer; or none yet), or undefined where it cannot serve.
    * Its own cache holds `maxLength` positions (at most the model's context): what the sequences reach.
+   * `threads`: 1 keeps every row on this thread; 2 (the default on two cores) splits the batch.
    */
-  static from(model: CausalLM, B: number, cache: KVCache, maxLength = model.config.n_positions): FusedDecoder | undefined {
+  static from(model: CausalLM, B: number, cache: KVCache, maxLength = model.config.n_positions, threads = decodeThreads()): FusedDecoder | undefined {
     const f = fusedKernels();
     const c = model.config;
     // a view without weights of its own (the reference as the policy with its adapter off) takes the op path
     if (!f || !model.params.size || (cache.length > 0 && cache.k.length !== c.n_layer)) return undefined;
-    const hd = c.llama ? c.llama.head_dim : c.n_embd / c.n_head;
-    if (c.n_embd % 4 || hd % 4) return undefined;
-    const d = new FusedDecoder(model, B, Math.max(1, Math.min(maxLength, c.n_positions), cache.length), f);
-    d.adapt();
-    d.load(cache);
-    return d;
+    if (c.n_embd % 4 || headDim(c) % 4) return undefined;
+    return new FusedDecoder(model, B, Math.max(1, Math.min(maxLength, c.n_positions), cache.length), f, cache, threads);
+  }
+
+  /** Whether a second thread decodes some of the rows. */
+  get threads(): number {
+    return this.remote ? 2 : 1;
+  }
+
+  private keep(t: tf.Tensor): tf.Tensor {
+    this.kept.push(t);
+    return t;
   }
 
   /**
-   * A LoRA adapter beside the weights, as the op path applies it: y = x W + b + (x A)(alpha/r B),
-   * two small products per adapted projection (B scaled once for the decoder's life), no merged
-   * copy of the weights.
+   * A LoRA adapter beside the weights, as the op path applies it: A, and B scaled by alpha / r once
+   * for the decoder's life; no merged copy of the weights.
    */
-  private adapt(): void {
+  private adapters(): Map<string, { A: tf.Tensor; B: tf.Tensor; r: number }> {
     const lora = this.model.lora;
-    if (!lora) return;
-    let widest = 0;
+    const out = new Map<string, { A: tf.Tensor; B: tf.Tensor; r: number }>();
+    if (!lora) return out;
     for (const [m, a] of lora.A) {
-      const b = lora.B.get(m)!;
-      const scaled = tf.tidy(() => tf.mul(b, lora.scale));
-      this.kept.push(scaled);
-      this.adapters.set(m, { A: a, B: scaled, r: a.shape[1] as number });
-      widest = Math.max(widest, b.shape[1] as number);
+      const scaled = this.keep(tf.tidy(() => tf.mul(lora.B.get(m)!, lora.scale)));
+      out.set(m, { A: a, B: scaled, r: a.shape[1] as number });
     }
-    const r = Math.max(...[...this.adapters.values()].map((x) => x.r));
-    for (const [name, shape] of [['loraT', [this.B, r]], ['loraY', [this.B, widest]]] as const) {
-      const t = this.f.zeros([...shape]);
-      this.kept.push(t);
-      this.buf[name] = t;
-    }
+    return out;
   }
 
-  /** y [B, N] = x [B, K] W + b of projection m, plus its adapter's update when it has one. */
-  private proj(x: number, m: string, y: number, K: number, N: number): void {
-    const { k } = this.f;
-    k.matvec(x, this.w(m + '.weight'), this.w(m + '.bias'), y, this.B, K, N);
-    const a = this.adapters.get(m);
-    if (!a) return;
-    const t = this.p('loraT'), u = this.p('loraY');
-    k.matvec(x, this.f.ptr(a.A), 0, t, this.B, K, a.r);
-    k.matvec(t, this.f.ptr(a.B), 0, u, this.B, a.r, N);
-    k.add_to(y, u, this.B * N);
-  }
-
-  private load(cache: KVCache): void {
-    if (!cache.length) return;
+  /** The op path's cache rows [0, B1) into this thread's cache ([rows, len, hd] -> [rows, N, hd]). */
+  private load(rows: { k: Float32Array[]; v: Float32Array[] }, len: number, kc: tf.Tensor[], vc: tf.Tensor[], B1: number): void {
     const heap = this.f.heap();
-    const len = cache.length;
-    for (let i = 0; i < this.kc.length; i++) {
-      for (const [src, dst] of [[cache.k[i], this.kc[i]], [cache.v[i], this.vc[i]]]) {
-        const [b, kv, N, hd] = dst.shape as [number, number, number, number];
-        const rows = b * kv;
-        const s = src.dataSync() as Float32Array; // [rows, len, hd]
+    const c = this.model.config, hd = headDim(c), KV = kvHeads(c), N = this.maxLength;
+    for (let i = 0; i < c.n_layer; i++) {
+      for (const [s, dst] of [[rows.k[i], kc[i]], [rows.v[i], vc[i]]] as const) {
         const at = this.f.ptr(dst) >> 2;
-        for (let r = 0; r < rows; r++) heap.set(s.subarray(r * len * hd, (r + 1) * len * hd), at + r * N * hd);
+        for (let r = 0; r < B1 * KV; r++) heap.set(s.subarray(r * len * hd, (r + 1) * len * hd), at + r * N * hd);
       }
     }
   }
 
-  private p(name: string): number {
-    return this.f.ptr(this.buf[name]);
-  }
-
-  private w(name: string): number {
-    const v = this.model.params.get(name);
-    return v ? this.f.ptr(v) : 0;
-  }
-
   /**
-   * Logits [B * vocab] (a view of the heap, valid until the next step) after token ids[b] at
-   * position positions[b] of sequence b (a number: the same position for all).
+   * Logits [B * vocab] (valid until the next step) after token ids[b] at position positions[b] of
+   * sequence b (a number: the same position for all).
    */
   step(ids: number[], positions: number | number[]): Float32Array {
-    const { k } = this.f;
-    const c = this.model.config, B = this.B, C = c.n_embd, V = c.vocab_size, N = this.maxLength;
+    const B = this.B, V = this.model.config.vocab_size, B1 = this.local.B;
     const pos = typeof positions === 'number' ? new Array<number>(B).fill(positions) : positions;
-    if (pos.some((p) => p < 0 || p >= N)) throw new Error(`a position outside the context of ${N}: ${pos.join(',')}`);
-    const ints = new Int32Array(this.f.heap().buffer);
-    ints.set(ids, this.p('ids') >> 2);
-    ints.set(pos, this.p('positions') >> 2);
-    const positionsAt = this.p('positions');
-    const x = this.p('x'), h = this.p('h'), tmp = this.p('tmp'), q = this.p('q'), att = this.p('att'), f1 = this.p('f1'), f2 = this.p('f2');
-    const mean = this.p('mean'), rstd = this.p('rstd'), scores = this.p('scores');
-    const eps = c.layer_norm_epsilon;
-    if (isLlama(c)) {
-      const l = c.llama!, H = c.n_head, KV = l.num_key_value_heads, hd = l.head_dim, F = l.intermediate_size;
-      const cos = this.p('cos'), sin = this.p('sin');
-      const kk = this.p('k'), vv = this.p('v');
-      k.embed(this.w('embed_tokens.weight'), this.p('ids'), 0, positionsAt, x, B, C);
-      for (let i = 0; i < c.n_layer; i++) {
-        const p = `layers.${i}.`;
-        k.rmsnorm_fwd(x, this.w(p + 'input_layernorm.weight'), h, rstd, B, C, eps);
-        this.proj(h, p + 'self_attn.q_proj', q, C, H * hd);
-        this.proj(h, p + 'self_attn.k_proj', kk, C, KV * hd);
-        this.proj(h, p + 'self_attn.v_proj', vv, C, KV * hd);
-        k.rope(q, cos, sin, positionsAt, B, H, hd, H * hd);
-        k.rope(kk, cos, sin, positionsAt, B, KV, hd, KV * hd);
-        k.attend(q, kk, vv, H * hd, KV * hd, this.f.ptr(this.kc[i]), this.f.ptr(this.vc[i]), att, scores, B, H, KV, hd, positionsAt, N, 1 / Math.sqrt(hd));
-        this.proj(att, p + 'self_attn.o_proj', tmp, H * hd, C);
-        k.add_to(x, tmp, B * C);
-        k.rmsnorm_fwd(x, this.w(p + 'post_attention_layernorm.weight'), h, rstd, B, C, eps);
-        this.proj(h, p + 'mlp.gate_proj', f1, C, F);
-        this.proj(h, p + 'mlp.up_proj', f2, C, F);
-        k.swiglu_fwd(f1, f2, f1, B * F);
-        this.proj(f1, p + 'mlp.down_proj', tmp, F, C);
-        k.add_to(x, tmp, B * C);
-      }
-      k.rmsnorm_fwd(x, this.w('norm.weight'), h, rstd, B, C, eps);
-      if (this.model.params.has('lm_head.weight')) k.matvec(h, this.w('lm_head.weight'), 0, this.p('logits'), B, C, V);
-      else k.matvec_t(h, this.w('embed_tokens.weight'), this.p('logits'), B, C, V);
-    } else {
-      const H = c.n_head, hd = C / H;
-      k.embed(this.w('wte.weight'), this.p('ids'), this.w('wpe.weight'), positionsAt, x, B, C);
-      for (let i = 0; i < c.n_layer; i++) {
-        const p = `h.${i}.`;
-        k.layernorm_fwd(x, this.w(p + 'ln_1.weight'), this.w(p + 'ln_1.bias'), h, mean, rstd, B, C, eps);
-        this.proj(h, p + 'attn.c_attn', q, C, 3 * C);
-        k.attend(q, q + 4 * C, q + 8 * C, 3 * C, 3 * C, this.f.ptr(this.kc[i]), this.f.ptr(this.vc[i]), att, scores, B, H, H, hd, positionsAt, N, 1 / Math.sqrt(hd));
-        this.proj(att, p + 'attn.c_proj', tmp, C, C);
-        k.add_to(x, tmp, B * C);
-        k.layernorm_fwd(x, this.w(p + 'ln_2.weight'), this.w(p + 'ln_2.bias'), h, mean, rstd, B, C, eps);
-        this.proj(h, p + 'mlp.c_fc', f1, C, 4 * C);
-        k.gelu_fwd(f1, f1, B * 4 * C);
-        this.proj(f1, p + 'mlp.c_proj', tmp, 4 * C, C);
-        k.add_to(x, tmp, B * C);
-      }
-      k.layernorm_fwd(x, this.w('ln_f.weight'), this.w('ln_f.bias'), h, mean, rstd, B, C, eps);
-      k.matvec_t(h, this.w('wte.weight'), this.p('logits'), B, C, V);
-    }
-    const at = this.p('logits') >> 2;
-    return this.f.heap().subarray(at, at + B * V);
+    // the second thread starts on its rows, this one does its own meanwhile
+    this.remote?.post(ids.slice(B1), pos.slice(B1));
+    const at = this.local.step(ids.slice(0, B1), pos.slice(0, B1)) >> 2;
+    const mine = this.f.heap().subarray(at, at + B1 * V);
+    if (!this.remote) return mine;
+    this.out!.set(mine);
+    this.remote.wait(this.out!.subarray(B1 * V));
+    return this.out!;
   }
 
   dispose(): void {
-    tf.dispose([...this.kept, ...this.kc, ...this.vc]);
+    this.remote?.close();
+    tf.dispose(this.kept);
+  }
+}
+
+/** Rows [0, B1) and [B1, B) of every layer's op-path cache ([B, KV, len, hd]), read once. */
+function cacheRows(cache: KVCache, B1: number, B: number) {
+  const split = (ts: tf.Tensor[]) => ts.map((t) => {
+    const all = t.dataSync() as Float32Array, per = all.length / B;
+    return [all.subarray(0, B1 * per), all.slice(B1 * per)] as const;
+  });
+  const k = split(cache.k), v = split(cache.v);
+  return { local: { k: k.map((x) => x[0]), v: v.map((x) => x[0]) }, remote: { k: k.map((x) => x[1]), v: v.map((x) => x[1]) } };
+}
+
+/**
+ * The process's decoding thread, started on first use and kept (unreferenced, so it never holds the
+ * process open): starting one costs tens of milliseconds, more than a short generation's steps.
+ * It serves one decoder at a time; a decoder made while it is taken decodes on one thread. Its
+ * shared buffer is kept too (a fresh one's pages cost their first touch again).
+ */
+interface DecodingThread {
+  worker: Worker;
+  taken: boolean;
+  broken: boolean;
+  shared?: SharedArrayBuffer;
+}
+let thread: DecodingThread | undefined;
+
+/** The data region's size: what streams the weights (a few MB at a time) and holds the rows' logits. */
+const STAGING_BYTES = 4 << 20;
+
+class RemoteRows {
+  private readonly ctrl: Int32Array;
+  private readonly ids: Int32Array;
+  private readonly positions: Int32Array;
+  private readonly data: Float32Array;
+  private seq = 0;
+  private closed = false;
+
+  private constructor(shared: SharedArrayBuffer, private readonly B: number, private readonly V: number) {
+    const at = sharedRegions(B);
+    this.ctrl = new Int32Array(shared, 0, 16);
+    this.seq = Atomics.load(this.ctrl, REQUEST); // requests are numbered on from the last decoder's
+    this.ids = new Int32Array(shared, at.ids, B);
+    this.positions = new Int32Array(shared, at.positions, B);
+    this.data = new Float32Array(shared, at.data, (shared.byteLength - at.data) >> 2);
+  }
+
+  /**
+   * Hands B rows to the decoding thread: lays out its heap (a message), streams the weights, the
+   * adapters, the rotary tables and the op path's cache rows into it, and returns once it is ready;
+   * undefined when there is no thread to use.
+   */
+  static open(
+    model: CausalLM, f: NonNullable<ReturnType<typeof fusedKernels>>, B: number, N: number,
+    adapters: Map<string, { A: tf.Tensor; B: tf.Tensor; r: number }>, lora: { r: number; widest: number } | undefined,
+    rotary: { cos: Float32Array; sin: Float32Array } | undefined, cache: { length: number; k: Float32Array[]; v: Float32Array[] } | undefined,
+  ): RemoteRows | undefined {
+    const file = distFile('decode-thread.js');
+    if (!file || thread?.taken || thread?.broken) return undefined;
+    if (!thread) {
+      const worker = new Worker(file, { workerData: { role: 'decode', module: f.module } });
+      worker.unref();
+      const t: DecodingThread = (thread = { worker, taken: false, broken: false });
+      worker.on('error', () => (t.broken = true));
+      worker.on('exit', () => (t.broken = true));
+    }
+    const c = model.config, hd = headDim(c), KV = kvHeads(c), V = c.vocab_size;
+    const heap = bumpAllocator();
+    const weights = [...model.params].map(([name, v]) => [name, heap.place(v.size)] as [string, number]);
+    const adapterAt = [...adapters].map(([m, a]) => [m, { A: heap.place(a.A.size), B: heap.place(a.B.size), r: a.r }] as [string, { A: number; B: number; r: number }]);
+    const buffers = stepBuffers(c, B, N, lora).map(([name, shape]) => [name, heap.place(shape.reduce((x, y) => x * y, 1))] as [string, number]);
+    const kc = Array.from({ length: c.n_layer }, () => heap.place(B * KV * N * hd));
+    const vc = Array.from({ length: c.n_layer }, () => heap.place(B * KV * N * hd));
+    const bytes = sharedRegions(B).data + Math.max(STAGING_BYTES, 4 * B * V, 1024);
+    if (!thread.shared || thread.shared.byteLength < bytes) thread.shared = new SharedArrayBuffer(bytes);
+    const r = new RemoteRows(thread.shared, B, V);
+    Atomics.store(r.ctrl, STATUS, 0);
+    Atomics.store(r.ctrl, DONE, -1); // the thread sets it to the last request's number when it is ready
+    thread.taken = true;
+    const layout: DecodeLayout = { config: c, B, N, heapBytes: heap.end, weights, buffers, kc, vc, adapters: adapterAt, shared: thread.shared };
+    thread.worker.postMessage(layout);
+    // the first time this includes starting the thread; a thread that never answers is given up on
+    if (!r.until(-1, 30_000)) {
+      thread.broken = true;
+      return undefined;
+    }
+    r.check();
+    // the data, streamed in heap order through the data region
+    const stage = r.stager();
+    const view = (t: tf.Tensor) => f.heap().subarray(f.ptr(t) >> 2, (f.ptr(t) >> 2) + t.size);
+    for (const [i, [name]] of weights.entries()) stage(weights[i][1], view(model.params.get(name)!));
+    for (const [i, [m]] of adapterAt.entries()) {
+      stage(adapterAt[i][1].A, view(adapters.get(m)!.A));
+      stage(adapterAt[i][1].B, view(adapters.get(m)!.B));
+    }
+    const buffer = new Map(buffers);
+    if (rotary) {
+      stage(buffer.get('cos')!, rotary.cos);
+      stage(buffer.get('sin')!, rotary.sin);
+    }
+    if (cache) { // every layer's keys, then every layer's values: heap order
+      const len = cache.length;
+      for (const [src, dst] of [...cache.k.map((t, i) => [t, kc[i]] as const), ...cache.v.map((t, i) => [t, vc[i]] as const)]) {
+        for (let row = 0; row < B * KV; row++) stage(dst + row * N * hd * 4, src.subarray(row * len * hd, (row + 1) * len * hd));
+      }
+    }
+    stage(-1, new Float32Array(0)); // flush
+    return r;
+  }
+
+  /**
+   * stage(dst, values): values bound for heap offset dst, gathered in the data region while they
+   * fall in one window of it, sent when it is full; stage(-1, ...) sends what is left. The offsets
+   * must rise (the heap's order): a window is sent whole, gaps included, so windows must not overlap.
+   */
+  private stager() {
+    const cap = this.data.length * 4;
+    let start = -1, end = -1;
+    let sentTo = -1;
+    const send = () => {
+      if (start >= 0 && end > start) this.command(COPY, start, end - start);
+      sentTo = Math.max(sentTo, end);
+      start = end = -1;
+    };
+    const stage = (dst: number, values: Float32Array): void => {
+      if (dst < 0) return send();
+      const bytes = values.length * 4;
+      if (dst < Math.max(end, sentTo)) throw new Error(`decoding thread: data staged out of heap order (${dst} after ${Math.max(end, sentTo)})`);
+      if (start >= 0 && dst + bytes - start > cap) send();
+      if (bytes > cap) { // larger than the window: in pieces
+        for (let o = 0; o < values.length; o += cap >> 2) stage(dst + o * 4, values.subarray(o, Math.min(values.length, o + (cap >> 2))));
+        return;
+      }
+      if (start < 0) start = dst;
+      this.data.set(values, (dst - start) >> 2);
+      end = dst + bytes;
+    };
+    return stage;
+  }
+
+  /** Runs one command on the thread and waits for it. */
+  private command(command: number, arg0 = 0, arg1 = 0): void {
+    Atomics.store(this.ctrl, COMMAND, command);
+    Atomics.store(this.ctrl, ARG0, arg0);
+    Atomics.store(this.ctrl, ARG1, arg1);
+    Atomics.store(this.ctrl, REQUEST, ++this.seq);
+    Atomics.notify(this.ctrl, REQUEST);
+    if (command === RELEASE) return;
+    if (!this.until(this.seq - 1, 600_000)) throw new Error('the decoding thread did not answer within 10 minutes');
+    this.check();
+  }
+
+  /** Waits until DONE is no longer `from`; false after `ms` without an answer. */
+  private until(from: number, ms: number): boolean {
+    const end = Date.now() + ms;
+    while (Atomics.load(this.ctrl, DONE) === from) {
+      const left = end - Date.now();
+      if (left <= 0) return false;
+      Atomics.wait(this.ctrl, DONE, from, Math.min(left, 1000));
+    }
+    return true;
+  }
+
+  /** Throws the thread's error, if it reported one (it is then free for the next decoder). */
+  private check(): void {
+    if (!Atomics.load(this.ctrl, STATUS)) return;
+    this.closed = true;
+    thread!.taken = false;
+    const n = new Int32Array(this.data.buffer, this.data.byteOffset, 1)[0];
+    throw new Error(`decoding thread: ${new TextDecoder().decode(new Uint8Array(this.data.buffer, this.data.byteOffset + 4, n).slice())}`);
+  }
+
+  /** Starts a step of the thread's rows. */
+  post(ids: number[], positions: number[]): void {
+    this.ids.set(ids);
+    this.positions.set(positions);
+    Atomics.store(this.ctrl, COMMAND, STEP);
+    Atomics.store(this.ctrl, REQUEST, ++this.seq);
+    Atomics.notify(this.ctrl, REQUEST);
+  }
+
+  /** The posted step's logits into `out`. */
+  wait(out: Float32Array): void {
+    if (!this.until(this.seq - 1, 600_000)) throw new Error('the decoding thread did not answer within 10 minutes');
+    this.check();
+    out.set(this.data.subarray(0, this.B * this.V));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.command(RELEASE);
+    thread!.taken = false;
   }
 }

@@ -50,7 +50,7 @@ interface WasmBackend {
   disposeData(id: tf.DataId): boolean;
 }
 
-let instance: { backend: object; k: FusedExports } | undefined;
+let instance: { backend: object; k: FusedExports; module: WebAssembly.Module } | undefined;
 let disabled = process.env.RLHF_FUSED === '0';
 
 function kernelsFor(backend: WasmBackend): FusedExports {
@@ -59,7 +59,7 @@ function kernelsFor(backend: WasmBackend): FusedExports {
   if (!file) throw new Error('dist/fused.wasm is missing (npm run build makes it)');
   const mod = new WebAssembly.Module(fs.readFileSync(file));
   const k = new WebAssembly.Instance(mod, { env: { memory: backend.wasm.asm.memory } }).exports as unknown as FusedExports;
-  instance = { backend, k };
+  instance = { backend, k, module: mod };
   return k;
 }
 
@@ -330,7 +330,7 @@ export function fusedAdamW(
  * with no op in between (decode.ts). Undefined when the fused kernels do not serve this backend.
  * Addresses stay valid while the tensor lives (the heap may grow, offsets do not move).
  */
-export function fusedKernels(): { k: FusedExports; ptr: (t: tf.Tensor) => number; heap: () => Float32Array; zeros: (shape: number[], dtype?: 'float32' | 'int32') => tf.Tensor } | undefined {
+export function fusedKernels(): { k: FusedExports; ptr: (t: tf.Tensor) => number; heap: () => Float32Array; zeros: (shape: number[], dtype?: 'float32' | 'int32') => tf.Tensor; module: WebAssembly.Module } | undefined {
   if (!fusedAvailable()) return undefined;
   const b = tf.backend() as unknown as WasmBackend;
   const heap = () => new Float32Array(b.wasm.asm.memory.buffer);
@@ -342,5 +342,7 @@ export function fusedKernels(): { k: FusedExports; ptr: (t: tf.Tensor) => number
     heap().fill(0, at, at + t.size);
     return t;
   };
-  return { k: kernelsFor(b), ptr: (t) => ptr(b, t), heap, zeros };
+  const k = kernelsFor(b);
+  // the compiled module too: a decoding thread instantiates it on a heap of its own (decode.ts)
+  return { k, ptr: (t) => ptr(b, t), heap, zeros, module: instance!.module };
 }
