@@ -55,11 +55,13 @@ if (ptTrain && oursTrain) console.log(`ours / PyTorch's faster: ${ratio(oursTrai
 console.log('\nGeneration with the key/value cache, same model (tokens/s of all sequences together)');
 const ptGen = torch('bench_torch_gpt2.py', ['--steps', '1']);
 for (const samples of [1, 16]) {
+  // the fused decoder as it runs (a batch's sequences split over both cores), on one thread, and the op path
   const on = cli(['bench', 'generate', ...shape, '--samples', String(samples), '--backend', 'wasm', '--json']);
+  const one = samples > 1 ? cli(['bench', 'generate', ...shape, '--samples', String(samples), '--threads', '1', '--backend', 'wasm', '--json']) : undefined;
   const off = cli(['bench', 'generate', ...shape, '--samples', String(samples), '--backend', 'wasm', '--json'], { RLHF_FUSED: '0' });
   const key = samples === 1 ? 'generate_batch1_tokens_per_second' : 'generate_batch16_tokens_per_second';
   const pt = ptGen ? best(ptGen, key) : undefined;
-  console.log(`batch ${String(samples).padStart(2)}: fused decoder ${fmt(on.cached_tokens_per_second)}, unfused ops ${fmt(off.cached_tokens_per_second)}` +
+  console.log(`batch ${String(samples).padStart(2)}: fused decoder ${fmt(on.cached_tokens_per_second)} (${on.decode_threads} thread${on.decode_threads > 1 ? 's' : ''}${one ? `; ${fmt(one.cached_tokens_per_second).trim()} on 1` : ''}), unfused ops ${fmt(off.cached_tokens_per_second)} (${ratio(on.cached_tokens_per_second, off.cached_tokens_per_second)})` +
     (pt ? `, PyTorch ${fmt(pt[key])} (${pt.threads} thread${pt.threads > 1 ? 's' : ''}); ours / PyTorch ${ratio(on.cached_tokens_per_second, pt[key])}` : '') +
     `; same tokens as without the cache: ${on.cached_equals_uncached}`);
 }

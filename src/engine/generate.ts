@@ -22,6 +22,8 @@ export interface SampleOptions {
   /** Stop a sequence at this token (not included in the output). */
   eot?: number;
   useCache?: boolean;
+  /** Threads for the fused decoder's steps (0 or absent: both cores where there are two). */
+  threads?: number;
   /** Called after every new token with the tokens so far (for streaming to a UI). */
   onStep?: (tokens: number[][], finished: boolean[]) => void;
 }
@@ -88,6 +90,8 @@ export interface Generation {
   /** Whether each sample ended with end-of-text (rather than the token budget). */
   finished: boolean[];
   seconds: number;
+  /** Threads the decoding steps ran on (2: the batch split over both cores; 1 also for the op path). */
+  threads: number;
 }
 
 /**
@@ -107,13 +111,14 @@ export async function generate(model: CausalLM, prompt: number[], numSamples: nu
   let fed = 0; // tokens of seqs already in the cache
   // after the prompt has filled the cache: one new position per step through the fused kernels
   let decoder: FusedDecoder | undefined;
+  let threads = 1;
   const reach = Math.min(N, prompt.length + o.maxNewTokens); // the positions the decoder's cache will hold
   try {
     for (let step = 0; step < o.maxNewTokens && !finished.every(Boolean); step++) {
       const len = seqs[0].length;
       let data: Float32Array;
       // a short prompt goes through the decoder too, one position at a time (cheaper than the ops' pass)
-      if (step === 0 && cache && len <= SHORT_PROMPT && len < N) decoder = FusedDecoder.from(model, B, cache, reach);
+      if (step === 0 && cache && len <= SHORT_PROMPT && len < N) decoder = FusedDecoder.from(model, B, cache, reach, o.threads || undefined);
       if (decoder && len <= decoder.maxLength) {
         for (let pos = step === 0 ? 0 : len - 1; pos < len - 1; pos++) decoder.step(seqs.map((s) => s[pos]), pos);
         data = decoder.step(seqs.map((s) => s[len - 1]), len - 1);
@@ -136,7 +141,7 @@ export async function generate(model: CausalLM, prompt: number[], numSamples: nu
         fed = len;
         data = await take(logits);
         if (cache && !decoder && cache.length === len && len < N) {
-          decoder = FusedDecoder.from(model, B, cache, reach);
+          decoder = FusedDecoder.from(model, B, cache, reach, o.threads || undefined);
           if (decoder) disposeCache(cache); // the decoder holds its own copy
         }
       }
@@ -152,9 +157,10 @@ export async function generate(model: CausalLM, prompt: number[], numSamples: nu
     }
   } finally {
     disposeCache(cache);
+    threads = decoder?.threads ?? 1;
     decoder?.dispose();
   }
-  return { tokens: out, finished, seconds: (performance.now() - t0) / 1000 };
+  return { tokens: out, finished, seconds: (performance.now() - t0) / 1000, threads };
 }
 
 /** One prompt's share of a batched generation: `samples` continuations, sample i seeded seed + i. */
@@ -172,7 +178,7 @@ export interface GenerationRequest {
  * generate() does, so a sample does not depend on what is decoded beside it. Through the fused
  * decoder where it serves; else one generate() per request.
  */
-export async function generateMany(model: CausalLM, requests: GenerationRequest[], o: Pick<SampleOptions, 'temperature' | 'topK' | 'topP' | 'eot'>): Promise<Generation[]> {
+export async function generateMany(model: CausalLM, requests: GenerationRequest[], o: Pick<SampleOptions, 'temperature' | 'topK' | 'topP' | 'eot' | 'threads'>): Promise<Generation[]> {
   const N = model.config.n_positions;
   for (const r of requests) {
     if (!r.prompt.length) throw new Error('the prompt has no tokens');
@@ -180,7 +186,7 @@ export async function generateMany(model: CausalLM, requests: GenerationRequest[
   }
   const B = requests.reduce((n, r) => n + r.samples, 0);
   const reach = Math.max(...requests.map((r) => r.prompt.length + r.maxNewTokens));
-  const decoder = B > 0 ? FusedDecoder.from(model, B, { k: [], v: [], length: 0 }, reach) : undefined;
+  const decoder = B > 0 ? FusedDecoder.from(model, B, { k: [], v: [], length: 0 }, reach, o.threads || undefined) : undefined;
   if (!decoder) {
     const out: Generation[] = [];
     for (const r of requests) out.push(await generate(model, r.prompt, r.samples, { ...o, maxNewTokens: r.maxNewTokens, seed: r.seed, useCache: true }));
@@ -212,7 +218,7 @@ export async function generateMany(model: CausalLM, requests: GenerationRequest[
   const seconds = (performance.now() - t0) / 1000;
   return requests.map((_, j) => {
     const mine = rows.filter((r) => r.j === j);
-    return { tokens: mine.map((r) => r.out), finished: mine.map((r) => r.finished), seconds };
+    return { tokens: mine.map((r) => r.out), finished: mine.map((r) => r.finished), seconds, threads: decoder.threads };
   });
 }
 

@@ -42,7 +42,7 @@ export const BENCH_OPTS: OptSpecs = {
   steps: { type: 'int', help: 'timed steps (after 2 warm-up steps)', default: 10 },
   tokens: { type: 'int', help: 'generate: new tokens per run', default: 0 },
   samples: { type: 'int', help: 'generate: sequences decoded together (the batch)', default: 1 },
-  threads: { type: 'int', help: 'train: CPU threads (0 = auto)', default: 0 },
+  threads: { type: 'int', help: 'CPU threads (0 = auto): train splits batches, generate splits the sequences of a batch', default: 0 },
   'peak-tflops': { type: 'number', help: "train: the device's peak fp32 TFLOP/s, to print the fraction reached" },
   ...COMMON,
 };
@@ -81,7 +81,7 @@ export async function benchCommand(o: ParsedOpts, positional: string[], r: Repor
       const peak = o['peak-tflops'] as number | undefined;
       if (peak) result.fraction_of_peak = (result.model_flops_per_second as number) / (peak * 1e12);
     }
-    else result = { ...base, ...(await benchGenerate(model, (o.tokens as number) || cfg.n_positions - 1, o.samples as number)) };
+    else result = { ...base, ...(await benchGenerate(model, (o.tokens as number) || cfg.n_positions - 1, o.samples as number, o.threads as number)) };
   } finally {
     model.dispose();
   }
@@ -154,9 +154,9 @@ async function benchTrain(model: CausalLM, B: number, steps: number, threads: nu
   };
 }
 
-async function benchGenerate(model: CausalLM, tokens: number, samples: number) {
+async function benchGenerate(model: CausalLM, tokens: number, samples: number, threads: number) {
   if (samples < 1) throw new UsageError('--samples must be at least 1');
-  const opts = { maxNewTokens: tokens, temperature: 1, topK: 0, topP: 1, seed: 1 };
+  const opts = { maxNewTokens: tokens, temperature: 1, topK: 0, topP: 1, seed: 1, threads };
   await generate(model, [1], samples, { ...opts, maxNewTokens: 4 }); // warm-up
   const cached = await generate(model, [1], samples, { ...opts, useCache: true });
   const uncached = await generate(model, [1], samples, { ...opts, useCache: false });
@@ -167,6 +167,7 @@ async function benchGenerate(model: CausalLM, tokens: number, samples: number) {
     samples,
     // all sequences' tokens per second (the batch's aggregate)
     cached_tokens_per_second: count(cached) / cached.seconds,
+    decode_threads: cached.threads,
     uncached_tokens_per_second: count(uncached) / uncached.seconds,
     cached_equals_uncached: same,
   };
