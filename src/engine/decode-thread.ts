@@ -18,7 +18,7 @@
  */
 import { parentPort, workerData } from 'worker_threads';
 import { ModelConfig } from './config';
-import { DecodeHeap, DecodeSteps } from './decode-steps';
+import { DecodeHeap, DecodeSteps, headDim, kvHeads } from './decode-steps';
 import type { FusedExports } from './kernels/fused';
 
 export const REQUEST = 0, DONE = 1, STATUS = 2, COMMAND = 3, ARG0 = 4, ARG1 = 5;
@@ -84,6 +84,10 @@ function serve(layout: DecodeLayout, module: WebAssembly.Module): void {
     } else if (memory.buffer.byteLength < pages * 65536) {
       memory.grow(pages - memory.buffer.byteLength / 65536);
     }
+    // the caches zeroed now (as the main thread's are): their pages are first touched here, while
+    // the main thread lays out its own rows, rather than step by step as positions are written
+    const c = layout.config, cacheFloats = layout.B * kvHeads(c) * layout.N * headDim(c);
+    for (const at of [...layout.kc, ...layout.vc]) new Float32Array(memory.buffer, at, cacheFloats).fill(0);
     const weights = new Map(layout.weights), buffers = new Map(layout.buffers);
     const heap: DecodeHeap = {
       k: kernels!,

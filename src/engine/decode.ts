@@ -40,28 +40,47 @@ export class FusedDecoder {
   private readonly out?: Float32Array;
 
   private constructor(private readonly model: CausalLM, readonly B: number, readonly maxLength: number, private readonly f: NonNullable<ReturnType<typeof fusedKernels>>, cache: KVCache, threads: number) {
-    const c = model.config, N = maxLength, hd = headDim(c), KV = kvHeads(c);
+    const c = model.config, N = maxLength, hd = headDim(c);
     const adapters = this.adapters();
     const lora = adapters.size ? { r: Math.max(...[...adapters.values()].map((a) => a.r)), widest: Math.max(...[...model.lora!.B.values()].map((b) => b.shape[1] as number)) } : undefined;
     const rotary = c.llama ? rotaryTables(N, hd, (p, cos, sin) => (model as Llama).rotaryAt(p, cos, sin)) : undefined;
-    // the second thread's share first (it lays out its heap while this thread lays out its own):
-    // about half the rows, when there are two threads and it can hold a copy of the weights
+    // the second thread's share first, so that it lays out its heap while this thread lays out its
+    // own: about half the rows, when there are two threads and it can hold a copy of the weights
     const copied = [...model.params.values()].reduce((n, p) => n + p.size, 0);
     const share = threads >= 2 && B >= 2 && copied <= MAX_COPIED_WEIGHTS ? Math.floor(B / 2) : 0;
-    let rows = share && cache.length ? cacheRows(cache, B - share, B) : undefined;
+    const rows = share && cache.length ? cacheRows(cache, B - share, B) : undefined;
+    let local: ReturnType<FusedDecoder['layOut']> | undefined;
     try {
-      this.remote = share ? RemoteRows.open(model, f, share, N, adapters, lora, rotary, rows && { length: cache.length, ...rows.remote }) : undefined;
+      const remote = share ? RemoteRows.open(model, f, share, N, adapters, lora, rotary, rows && { length: cache.length, ...rows.remote }) : undefined;
+      local = this.layOut(remote ? B - share : B, adapters, lora, rotary);
+      if (remote?.ready()) this.remote = remote;
+      else if (remote) { // the thread never answered: every row here after all
+        tf.dispose(local.tensors);
+        local = this.layOut(B, adapters, lora, rotary);
+      }
+      this.local = local.steps;
+      if (cache.length) this.load(this.remote ? rows!.local : cacheRows(cache, B, B).local, cache.length, local.kc, local.vc, this.local.B);
+      this.kept.push(...local.tensors);
     } catch (e) {
-      tf.dispose(this.kept);
+      tf.dispose([...this.kept, ...(local?.tensors ?? [])]);
       throw e;
     }
-    const B1 = this.remote ? B - share : B;
     if (this.remote) this.out = new Float32Array(B * c.vocab_size);
-    else if (cache.length) rows = cacheRows(cache, B, B);
-    const buffers = new Map<string, tf.Tensor>();
-    for (const [name, shape, dtype] of stepBuffers(c, B1, N, lora)) buffers.set(name, this.keep(f.zeros(shape, dtype)));
-    const kc = Array.from({ length: c.n_layer }, () => this.keep(f.zeros([B1, KV, N, hd])));
-    const vc = Array.from({ length: c.n_layer }, () => this.keep(f.zeros([B1, KV, N, hd])));
+  }
+
+  /** This thread's buffers and caches for B1 rows, on the backend's heap, and its steps over them. */
+  private layOut(B1: number, adapters: Map<string, { A: tf.Tensor; B: tf.Tensor; r: number }>, lora: { r: number; widest: number } | undefined, rotary: { cos: Float32Array; sin: Float32Array } | undefined) {
+    const { model, f, maxLength: N } = this;
+    const c = model.config, hd = headDim(c), KV = kvHeads(c);
+    const tensors: tf.Tensor[] = [];
+    const zeros = (shape: number[], dtype: 'float32' | 'int32' = 'float32') => {
+      const t = f.zeros(shape, dtype);
+      tensors.push(t);
+      return t;
+    };
+    const buffers = new Map(stepBuffers(c, B1, N, lora).map(([name, shape, dtype]) => [name, zeros(shape, dtype)]));
+    const kc = Array.from({ length: c.n_layer }, () => zeros([B1, KV, N, hd]));
+    const vc = Array.from({ length: c.n_layer }, () => zeros([B1, KV, N, hd]));
     if (rotary) {
       f.heap().set(rotary.cos, f.ptr(buffers.get('cos')!) >> 2);
       f.heap().set(rotary.sin, f.ptr(buffers.get('sin')!) >> 2);
@@ -78,8 +97,7 @@ export class FusedDecoder {
       adapters: new Map([...adapters].map(([m, a]) => [m, { A: f.ptr(a.A), B: f.ptr(a.B), r: a.r }])),
       memory: () => f.heap().buffer,
     };
-    this.local = new DecodeSteps(heap, c, B1, N);
-    if (rows) this.load(rows.local, cache.length, kc, vc, B1);
+    return { steps: new DecodeSteps(heap, c, B1, N), tensors, kc, vc };
   }
 
   /**
@@ -202,9 +220,9 @@ class RemoteRows {
   }
 
   /**
-   * Hands B rows to the decoding thread: lays out its heap (a message), streams the weights, the
-   * adapters, the rotary tables and the op path's cache rows into it, and returns once it is ready;
-   * undefined when there is no thread to use.
+   * Hands B rows to the decoding thread: sends the layout of its heap (a message) and returns at
+   * once; ready() then streams the weights, the adapters, the rotary tables and the op path's cache
+   * rows into it. Undefined when there is no thread to use.
    */
   static open(
     model: CausalLM, f: NonNullable<ReturnType<typeof fusedKernels>>, B: number, N: number,
@@ -235,33 +253,48 @@ class RemoteRows {
     thread.taken = true;
     const layout: DecodeLayout = { config: c, B, N, heapBytes: heap.end, weights, buffers, kc, vc, adapters: adapterAt, shared: thread.shared };
     thread.worker.postMessage(layout);
-    // the first time this includes starting the thread; a thread that never answers is given up on
-    if (!r.until(-1, 30_000)) {
-      thread.broken = true;
-      return undefined;
-    }
-    r.check();
-    // the data, streamed in heap order through the data region
-    const stage = r.stager();
-    const view = (t: tf.Tensor) => f.heap().subarray(f.ptr(t) >> 2, (f.ptr(t) >> 2) + t.size);
-    for (const [i, [name]] of weights.entries()) stage(weights[i][1], view(model.params.get(name)!));
-    for (const [i, [m]] of adapterAt.entries()) {
-      stage(adapterAt[i][1].A, view(adapters.get(m)!.A));
-      stage(adapterAt[i][1].B, view(adapters.get(m)!.B));
-    }
-    const buffer = new Map(buffers);
-    if (rotary) {
-      stage(buffer.get('cos')!, rotary.cos);
-      stage(buffer.get('sin')!, rotary.sin);
-    }
-    if (cache) { // every layer's keys, then every layer's values: heap order
-      const len = cache.length;
-      for (const [src, dst] of [...cache.k.map((t, i) => [t, kc[i]] as const), ...cache.v.map((t, i) => [t, vc[i]] as const)]) {
-        for (let row = 0; row < B * KV; row++) stage(dst + row * N * hd * 4, src.subarray(row * len * hd, (row + 1) * len * hd));
+    // the data, streamed in heap order through the data region once the thread is ready (ready())
+    r.fill = () => {
+      const stage = r.stager();
+      const view = (t: tf.Tensor) => f.heap().subarray(f.ptr(t) >> 2, (f.ptr(t) >> 2) + t.size);
+      for (const [name, at] of weights) stage(at, view(model.params.get(name)!));
+      for (const [m, at] of adapterAt) {
+        stage(at.A, view(adapters.get(m)!.A));
+        stage(at.B, view(adapters.get(m)!.B));
       }
-    }
-    stage(-1, new Float32Array(0)); // flush
+      const buffer = new Map(buffers);
+      if (rotary) {
+        stage(buffer.get('cos')!, rotary.cos);
+        stage(buffer.get('sin')!, rotary.sin);
+      }
+      if (cache) { // every layer's keys, then every layer's values: heap order
+        const len = cache.length;
+        for (const [src, dst] of [...cache.k.map((t, i) => [t, kc[i]] as const), ...cache.v.map((t, i) => [t, vc[i]] as const)]) {
+          for (let row = 0; row < B * KV; row++) stage(dst + row * N * hd * 4, src.subarray(row * len * hd, (row + 1) * len * hd));
+        }
+      }
+      stage(-1, new Float32Array(0)); // what is left
+    };
     return r;
+  }
+
+  private fill?: () => void;
+
+  /**
+   * Waits for the thread to have laid out its heap, then streams the data into it. False when the
+   * thread never answered (the first time this includes starting it): it is given up on.
+   */
+  ready(): boolean {
+    if (!this.until(-1, 30_000)) {
+      thread!.broken = true;
+      thread!.taken = false;
+      this.closed = true;
+      return false;
+    }
+    this.check();
+    this.fill!();
+    this.fill = undefined;
+    return true;
   }
 
   /**
