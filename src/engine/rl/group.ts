@@ -175,7 +175,7 @@ export abstract class GroupRun implements LoopStage {
     const P = this.cfg.promptsPerStep;
     const prompts = Array.from({ length: P }, (_, j) => this.prompts[this.order(i * P + j)]);
     const c = this.cfg;
-    return { prompts, r: await sampleRollout(this.policy, this.tok, prompts, { samples: c.numGenerations, maxNewTokens: c.maxNewTokens, temperature: c.temperature, seed: (j) => deriveSeed(c.seed, i, j) }) };
+    return { prompts, r: await sampleRollout(this.policy, this.tok, prompts, { samples: c.numGenerations, maxNewTokens: c.maxNewTokens, temperature: c.temperature, seed: (j) => deriveSeed(c.seed, i, j), threads: this.decodeThreads }) };
   }
 
   /** What the reward model reads of each response: its context, the response, and end-of-text if it never ended. */
@@ -205,8 +205,12 @@ export abstract class GroupRun implements LoopStage {
   /** The frozen models (reference, reward model) on a second thread, when there is one. */
   private side?: GradThreads;
 
-  /** Starts the second thread (threads >= 2, and a reference or a reward model to put there). */
+  /** Threads the rollouts' decoder splits its batch over (0: both cores where there are two). */
+  private decodeThreads = 0;
+
+  /** Starts the second thread (threads >= 2, and a reference or a reward model to put there); the rollouts decode on `threads`. */
   async startThreads(threads: number): Promise<void> {
+    this.decodeThreads = threads;
     if (threads < 2 || (!this.ref && !this.rm)) return;
     // a LoRA policy's reference is its own frozen base: the policy's weights without the adapter
     this.side = await GradThreads.startFrozen(this.policy, this.policy.lora ? this.policy : this.ref, this.rm);

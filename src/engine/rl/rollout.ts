@@ -78,12 +78,12 @@ export function rowsOf(a: Float32Array, T: number, rows: number[]): Float32Array
  * `seed(j)`, and lays them out as one padded batch (context + response, end-of-text included when
  * the response ended).
  */
-export async function sampleRollout(policy: CausalLM, tok: Tokenizer, prompts: PpoPrompt[], o: { samples: number; maxNewTokens: number; temperature: number; seed: (j: number) => number }): Promise<Rollout> {
+export async function sampleRollout(policy: CausalLM, tok: Tokenizer, prompts: PpoPrompt[], o: { samples: number; maxNewTokens: number; temperature: number; seed: (j: number) => number; threads?: number }): Promise<Rollout> {
   const Npos = policy.config.n_positions;
   const seqs: number[][] = [], start: number[] = [], len: number[] = [], finished: boolean[] = [], responses: string[] = [], contexts: number[][] = [];
   // every prompt's samples decoded as one batch, each sequence stopping on its own
   const ctxs = prompts.map((p) => encodeContext(tok, p).slice(-(Npos - 8))); // leave room for a response
-  const gens = await generateMany(policy, ctxs.map((ctx, j) => ({ prompt: ctx, samples: o.samples, seed: o.seed(j), maxNewTokens: Math.min(o.maxNewTokens, Npos - ctx.length - 1) })), { temperature: o.temperature, topK: 0, topP: 1, eot: tok.eot });
+  const gens = await generateMany(policy, ctxs.map((ctx, j) => ({ prompt: ctx, samples: o.samples, seed: o.seed(j), maxNewTokens: Math.min(o.maxNewTokens, Npos - ctx.length - 1) })), { temperature: o.temperature, topK: 0, topP: 1, eot: tok.eot, threads: o.threads });
   for (const [j, g] of gens.entries()) {
     const ctx = ctxs[j];
     g.tokens.forEach((t, s) => {

@@ -218,8 +218,15 @@ class PpoRun {
     }
   }
 
-  /** threads > 1 (0: the CPU backends' default) puts the critic and the reward model on a second thread. */
+  /** Threads the rollouts' decoder splits its batch over (0: both cores where there are two). */
+  private decodeThreads = 0;
+
+  /**
+   * threads > 1 (0: the CPU backends' default) puts the critic and the reward model on a second
+   * thread, and lets the rollouts decode on both cores; 1 keeps everything on one.
+   */
   async startThreads(threads: number): Promise<void> {
+    this.decodeThreads = threads;
     if (!secondThread(threads)) return;
     // with LoRA the reward model is the critic's frozen base with its adapter off: not sent twice
     this.thread = await GradThreads.start(this.critic, 1, await scorerOf(this.rm, Boolean(this.critic.trunk.lora)));
@@ -247,7 +254,7 @@ class PpoRun {
 
   rollout(i: number): Promise<Rollout> {
     const c = this.cfg;
-    return sampleRollout(this.policy, this.tok, this.promptsFor(i), { samples: c.samplesPerPrompt, maxNewTokens: c.maxNewTokens, temperature: c.temperature, seed: (j) => deriveSeed(c.seed, i, j) });
+    return sampleRollout(this.policy, this.tok, this.promptsFor(i), { samples: c.samplesPerPrompt, maxNewTokens: c.maxNewTokens, temperature: c.temperature, seed: (j) => deriveSeed(c.seed, i, j), threads: this.decodeThreads });
   }
 
   /** PPO's value loss, its clip fraction and the critic's gradients, on this thread. */
