@@ -1,8 +1,8 @@
 // `npm run bench`: our engine and PyTorch side by side, in one run on this machine. Training
 // tokens/s at nanoGPT's documented CPU configuration (n_layer 4, n_head 4, n_embd 128, block 64,
 // batch 12, vocab 65) on every backend that starts here, with the fused wasm kernels on and off;
-// at SmolLM2-135M's shape; generation tokens/s with the key/value cache at batch 1 and 16; a PPO
-// iteration of the demo split into rollout and update. PyTorch runs the same shapes
+// at SmolLM2-135M's shape; generation tokens/s with the key/value cache at batch 1 and 16; the
+// kernels alone (scripts/bench-kernels.ts); a PPO iteration of the demo split into rollout and update. PyTorch runs the same shapes
 // (scripts/bench_torch_gpt2.py, bench_torch_llama.py) when a python3 with torch is found, at one
 // and at two threads (on two cores one thread is often its faster setting); the ratio is against
 // its faster one. Each engine runs in its own process. Not a test: it prints figures.
@@ -64,6 +64,14 @@ for (const samples of [1, 16]) {
   console.log(`batch ${String(samples).padStart(2)}: fused decoder ${fmt(on.cached_tokens_per_second)} (${on.decode_threads} thread${on.decode_threads > 1 ? 's' : ''}${one ? `; ${fmt(one.cached_tokens_per_second).trim()} on 1` : ''}), unfused ops ${fmt(off.cached_tokens_per_second)} (${ratio(on.cached_tokens_per_second, off.cached_tokens_per_second)})` +
     (pt ? `, PyTorch ${fmt(pt[key])} (${pt.threads} thread${pt.threads > 1 ? 's' : ''}); ours / PyTorch ${ratio(on.cached_tokens_per_second, pt[key])}` : '') +
     `; same tokens as without the cache: ${on.cached_equals_uncached}`);
+}
+
+// the kernels one at a time (scripts/bench-kernels.ts): the decoder's product, a steady-state step
+// on one thread and on two, GELU, the cross-entropy at SmolLM2's vocabulary
+console.log('\nKernels, one at a time (the fastest of several repeats)');
+{
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/bench-kernels.ts'], { encoding: 'utf8' });
+  console.log(r.status === 0 ? r.stdout.trimEnd() : `unavailable: ${r.stderr.trim().split('\n').at(-1)}`);
 }
 
 const smol = ['--arch', 'llama', '--layers', '30', '--embd', '576', '--heads', '9', '--kv-heads', '3', '--ffn', '1536', '--vocab', '49152', '--block', '256'];
