@@ -201,6 +201,8 @@ let thread: DecodingThread | undefined;
 
 /** The data region's size: what streams the weights (a few MB at a time) and holds the rows' logits. */
 const STAGING_BYTES = 4 << 20;
+/** How long a command may take before the thread is given up on (a step of the largest model it takes is well under a second). */
+const STEP_TIMEOUT_MS = 120_000;
 
 class RemoteRows {
   private readonly ctrl: Int32Array;
@@ -232,7 +234,12 @@ class RemoteRows {
     const file = distFile('decode-thread.js');
     if (!file || thread?.taken || thread?.broken) return undefined;
     if (!thread) {
-      const worker = new Worker(file, { workerData: { role: 'decode', module: f.module } });
+      let worker: Worker;
+      try {
+        worker = new Worker(file, { workerData: { role: 'decode', module: f.module } });
+      } catch {
+        return undefined; // no thread to be had here: one thread decodes
+      }
       worker.unref();
       const t: DecodingThread = (thread = { worker, taken: false, broken: false });
       worker.on('error', () => (t.broken = true));
@@ -335,8 +342,16 @@ class RemoteRows {
     Atomics.store(this.ctrl, REQUEST, ++this.seq);
     Atomics.notify(this.ctrl, REQUEST);
     if (command === RELEASE) return;
-    if (!this.until(this.seq - 1, 600_000)) throw new Error('the decoding thread did not answer within 10 minutes');
+    if (!this.until(this.seq - 1, STEP_TIMEOUT_MS)) throw this.lost();
     this.check();
+  }
+
+  /** A thread that stopped answering (it died, or a step took minutes): given up on for this process. */
+  private lost(): Error {
+    this.closed = true;
+    thread!.broken = true;
+    thread!.taken = false;
+    return new Error(`the decoding thread did not answer within ${STEP_TIMEOUT_MS / 1000} s`);
   }
 
   /** Waits until DONE is no longer `from`; false after `ms` without an answer. */
@@ -370,7 +385,7 @@ class RemoteRows {
 
   /** The posted step's logits into `out`. */
   wait(out: Float32Array): void {
-    if (!this.until(this.seq - 1, 600_000)) throw new Error('the decoding thread did not answer within 10 minutes');
+    if (!this.until(this.seq - 1, STEP_TIMEOUT_MS)) throw this.lost();
     this.check();
     out.set(this.data.subarray(0, this.B * this.V));
   }
