@@ -56,18 +56,66 @@ export function rotaryTables(N: number, hd: number, rotaryAt: (p: number, cos: F
   return { cos, sin };
 }
 
-export class DecodeSteps {
-  constructor(private readonly h: DecodeHeap, private readonly c: ModelConfig, readonly B: number, readonly N: number) {}
+/** A projection's addresses: its weight, its bias (0: none), its adapter's A and scaled B (0: none). */
+interface Projection {
+  W: number;
+  bias: number;
+  A: number;
+  B: number;
+  r: number;
+}
 
-  /** y [B, N] = x [B, K] W + b of projection m, plus its adapter's update when it has one. */
-  private proj(x: number, m: string, y: number, K: number, N: number): void {
+/** One layer's addresses, resolved once for the decoder's life (the weights do not move while it lives). */
+interface LayerAddresses {
+  norm1: number;
+  norm1Bias: number;
+  norm2: number;
+  norm2Bias: number;
+  projections: Projection[];
+  kc: number;
+  vc: number;
+}
+
+export class DecodeSteps {
+  private readonly layers: LayerAddresses[];
+  private readonly buf: Record<string, number>;
+
+  constructor(private readonly h: DecodeHeap, private readonly c: ModelConfig, readonly B: number, readonly N: number) {
+    const proj = (m: string): Projection => {
+      const a = h.adapters.get(m);
+      return { W: h.weight(m + '.weight'), bias: h.weight(m + '.bias'), A: a?.A ?? 0, B: a?.B ?? 0, r: a?.r ?? 0 };
+    };
+    const llama = isLlama(c);
+    this.layers = Array.from({ length: c.n_layer }, (_, i) => {
+      if (llama) {
+        const p = `layers.${i}.`;
+        return {
+          norm1: h.weight(p + 'input_layernorm.weight'), norm1Bias: 0, norm2: h.weight(p + 'post_attention_layernorm.weight'), norm2Bias: 0,
+          projections: ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'].map((m) => proj(p + m)),
+          kc: h.kc[i], vc: h.vc[i],
+        };
+      }
+      const p = `h.${i}.`;
+      return {
+        norm1: h.weight(p + 'ln_1.weight'), norm1Bias: h.weight(p + 'ln_1.bias'), norm2: h.weight(p + 'ln_2.weight'), norm2Bias: h.weight(p + 'ln_2.bias'),
+        projections: ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'].map((m) => proj(p + m)),
+        kc: h.kc[i], vc: h.vc[i],
+      };
+    });
+    const names = ['ids', 'positions', 'x', 'h', 'tmp', 'q', 'k', 'v', 'att', 'f1', 'f2', 'mean', 'rstd', 'scores', 'logits'];
+    if (llama) names.push('cos', 'sin');
+    if (h.adapters.size) names.push('loraT', 'loraY');
+    this.buf = Object.fromEntries(names.map((n) => [n, h.buffer(n)]));
+  }
+
+  /** y [B, N] = x [B, K] W + b of a projection, plus its adapter's update when it has one. */
+  private proj(x: number, m: Projection, y: number, K: number, N: number): void {
     const { k } = this.h;
-    k.matvec(x, this.h.weight(m + '.weight'), this.h.weight(m + '.bias'), y, this.B, K, N);
-    const a = this.h.adapters.get(m);
-    if (!a) return;
-    const t = this.h.buffer('loraT'), u = this.h.buffer('loraY');
-    k.matvec(x, a.A, 0, t, this.B, K, a.r);
-    k.matvec(t, a.B, 0, u, this.B, a.r, N);
+    k.matvec(x, m.W, m.bias, y, this.B, K, N);
+    if (!m.A) return;
+    const t = this.buf.loraT, u = this.buf.loraY;
+    k.matvec(x, m.A, 0, t, this.B, K, m.r);
+    k.matvec(t, m.B, 0, u, this.B, m.r, N);
     k.add_to(y, u, this.B * N);
   }
 
@@ -77,53 +125,51 @@ export class DecodeSteps {
    */
   step(ids: ArrayLike<number>, positions: ArrayLike<number>): number {
     const { k } = this.h;
-    const buf = (n: string) => this.h.buffer(n), w = (n: string) => this.h.weight(n);
+    const w = (n: string) => this.h.weight(n);
     const c = this.c, B = this.B, C = c.n_embd, V = c.vocab_size, N = this.N;
     for (let b = 0; b < B; b++) if (!(positions[b] >= 0 && positions[b] < N)) throw new Error(`a position outside the context of ${N}: ${Array.from(positions).join(',')}`);
+    const { ids: idsAt, positions: at, x, h, tmp, q, att, f1, f2, mean, rstd, scores, logits } = this.buf;
     const ints = new Int32Array(this.h.memory());
-    ints.set(ids, buf('ids') >> 2);
-    ints.set(positions, buf('positions') >> 2);
-    const at = buf('positions');
-    const x = buf('x'), h = buf('h'), tmp = buf('tmp'), q = buf('q'), att = buf('att'), f1 = buf('f1'), f2 = buf('f2');
-    const mean = buf('mean'), rstd = buf('rstd'), scores = buf('scores'), logits = buf('logits');
-    const eps = c.layer_norm_epsilon, H = c.n_head, hd = headDim(c), KV = kvHeads(c);
+    ints.set(ids, idsAt >> 2);
+    ints.set(positions, at >> 2);
+    const eps = c.layer_norm_epsilon, H = c.n_head, hd = headDim(c), KV = kvHeads(c), scale = 1 / Math.sqrt(hd);
     if (isLlama(c)) {
-      const F = c.llama!.intermediate_size, cos = buf('cos'), sin = buf('sin'), kk = buf('k'), vv = buf('v');
-      k.embed(w('embed_tokens.weight'), buf('ids'), 0, at, x, B, C);
-      for (let i = 0; i < c.n_layer; i++) {
-        const p = `layers.${i}.`;
-        k.rmsnorm_fwd(x, w(p + 'input_layernorm.weight'), h, rstd, B, C, eps);
-        this.proj(h, p + 'self_attn.q_proj', q, C, H * hd);
-        this.proj(h, p + 'self_attn.k_proj', kk, C, KV * hd);
-        this.proj(h, p + 'self_attn.v_proj', vv, C, KV * hd);
+      const F = c.llama!.intermediate_size, { cos, sin, k: kk, v: vv } = this.buf;
+      k.embed(w('embed_tokens.weight'), idsAt, 0, at, x, B, C);
+      for (const L of this.layers) {
+        const [wq, wk, wv, wo, wg, wu, wd] = L.projections;
+        k.rmsnorm_fwd(x, L.norm1, h, rstd, B, C, eps);
+        this.proj(h, wq, q, C, H * hd);
+        this.proj(h, wk, kk, C, KV * hd);
+        this.proj(h, wv, vv, C, KV * hd);
         k.rope(q, cos, sin, at, B, H, hd, H * hd);
         k.rope(kk, cos, sin, at, B, KV, hd, KV * hd);
-        k.attend(q, kk, vv, H * hd, KV * hd, this.h.kc[i], this.h.vc[i], att, scores, B, H, KV, hd, at, N, 1 / Math.sqrt(hd));
-        this.proj(att, p + 'self_attn.o_proj', tmp, H * hd, C);
+        k.attend(q, kk, vv, H * hd, KV * hd, L.kc, L.vc, att, scores, B, H, KV, hd, at, N, scale);
+        this.proj(att, wo, tmp, H * hd, C);
         k.add_to(x, tmp, B * C);
-        k.rmsnorm_fwd(x, w(p + 'post_attention_layernorm.weight'), h, rstd, B, C, eps);
-        this.proj(h, p + 'mlp.gate_proj', f1, C, F);
-        this.proj(h, p + 'mlp.up_proj', f2, C, F);
+        k.rmsnorm_fwd(x, L.norm2, h, rstd, B, C, eps);
+        this.proj(h, wg, f1, C, F);
+        this.proj(h, wu, f2, C, F);
         k.swiglu_fwd(f1, f2, f1, B * F);
-        this.proj(f1, p + 'mlp.down_proj', tmp, F, C);
+        this.proj(f1, wd, tmp, F, C);
         k.add_to(x, tmp, B * C);
       }
       k.rmsnorm_fwd(x, w('norm.weight'), h, rstd, B, C, eps);
       if (w('lm_head.weight')) k.matvec(h, w('lm_head.weight'), 0, logits, B, C, V);
       else k.matvec_t(h, w('embed_tokens.weight'), logits, B, C, V);
     } else {
-      k.embed(w('wte.weight'), buf('ids'), w('wpe.weight'), at, x, B, C);
-      for (let i = 0; i < c.n_layer; i++) {
-        const p = `h.${i}.`;
-        k.layernorm_fwd(x, w(p + 'ln_1.weight'), w(p + 'ln_1.bias'), h, mean, rstd, B, C, eps);
-        this.proj(h, p + 'attn.c_attn', q, C, 3 * C);
-        k.attend(q, q + 4 * C, q + 8 * C, 3 * C, 3 * C, this.h.kc[i], this.h.vc[i], att, scores, B, H, H, hd, at, N, 1 / Math.sqrt(hd));
-        this.proj(att, p + 'attn.c_proj', tmp, C, C);
+      k.embed(w('wte.weight'), idsAt, w('wpe.weight'), at, x, B, C);
+      for (const L of this.layers) {
+        const [attn, attnProj, fc, mlpProj] = L.projections;
+        k.layernorm_fwd(x, L.norm1, L.norm1Bias, h, mean, rstd, B, C, eps);
+        this.proj(h, attn, q, C, 3 * C);
+        k.attend(q, q + 4 * C, q + 8 * C, 3 * C, 3 * C, L.kc, L.vc, att, scores, B, H, H, hd, at, N, scale);
+        this.proj(att, attnProj, tmp, C, C);
         k.add_to(x, tmp, B * C);
-        k.layernorm_fwd(x, w(p + 'ln_2.weight'), w(p + 'ln_2.bias'), h, mean, rstd, B, C, eps);
-        this.proj(h, p + 'mlp.c_fc', f1, C, 4 * C);
+        k.layernorm_fwd(x, L.norm2, L.norm2Bias, h, mean, rstd, B, C, eps);
+        this.proj(h, fc, f1, C, 4 * C);
         k.gelu_fwd(f1, f1, B * 4 * C);
-        this.proj(f1, p + 'mlp.c_proj', tmp, 4 * C, C);
+        this.proj(f1, mlpProj, tmp, 4 * C, C);
         k.add_to(x, tmp, B * C);
       }
       k.layernorm_fwd(x, w('ln_f.weight'), w('ln_f.bias'), h, mean, rstd, B, C, eps);
